@@ -1,0 +1,372 @@
+//! The command line: offline tools for admins and scripts.
+//!
+//! Exit codes: 0 accepted (the Identity as one JSON object on stdout);
+//! 1 rejected (`{"error": "<code>", "message": "…"}` on stdout);
+//! 2 usage or setup errors (bad flags, unreadable files, unusable trust
+//! material), with the same JSON shape where there is a code.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use serde_json::json;
+use time::{Duration, OffsetDateTime};
+
+use crate::identity::ErrorCode;
+use crate::inbound::{bearer, saml};
+use crate::trust::jwks::Jwks;
+use crate::trust::metadata::IdpMetadata;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "fedgate",
+    version,
+    about = "Identity bridge: verifies Entra ID SAML and OIDC logins and forwards them to backup consoles"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Verify or inspect SAML responses offline.
+    #[command(subcommand)]
+    Saml(SamlCmd),
+    /// Verify Entra access and ID tokens offline.
+    #[command(subcommand)]
+    Jwt(JwtCmd),
+    /// Inspect IdP federation metadata.
+    #[command(subcommand)]
+    Metadata(MetadataCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SamlCmd {
+    /// Verify a SAMLResponse (base64 as posted, or XML) and print the Identity.
+    Verify(SamlVerifyArgs),
+    /// Show what a SAML message says: signed elements, certificate, times. No verdict.
+    Decode {
+        /// The response (base64 or XML); `-` reads standard input.
+        input: String,
+        /// The time to show relative times against (RFC 3339); default: now.
+        #[arg(long)]
+        now: Option<String>,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct SamlVerifyArgs {
+    /// The IdP's federation metadata XML, or a PEM certificate bundle (then --idp-entity-id is required).
+    #[arg(long)]
+    pub metadata: PathBuf,
+    /// The IdP entity id: selects an entity in a multi-entity document, or names the issuer for PEM trust.
+    #[arg(long)]
+    pub idp_entity_id: Option<String>,
+    /// fedgate's SP entity id (Entra: Identifier), expected in the AudienceRestriction.
+    #[arg(long)]
+    pub sp_entity_id: String,
+    /// fedgate's ACS URL (Entra: Reply URL), expected as Destination and Recipient.
+    #[arg(long)]
+    pub acs_url: String,
+    /// Verify as of this instant (RFC 3339), instead of the clock.
+    #[arg(long)]
+    pub now: Option<String>,
+    /// Allowed clock skew in seconds.
+    #[arg(long, default_value_t = 180)]
+    pub skew: u32,
+    /// Accept RSA-SHA1 signatures and SHA-1 digests (legacy IdPs only).
+    #[arg(long)]
+    pub allow_sha1: bool,
+    /// Smallest RSA key accepted, in bits (1024 to 4096).
+    #[arg(long, default_value_t = 2048, value_parser = clap::value_parser!(u32).range(1024..=4096))]
+    pub min_rsa_bits: u32,
+    /// The AuthnRequest ID of an SP-initiated login: InResponseTo must equal it.
+    #[arg(long)]
+    pub in_response_to: Option<String>,
+    /// Largest decoded response accepted, in bytes.
+    #[arg(long, default_value_t = saml::DEFAULT_MAX_BYTES)]
+    pub max_bytes: usize,
+    /// The response (base64 or XML); `-` reads standard input.
+    pub input: String,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum JwtCmd {
+    /// Verify a JWT against a JWKS and print the Identity.
+    Verify(JwtVerifyArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct JwtVerifyArgs {
+    /// The issuer's JWKS (JSON file, as served at jwks_uri).
+    #[arg(long)]
+    pub jwks: PathBuf,
+    /// The exact expected `iss`.
+    #[arg(long)]
+    pub issuer: String,
+    /// An accepted `aud` (repeat for several).
+    #[arg(long, required = true)]
+    pub audience: Vec<String>,
+    /// Verify as of this instant (RFC 3339), instead of the clock.
+    #[arg(long)]
+    pub now: Option<String>,
+    /// Allowed clock skew in seconds.
+    #[arg(long, default_value_t = 180)]
+    pub skew: u32,
+    /// An accepted algorithm (repeat for several; default RS256). HMAC and `none` are never accepted.
+    #[arg(long = "alg")]
+    pub algorithms: Vec<String>,
+    /// The token; `-` reads standard input.
+    pub input: String,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MetadataCmd {
+    /// Entity id, endpoints, and each signing certificate with thumbprint and days to expiry.
+    Show {
+        file: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Count days to expiry from this instant (RFC 3339); default: now.
+        #[arg(long)]
+        now: Option<String>,
+    },
+}
+
+/// Run the CLI; returns the process exit code.
+pub fn run(cli: Cli) -> ExitCode {
+    let result = match cli.command {
+        Command::Saml(SamlCmd::Verify(args)) => saml_verify(&args),
+        Command::Saml(SamlCmd::Decode { input, now }) => saml_decode(&input, now.as_deref()),
+        Command::Jwt(JwtCmd::Verify(args)) => jwt_verify(&args),
+        Command::Metadata(MetadataCmd::Show { file, json, now }) => {
+            metadata_show(&file, json, now.as_deref())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Rejected { code, message }) => {
+            println!("{}", json!({"error": code, "message": message}));
+            ExitCode::from(1)
+        }
+        Err(Failure::Usage { code, message }) => {
+            match code {
+                Some(code) => println!("{}", json!({"error": code, "message": message})),
+                None => eprintln!("fedgate: {message}"),
+            }
+            ExitCode::from(2)
+        }
+    }
+}
+
+enum Failure {
+    /// The evidence was examined and refused.
+    Rejected { code: &'static str, message: String },
+    /// The invocation or the trust material is wrong.
+    Usage {
+        code: Option<&'static str>,
+        message: String,
+    },
+}
+
+impl Failure {
+    fn rejected<E: ErrorCode + std::fmt::Display>(e: E) -> Self {
+        Failure::Rejected {
+            code: e.code(),
+            message: e.to_string(),
+        }
+    }
+    fn setup<E: ErrorCode + std::fmt::Display>(what: &str, e: E) -> Self {
+        Failure::Usage {
+            code: Some(e.code()),
+            message: format!("{what}: {e}"),
+        }
+    }
+    fn usage(message: String) -> Self {
+        Failure::Usage {
+            code: None,
+            message,
+        }
+    }
+}
+
+fn read_input(arg: &str) -> Result<Vec<u8>, Failure> {
+    if arg == "-" {
+        let mut buf = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .map_err(|e| Failure::usage(format!("reading standard input: {e}")))?;
+        return Ok(buf);
+    }
+    read_file(Path::new(arg))
+}
+
+fn read_file(path: &Path) -> Result<Vec<u8>, Failure> {
+    std::fs::read(path).map_err(|e| Failure::usage(format!("{}: {e}", path.display())))
+}
+
+fn parse_now(now: Option<&str>) -> Result<OffsetDateTime, Failure> {
+    match now {
+        None => Ok(OffsetDateTime::now_utc()),
+        Some(s) => crate::timefmt::parse(s)
+            .ok_or_else(|| Failure::usage(format!("--now {s:?} is not an RFC 3339 timestamp"))),
+    }
+}
+
+fn print_json<T: serde::Serialize>(value: &T) -> Result<(), Failure> {
+    let s = serde_json::to_string(value).map_err(|e| Failure::usage(format!("output: {e}")))?;
+    println!("{s}");
+    Ok(())
+}
+
+/// Load IdP trust from metadata XML or a PEM bundle.
+pub fn load_idp(path: &Path, entity_id: Option<&str>) -> Result<IdpMetadata, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let text = String::from_utf8_lossy(&bytes);
+    if text.contains("-----BEGIN CERTIFICATE-----") {
+        let Some(id) = entity_id else {
+            return Err(format!(
+                "{}: a PEM certificate names no issuer; add --idp-entity-id",
+                path.display()
+            ));
+        };
+        return IdpMetadata::from_pem(&text, id).map_err(|e| format!("{}: {e}", path.display()));
+    }
+    IdpMetadata::parse_entity(&bytes, entity_id)
+        .map_err(|e| format!("{} [{}]: {e}", path.display(), e.code()))
+}
+
+fn saml_verify(args: &SamlVerifyArgs) -> Result<(), Failure> {
+    let now = parse_now(args.now.as_deref())?;
+    let idp = load_idp(&args.metadata, args.idp_entity_id.as_deref()).map_err(|message| {
+        Failure::Usage {
+            code: Some("metadata.invalid"),
+            message,
+        }
+    })?;
+    let input = read_input(&args.input)?;
+    let mut settings = saml::SamlSettings::new(&args.sp_entity_id, &args.acs_url);
+    settings.skew = Duration::seconds(i64::from(args.skew));
+    settings.profile.allow_sha1 = args.allow_sha1;
+    settings.profile.min_rsa_bits = args.min_rsa_bits as usize;
+    settings.expected_in_response_to = args.in_response_to.clone();
+    settings.max_bytes = args.max_bytes;
+    let identity = saml::verify(&input, &idp, &settings, now).map_err(Failure::rejected)?;
+    print_json(&identity)
+}
+
+fn saml_decode(input: &str, now: Option<&str>) -> Result<(), Failure> {
+    let now = parse_now(now)?;
+    let bytes = read_input(input)?;
+    let report = saml::decode::report(&bytes, now).map_err(Failure::rejected)?;
+    print!("{report}");
+    Ok(())
+}
+
+fn jwt_verify(args: &JwtVerifyArgs) -> Result<(), Failure> {
+    let now = parse_now(args.now.as_deref())?;
+    let jwks_bytes = read_file(&args.jwks)?;
+    let jwks = Jwks::from_json(&jwks_bytes).map_err(|e| Failure::setup("--jwks", e))?;
+    let mut policy = bearer::BearerPolicy::new(args.issuer.clone(), args.audience.clone());
+    policy.skew = Duration::seconds(i64::from(args.skew));
+    if !args.algorithms.is_empty() {
+        policy.algorithms = args
+            .algorithms
+            .iter()
+            .map(|a| {
+                a.parse::<jsonwebtoken::Algorithm>()
+                    .map_err(|_| Failure::usage(format!("--alg {a:?} is not a JOSE algorithm")))
+                    .and_then(|alg| match a.as_str() {
+                        "HS256" | "HS384" | "HS512" => Err(Failure::usage(format!(
+                            "--alg {a}: HMAC algorithms are never accepted for tokens from an IdP"
+                        ))),
+                        _ => Ok(alg),
+                    })
+            })
+            .collect::<Result<_, _>>()?;
+    }
+    let token = read_input(&args.input)?;
+    let token = String::from_utf8_lossy(&token);
+    let identity = bearer::verify(token.trim(), &jwks, &policy, now).map_err(Failure::rejected)?;
+    print_json(&identity)
+}
+
+fn metadata_show(file: &Path, as_json: bool, now: Option<&str>) -> Result<(), Failure> {
+    let now = parse_now(now)?;
+    let bytes = read_file(file)?;
+    let md = IdpMetadata::parse(&bytes).map_err(Failure::rejected)?;
+    if as_json {
+        let certs: Vec<_> = md
+            .signing_certs
+            .iter()
+            .map(|c| {
+                json!({
+                    "thumbprint_sha256": c.thumbprint_sha256,
+                    "thumbprint_sha1": c.thumbprint_sha1,
+                    "subject": c.subject,
+                    "not_before": crate::timefmt::format(c.not_before),
+                    "not_after": crate::timefmt::format(c.not_after),
+                    "days_left": c.days_left(now),
+                    "expired": c.is_expired(now),
+                    "key": c.key,
+                    "signature_algorithm": c.signature_algorithm,
+                })
+            })
+            .collect();
+        return print_json(&json!({
+            "entity_id": md.entity_id,
+            "sso_endpoints": md.sso_endpoints,
+            "slo_endpoints": md.slo_endpoints,
+            "nameid_formats": md.nameid_formats,
+            "document_signed": md.document_signed,
+            "signing_certs": certs,
+        }));
+    }
+    println!("entity id: {}", md.entity_id);
+    for e in &md.sso_endpoints {
+        println!("SSO: {} ({})", e.location, short_binding(&e.binding));
+    }
+    for e in &md.slo_endpoints {
+        println!("SLO: {} ({})", e.location, short_binding(&e.binding));
+    }
+    for f in &md.nameid_formats {
+        println!("NameID format: {f}");
+    }
+    println!(
+        "document signature: {}",
+        if md.document_signed { "present (not verified by show)" } else { "none" }
+    );
+    println!("signing certificates: {}", md.signing_certs.len());
+    for c in &md.signing_certs {
+        let days = c.days_left(now);
+        let state = if c.is_expired(now) {
+            format!("EXPIRED {} days ago (still trusted as pinned; plan the rotation)", -days)
+        } else if days < 30 {
+            format!("expires in {days} days: WARNING")
+        } else {
+            format!("{days} days left")
+        };
+        let key = match c.key {
+            crate::trust::certs::KeyKind::Rsa { bits } => format!("RSA {bits}"),
+            crate::trust::certs::KeyKind::Ec { curve } => format!("EC {curve:?}"),
+            crate::trust::certs::KeyKind::Other => "other".into(),
+        };
+        println!("- sha256 {}", c.thumbprint_sha256);
+        println!("  sha1 {} (as Entra shows it)", c.thumbprint_sha1.to_uppercase());
+        println!("  subject: {}", c.subject);
+        println!("  key: {key}, signed with {}", c.signature_algorithm);
+        println!(
+            "  valid {} .. {}: {state}",
+            crate::timefmt::format(c.not_before),
+            crate::timefmt::format(c.not_after)
+        );
+    }
+    Ok(())
+}
+
+fn short_binding(b: &str) -> &str {
+    b.rsplit(':').next().unwrap_or(b)
+}

@@ -1,0 +1,755 @@
+//! Inbound SAML 2.0: verify a Response from Entra ID (or any SAML 2.0 IdP)
+//! and turn it into an [`Identity`].
+//!
+//! The checks follow SAML Core §2–3 and the Web Browser SSO profile's
+//! processing rules (SAML Profiles §4.1.4.3), quoted where they are applied.
+//! The one rule that matters most is fedgate's own: **every value in the
+//! Identity is read from the element whose signature was verified** — the
+//! very roxmltree nodes the digest covered. Nothing is looked up again by
+//! ID or path after the signature check, and the document must hold exactly
+//! one Assertion, a direct child of the Response, so there is no second
+//! candidate for a wrapping attack to slip in.
+
+pub mod decode;
+
+use std::collections::HashSet;
+
+use roxmltree::{Document, Node};
+use time::{Duration, OffsetDateTime};
+
+use crate::identity::{ErrorCode, Identity, PrincipalKind, Source, Verification};
+use crate::trust::metadata::IdpMetadata;
+use crate::xml::dsig::{self, DsigError, Profile};
+use crate::xml::{self, children, is, only_child, XmlError, NS_DS, NS_SAML, NS_SAMLP};
+
+/// Default largest decoded SAMLResponse accepted.
+pub const DEFAULT_MAX_BYTES: usize = 512 * 1024;
+/// Default allowed clock skew.
+pub const DEFAULT_SKEW: Duration = Duration::seconds(180);
+
+const STATUS_SUCCESS: &str = "urn:oasis:names:tc:SAML:2.0:status:Success";
+const CM_BEARER: &str = "urn:oasis:names:tc:SAML:2.0:cm:bearer";
+
+/// Entra's claim names in SAML attribute form.
+pub mod claims {
+    pub const TENANT_ID: &str = "http://schemas.microsoft.com/identity/claims/tenantid";
+    pub const OBJECT_ID: &str = "http://schemas.microsoft.com/identity/claims/objectidentifier";
+    pub const DISPLAY_NAME: &str = "http://schemas.microsoft.com/identity/claims/displayname";
+    pub const EMAIL: &str = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress";
+    pub const NAME: &str = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name";
+    pub const GROUPS: &str = "http://schemas.microsoft.com/ws/2008/06/identity/claims/groups";
+    pub const GROUPS_LINK: &str = "http://schemas.microsoft.com/claims/groups.link";
+    pub const ROLE: &str = "http://schemas.microsoft.com/ws/2008/06/identity/claims/role";
+    pub const ROLES: &str = "http://schemas.microsoft.com/ws/2008/06/identity/claims/roles";
+    pub const AUTHN_METHODS: &str = "http://schemas.microsoft.com/claims/authnmethodsreferences";
+    pub const MFA_METHOD: &str = "http://schemas.microsoft.com/claims/multipleauthn";
+}
+
+/// What the service provider (fedgate's side of one tenant) expects.
+#[derive(Debug, Clone)]
+pub struct SamlSettings {
+    /// fedgate's SP entity id for this tenant (Entra's "Identifier").
+    pub sp_entity_id: String,
+    /// fedgate's ACS URL for this tenant (Entra's "Reply URL").
+    pub acs_url: String,
+    pub skew: Duration,
+    pub max_bytes: usize,
+    pub profile: Profile,
+    /// The AuthnRequest ID when the login was started here (SP-initiated).
+    /// `None` accepts unsolicited (IdP-initiated) responses, including those
+    /// carrying an InResponseTo fedgate cannot check (Entra's "Test SSO").
+    pub expected_in_response_to: Option<String>,
+}
+
+impl SamlSettings {
+    pub fn new(sp_entity_id: impl Into<String>, acs_url: impl Into<String>) -> Self {
+        SamlSettings {
+            sp_entity_id: sp_entity_id.into(),
+            acs_url: acs_url.into(),
+            skew: DEFAULT_SKEW,
+            max_bytes: DEFAULT_MAX_BYTES,
+            profile: Profile::default(),
+            expected_in_response_to: None,
+        }
+    }
+}
+
+/// Why a SAML response was refused. Each variant has a stable code.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SamlError {
+    /// The input is larger than the configured limit (checked before parsing).
+    #[error("the SAML response is {0} bytes; the limit is {1}")]
+    TooLarge(usize, usize),
+    /// Not base64 and not XML.
+    #[error("the SAMLResponse is not valid base64: {0}")]
+    Base64(String),
+    /// Not well-formed, or a DOCTYPE.
+    #[error(transparent)]
+    Xml(#[from] XmlError),
+    /// The document element is not a SAML 2.0 protocol Response.
+    #[error("the document is not a SAML 2.0 Response (root element: {0})")]
+    NotAResponse(String),
+    /// `Version` is not 2.0.
+    #[error("SAML version {0:?} is not supported; 2.0 is required")]
+    VersionUnsupported(String),
+    /// The IdP answered with an error status.
+    #[error("the IdP returned status {code}{message}")]
+    Status { code: String, message: String },
+    /// Two elements share an ID: a reference could resolve to either.
+    #[error("the ID {0:?} appears more than once in the document")]
+    DuplicateId(String),
+    /// No Assertion.
+    #[error("the Response holds no Assertion")]
+    NoAssertion,
+    /// More than one Assertion anywhere in the document.
+    #[error("the document holds {0} Assertions; exactly one is accepted")]
+    MultipleAssertions(usize),
+    /// The only Assertion is not a direct child of the Response.
+    #[error("the Assertion is not a direct child of the Response (found inside {0})")]
+    AssertionMisplaced(String),
+    /// Encrypted assertions are not supported yet.
+    #[error("the Response holds an EncryptedAssertion; turn off token encryption for this application in Entra, fedgate does not decrypt yet")]
+    EncryptedAssertion,
+    /// Neither the Response nor the Assertion is signed.
+    #[error("neither the Response nor the Assertion is signed")]
+    Unsigned,
+    /// A signature did not pass the profile or the cryptography.
+    #[error("{element} signature: {source}")]
+    Signature {
+        element: &'static str,
+        source: DsigError,
+    },
+    /// The Issuer is missing.
+    #[error("the {0} has no Issuer")]
+    IssuerMissing(&'static str),
+    /// The Issuer is not the entity id of the trusted IdP.
+    #[error("the {element} Issuer is {found:?}; the trusted IdP is {expected:?}")]
+    IssuerMismatch {
+        element: &'static str,
+        found: String,
+        expected: String,
+    },
+    /// `Destination` is present and is not fedgate's ACS URL.
+    #[error("the Response Destination is {found:?}; fedgate's ACS URL is {expected:?}")]
+    DestinationMismatch { found: String, expected: String },
+    /// No (or an empty) NameID.
+    #[error("the Assertion has no usable Subject NameID: {0}")]
+    SubjectMissing(String),
+    /// No bearer SubjectConfirmation.
+    #[error("the Assertion has no bearer SubjectConfirmation with SubjectConfirmationData")]
+    SubjectConfirmationMissing,
+    /// The bearer confirmation is for another ACS URL.
+    #[error("the SubjectConfirmationData Recipient is {found:?}; fedgate's ACS URL is {expected:?}")]
+    RecipientMismatch { found: String, expected: String },
+    /// Past a NotOnOrAfter (plus skew).
+    #[error("the assertion expired: {0}")]
+    Expired(String),
+    /// Before a NotBefore (minus skew).
+    #[error("the assertion is not valid yet: {0}")]
+    NotYetValid(String),
+    /// No Conditions element.
+    #[error("the Assertion has no Conditions (an AudienceRestriction is required)")]
+    ConditionsMissing,
+    /// fedgate's entity id is not in (every) AudienceRestriction.
+    #[error("the assertion is not addressed to fedgate: {0}")]
+    AudienceMismatch(String),
+    /// InResponseTo does not match the request fedgate sent.
+    #[error("InResponseTo is {found:?}; the login started here had request id {expected:?}")]
+    InResponseToMismatch { found: String, expected: String },
+    /// No AuthnStatement.
+    #[error("the Assertion has no AuthnStatement")]
+    AuthnStatementMissing,
+    /// An attribute Name appears twice.
+    #[error("the attribute {0:?} appears more than once")]
+    DuplicateAttribute(String),
+    /// A single-valued attribute has several values, or an empty one.
+    #[error("the attribute {0:?} must have exactly one non-empty value")]
+    AttributeInvalid(String),
+    /// The tenant in the token is not the tenant of the issuer.
+    #[error("tenant mismatch: {0}")]
+    TenantMismatch(String),
+    /// Entra did not send the object id that keys the user.
+    #[error("the Entra object id claim ({}) is missing; fedgate keys users by tenant and object id, never by name or email", claims::OBJECT_ID)]
+    ObjectIdMissing,
+    /// Anything else that breaks the schema (bad timestamps, missing IDs…).
+    #[error("malformed SAML: {0}")]
+    Malformed(String),
+}
+
+impl ErrorCode for SamlError {
+    fn code(&self) -> &'static str {
+        match self {
+            SamlError::TooLarge(..) => "saml.too_large",
+            SamlError::Base64(_) => "saml.base64_invalid",
+            SamlError::Xml(XmlError::Doctype) => "saml.doctype_forbidden",
+            SamlError::Xml(_) => "saml.xml_malformed",
+            SamlError::NotAResponse(_) => "saml.not_a_response",
+            SamlError::VersionUnsupported(_) => "saml.version_unsupported",
+            SamlError::Status { .. } => "saml.status_error",
+            SamlError::DuplicateId(_) => "saml.duplicate_id",
+            SamlError::NoAssertion => "saml.no_assertion",
+            SamlError::MultipleAssertions(_) => "saml.multiple_assertions",
+            SamlError::AssertionMisplaced(_) => "saml.assertion_misplaced",
+            SamlError::EncryptedAssertion => "saml.encrypted_assertion_unsupported",
+            SamlError::Unsigned => "saml.unsigned",
+            SamlError::Signature { source, .. } => match source.code_suffix() {
+                "signature_malformed" => "saml.signature_malformed",
+                "signature_multiple" => "saml.signature_multiple",
+                "reference_invalid" => "saml.reference_invalid",
+                "transform_unsupported" => "saml.transform_unsupported",
+                "algorithm_unsupported" => "saml.algorithm_unsupported",
+                "sha1_forbidden" => "saml.sha1_forbidden",
+                "cert_untrusted" => "saml.cert_untrusted",
+                "key_too_weak" => "saml.key_too_weak",
+                "digest_mismatch" => "saml.digest_mismatch",
+                _ => "saml.signature_invalid",
+            },
+            SamlError::IssuerMissing(_) => "saml.issuer_missing",
+            SamlError::IssuerMismatch { .. } => "saml.issuer_mismatch",
+            SamlError::DestinationMismatch { .. } => "saml.destination_mismatch",
+            SamlError::SubjectMissing(_) => "saml.subject_missing",
+            SamlError::SubjectConfirmationMissing => "saml.subject_confirmation_missing",
+            SamlError::RecipientMismatch { .. } => "saml.recipient_mismatch",
+            SamlError::Expired(_) => "saml.expired",
+            SamlError::NotYetValid(_) => "saml.not_yet_valid",
+            SamlError::ConditionsMissing => "saml.conditions_missing",
+            SamlError::AudienceMismatch(_) => "saml.audience_mismatch",
+            SamlError::InResponseToMismatch { .. } => "saml.in_response_to_mismatch",
+            SamlError::AuthnStatementMissing => "saml.authn_statement_missing",
+            SamlError::DuplicateAttribute(_) => "saml.duplicate_attribute",
+            SamlError::AttributeInvalid(_) => "saml.attribute_invalid",
+            SamlError::TenantMismatch(_) => "saml.tid_mismatch",
+            SamlError::ObjectIdMissing => "saml.object_id_missing",
+            SamlError::Malformed(_) => "saml.malformed",
+        }
+    }
+}
+
+/// Turn what was posted (the base64 `SAMLResponse` form value, or raw XML)
+/// into XML text, refusing oversized input before decoding or parsing it.
+pub fn decode_input(input: &[u8], max_bytes: usize) -> Result<String, SamlError> {
+    let input = input.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(input);
+    let trimmed = input.trim_ascii();
+    if trimmed.first() == Some(&b'<') {
+        if trimmed.len() > max_bytes {
+            return Err(SamlError::TooLarge(trimmed.len(), max_bytes));
+        }
+        return Ok(xml::utf8(trimmed)?.to_string());
+    }
+    // Base64 inflates by 4/3: refuse what cannot decode under the limit.
+    let encoded_limit = max_bytes / 3 * 4 + 4 + max_bytes / 38; // plus line breaks
+    if trimmed.len() > encoded_limit {
+        return Err(SamlError::TooLarge(trimmed.len() / 4 * 3, max_bytes));
+    }
+    let text = std::str::from_utf8(trimmed).map_err(|_| SamlError::Base64("not ASCII".into()))?;
+    let bytes = xml::base64_decode(text).map_err(|e| SamlError::Base64(e.to_string()))?;
+    if bytes.len() > max_bytes {
+        return Err(SamlError::TooLarge(bytes.len(), max_bytes));
+    }
+    Ok(xml::utf8(&bytes)?.to_string())
+}
+
+/// Verify a SAML Response and return the Identity it proves.
+pub fn verify(
+    input: &[u8],
+    idp: &IdpMetadata,
+    settings: &SamlSettings,
+    now: OffsetDateTime,
+) -> Result<Identity, SamlError> {
+    let text = decode_input(input, settings.max_bytes)?;
+    let doc = xml::parse(&text)?;
+    verify_document(&text, &doc, idp, settings, now)
+}
+
+/// Verify an already-parsed Response (`text` is what `doc` was parsed from).
+pub fn verify_document(
+    text: &str,
+    doc: &Document,
+    idp: &IdpMetadata,
+    settings: &SamlSettings,
+    now: OffsetDateTime,
+) -> Result<Identity, SamlError> {
+    let response = doc.root_element();
+    if !is(&response, NS_SAMLP, "Response") {
+        return Err(SamlError::NotAResponse(response.tag_name().name().to_string()));
+    }
+    // SAML Core §3.2.2: Version is required; only 2.0 is understood.
+    let version = response.attribute("Version").unwrap_or_default();
+    if version != "2.0" {
+        return Err(SamlError::VersionUnsupported(version.to_string()));
+    }
+
+    // Core §3.2.2.2: anything but Success means no assertion is to be used.
+    check_status(response)?;
+
+    // An ID that resolves to two elements is the root of most wrapping attacks.
+    check_unique_ids(doc)?;
+
+    // Exactly one Assertion in the whole document, a direct child of the Response.
+    if doc
+        .descendants()
+        .any(|n| is(&n, NS_SAML, "EncryptedAssertion"))
+    {
+        return Err(SamlError::EncryptedAssertion);
+    }
+    let assertions: Vec<Node> = doc
+        .descendants()
+        .filter(|n| is(n, NS_SAML, "Assertion"))
+        .collect();
+    let assertion = match assertions.as_slice() {
+        [] => return Err(SamlError::NoAssertion),
+        [one] => *one,
+        many => return Err(SamlError::MultipleAssertions(many.len())),
+    };
+    if assertion.parent_element().map(|p| p.id()) != Some(response.id()) {
+        let parent = assertion
+            .parent_element()
+            .map(|p| p.tag_name().name().to_string())
+            .unwrap_or_default();
+        return Err(SamlError::AssertionMisplaced(parent));
+    }
+
+    // Signatures: the Response, the Assertion, or both. Each one present must hold.
+    let sig_err = |element| move |source| SamlError::Signature { element, source };
+    let response_sig = dsig::signature_child(response).map_err(sig_err("Response"))?;
+    let assertion_sig = dsig::signature_child(assertion).map_err(sig_err("Assertion"))?;
+    let mut verification = Verification::default();
+    for (element, node, sig) in [
+        ("Response", response, response_sig),
+        ("Assertion", assertion, assertion_sig),
+    ] {
+        let Some(sig) = sig else { continue };
+        let v = dsig::verify_enveloped(text, node, sig, &idp.signing_certs, &settings.profile)
+            .map_err(sig_err(element))?;
+        verification.signed.push(element.to_ascii_lowercase());
+        verification.algorithm = v.algorithm_uri.to_string();
+        verification.key = idp
+            .signing_certs
+            .get(v.cert_index)
+            .map(|c| c.thumbprint_sha256.clone())
+            .unwrap_or_default();
+    }
+    if verification.signed.is_empty() {
+        return Err(SamlError::Unsigned);
+    }
+    // From here on, `assertion` is signed: by its own signature, or as part of
+    // the signed Response that contains it. Everything below reads from it.
+
+    // Issuer: Profiles §4.1.4.2 — the Assertion's Issuer MUST be the IdP; the
+    // Response's, when present, too.
+    let expected_issuer = idp.entity_id.as_str();
+    if let Some(found) = issuer(response)? {
+        if found != expected_issuer {
+            return Err(SamlError::IssuerMismatch {
+                element: "Response",
+                found,
+                expected: expected_issuer.into(),
+            });
+        }
+    }
+    let assertion_issuer = issuer(assertion)?.ok_or(SamlError::IssuerMissing("Assertion"))?;
+    if assertion_issuer != expected_issuer {
+        return Err(SamlError::IssuerMismatch {
+            element: "Assertion",
+            found: assertion_issuer,
+            expected: expected_issuer.into(),
+        });
+    }
+    let assertion_version = assertion.attribute("Version").unwrap_or_default();
+    if assertion_version != "2.0" {
+        return Err(SamlError::VersionUnsupported(assertion_version.to_string()));
+    }
+
+    // Core §3.2.2: Destination, when present, MUST be where it was received.
+    if let Some(dest) = response.attribute("Destination") {
+        if dest != settings.acs_url {
+            return Err(SamlError::DestinationMismatch {
+                found: dest.into(),
+                expected: settings.acs_url.clone(),
+            });
+        }
+    }
+    if let (Some(expected), Some(found)) = (
+        &settings.expected_in_response_to,
+        response.attribute("InResponseTo"),
+    ) {
+        if found != expected {
+            return Err(SamlError::InResponseToMismatch {
+                found: found.into(),
+                expected: expected.clone(),
+            });
+        }
+    }
+
+    let subject = only_child(assertion, NS_SAML, "Subject")
+        .map_err(|()| SamlError::Malformed("more than one Subject".into()))?
+        .ok_or_else(|| SamlError::SubjectMissing("no Subject".into()))?;
+    let name_id = only_child(subject, NS_SAML, "NameID")
+        .map_err(|()| SamlError::SubjectMissing("more than one NameID".into()))?
+        .ok_or_else(|| {
+            if children(subject, NS_SAML, "EncryptedID").next().is_some() {
+                SamlError::SubjectMissing("the NameID is encrypted (EncryptedID), which fedgate does not decrypt".into())
+            } else {
+                SamlError::SubjectMissing("no NameID".into())
+            }
+        })?;
+    let subject_value = xml::text_content(name_id).trim().to_string();
+    if subject_value.is_empty() {
+        return Err(SamlError::SubjectMissing("the NameID is empty".into()));
+    }
+
+    let confirmation = check_bearer_confirmation(subject, settings, now)?;
+    let expires_at = check_conditions(assertion, settings, now)?.unwrap_or(confirmation.not_on_or_after);
+    let auth_time = check_authn_statement(assertion, settings, now)?;
+    let attrs = read_attributes(assertion)?;
+
+    let single = |name: &str| -> Result<Option<String>, SamlError> {
+        match attrs.iter().find(|(n, _)| n == name) {
+            None => Ok(None),
+            Some((_, v)) if v.len() == 1 && !v[0].is_empty() => Ok(Some(v[0].clone())),
+            Some(_) => Err(SamlError::AttributeInvalid(name.into())),
+        }
+    };
+    let multi = |name: &str| -> Vec<String> {
+        attrs
+            .iter()
+            .filter(|(n, _)| n == name)
+            .flat_map(|(_, v)| v.iter().filter(|s| !s.is_empty()).cloned())
+            .collect()
+    };
+    let tenant_id = single(claims::TENANT_ID)?;
+    let object_id = single(claims::OBJECT_ID)?;
+    // The Entra tenant is in the issuer; the claim must agree with it.
+    if let Some(issuer_tid) = entra_tenant_of_issuer(expected_issuer) {
+        match &tenant_id {
+            Some(t) if t.eq_ignore_ascii_case(issuer_tid) => {}
+            Some(t) => {
+                return Err(SamlError::TenantMismatch(format!(
+                    "the tenantid claim is {t}, the issuer is tenant {issuer_tid}"
+                )))
+            }
+            None => {
+                return Err(SamlError::TenantMismatch(format!(
+                    "the tenantid claim is missing; the issuer is tenant {issuer_tid}"
+                )))
+            }
+        }
+        if object_id.is_none() {
+            return Err(SamlError::ObjectIdMissing);
+        }
+    }
+    let auth_methods = multi(claims::AUTHN_METHODS);
+    let mfa = auth_methods
+        .iter()
+        .any(|m| m == claims::MFA_METHOD || m.eq_ignore_ascii_case("mfa"));
+    let groups_link = single(claims::GROUPS_LINK)?;
+    let mut roles = multi(claims::ROLE);
+    roles.extend(multi(claims::ROLES));
+    verification.in_response_to = confirmation.in_response_to;
+
+    Ok(Identity {
+        subject: subject_value,
+        subject_format: name_id.attribute("Format").map(str::to_string),
+        issuer: assertion_issuer,
+        tenant_id,
+        object_id,
+        kind: PrincipalKind::User,
+        source: Source::Saml,
+        upn: single(claims::NAME)?,
+        email: single(claims::EMAIL)?,
+        display_name: single(claims::DISPLAY_NAME)?,
+        groups: multi(claims::GROUPS),
+        groups_overage: groups_link.is_some(),
+        groups_link,
+        roles,
+        auth_methods,
+        mfa,
+        auth_time,
+        expires_at,
+        app_id: None,
+        token_id: assertion.attribute("ID").map(str::to_string),
+        verification,
+    })
+}
+
+/// The tenant id in an Entra issuer: `https://sts.windows.net/{tid}/`.
+pub fn entra_tenant_of_issuer(issuer: &str) -> Option<&str> {
+    let tid = issuer
+        .strip_prefix("https://sts.windows.net/")?
+        .strip_suffix('/')?;
+    (!tid.is_empty() && !tid.contains('/')).then_some(tid)
+}
+
+fn check_status(response: Node) -> Result<(), SamlError> {
+    let status = only_child(response, NS_SAMLP, "Status")
+        .map_err(|()| SamlError::Malformed("more than one Status".into()))?
+        .ok_or_else(|| SamlError::Malformed("the Response has no Status".into()))?;
+    let code = only_child(status, NS_SAMLP, "StatusCode")
+        .ok()
+        .flatten()
+        .ok_or_else(|| SamlError::Malformed("the Status has no StatusCode".into()))?;
+    let value = code.attribute("Value").unwrap_or_default();
+    if value == STATUS_SUCCESS {
+        return Ok(());
+    }
+    let sub = children(code, NS_SAMLP, "StatusCode")
+        .next()
+        .and_then(|s| s.attribute("Value"));
+    let message = children(status, NS_SAMLP, "StatusMessage")
+        .next()
+        .map(|m| xml::text_content(m).trim().to_string());
+    let signed = dsig::signature_child(response).ok().flatten().is_some();
+    let mut detail = String::new();
+    if let Some(sub) = sub {
+        detail.push_str(&format!(" / {sub}"));
+    }
+    if let Some(m) = message.filter(|m| !m.is_empty()) {
+        // Entra puts the AADSTS error here; it is the admin's best clue.
+        detail.push_str(&format!(": {}", m.chars().take(300).collect::<String>()));
+    }
+    if !signed {
+        detail.push_str(" (unsigned error response)");
+    }
+    Err(SamlError::Status {
+        code: value.to_string(),
+        message: detail,
+    })
+}
+
+fn check_unique_ids(doc: &Document) -> Result<(), SamlError> {
+    let mut seen = HashSet::new();
+    for node in doc.descendants().filter(Node::is_element) {
+        for attr in node.attributes() {
+            if attr.namespace().is_none() && matches!(attr.name(), "ID" | "Id" | "AssertionID") {
+                if !seen.insert(attr.value()) {
+                    return Err(SamlError::DuplicateId(attr.value().to_string()));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn issuer(node: Node) -> Result<Option<String>, SamlError> {
+    let issuer = only_child(node, NS_SAML, "Issuer")
+        .map_err(|()| SamlError::Malformed("more than one Issuer".into()))?;
+    Ok(issuer.map(|i| xml::text_content(i).trim().to_string()))
+}
+
+fn timestamp(node: Node, attr: &str) -> Result<Option<OffsetDateTime>, SamlError> {
+    match node.attribute(attr) {
+        None => Ok(None),
+        Some(s) => crate::timefmt::parse(s).map(Some).ok_or_else(|| {
+            SamlError::Malformed(format!(
+                "{}@{attr} is not an xs:dateTime: {s:?}",
+                node.tag_name().name()
+            ))
+        }),
+    }
+}
+
+/// `now` is before `not_before` even allowing for skew.
+fn too_early(not_before: OffsetDateTime, now: OffsetDateTime, skew: Duration) -> bool {
+    now + skew < not_before
+}
+
+/// `now` is at or after `not_on_or_after` even allowing for skew.
+fn too_late(not_on_or_after: OffsetDateTime, now: OffsetDateTime, skew: Duration) -> bool {
+    now - skew >= not_on_or_after
+}
+
+struct Confirmation {
+    not_on_or_after: OffsetDateTime,
+    in_response_to: Option<String>,
+}
+
+/// Profiles §4.1.4.2: at least one bearer SubjectConfirmation whose
+/// SubjectConfirmationData has a Recipient equal to the ACS URL, a
+/// NotOnOrAfter in the future and, when the login was started here, the
+/// InResponseTo of that request. The first that satisfies all wins; when
+/// none does, the reason given is that of the first bearer confirmation.
+fn check_bearer_confirmation(
+    subject: Node,
+    settings: &SamlSettings,
+    now: OffsetDateTime,
+) -> Result<Confirmation, SamlError> {
+    let mut first_error = None;
+    for sc in children(subject, NS_SAML, "SubjectConfirmation") {
+        if sc.attribute("Method") != Some(CM_BEARER) {
+            continue;
+        }
+        let Ok(Some(scd)) = only_child(sc, NS_SAML, "SubjectConfirmationData") else {
+            continue;
+        };
+        match check_confirmation_data(scd, settings, now) {
+            Ok(c) => return Ok(c),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    Err(first_error.unwrap_or(SamlError::SubjectConfirmationMissing))
+}
+
+fn check_confirmation_data(
+    scd: Node,
+    settings: &SamlSettings,
+    now: OffsetDateTime,
+) -> Result<Confirmation, SamlError> {
+    let recipient = scd.attribute("Recipient").unwrap_or_default();
+    if recipient != settings.acs_url {
+        return Err(SamlError::RecipientMismatch {
+            found: recipient.into(),
+            expected: settings.acs_url.clone(),
+        });
+    }
+    let not_on_or_after = timestamp(scd, "NotOnOrAfter")?.ok_or_else(|| {
+        SamlError::Malformed("the bearer SubjectConfirmationData has no NotOnOrAfter".into())
+    })?;
+    if too_late(not_on_or_after, now, settings.skew) {
+        return Err(SamlError::Expired(format!(
+            "SubjectConfirmationData NotOnOrAfter {} is past (now {}, skew {} s)",
+            crate::timefmt::format(not_on_or_after),
+            crate::timefmt::format(now),
+            settings.skew.whole_seconds()
+        )));
+    }
+    if let Some(nb) = timestamp(scd, "NotBefore")? {
+        if too_early(nb, now, settings.skew) {
+            return Err(SamlError::NotYetValid(format!(
+                "SubjectConfirmationData NotBefore {} (now {}, skew {} s)",
+                crate::timefmt::format(nb),
+                crate::timefmt::format(now),
+                settings.skew.whole_seconds()
+            )));
+        }
+    }
+    let in_response_to = scd.attribute("InResponseTo").map(str::to_string);
+    if let Some(expected) = &settings.expected_in_response_to {
+        if in_response_to.as_deref() != Some(expected.as_str()) {
+            return Err(SamlError::InResponseToMismatch {
+                found: in_response_to.unwrap_or_default(),
+                expected: expected.clone(),
+            });
+        }
+    }
+    Ok(Confirmation {
+        not_on_or_after,
+        in_response_to,
+    })
+}
+
+/// Core §2.5.1: the time window and every AudienceRestriction. Returns the
+/// Conditions' NotOnOrAfter.
+fn check_conditions(
+    assertion: Node,
+    settings: &SamlSettings,
+    now: OffsetDateTime,
+) -> Result<Option<OffsetDateTime>, SamlError> {
+    let conditions = only_child(assertion, NS_SAML, "Conditions")
+        .map_err(|()| SamlError::Malformed("more than one Conditions".into()))?
+        .ok_or(SamlError::ConditionsMissing)?;
+    let not_before = timestamp(conditions, "NotBefore")?;
+    let not_on_or_after = timestamp(conditions, "NotOnOrAfter")?;
+    if let Some(nb) = not_before {
+        if too_early(nb, now, settings.skew) {
+            return Err(SamlError::NotYetValid(format!(
+                "Conditions NotBefore {} (now {}, skew {} s); check the clocks",
+                crate::timefmt::format(nb),
+                crate::timefmt::format(now),
+                settings.skew.whole_seconds()
+            )));
+        }
+    }
+    if let Some(na) = not_on_or_after {
+        if too_late(na, now, settings.skew) {
+            return Err(SamlError::Expired(format!(
+                "Conditions NotOnOrAfter {} is past (now {}, skew {} s)",
+                crate::timefmt::format(na),
+                crate::timefmt::format(now),
+                settings.skew.whole_seconds()
+            )));
+        }
+    }
+    // §2.5.1.4: each AudienceRestriction must be satisfied on its own.
+    let mut restrictions = 0;
+    for c in conditions.children().filter(Node::is_element) {
+        if is(&c, NS_SAML, "AudienceRestriction") {
+            restrictions += 1;
+            let audiences: Vec<String> = children(c, NS_SAML, "Audience")
+                .map(|a| xml::text_content(a).trim().to_string())
+                .collect();
+            if !audiences.iter().any(|a| *a == settings.sp_entity_id) {
+                return Err(SamlError::AudienceMismatch(format!(
+                    "Audience {audiences:?} does not contain fedgate's entity id {:?} (Entra: the application's Identifier)",
+                    settings.sp_entity_id
+                )));
+            }
+        } else if is(&c, NS_SAML, "OneTimeUse") || is(&c, NS_SAML, "ProxyRestriction") {
+            // OneTimeUse is honoured by the replay cache for every assertion.
+        } else {
+            // §2.5.1.1: an unknown condition makes the assertion Indeterminate.
+            return Err(SamlError::Malformed(format!(
+                "unknown condition {}",
+                c.tag_name().name()
+            )));
+        }
+    }
+    if restrictions == 0 {
+        return Err(SamlError::AudienceMismatch(
+            "the Conditions hold no AudienceRestriction".into(),
+        ));
+    }
+    Ok(not_on_or_after)
+}
+
+/// Profiles §4.1.4.2: at least one AuthnStatement. Returns the AuthnInstant.
+fn check_authn_statement(
+    assertion: Node,
+    settings: &SamlSettings,
+    now: OffsetDateTime,
+) -> Result<Option<OffsetDateTime>, SamlError> {
+    let statement = children(assertion, NS_SAML, "AuthnStatement")
+        .next()
+        .ok_or(SamlError::AuthnStatementMissing)?;
+    if let Some(end) = timestamp(statement, "SessionNotOnOrAfter")? {
+        if too_late(end, now, settings.skew) {
+            return Err(SamlError::Expired(format!(
+                "the IdP session ended at {} (SessionNotOnOrAfter)",
+                crate::timefmt::format(end)
+            )));
+        }
+    }
+    timestamp(statement, "AuthnInstant")
+}
+
+/// Every Attribute by Name, with its values' whole text. A Name twice is an error.
+fn read_attributes(assertion: Node) -> Result<Vec<(String, Vec<String>)>, SamlError> {
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    for statement in children(assertion, NS_SAML, "AttributeStatement") {
+        if children(statement, NS_SAML, "EncryptedAttribute").next().is_some() {
+            return Err(SamlError::Malformed(
+                "EncryptedAttribute is not supported".into(),
+            ));
+        }
+        for attr in children(statement, NS_SAML, "Attribute") {
+            let name = attr
+                .attribute("Name")
+                .ok_or_else(|| SamlError::Malformed("an Attribute has no Name".into()))?;
+            if out.iter().any(|(n, _)| n == name) {
+                return Err(SamlError::DuplicateAttribute(name.into()));
+            }
+            let values = children(attr, NS_SAML, "AttributeValue")
+                .map(|v| xml::text_content(v).trim().to_string())
+                .collect();
+            out.push((name.to_string(), values));
+        }
+    }
+    Ok(out)
+}
+
+/// Used by `decode`: the signature children of an element, if any.
+pub(crate) fn signature_of<'a, 'i>(node: Node<'a, 'i>) -> Option<Node<'a, 'i>> {
+    children(node, NS_DS, "Signature").next()
+}

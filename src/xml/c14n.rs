@@ -1,0 +1,290 @@
+//! Exclusive XML Canonicalization 1.0, without comments
+//! (<http://www.w3.org/2001/10/xml-exc-c14n#>), of one element's subtree.
+//!
+//! This is the only canonicalization fedgate's XML-DSig profile accepts, for
+//! both `SignedInfo` and the referenced element, and the same code
+//! canonicalizes what fedgate signs itself. It works on the parsed tree the
+//! verifier reads identity from, so what is digested is exactly what is read.
+//!
+//! The node set is "the apex element and its descendants", optionally minus
+//! one excluded element (the enveloped `ds:Signature`) and its descendants.
+//! The rules applied, from the Exc-C14N spec §3 and C14N 1.0 §2:
+//! - comments are dropped, processing instructions inside are kept;
+//! - an element renders a namespace declaration only for prefixes it
+//!   *visibly utilizes* (its own prefix, or an attribute's), plus those in the
+//!   `InclusiveNamespaces PrefixList`, and only when the nearest rendering
+//!   output ancestor did not already render the same binding;
+//! - `xmlns=""` is rendered when the element is in no namespace and an output
+//!   ancestor rendered a non-empty default namespace;
+//! - namespace declarations sort by prefix (default first); attributes by
+//!   (namespace URI, local name), unqualified ones first;
+//! - `xml:*` attributes of ancestors are not inherited (unlike C14N 1.0);
+//! - text escapes `& < >` and CR; attribute values escape `& < "` TAB LF CR.
+
+use roxmltree::{Node, NodeId, NodeType};
+
+use super::{element_prefix, element_qname};
+
+const XML_PREFIX: &str = "xml";
+
+/// Canonicalize `apex` and its descendants, minus `exclude` (and its subtree).
+///
+/// `input` must be the text `apex`'s document was parsed from: prefixes are
+/// read from it. `inclusive_prefixes` is the `InclusiveNamespaces PrefixList`
+/// (`#default` names the default namespace).
+pub fn canonicalize<'d>(
+    input: &'d str,
+    apex: Node<'d, 'd>,
+    exclude: Option<NodeId>,
+    inclusive_prefixes: &'d [&'d str],
+) -> Vec<u8> {
+    let mut c = Canonicalizer {
+        input,
+        exclude,
+        inclusive: inclusive_prefixes,
+        rendered: Vec::with_capacity(8),
+        out: Vec::with_capacity(input.len()),
+    };
+    c.element(apex);
+    c.out
+}
+
+struct Canonicalizer<'i> {
+    input: &'i str,
+    exclude: Option<NodeId>,
+    inclusive: &'i [&'i str],
+    /// Namespace bindings rendered by output ancestors, innermost last.
+    /// `None` prefix is the default namespace.
+    rendered: Vec<(Option<&'i str>, &'i str)>,
+    out: Vec<u8>,
+}
+
+impl<'i> Canonicalizer<'i> {
+    fn element(&mut self, node: Node<'i, 'i>) {
+        let qname = element_qname(self.input, &node);
+        let own_prefix = element_prefix(self.input, &node);
+
+        // Which prefixes does this element need declared?
+        let mut wanted: Vec<Option<&'i str>> = Vec::with_capacity(4);
+        wanted.push(own_prefix);
+        for attr in node.attributes() {
+            if let Some(p) = attr_prefix(self.input, &attr) {
+                if p != XML_PREFIX && !wanted.contains(&Some(p)) {
+                    wanted.push(Some(p));
+                }
+            }
+        }
+        for p in self.inclusive {
+            let p = if *p == "#default" { None } else { Some(*p) };
+            if p != Some(XML_PREFIX) && !wanted.contains(&p) {
+                // Inclusive prefixes are rendered only when in scope here.
+                if lookup(&node, p).is_some() || p.is_none() {
+                    wanted.push(p);
+                }
+            }
+        }
+
+        let mark = self.rendered.len();
+        let mut decls: Vec<(Option<&'i str>, &'i str)> = Vec::with_capacity(wanted.len());
+        for prefix in wanted {
+            let uri = match lookup(&node, prefix) {
+                Some(u) => u,
+                // An unprefixed name with no default in scope is in no namespace.
+                None if prefix.is_none() => "",
+                // A prefix that is not in scope cannot be rendered (the parser
+                // would have refused such a document anyway).
+                None => continue,
+            };
+            let current = self
+                .rendered
+                .iter()
+                .rev()
+                .find(|(p, _)| *p == prefix)
+                .map(|(_, u)| *u);
+            let already = match (prefix, current) {
+                (None, None) => uri.is_empty(),
+                (_, Some(c)) => c == uri,
+                (Some(_), None) => false,
+            };
+            if !already {
+                decls.push((prefix, uri));
+            }
+        }
+        decls.sort_by(|a, b| a.0.unwrap_or("").cmp(b.0.unwrap_or("")));
+
+        self.out.push(b'<');
+        self.out.extend_from_slice(qname.as_bytes());
+        for (prefix, uri) in &decls {
+            match prefix {
+                None => self.out.extend_from_slice(b" xmlns=\""),
+                Some(p) => {
+                    self.out.extend_from_slice(b" xmlns:");
+                    self.out.extend_from_slice(p.as_bytes());
+                    self.out.extend_from_slice(b"=\"");
+                }
+            }
+            escape_attr(uri, &mut self.out);
+            self.out.push(b'"');
+        }
+        self.rendered.extend(decls);
+
+        let mut attrs: Vec<_> = node.attributes().collect();
+        attrs.sort_by(|a, b| {
+            (a.namespace().unwrap_or(""), a.name()).cmp(&(b.namespace().unwrap_or(""), b.name()))
+        });
+        for attr in attrs {
+            self.out.push(b' ');
+            let qrange = attr.range_qname();
+            let qn = self.input.get(qrange).unwrap_or_else(|| attr.name());
+            self.out.extend_from_slice(qn.as_bytes());
+            self.out.extend_from_slice(b"=\"");
+            escape_attr(attr.value(), &mut self.out);
+            self.out.push(b'"');
+        }
+        self.out.push(b'>');
+
+        for child in node.children() {
+            match child.node_type() {
+                NodeType::Element => {
+                    if Some(child.id()) != self.exclude {
+                        self.element(child);
+                    }
+                }
+                NodeType::Text => escape_text(child.text().unwrap_or_default(), &mut self.out),
+                NodeType::PI => {
+                    if let Some(pi) = child.pi() {
+                        self.out.extend_from_slice(b"<?");
+                        self.out.extend_from_slice(pi.target.as_bytes());
+                        if let Some(v) = pi.value.filter(|v| !v.is_empty()) {
+                            self.out.push(b' ');
+                            self.out.extend_from_slice(v.as_bytes());
+                        }
+                        self.out.extend_from_slice(b"?>");
+                    }
+                }
+                NodeType::Comment | NodeType::Root => {}
+            }
+        }
+
+        self.out.extend_from_slice(b"</");
+        self.out.extend_from_slice(qname.as_bytes());
+        self.out.push(b'>');
+        self.rendered.truncate(mark);
+    }
+}
+
+/// The namespace URI bound to `prefix` in scope at `node`. The default
+/// namespace undeclared with `xmlns=""` reads as `Some("")`.
+fn lookup<'a>(node: &Node<'a, 'a>, prefix: Option<&str>) -> Option<&'a str> {
+    node.namespaces()
+        .find(|ns| ns.name() == prefix)
+        .map(|ns| ns.uri())
+}
+
+fn attr_prefix<'i>(input: &'i str, attr: &roxmltree::Attribute<'_, 'i>) -> Option<&'i str> {
+    attr.namespace()?;
+    let qn = input.get(attr.range_qname())?;
+    qn.split_once(':').map(|(p, _)| p)
+}
+
+fn escape_text(s: &str, out: &mut Vec<u8>) {
+    let mut last = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let rep: &[u8] = match b {
+            b'&' => b"&amp;",
+            b'<' => b"&lt;",
+            b'>' => b"&gt;",
+            b'\r' => b"&#xD;",
+            _ => continue,
+        };
+        out.extend_from_slice(&s.as_bytes()[last..i]);
+        out.extend_from_slice(rep);
+        last = i + 1;
+    }
+    out.extend_from_slice(&s.as_bytes()[last..]);
+}
+
+fn escape_attr(s: &str, out: &mut Vec<u8>) {
+    let mut last = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let rep: &[u8] = match b {
+            b'&' => b"&amp;",
+            b'<' => b"&lt;",
+            b'"' => b"&quot;",
+            b'\t' => b"&#x9;",
+            b'\n' => b"&#xA;",
+            b'\r' => b"&#xD;",
+            _ => continue,
+        };
+        out.extend_from_slice(&s.as_bytes()[last..i]);
+        out.extend_from_slice(rep);
+        last = i + 1;
+    }
+    out.extend_from_slice(&s.as_bytes()[last..]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::xml::parse;
+
+    fn c14n(src: &str, nth: usize, prefixes: &[&str]) -> String {
+        let doc = parse(src).unwrap();
+        let el = doc.descendants().filter(|n| n.is_element()).nth(nth).unwrap();
+        String::from_utf8(canonicalize(src, el, None, prefixes)).unwrap()
+    }
+
+    #[test]
+    fn subset_renders_inherited_namespaces_it_uses_and_drops_the_rest() {
+        let src = r#"<a:r xmlns:a="urn:a" xmlns:b="urn:b" xmlns:unused="urn:u"><b:c a:at="1" z="2"><d/></b:c></a:r>"#;
+        assert_eq!(
+            c14n(src, 1, &[]),
+            r#"<b:c xmlns:a="urn:a" xmlns:b="urn:b" z="2" a:at="1"><d></d></b:c>"#
+        );
+    }
+
+    #[test]
+    fn attributes_sort_by_namespace_uri_then_local_name() {
+        let src = r#"<e xmlns:y="urn:a" xmlns:x="urn:b" x:b="1" y:c="2" a="3" b="4"/>"#;
+        assert_eq!(
+            c14n(src, 0, &[]),
+            r#"<e xmlns:x="urn:b" xmlns:y="urn:a" a="3" b="4" y:c="2" x:b="1"></e>"#
+        );
+    }
+
+    #[test]
+    fn default_namespace_undeclared_only_when_an_output_ancestor_declared_one() {
+        let src = r#"<r xmlns="urn:d"><c xmlns=""><g/></c></r>"#;
+        assert_eq!(c14n(src, 0, &[]), r#"<r xmlns="urn:d"><c xmlns=""><g></g></c></r>"#);
+        // As an apex, the no-namespace element renders no xmlns="".
+        assert_eq!(c14n(src, 1, &[]), r#"<c><g></g></c>"#);
+    }
+
+    #[test]
+    fn escaping_and_comments() {
+        let src = "<r a=\"&quot;&#9;&#10;&#13;&lt;&amp;\">x &amp; y &lt; z &gt; &#13;<!-- gone --><![CDATA[<c>]]></r>";
+        assert_eq!(
+            c14n(src, 0, &[]),
+            "<r a=\"&quot;&#x9;&#xA;&#xD;&lt;&amp;\">x &amp; y &lt; z &gt; &#xD;&lt;c&gt;</r>"
+        );
+    }
+
+    #[test]
+    fn inclusive_prefix_list_renders_prefixes_in_scope() {
+        let src = r#"<r xmlns:xs="urn:xs" xmlns:q="urn:q"><v ID="1">text</v></r>"#;
+        assert_eq!(c14n(src, 1, &["xs"]), r#"<v xmlns:xs="urn:xs" ID="1">text</v>"#);
+        assert_eq!(c14n(src, 1, &["nope"]), r#"<v ID="1">text</v>"#);
+    }
+
+    #[test]
+    fn enveloped_signature_is_excluded() {
+        let src = r#"<r ID="x"><a/><ds:Signature xmlns:ds="urn:ds"><ds:X/></ds:Signature><b/></r>"#;
+        let doc = parse(src).unwrap();
+        let sig = doc
+            .descendants()
+            .find(|n| n.tag_name().name() == "Signature")
+            .unwrap();
+        let out = canonicalize(src, doc.root_element(), Some(sig.id()), &[]);
+        assert_eq!(String::from_utf8(out).unwrap(), r#"<r ID="x"><a></a><b></b></r>"#);
+    }
+}

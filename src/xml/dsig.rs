@@ -1,0 +1,437 @@
+//! fedgate's XML-DSig profile: strict, minimal, enveloped signatures only.
+//!
+//! What is accepted, and nothing looser (XML-DSig Core §3.2 "Core
+//! Validation", narrowed to what SAML 2.0 and metadata need):
+//!
+//! - the `ds:Signature` is a direct child of the element it signs (the caller
+//!   hands both in), with children `SignedInfo`, `SignatureValue`, and an
+//!   optional `KeyInfo`; no `Object` (a classic hiding place in wrapping
+//!   attacks), nothing else;
+//! - `SignedInfo` is `CanonicalizationMethod`, `SignatureMethod` and exactly
+//!   one `Reference`; the canonicalization is exclusive C14N without comments;
+//! - the `Reference` URI is `#` + the signed element's own `ID`;
+//! - its transforms are exactly enveloped-signature then exclusive C14N (the
+//!   latter with or without an `InclusiveNamespaces PrefixList`);
+//! - signature RSA-SHA256/384/512 or ECDSA-SHA256/384, digest SHA-256/384/512;
+//!   SHA-1 (either) only when the caller allows it;
+//! - the key comes from the trusted certificates only: a `KeyInfo`
+//!   certificate may select one of them, but never adds one.
+//!
+//! Validation order: profile checks (no crypto), then the signature over the
+//! canonical `SignedInfo` (§3.2.2), then the reference digest (§3.2.1) — so
+//! nothing that an unauthenticated `SignedInfo` says is used before its
+//! signature holds, except to choose the algorithm.
+
+use aws_lc_rs::{constant_time, digest};
+use roxmltree::Node;
+
+use super::{base64_decode, c14n, is, NS_DS};
+use crate::trust::certs::{SigAlg, TrustedCert};
+
+pub const ALG_EXC_C14N: &str = "http://www.w3.org/2001/10/xml-exc-c14n#";
+pub const ALG_ENVELOPED: &str = "http://www.w3.org/2000/09/xmldsig#enveloped-signature";
+pub const ALG_RSA_SHA1: &str = "http://www.w3.org/2000/09/xmldsig#rsa-sha1";
+pub const ALG_RSA_SHA256: &str = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256";
+pub const ALG_RSA_SHA384: &str = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha384";
+pub const ALG_RSA_SHA512: &str = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha512";
+pub const ALG_ECDSA_SHA256: &str = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256";
+pub const ALG_ECDSA_SHA384: &str = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha384";
+pub const DIGEST_SHA1: &str = "http://www.w3.org/2000/09/xmldsig#sha1";
+pub const DIGEST_SHA256: &str = "http://www.w3.org/2001/04/xmlenc#sha256";
+pub const DIGEST_SHA384: &str = "http://www.w3.org/2001/04/xmldsig-more#sha384";
+pub const DIGEST_SHA512: &str = "http://www.w3.org/2001/04/xmlenc#sha512";
+
+/// What the verifier tolerates beyond the strict default.
+#[derive(Debug, Clone, Copy)]
+pub struct Profile {
+    /// Accept RSA-SHA1 signatures and SHA-1 digests (legacy IdPs only).
+    pub allow_sha1: bool,
+    /// Smallest RSA modulus accepted (default 2048; never below 1024).
+    pub min_rsa_bits: usize,
+}
+
+impl Default for Profile {
+    fn default() -> Self {
+        Profile {
+            allow_sha1: false,
+            min_rsa_bits: 2048,
+        }
+    }
+}
+
+/// Why a signature was not accepted. The `code_suffix` names the reason
+/// after the protocol prefix (`saml.` + `signature_invalid`).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DsigError {
+    /// The Signature element is not shaped as the profile requires.
+    #[error("signature is malformed: {0}")]
+    Malformed(String),
+    /// The element carries more than one direct ds:Signature child.
+    #[error("the element carries more than one ds:Signature")]
+    Multiple,
+    /// The Reference does not point at the signed element itself.
+    #[error("signature reference is not the signed element: {0}")]
+    Reference(String),
+    /// A transform other than enveloped-signature + exclusive C14N.
+    #[error("unsupported transform chain: {0}")]
+    Transform(String),
+    /// A canonicalization, signature or digest algorithm outside the profile.
+    #[error("unsupported algorithm: {0}")]
+    Algorithm(String),
+    /// SHA-1 was used and the caller does not allow it.
+    #[error("SHA-1 is refused ({0}); allow it only for a legacy IdP (--allow-sha1)")]
+    Sha1(String),
+    /// KeyInfo names a certificate that is not in the trusted set.
+    #[error("the signing certificate in KeyInfo (sha256 {0}) is not one of the trusted certificates")]
+    CertUntrusted(String),
+    /// The only trusted keys that could verify are below the minimum size.
+    #[error("the signing key has {0} bits; at least {1} are required")]
+    KeyTooWeak(usize, usize),
+    /// No trusted key verifies the signature over SignedInfo.
+    #[error("the signature does not verify with any trusted certificate{0}")]
+    SignatureInvalid(String),
+    /// The digest of the signed element does not match the Reference.
+    #[error("the signed element was modified after signing (digest mismatch)")]
+    DigestMismatch,
+}
+
+impl DsigError {
+    /// The stable reason, to be prefixed by the protocol (`saml.`, `metadata.`).
+    pub fn code_suffix(&self) -> &'static str {
+        match self {
+            DsigError::Malformed(_) => "signature_malformed",
+            DsigError::Multiple => "signature_multiple",
+            DsigError::Reference(_) => "reference_invalid",
+            DsigError::Transform(_) => "transform_unsupported",
+            DsigError::Algorithm(_) => "algorithm_unsupported",
+            DsigError::Sha1(_) => "sha1_forbidden",
+            DsigError::CertUntrusted(_) => "cert_untrusted",
+            DsigError::KeyTooWeak(..) => "key_too_weak",
+            DsigError::SignatureInvalid(_) => "signature_invalid",
+            DsigError::DigestMismatch => "digest_mismatch",
+        }
+    }
+}
+
+/// A signature that held.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    pub algorithm: SigAlg,
+    pub algorithm_uri: &'static str,
+    /// Index into the trusted certificates of the one that verified.
+    pub cert_index: usize,
+}
+
+/// The direct `ds:Signature` child of `element`, if any.
+pub fn signature_child<'a, 'i>(element: Node<'a, 'i>) -> Result<Option<Node<'a, 'i>>, DsigError> {
+    super::only_child(element, NS_DS, "Signature").map_err(|()| DsigError::Multiple)
+}
+
+/// Verify the enveloped signature `sig` (a direct child of `element`) with
+/// the trusted certificates. `input` is the text the document was parsed from.
+pub fn verify_enveloped(
+    input: &str,
+    element: Node,
+    sig: Node,
+    trusted: &[TrustedCert],
+    profile: &Profile,
+) -> Result<Verified, DsigError> {
+    if sig.parent_element().map(|p| p.id()) != Some(element.id()) {
+        return Err(DsigError::Malformed(
+            "ds:Signature is not a direct child of the signed element".into(),
+        ));
+    }
+    let parts = SignatureParts::read(sig)?;
+
+    // Reference: exactly `#` + the element's own ID.
+    let id = element
+        .attribute("ID")
+        .ok_or_else(|| DsigError::Reference("the signed element has no ID attribute".into()))?;
+    let uri = parts.reference.attribute("URI").unwrap_or_default();
+    if uri.strip_prefix('#') != Some(id) || id.is_empty() {
+        return Err(DsigError::Reference(format!(
+            "Reference URI is {uri:?}, expected \"#{id}\""
+        )));
+    }
+
+    let (sig_alg, sig_uri) = signature_algorithm(parts.signature_method)?;
+    let digest_alg = digest_algorithm(parts.digest_method)?;
+    if sig_alg.is_sha1() && !profile.allow_sha1 {
+        return Err(DsigError::Sha1(sig_uri.into()));
+    }
+    if digest_alg.1 == DIGEST_SHA1 && !profile.allow_sha1 {
+        return Err(DsigError::Sha1(DIGEST_SHA1.into()));
+    }
+
+    let digest_value = base64_decode(&super::text_content(parts.digest_value))
+        .map_err(|e| DsigError::Malformed(format!("DigestValue is not base64: {e}")))?;
+    let signature_value = base64_decode(&super::text_content(parts.signature_value))
+        .map_err(|e| DsigError::Malformed(format!("SignatureValue is not base64: {e}")))?;
+
+    // Key selection: KeyInfo may only choose among trusted certificates.
+    let named = parts.keyinfo_certs()?;
+    let mut candidates: Vec<usize> = if named.is_empty() {
+        (0..trusted.len()).collect()
+    } else {
+        let picked: Vec<usize> = (0..trusted.len())
+            .filter(|i| named.iter().any(|der| *der == trusted[*i].der))
+            .collect();
+        if picked.is_empty() {
+            let thumb = named
+                .first()
+                .map(|d| crate::trust::certs::hex(digest::digest(&digest::SHA256, d).as_ref()))
+                .unwrap_or_default();
+            return Err(DsigError::CertUntrusted(thumb));
+        }
+        picked
+    };
+    candidates.retain(|i| trusted[*i].supports(sig_alg));
+    let strong: Vec<usize> = candidates
+        .iter()
+        .copied()
+        .filter(|i| trusted[*i].rsa_bits() == 0 || trusted[*i].rsa_bits() >= profile.min_rsa_bits)
+        .collect();
+    if strong.is_empty() {
+        if let Some(weak) = candidates.first() {
+            return Err(DsigError::KeyTooWeak(
+                trusted[*weak].rsa_bits(),
+                profile.min_rsa_bits,
+            ));
+        }
+        return Err(DsigError::SignatureInvalid(format!(
+            " (no trusted certificate has a key for {sig_uri})"
+        )));
+    }
+
+    // §3.2.2: the signature over the canonical SignedInfo.
+    let si_prefixes = inclusive_prefixes(parts.c14n_method);
+    let si_prefixes: Vec<&str> = si_prefixes.iter().map(String::as_str).collect();
+    let signed_info = c14n::canonicalize(input, parts.signed_info, None, &si_prefixes);
+    let cert_index = strong
+        .into_iter()
+        .find(|i| trusted[*i].verify(sig_alg, &signed_info, &signature_value) == Some(true))
+        .ok_or_else(|| DsigError::SignatureInvalid(String::new()))?;
+
+    // §3.2.1: the digest of the referenced element, minus this signature.
+    let ref_prefixes: Vec<&str> = parts.transform_prefixes.iter().map(String::as_str).collect();
+    let canonical = c14n::canonicalize(input, element, Some(sig.id()), &ref_prefixes);
+    let actual = digest::digest(digest_alg.0, &canonical);
+    if constant_time::verify_slices_are_equal(actual.as_ref(), &digest_value).is_err() {
+        return Err(DsigError::DigestMismatch);
+    }
+    Ok(Verified {
+        algorithm: sig_alg,
+        algorithm_uri: sig_uri,
+        cert_index,
+    })
+}
+
+/// The parts of a Signature, checked against the profile's shape.
+struct SignatureParts<'a, 'i> {
+    signed_info: Node<'a, 'i>,
+    c14n_method: Node<'a, 'i>,
+    signature_method: Node<'a, 'i>,
+    reference: Node<'a, 'i>,
+    digest_method: Node<'a, 'i>,
+    digest_value: Node<'a, 'i>,
+    signature_value: Node<'a, 'i>,
+    key_info: Option<Node<'a, 'i>>,
+    transform_prefixes: Vec<String>,
+}
+
+impl<'a, 'i> SignatureParts<'a, 'i> {
+    fn read(sig: Node<'a, 'i>) -> Result<Self, DsigError> {
+        let kids = element_children(sig)?;
+        let (signed_info, signature_value, key_info) = match kids.as_slice() {
+            [si, sv] => (*si, *sv, None),
+            [si, sv, ki] => (*si, *sv, Some(*ki)),
+            _ => {
+                return Err(DsigError::Malformed(
+                    "ds:Signature must hold SignedInfo, SignatureValue and at most a KeyInfo".into(),
+                ))
+            }
+        };
+        expect(signed_info, "SignedInfo")?;
+        expect(signature_value, "SignatureValue")?;
+        if let Some(ki) = key_info {
+            expect(ki, "KeyInfo")?;
+        }
+
+        let si_kids = element_children(signed_info)?;
+        let refs = si_kids.iter().filter(|n| is(n, NS_DS, "Reference")).count();
+        if refs != 1 {
+            return Err(DsigError::Reference(format!(
+                "SignedInfo has {refs} Reference elements; exactly one is allowed"
+            )));
+        }
+        let [c14n_method, signature_method, reference] = si_kids.as_slice() else {
+            return Err(DsigError::Malformed(
+                "SignedInfo must hold CanonicalizationMethod, SignatureMethod, Reference".into(),
+            ));
+        };
+        expect(*c14n_method, "CanonicalizationMethod")?;
+        expect(*signature_method, "SignatureMethod")?;
+        expect(*reference, "Reference")?;
+        if c14n_method.attribute("Algorithm") != Some(ALG_EXC_C14N) {
+            return Err(DsigError::Algorithm(format!(
+                "CanonicalizationMethod {:?}; only exclusive C14N without comments is accepted",
+                c14n_method.attribute("Algorithm").unwrap_or_default()
+            )));
+        }
+        check_c14n_children(*c14n_method)?;
+        if !element_children(*signature_method)?.is_empty() {
+            return Err(DsigError::Algorithm(
+                "SignatureMethod parameters (e.g. HMACOutputLength) are not accepted".into(),
+            ));
+        }
+
+        let ref_kids = element_children(*reference)?;
+        let [transforms, digest_method, digest_value] = ref_kids.as_slice() else {
+            return Err(DsigError::Transform(
+                "Reference must hold Transforms, DigestMethod, DigestValue".into(),
+            ));
+        };
+        expect(*transforms, "Transforms").map_err(|_| {
+            DsigError::Transform("the Reference has no Transforms (enveloped-signature is required)".into())
+        })?;
+        expect(*digest_method, "DigestMethod")?;
+        expect(*digest_value, "DigestValue")?;
+        let transform_prefixes = check_transforms(*transforms)?;
+        Ok(SignatureParts {
+            signed_info,
+            c14n_method: *c14n_method,
+            signature_method: *signature_method,
+            reference: *reference,
+            digest_method: *digest_method,
+            digest_value: *digest_value,
+            signature_value,
+            key_info,
+            transform_prefixes,
+        })
+    }
+
+    /// DER certificates named in `KeyInfo/X509Data/X509Certificate`.
+    fn keyinfo_certs(&self) -> Result<Vec<Vec<u8>>, DsigError> {
+        let Some(ki) = self.key_info else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for data in super::children(ki, NS_DS, "X509Data") {
+            for c in super::children(data, NS_DS, "X509Certificate") {
+                let der = base64_decode(&super::text_content(c)).map_err(|e| {
+                    DsigError::Malformed(format!("X509Certificate is not base64: {e}"))
+                })?;
+                out.push(der);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Element children, refusing any non-whitespace text between them.
+fn element_children<'a, 'i>(node: Node<'a, 'i>) -> Result<Vec<Node<'a, 'i>>, DsigError> {
+    let mut out = Vec::new();
+    for c in node.children() {
+        if c.is_element() {
+            out.push(c);
+        } else if c.is_text() && !c.text().unwrap_or_default().trim().is_empty() {
+            return Err(DsigError::Malformed(format!(
+                "unexpected text inside ds:{}",
+                node.tag_name().name()
+            )));
+        }
+    }
+    Ok(out)
+}
+
+fn expect(node: Node, local: &str) -> Result<(), DsigError> {
+    if is(&node, NS_DS, local) {
+        Ok(())
+    } else {
+        Err(DsigError::Malformed(format!(
+            "expected ds:{local}, found {}",
+            node.tag_name().name()
+        )))
+    }
+}
+
+fn check_transforms(transforms: Node) -> Result<Vec<String>, DsigError> {
+    let list = element_children(transforms)?;
+    let algs: Vec<&str> = list
+        .iter()
+        .map(|t| {
+            if is(t, NS_DS, "Transform") {
+                t.attribute("Algorithm").unwrap_or_default()
+            } else {
+                "(not a ds:Transform)"
+            }
+        })
+        .collect();
+    if algs != [ALG_ENVELOPED, ALG_EXC_C14N] {
+        return Err(DsigError::Transform(format!(
+            "[{}]; exactly [enveloped-signature, exclusive C14N] is accepted",
+            algs.join(", ")
+        )));
+    }
+    let [enveloped, exc] = list.as_slice() else {
+        return Err(DsigError::Transform("two transforms expected".into()));
+    };
+    if !element_children(*enveloped)?.is_empty() {
+        return Err(DsigError::Transform(
+            "the enveloped-signature transform takes no parameters".into(),
+        ));
+    }
+    check_c14n_children(*exc)?;
+    Ok(inclusive_prefixes(*exc))
+}
+
+/// An exclusive C14N method may carry one `InclusiveNamespaces`, nothing else.
+fn check_c14n_children(node: Node) -> Result<(), DsigError> {
+    let kids = element_children(node)?;
+    let ok = match kids.as_slice() {
+        [] => true,
+        [one] => one.tag_name().name() == "InclusiveNamespaces"
+            && one.tag_name().namespace() == Some(ALG_EXC_C14N),
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(DsigError::Transform(
+            "exclusive C14N takes only an InclusiveNamespaces parameter".into(),
+        ))
+    }
+}
+
+fn inclusive_prefixes(node: Node) -> Vec<String> {
+    node.children()
+        .find(|c| c.is_element() && c.tag_name().name() == "InclusiveNamespaces")
+        .and_then(|n| n.attribute("PrefixList"))
+        .map(|l| l.split_ascii_whitespace().map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+fn signature_algorithm(method: Node) -> Result<(SigAlg, &'static str), DsigError> {
+    let uri = method.attribute("Algorithm").unwrap_or_default();
+    Ok(match uri {
+        ALG_RSA_SHA1 => (SigAlg::RsaSha1, ALG_RSA_SHA1),
+        ALG_RSA_SHA256 => (SigAlg::RsaSha256, ALG_RSA_SHA256),
+        ALG_RSA_SHA384 => (SigAlg::RsaSha384, ALG_RSA_SHA384),
+        ALG_RSA_SHA512 => (SigAlg::RsaSha512, ALG_RSA_SHA512),
+        ALG_ECDSA_SHA256 => (SigAlg::EcdsaSha256, ALG_ECDSA_SHA256),
+        ALG_ECDSA_SHA384 => (SigAlg::EcdsaSha384, ALG_ECDSA_SHA384),
+        other => return Err(DsigError::Algorithm(format!("SignatureMethod {other:?}"))),
+    })
+}
+
+fn digest_algorithm(method: Node) -> Result<(&'static digest::Algorithm, &'static str), DsigError> {
+    let uri = method.attribute("Algorithm").unwrap_or_default();
+    Ok(match uri {
+        DIGEST_SHA1 => (&digest::SHA1_FOR_LEGACY_USE_ONLY, DIGEST_SHA1),
+        DIGEST_SHA256 => (&digest::SHA256, DIGEST_SHA256),
+        DIGEST_SHA384 => (&digest::SHA384, DIGEST_SHA384),
+        DIGEST_SHA512 => (&digest::SHA512, DIGEST_SHA512),
+        other => return Err(DsigError::Algorithm(format!("DigestMethod {other:?}"))),
+    })
+}

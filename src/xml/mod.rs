@@ -1,0 +1,187 @@
+//! The one XML parser fedgate uses, and the helpers every reader shares.
+//!
+//! Everything XML goes through [`parse`]: roxmltree with DTDs refused (no
+//! entities, no XXE, no billion laughs), a node limit and a nesting limit, so
+//! that the canonicalizer and the readers, which recurse, can never be driven
+//! into a stack overflow by hostile input.
+
+pub mod c14n;
+pub mod dsig;
+
+use roxmltree::{Document, Node, ParsingOptions};
+
+/// SAML 2.0 protocol namespace (`samlp:`).
+pub const NS_SAMLP: &str = "urn:oasis:names:tc:SAML:2.0:protocol";
+/// SAML 2.0 assertion namespace (`saml:`).
+pub const NS_SAML: &str = "urn:oasis:names:tc:SAML:2.0:assertion";
+/// SAML 2.0 metadata namespace (`md:`).
+pub const NS_MD: &str = "urn:oasis:names:tc:SAML:2.0:metadata";
+/// XML-DSig namespace (`ds:`).
+pub const NS_DS: &str = "http://www.w3.org/2000/09/xmldsig#";
+/// XML Encryption namespace (`xenc:`).
+pub const NS_XENC: &str = "http://www.w3.org/2001/04/xmlenc#";
+
+/// How deep elements may nest. SAML responses and metadata stay under 20.
+pub const MAX_DEPTH: usize = 64;
+/// How many nodes a document may hold (a 512 KiB response holds far fewer).
+pub const MAX_NODES: u32 = 200_000;
+
+/// Why a document was refused before anything was read from it.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum XmlError {
+    /// The document has a DOCTYPE. fedgate never processes DTDs: entity
+    /// declarations are the vehicle of XXE and entity-expansion attacks.
+    #[error("the document has a DOCTYPE declaration; DTDs are refused")]
+    Doctype,
+    /// The document is not well-formed XML (or not UTF-8).
+    #[error("the document is not well-formed XML: {0}")]
+    Malformed(String),
+    /// Elements nest deeper than [`MAX_DEPTH`].
+    #[error("elements nest deeper than {MAX_DEPTH} levels")]
+    TooDeep,
+}
+
+/// Decode bytes as UTF-8 (a leading byte-order mark is dropped).
+pub fn utf8(bytes: &[u8]) -> Result<&str, XmlError> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    std::str::from_utf8(bytes).map_err(|e| XmlError::Malformed(format!("not UTF-8: {e}")))
+}
+
+/// Parse a document with fedgate's rules: no DTD, bounded size and depth.
+pub fn parse(input: &str) -> Result<Document<'_>, XmlError> {
+    let opts = ParsingOptions {
+        allow_dtd: false,
+        nodes_limit: MAX_NODES,
+        ..ParsingOptions::default()
+    };
+    let doc = Document::parse_with_options(input, opts).map_err(|e| match e {
+        roxmltree::Error::DtdDetected => XmlError::Doctype,
+        other => XmlError::Malformed(other.to_string()),
+    })?;
+    check_depth(doc.root_element())?;
+    Ok(doc)
+}
+
+fn check_depth(root: Node) -> Result<(), XmlError> {
+    // Iterative on purpose: this is the guard that makes recursion elsewhere safe.
+    let mut stack = vec![(root, 1usize)];
+    while let Some((node, depth)) = stack.pop() {
+        if depth > MAX_DEPTH {
+            return Err(XmlError::TooDeep);
+        }
+        stack.extend(
+            node.children()
+                .filter(Node::is_element)
+                .map(|c| (c, depth + 1)),
+        );
+    }
+    Ok(())
+}
+
+/// The whole text content of an element: every descendant text node, in
+/// order. Comments and processing instructions are not text, so
+/// `a@<!-- c -->b` reads `a@b` (never just `a@`).
+pub fn text_content(node: Node) -> String {
+    let mut out = String::new();
+    for d in node.descendants() {
+        if d.is_text() {
+            out.push_str(d.text().unwrap_or_default());
+        }
+    }
+    out
+}
+
+/// True when `node` is an element with this namespace and local name.
+pub fn is(node: &Node, ns: &str, local: &str) -> bool {
+    node.is_element() && node.tag_name().name() == local && node.tag_name().namespace() == Some(ns)
+}
+
+/// The element children of `node` with this namespace and local name.
+pub fn children<'a, 'input: 'a>(
+    node: Node<'a, 'input>,
+    ns: &'a str,
+    local: &'a str,
+) -> impl Iterator<Item = Node<'a, 'input>> + 'a {
+    node.children().filter(move |c| is(c, ns, local))
+}
+
+/// The single element child with this name: `Ok(None)` when absent,
+/// `Err(())` when there is more than one.
+#[allow(clippy::result_unit_err)]
+pub fn only_child<'a, 'input: 'a>(
+    node: Node<'a, 'input>,
+    ns: &'a str,
+    local: &'a str,
+) -> Result<Option<Node<'a, 'input>>, ()> {
+    let mut it = children(node, ns, local);
+    let first = it.next();
+    if it.next().is_some() {
+        return Err(());
+    }
+    Ok(first)
+}
+
+/// The qualified name of an element exactly as written (`samlp:Response`),
+/// read from the source text, because roxmltree keeps only the expanded name
+/// and exclusive C14N must render the prefix the document used.
+pub fn element_qname<'input>(input: &'input str, node: &Node) -> &'input str {
+    let start = node.range().start + 1; // skip '<'
+    let rest = input.get(start..).unwrap_or_default();
+    let end = rest
+        .find(|c: char| c.is_ascii_whitespace() || c == '/' || c == '>')
+        .unwrap_or(rest.len());
+    rest.get(..end).unwrap_or_default()
+}
+
+/// The prefix of an element as written (`None` for the default namespace).
+pub fn element_prefix<'input>(input: &'input str, node: &Node) -> Option<&'input str> {
+    element_qname(input, node).split_once(':').map(|(p, _)| p)
+}
+
+/// Base64 as XML-DSig and SAML bindings write it: standard alphabet, any
+/// white space (line breaks every 64 or 76 characters) ignored.
+pub fn base64_decode(s: &str) -> Result<Vec<u8>, base64::DecodeError> {
+    use base64::Engine;
+    let compact: String = s.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    base64::engine::general_purpose::STANDARD.decode(compact)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn doctype_is_refused_before_any_entity_is_expanded() {
+        let xxe = r#"<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><r>&x;</r>"#;
+        assert_eq!(parse(xxe).err(), Some(XmlError::Doctype));
+        let laughs = r#"<!DOCTYPE r [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]><r>&b;</r>"#;
+        assert_eq!(parse(laughs).err(), Some(XmlError::Doctype));
+    }
+
+    #[test]
+    fn nesting_is_bounded() {
+        let deep = format!("{}{}", "<a>".repeat(MAX_DEPTH + 1), "</a>".repeat(MAX_DEPTH + 1));
+        assert_eq!(parse(&deep).err(), Some(XmlError::TooDeep));
+        let ok = format!("{}{}", "<a>".repeat(MAX_DEPTH), "</a>".repeat(MAX_DEPTH));
+        assert!(parse(&ok).is_ok());
+    }
+
+    #[test]
+    fn text_content_skips_comments_and_keeps_all_text() {
+        let doc = parse("<n>user@<!-- c -->example.com<?pi x?></n>").unwrap();
+        assert_eq!(text_content(doc.root_element()), "user@example.com");
+    }
+
+    #[test]
+    fn qualified_names_come_from_the_source() {
+        let src = r#"<a:r xmlns:a="u" xmlns:b="u"><b:c/><d xmlns="v"/></a:r>"#;
+        let doc = parse(src).unwrap();
+        let names: Vec<_> = doc
+            .descendants()
+            .filter(Node::is_element)
+            .map(|n| element_qname(src, &n))
+            .collect();
+        assert_eq!(names, ["a:r", "b:c", "d"]);
+    }
+}
