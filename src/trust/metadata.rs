@@ -195,3 +195,60 @@ fn x509_certificates(key_descriptor: Node) -> Vec<String> {
         .map(xml::text_content)
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CERT_B64: &str = include_str!("../../tests/data/test_cert.b64");
+
+    fn idp(key_descriptors: &str) -> String {
+        format!(
+            r#"<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" xmlns:ds="http://www.w3.org/2000/09/xmldsig#" entityID="https://idp.example/">
+  <md:IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">{key_descriptors}
+    <md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="https://idp.example/sso"/>
+  </md:IDPSSODescriptor>
+</md:EntityDescriptor>"#
+        )
+    }
+
+    fn kd(usage: Option<&str>) -> String {
+        let use_attr = usage.map(|u| format!(" use=\"{u}\"")).unwrap_or_default();
+        format!("<md:KeyDescriptor{use_attr}><ds:KeyInfo><ds:X509Data><ds:X509Certificate>{CERT_B64}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>")
+    }
+
+    #[test]
+    fn signing_and_unqualified_key_descriptors_are_trusted() {
+        let md = IdpMetadata::parse(idp(&kd(Some("signing"))).as_bytes()).unwrap();
+        assert_eq!(md.signing_certs.len(), 1);
+        assert_eq!(md.sso_endpoints[0].location, "https://idp.example/sso");
+        let md = IdpMetadata::parse(idp(&kd(None)).as_bytes()).unwrap();
+        assert_eq!(md.signing_certs.len(), 1);
+        // The same certificate twice is one trusted certificate.
+        let twice = format!("{}{}", kd(Some("signing")), kd(None));
+        assert_eq!(IdpMetadata::parse(idp(&twice).as_bytes()).unwrap().signing_certs.len(), 1);
+    }
+
+    #[test]
+    fn no_signing_certificate_is_an_error() {
+        let err = IdpMetadata::parse(idp(&kd(Some("encryption"))).as_bytes()).unwrap_err();
+        assert_eq!(err.code(), "metadata.no_signing_cert");
+        let err = IdpMetadata::parse(idp("").as_bytes()).unwrap_err();
+        assert_eq!(err.code(), "metadata.no_signing_cert");
+    }
+
+    #[test]
+    fn other_documents_are_refused_by_name() {
+        assert_eq!(IdpMetadata::parse(b"<a/>").unwrap_err().code(), "metadata.not_metadata");
+        assert_eq!(
+            IdpMetadata::parse(b"<!DOCTYPE x><md:EntityDescriptor xmlns:md=\"urn:oasis:names:tc:SAML:2.0:metadata\"/>")
+                .unwrap_err()
+                .code(),
+            "metadata.doctype_forbidden"
+        );
+        let sp = r#"<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="x"><md:SPSSODescriptor/></md:EntityDescriptor>"#;
+        assert_eq!(IdpMetadata::parse(sp.as_bytes()).unwrap_err().code(), "metadata.no_idp");
+        let bad_cert = idp("<md:KeyDescriptor><ds:KeyInfo><ds:X509Data><ds:X509Certificate>AAAA</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>");
+        assert_eq!(IdpMetadata::parse(bad_cert.as_bytes()).unwrap_err().code(), "metadata.cert_invalid");
+    }
+}
