@@ -22,6 +22,7 @@
 pub mod cli;
 pub mod identity;
 pub mod inbound;
+pub mod mock;
 pub mod timefmt;
 pub mod trust;
 pub mod xml;

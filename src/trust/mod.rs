@@ -3,3 +3,4 @@
 pub mod certs;
 pub mod jwks;
 pub mod metadata;
+pub mod signing;

@@ -435,3 +435,109 @@ fn digest_algorithm(method: Node) -> Result<(&'static digest::Algorithm, &'stati
         other => return Err(DsigError::Algorithm(format!("DigestMethod {other:?}"))),
     })
 }
+
+/// Why fedgate could not sign a document.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SignError {
+    #[error(transparent)]
+    Xml(#[from] super::XmlError),
+    /// No element, or several, carry that ID.
+    #[error("no single element with ID {0:?}")]
+    NoElement(String),
+    /// The element is empty or already signed.
+    #[error("the element with ID {0:?} cannot take an enveloped signature (empty or already signed)")]
+    NotSignable(String),
+    #[error(transparent)]
+    Key(#[from] crate::trust::signing::SigningError),
+}
+
+/// Sign the element whose `ID` is `id` with an enveloped signature in
+/// fedgate's profile (exclusive C14N, RSA-SHA256 or ECDSA-SHA256, SHA-256
+/// digest, the certificate in KeyInfo). The Signature goes right after the
+/// element's `saml:Issuer` (the schema's place for it), or first.
+///
+/// The digest and the SignedInfo are canonicalized by the same code the
+/// verifier uses, on the parsed document, so what fedgate signs is what a
+/// verifier (fedgate's, or libxmlsec's) canonicalizes.
+pub fn sign_enveloped(
+    xml_text: &str,
+    id: &str,
+    key: &crate::trust::signing::SigningKey,
+) -> Result<String, SignError> {
+    use base64::Engine;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+
+    let doc = super::parse(xml_text)?;
+    let mut matches = doc
+        .descendants()
+        .filter(|n| n.is_element() && n.attribute("ID") == Some(id));
+    let element = matches
+        .next()
+        .ok_or_else(|| SignError::NoElement(id.to_string()))?;
+    if matches.next().is_some() {
+        return Err(SignError::NoElement(id.to_string()));
+    }
+    if signature_child(element).ok().flatten().is_some() {
+        return Err(SignError::NotSignable(id.to_string()));
+    }
+    let insert_at = match super::children(element, super::NS_SAML, "Issuer").next() {
+        Some(issuer) => issuer.range().end,
+        None => element
+            .first_child()
+            .map(|c| c.range().start)
+            .ok_or_else(|| SignError::NotSignable(id.to_string()))?,
+    };
+    let digest = digest::digest(&digest::SHA256, &c14n::canonicalize(xml_text, element, None, &[]));
+    let sig_alg = match key.algorithm() {
+        SigAlg::EcdsaSha256 => ALG_ECDSA_SHA256,
+        _ => ALG_RSA_SHA256,
+    };
+    const PLACEHOLDER: &str = "fedgate-signature-value";
+    let signature = format!(
+        "<ds:Signature xmlns:ds=\"{NS_DS}\"><ds:SignedInfo>\
+         <ds:CanonicalizationMethod Algorithm=\"{ALG_EXC_C14N}\"/>\
+         <ds:SignatureMethod Algorithm=\"{sig_alg}\"/>\
+         <ds:Reference URI=\"#{}\"><ds:Transforms>\
+         <ds:Transform Algorithm=\"{ALG_ENVELOPED}\"/>\
+         <ds:Transform Algorithm=\"{ALG_EXC_C14N}\"/></ds:Transforms>\
+         <ds:DigestMethod Algorithm=\"{DIGEST_SHA256}\"/>\
+         <ds:DigestValue>{}</ds:DigestValue></ds:Reference></ds:SignedInfo>\
+         <ds:SignatureValue>{PLACEHOLDER}</ds:SignatureValue>\
+         <ds:KeyInfo><ds:X509Data><ds:X509Certificate>{}</ds:X509Certificate></ds:X509Data></ds:KeyInfo>\
+         </ds:Signature>",
+        xml_attr_escape(id),
+        b64(digest.as_ref()),
+        b64(&key.cert.der),
+    );
+    let mut with_sig = String::with_capacity(xml_text.len() + signature.len() + 512);
+    with_sig.push_str(&xml_text[..insert_at]);
+    with_sig.push_str(&signature);
+    with_sig.push_str(&xml_text[insert_at..]);
+
+    // Canonicalize SignedInfo where it now stands, with its inherited context.
+    let signed_info_c14n = {
+        let doc = super::parse(&with_sig)?;
+        let si = doc
+            .descendants()
+            .find(|n| {
+                is(n, NS_DS, "SignedInfo")
+                    && n.ancestors().nth(2).and_then(|e| e.attribute("ID")) == Some(id)
+            })
+            .ok_or_else(|| SignError::NoElement(id.to_string()))?;
+        c14n::canonicalize(&with_sig, si, None, &[])
+    };
+    let value = key.sign(&signed_info_c14n)?;
+    let placeholder_at = insert_at
+        + signature
+            .find(PLACEHOLDER)
+            .ok_or_else(|| SignError::NotSignable(id.to_string()))?;
+    with_sig.replace_range(placeholder_at..placeholder_at + PLACEHOLDER.len(), &b64(&value));
+    Ok(with_sig)
+}
+
+fn xml_attr_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('"', "&quot;")
+}

@@ -12,3 +12,4 @@ pub fn corpus_path(rel: &str) -> PathBuf {
 pub fn fixture(rel: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(rel)
 }
+pub mod xmldsig;

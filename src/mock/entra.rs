@@ -1,0 +1,134 @@
+//! A mock Entra ID tenant's SAML side: builds Responses shaped as Entra
+//! sends them (claim names, NameID, conditions, one signed Assertion) and
+//! signs them with the tenant's key through fedgate's XML-DSig signer.
+//! Used by the benchmarks, tests, and (later) the demo and drills.
+
+use std::fmt::Write;
+
+use time::{Duration, OffsetDateTime};
+
+use crate::inbound::saml::claims;
+use crate::trust::signing::SigningKey;
+use crate::xml::dsig::{sign_enveloped, SignError};
+
+/// A user of the mock tenant.
+#[derive(Debug, Clone)]
+pub struct MockUser {
+    pub object_id: String,
+    pub upn: String,
+    pub display_name: String,
+    pub groups: Vec<String>,
+    pub roles: Vec<String>,
+    pub mfa: bool,
+}
+
+/// Where and when the response goes.
+#[derive(Debug, Clone)]
+pub struct MockLogin {
+    pub tenant_id: String,
+    pub sp_entity_id: String,
+    pub acs_url: String,
+    pub issue_instant: OffsetDateTime,
+    pub in_response_to: Option<String>,
+    /// A unique suffix for the Response and Assertion IDs.
+    pub id_seed: String,
+}
+
+impl MockLogin {
+    /// The issuer Entra uses for this tenant in SAML.
+    pub fn issuer(&self) -> String {
+        format!("https://sts.windows.net/{}/", self.tenant_id)
+    }
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn ts(t: OffsetDateTime) -> String {
+    crate::timefmt::format(t)
+}
+
+/// The unsigned Response XML, as Entra lays it out. Returns the XML and the Assertion ID.
+pub fn response_xml(user: &MockUser, login: &MockLogin) -> (String, String) {
+    let response_id = format!("_r{}", login.id_seed);
+    let assertion_id = format!("_a{}", login.id_seed);
+    let issuer = esc(&login.issuer());
+    let now = login.issue_instant;
+    let irt = login
+        .in_response_to
+        .as_ref()
+        .map(|i| format!(" InResponseTo=\"{}\"", esc(i)))
+        .unwrap_or_default();
+    let mut attrs = String::new();
+    let mut attr = |name: &str, values: &[String]| {
+        if values.is_empty() {
+            return;
+        }
+        let _ = write!(attrs, "<Attribute Name=\"{name}\">");
+        for v in values {
+            let _ = write!(attrs, "<AttributeValue>{}</AttributeValue>", esc(v));
+        }
+        attrs.push_str("</Attribute>");
+    };
+    attr(claims::TENANT_ID, &[login.tenant_id.clone()]);
+    attr(claims::OBJECT_ID, &[user.object_id.clone()]);
+    attr(claims::DISPLAY_NAME, &[user.display_name.clone()]);
+    attr(
+        "http://schemas.microsoft.com/identity/claims/identityprovider",
+        &[login.issuer()],
+    );
+    let mut methods =
+        vec!["http://schemas.microsoft.com/ws/2008/06/identity/authenticationmethod/password".to_string()];
+    if user.mfa {
+        methods.push(claims::MFA_METHOD.to_string());
+    }
+    attr(claims::AUTHN_METHODS, &methods);
+    attr(claims::EMAIL, &[user.upn.clone()]);
+    attr(claims::NAME, &[user.upn.clone()]);
+    attr(claims::GROUPS, &user.groups);
+    attr(claims::ROLE, &user.roles);
+
+    let xml = format!(
+        "<samlp:Response xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" ID=\"{response_id}\" Version=\"2.0\" \
+IssueInstant=\"{now}\" Destination=\"{acs}\"{irt}><Issuer xmlns=\"urn:oasis:names:tc:SAML:2.0:assertion\">{issuer}</Issuer>\
+<samlp:Status><samlp:StatusCode Value=\"urn:oasis:names:tc:SAML:2.0:status:Success\"/></samlp:Status>\
+<Assertion xmlns=\"urn:oasis:names:tc:SAML:2.0:assertion\" ID=\"{assertion_id}\" IssueInstant=\"{now}\" Version=\"2.0\">\
+<Issuer>{issuer}</Issuer><Subject><NameID Format=\"urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress\">{upn}</NameID>\
+<SubjectConfirmation Method=\"urn:oasis:names:tc:SAML:2.0:cm:bearer\"><SubjectConfirmationData{irt} NotOnOrAfter=\"{scd_end}\" Recipient=\"{acs}\"/>\
+</SubjectConfirmation></Subject><Conditions NotBefore=\"{nb}\" NotOnOrAfter=\"{end}\"><AudienceRestriction><Audience>{aud}</Audience>\
+</AudienceRestriction></Conditions><AttributeStatement>{attrs}</AttributeStatement><AuthnStatement AuthnInstant=\"{now}\" SessionIndex=\"{assertion_id}\">\
+<AuthnContext><AuthnContextClassRef>urn:oasis:names:tc:SAML:2.0:ac:classes:Password</AuthnContextClassRef></AuthnContext></AuthnStatement></Assertion></samlp:Response>",
+        now = ts(now),
+        acs = esc(&login.acs_url),
+        upn = esc(&user.upn),
+        scd_end = ts(now + Duration::minutes(5)),
+        nb = ts(now - Duration::minutes(5)),
+        end = ts(now + Duration::minutes(70)),
+        aud = esc(&login.sp_entity_id),
+    );
+    (xml, assertion_id)
+}
+
+/// A Response with its Assertion signed by `key`, as Entra signs by default.
+pub fn signed_response(user: &MockUser, login: &MockLogin, key: &SigningKey) -> Result<String, SignError> {
+    let (xml, assertion_id) = response_xml(user, login);
+    sign_enveloped(&xml, &assertion_id, key)
+}
+
+/// A user with `n` group object ids, for Entra-sized responses.
+pub fn user_with_groups(n: usize) -> MockUser {
+    MockUser {
+        object_id: "3f2504e0-4f89-11d3-9a0c-0305e82c3301".into(),
+        upn: "alice@contoso.example".into(),
+        display_name: "Alice Example".into(),
+        groups: (0..n)
+            .map(|i| format!("{i:08x}-7a1b-4c2d-9e3f-0a1b2c3d4e5f"))
+            .collect(),
+        roles: vec!["Backup.Operator".into()],
+        mfa: true,
+    }
+}
