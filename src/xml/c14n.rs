@@ -44,6 +44,9 @@ pub fn canonicalize<'d>(
         inclusive: inclusive_prefixes,
         rendered: Vec::with_capacity(8),
         out: Vec::with_capacity(input.len()),
+        scratch_wanted: Vec::with_capacity(4),
+        scratch_decls: Vec::with_capacity(4),
+        scratch_attrs: Vec::with_capacity(8),
     };
     c.element(apex);
     c.out
@@ -57,6 +60,9 @@ struct Canonicalizer<'i> {
     /// `None` prefix is the default namespace.
     rendered: Vec<(Option<&'i str>, &'i str)>,
     out: Vec<u8>,
+    scratch_wanted: Vec<Option<&'i str>>,
+    scratch_decls: Vec<(Option<&'i str>, &'i str)>,
+    scratch_attrs: Vec<roxmltree::Attribute<'i, 'i>>,
 }
 
 impl<'i> Canonicalizer<'i> {
@@ -64,8 +70,10 @@ impl<'i> Canonicalizer<'i> {
         let qname = element_qname(self.input, &node);
         let own_prefix = element_prefix(self.input, &node);
 
-        // Which prefixes does this element need declared?
-        let mut wanted: Vec<Option<&'i str>> = Vec::with_capacity(4);
+        // Which prefixes does this element need declared? (Scratch buffers are
+        // reused: each is consumed before the children are visited.)
+        let mut wanted = std::mem::take(&mut self.scratch_wanted);
+        wanted.clear();
         wanted.push(own_prefix);
         for attr in node.attributes() {
             if let Some(p) = attr_prefix(self.input, &attr) {
@@ -85,8 +93,9 @@ impl<'i> Canonicalizer<'i> {
         }
 
         let mark = self.rendered.len();
-        let mut decls: Vec<(Option<&'i str>, &'i str)> = Vec::with_capacity(wanted.len());
-        for prefix in wanted {
+        let mut decls = std::mem::take(&mut self.scratch_decls);
+        decls.clear();
+        for prefix in wanted.iter().copied() {
             let uri = match lookup(&node, prefix) {
                 Some(u) => u,
                 // An unprefixed name with no default in scope is in no namespace.
@@ -110,7 +119,10 @@ impl<'i> Canonicalizer<'i> {
                 decls.push((prefix, uri));
             }
         }
-        decls.sort_by(|a, b| a.0.unwrap_or("").cmp(b.0.unwrap_or("")));
+        self.scratch_wanted = wanted;
+        if decls.len() > 1 {
+            decls.sort_unstable_by(|a, b| a.0.unwrap_or("").cmp(b.0.unwrap_or("")));
+        }
 
         self.out.push(b'<');
         self.out.extend_from_slice(qname.as_bytes());
@@ -126,21 +138,26 @@ impl<'i> Canonicalizer<'i> {
             escape_attr(uri, &mut self.out);
             self.out.push(b'"');
         }
-        self.rendered.extend(decls);
+        self.rendered.extend(decls.iter().copied());
+        self.scratch_decls = decls;
 
-        let mut attrs: Vec<_> = node.attributes().collect();
-        attrs.sort_by(|a, b| {
-            (a.namespace().unwrap_or(""), a.name()).cmp(&(b.namespace().unwrap_or(""), b.name()))
-        });
-        for attr in attrs {
+        let mut attrs = std::mem::take(&mut self.scratch_attrs);
+        attrs.clear();
+        attrs.extend(node.attributes());
+        if attrs.len() > 1 {
+            attrs.sort_unstable_by(|a, b| {
+                (a.namespace().unwrap_or(""), a.name()).cmp(&(b.namespace().unwrap_or(""), b.name()))
+            });
+        }
+        for attr in &attrs {
             self.out.push(b' ');
-            let qrange = attr.range_qname();
-            let qn = self.input.get(qrange).unwrap_or_else(|| attr.name());
+            let qn = self.input.get(attr.range_qname()).unwrap_or_else(|| attr.name());
             self.out.extend_from_slice(qn.as_bytes());
             self.out.extend_from_slice(b"=\"");
             escape_attr(attr.value(), &mut self.out);
             self.out.push(b'"');
         }
+        self.scratch_attrs = attrs;
         self.out.push(b'>');
 
         for child in node.children() {

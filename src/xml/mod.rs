@@ -143,8 +143,14 @@ pub fn element_prefix<'input>(input: &'input str, node: &Node) -> Option<&'input
 /// white space (line breaks every 64 or 76 characters) ignored.
 pub fn base64_decode(s: &str) -> Result<Vec<u8>, base64::DecodeError> {
     use base64::Engine;
-    let compact: String = s.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-    base64::engine::general_purpose::STANDARD.decode(compact)
+    let engine = &base64::engine::general_purpose::STANDARD;
+    let bytes = s.as_bytes();
+    if !bytes.iter().any(u8::is_ascii_whitespace) {
+        return engine.decode(bytes);
+    }
+    let mut compact = Vec::with_capacity(bytes.len());
+    compact.extend(bytes.iter().filter(|b| !b.is_ascii_whitespace()));
+    engine.decode(compact)
 }
 
 #[cfg(test)]

@@ -13,3 +13,4 @@ pub fn fixture(rel: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(rel)
 }
 pub mod xmldsig;
+pub mod mutation;
