@@ -14,3 +14,5 @@ pub fn fixture(rel: &str) -> PathBuf {
 }
 pub mod xmldsig;
 pub mod mutation;
+pub mod saml_fixtures;
+pub mod c14n;
