@@ -337,13 +337,20 @@ fn metadata_show(file: &Path, as_json: bool, now: Option<&str>) -> Result<(), Fa
     }
     println!(
         "document signature: {}",
-        if md.document_signed { "present (not verified by show)" } else { "none" }
+        if md.document_signed {
+            "present (not verified by show)"
+        } else {
+            "none"
+        }
     );
     println!("signing certificates: {}", md.signing_certs.len());
     for c in &md.signing_certs {
         let days = c.days_left(now);
         let state = if c.is_expired(now) {
-            format!("EXPIRED {} days ago (still trusted as pinned; plan the rotation)", -days)
+            format!(
+                "EXPIRED {} days ago (still trusted as pinned; plan the rotation)",
+                -days
+            )
         } else if days < 30 {
             format!("expires in {days} days: WARNING")
         } else {
@@ -355,7 +362,10 @@ fn metadata_show(file: &Path, as_json: bool, now: Option<&str>) -> Result<(), Fa
             crate::trust::certs::KeyKind::Other => "other".into(),
         };
         println!("- sha256 {}", c.thumbprint_sha256);
-        println!("  sha1 {} (as Entra shows it)", c.thumbprint_sha1.to_uppercase());
+        println!(
+            "  sha1 {} (as Entra shows it)",
+            c.thumbprint_sha1.to_uppercase()
+        );
         println!("  subject: {}", c.subject);
         println!("  key: {key}, signed with {}", c.signature_algorithm);
         println!(

@@ -74,21 +74,26 @@ pub fn response_xml(user: &MockUser, login: &MockLogin) -> (String, String) {
         }
         attrs.push_str("</Attribute>");
     };
-    attr(claims::TENANT_ID, &[login.tenant_id.clone()]);
-    attr(claims::OBJECT_ID, &[user.object_id.clone()]);
-    attr(claims::DISPLAY_NAME, &[user.display_name.clone()]);
+    attr(claims::TENANT_ID, std::slice::from_ref(&login.tenant_id));
+    attr(claims::OBJECT_ID, std::slice::from_ref(&user.object_id));
+    attr(
+        claims::DISPLAY_NAME,
+        std::slice::from_ref(&user.display_name),
+    );
     attr(
         "http://schemas.microsoft.com/identity/claims/identityprovider",
         &[login.issuer()],
     );
-    let mut methods =
-        vec!["http://schemas.microsoft.com/ws/2008/06/identity/authenticationmethod/password".to_string()];
+    let mut methods = vec![
+        "http://schemas.microsoft.com/ws/2008/06/identity/authenticationmethod/password"
+            .to_string(),
+    ];
     if user.mfa {
         methods.push(claims::MFA_METHOD.to_string());
     }
     attr(claims::AUTHN_METHODS, &methods);
-    attr(claims::EMAIL, &[user.upn.clone()]);
-    attr(claims::NAME, &[user.upn.clone()]);
+    attr(claims::EMAIL, std::slice::from_ref(&user.upn));
+    attr(claims::NAME, std::slice::from_ref(&user.upn));
     attr(claims::GROUPS, &user.groups);
     attr(claims::ROLE, &user.roles);
 
@@ -114,7 +119,11 @@ IssueInstant=\"{now}\" Destination=\"{acs}\"{irt}><Issuer xmlns=\"urn:oasis:name
 }
 
 /// A Response with its Assertion signed by `key`, as Entra signs by default.
-pub fn signed_response(user: &MockUser, login: &MockLogin, key: &SigningKey) -> Result<String, SignError> {
+pub fn signed_response(
+    user: &MockUser,
+    login: &MockLogin,
+    key: &SigningKey,
+) -> Result<String, SignError> {
     let (xml, assertion_id) = response_xml(user, login);
     sign_enveloped(&xml, &assertion_id, key)
 }

@@ -67,18 +67,30 @@ impl SigAlg {
             (SigAlg::RsaSha1, KeyKind::Rsa { bits }) if bits >= 2048 => {
                 &s::RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY
             }
-            (SigAlg::RsaSha1, KeyKind::Rsa { .. }) => &s::RSA_PKCS1_1024_8192_SHA1_FOR_LEGACY_USE_ONLY,
-            (SigAlg::RsaSha256, KeyKind::Rsa { bits }) if bits >= 2048 => &s::RSA_PKCS1_2048_8192_SHA256,
+            (SigAlg::RsaSha1, KeyKind::Rsa { .. }) => {
+                &s::RSA_PKCS1_1024_8192_SHA1_FOR_LEGACY_USE_ONLY
+            }
+            (SigAlg::RsaSha256, KeyKind::Rsa { bits }) if bits >= 2048 => {
+                &s::RSA_PKCS1_2048_8192_SHA256
+            }
             (SigAlg::RsaSha256, KeyKind::Rsa { .. }) => {
                 &s::RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY
             }
-            (SigAlg::RsaSha384, KeyKind::Rsa { bits }) if bits >= 2048 => &s::RSA_PKCS1_2048_8192_SHA384,
-            (SigAlg::RsaSha512, KeyKind::Rsa { bits }) if bits >= 2048 => &s::RSA_PKCS1_2048_8192_SHA512,
+            (SigAlg::RsaSha384, KeyKind::Rsa { bits }) if bits >= 2048 => {
+                &s::RSA_PKCS1_2048_8192_SHA384
+            }
+            (SigAlg::RsaSha512, KeyKind::Rsa { bits }) if bits >= 2048 => {
+                &s::RSA_PKCS1_2048_8192_SHA512
+            }
             (SigAlg::RsaSha512, KeyKind::Rsa { .. }) => {
                 &s::RSA_PKCS1_1024_8192_SHA512_FOR_LEGACY_USE_ONLY
             }
-            (SigAlg::EcdsaSha256, KeyKind::Ec { curve: Curve::P256 }) => &s::ECDSA_P256_SHA256_FIXED,
-            (SigAlg::EcdsaSha384, KeyKind::Ec { curve: Curve::P384 }) => &s::ECDSA_P384_SHA384_FIXED,
+            (SigAlg::EcdsaSha256, KeyKind::Ec { curve: Curve::P256 }) => {
+                &s::ECDSA_P256_SHA256_FIXED
+            }
+            (SigAlg::EcdsaSha384, KeyKind::Ec { curve: Curve::P384 }) => {
+                &s::ECDSA_P384_SHA384_FIXED
+            }
             _ => return None,
         };
         Some(alg)
@@ -145,7 +157,9 @@ impl TrustedCert {
         let (rest, cert) =
             X509Certificate::from_der(der).map_err(|e| CertError::Malformed(e.to_string()))?;
         if !rest.is_empty() {
-            return Err(CertError::Malformed("trailing bytes after the certificate".into()));
+            return Err(CertError::Malformed(
+                "trailing bytes after the certificate".into(),
+            ));
         }
         let thumb = hex(digest::digest(&digest::SHA256, der).as_ref());
         let spki = cert.public_key();
@@ -184,9 +198,7 @@ impl TrustedCert {
         }
         let validity = cert.validity();
         Ok(TrustedCert {
-            thumbprint_sha1: hex(
-                digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, der).as_ref(),
-            ),
+            thumbprint_sha1: hex(digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, der).as_ref()),
             thumbprint_sha256: thumb,
             subject: cert.subject().to_string(),
             issuer: cert.issuer().to_string(),
@@ -270,8 +282,10 @@ fn sig_alg_name(oid: &str) -> String {
 /// Lower-case hex.
 pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }

@@ -96,11 +96,17 @@ impl IdpMetadata {
         } else if is(&root, NS_MD, "EntitiesDescriptor") {
             collect_entities(root, &mut entities);
         } else {
-            return Err(MetadataError::NotMetadata(root.tag_name().name().to_string()));
+            return Err(MetadataError::NotMetadata(
+                root.tag_name().name().to_string(),
+            ));
         }
         let mut idps: Vec<(Node, Node)> = entities
             .into_iter()
-            .filter_map(|e| children(e, NS_MD, "IDPSSODescriptor").next().map(|d| (e, d)))
+            .filter_map(|e| {
+                children(e, NS_MD, "IDPSSODescriptor")
+                    .next()
+                    .map(|d| (e, d))
+            })
             .collect();
         if let Some(want) = entity_id {
             idps.retain(|(e, _)| e.attribute("entityID") == Some(want));
@@ -226,7 +232,13 @@ mod tests {
         assert_eq!(md.signing_certs.len(), 1);
         // The same certificate twice is one trusted certificate.
         let twice = format!("{}{}", kd(Some("signing")), kd(None));
-        assert_eq!(IdpMetadata::parse(idp(&twice).as_bytes()).unwrap().signing_certs.len(), 1);
+        assert_eq!(
+            IdpMetadata::parse(idp(&twice).as_bytes())
+                .unwrap()
+                .signing_certs
+                .len(),
+            1
+        );
     }
 
     #[test]
@@ -239,7 +251,10 @@ mod tests {
 
     #[test]
     fn other_documents_are_refused_by_name() {
-        assert_eq!(IdpMetadata::parse(b"<a/>").unwrap_err().code(), "metadata.not_metadata");
+        assert_eq!(
+            IdpMetadata::parse(b"<a/>").unwrap_err().code(),
+            "metadata.not_metadata"
+        );
         assert_eq!(
             IdpMetadata::parse(b"<!DOCTYPE x><md:EntityDescriptor xmlns:md=\"urn:oasis:names:tc:SAML:2.0:metadata\"/>")
                 .unwrap_err()
@@ -247,8 +262,14 @@ mod tests {
             "metadata.doctype_forbidden"
         );
         let sp = r#"<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="x"><md:SPSSODescriptor/></md:EntityDescriptor>"#;
-        assert_eq!(IdpMetadata::parse(sp.as_bytes()).unwrap_err().code(), "metadata.no_idp");
+        assert_eq!(
+            IdpMetadata::parse(sp.as_bytes()).unwrap_err().code(),
+            "metadata.no_idp"
+        );
         let bad_cert = idp("<md:KeyDescriptor><ds:KeyInfo><ds:X509Data><ds:X509Certificate>AAAA</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>");
-        assert_eq!(IdpMetadata::parse(bad_cert.as_bytes()).unwrap_err().code(), "metadata.cert_invalid");
+        assert_eq!(
+            IdpMetadata::parse(bad_cert.as_bytes()).unwrap_err().code(),
+            "metadata.cert_invalid"
+        );
     }
 }

@@ -67,11 +67,15 @@ impl SigningKey {
             .ok_or_else(|| SigningError::KeyMalformed("no PEM private key block".into()))?;
         let inner = match label.as_str() {
             "RSA PRIVATE KEY" => Inner::Rsa(
-                RsaKeyPair::from_der(&der).map_err(|e| SigningError::KeyMalformed(e.to_string()))?,
+                RsaKeyPair::from_der(&der)
+                    .map_err(|e| SigningError::KeyMalformed(e.to_string()))?,
             ),
             "EC PRIVATE KEY" => Inner::Ec(
-                EcdsaKeyPair::from_private_key_der(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &der)
-                    .map_err(|e| SigningError::KeyMalformed(e.to_string()))?,
+                EcdsaKeyPair::from_private_key_der(
+                    &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+                    &der,
+                )
+                .map_err(|e| SigningError::KeyMalformed(e.to_string()))?,
             ),
             "PRIVATE KEY" => match RsaKeyPair::from_pkcs8(&der) {
                 Ok(k) => Inner::Rsa(k),

@@ -146,12 +146,16 @@ impl<'i> Canonicalizer<'i> {
         attrs.extend(node.attributes());
         if attrs.len() > 1 {
             attrs.sort_unstable_by(|a, b| {
-                (a.namespace().unwrap_or(""), a.name()).cmp(&(b.namespace().unwrap_or(""), b.name()))
+                (a.namespace().unwrap_or(""), a.name())
+                    .cmp(&(b.namespace().unwrap_or(""), b.name()))
             });
         }
         for attr in &attrs {
             self.out.push(b' ');
-            let qn = self.input.get(attr.range_qname()).unwrap_or_else(|| attr.name());
+            let qn = self
+                .input
+                .get(attr.range_qname())
+                .unwrap_or_else(|| attr.name());
             self.out.extend_from_slice(qn.as_bytes());
             self.out.extend_from_slice(b"=\"");
             escape_attr(attr.value(), &mut self.out);
@@ -247,7 +251,11 @@ mod tests {
 
     fn c14n(src: &str, nth: usize, prefixes: &[&str]) -> String {
         let doc = parse(src).unwrap();
-        let el = doc.descendants().filter(|n| n.is_element()).nth(nth).unwrap();
+        let el = doc
+            .descendants()
+            .filter(|n| n.is_element())
+            .nth(nth)
+            .unwrap();
         String::from_utf8(canonicalize(src, el, None, prefixes)).unwrap()
     }
 
@@ -272,7 +280,10 @@ mod tests {
     #[test]
     fn default_namespace_undeclared_only_when_an_output_ancestor_declared_one() {
         let src = r#"<r xmlns="urn:d"><c xmlns=""><g/></c></r>"#;
-        assert_eq!(c14n(src, 0, &[]), r#"<r xmlns="urn:d"><c xmlns=""><g></g></c></r>"#);
+        assert_eq!(
+            c14n(src, 0, &[]),
+            r#"<r xmlns="urn:d"><c xmlns=""><g></g></c></r>"#
+        );
         // As an apex, the no-namespace element renders no xmlns="".
         assert_eq!(c14n(src, 1, &[]), r#"<c><g></g></c>"#);
     }
@@ -289,7 +300,10 @@ mod tests {
     #[test]
     fn inclusive_prefix_list_renders_prefixes_in_scope() {
         let src = r#"<r xmlns:xs="urn:xs" xmlns:q="urn:q"><v ID="1">text</v></r>"#;
-        assert_eq!(c14n(src, 1, &["xs"]), r#"<v xmlns:xs="urn:xs" ID="1">text</v>"#);
+        assert_eq!(
+            c14n(src, 1, &["xs"]),
+            r#"<v xmlns:xs="urn:xs" ID="1">text</v>"#
+        );
         assert_eq!(c14n(src, 1, &["nope"]), r#"<v ID="1">text</v>"#);
     }
 
@@ -302,6 +316,9 @@ mod tests {
             .find(|n| n.tag_name().name() == "Signature")
             .unwrap();
         let out = canonicalize(src, doc.root_element(), Some(sig.id()), &[]);
-        assert_eq!(String::from_utf8(out).unwrap(), r#"<r ID="x"><a></a><b></b></r>"#);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"<r ID="x"><a></a><b></b></r>"#
+        );
     }
 }

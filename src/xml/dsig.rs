@@ -83,7 +83,9 @@ pub enum DsigError {
     #[error("SHA-1 is refused ({0}); allow it only for a legacy IdP (--allow-sha1)")]
     Sha1(String),
     /// KeyInfo names a certificate that is not in the trusted set.
-    #[error("the signing certificate in KeyInfo (sha256 {0}) is not one of the trusted certificates")]
+    #[error(
+        "the signing certificate in KeyInfo (sha256 {0}) is not one of the trusted certificates"
+    )]
     CertUntrusted(String),
     /// The only trusted keys that could verify are below the minimum size.
     #[error("the signing key has {0} bits; at least {1} are required")]
@@ -214,7 +216,11 @@ pub fn verify_enveloped(
         .ok_or_else(|| DsigError::SignatureInvalid(String::new()))?;
 
     // §3.2.1: the digest of the referenced element, minus this signature.
-    let ref_prefixes: Vec<&str> = parts.transform_prefixes.iter().map(String::as_str).collect();
+    let ref_prefixes: Vec<&str> = parts
+        .transform_prefixes
+        .iter()
+        .map(String::as_str)
+        .collect();
     let canonical = c14n::canonicalize(input, element, Some(sig.id()), &ref_prefixes);
     let actual = digest::digest(digest_alg.0, &canonical);
     if constant_time::verify_slices_are_equal(actual.as_ref(), &digest_value).is_err() {
@@ -248,7 +254,8 @@ impl<'a, 'i> SignatureParts<'a, 'i> {
             [si, sv, ki] => (*si, *sv, Some(*ki)),
             _ => {
                 return Err(DsigError::Malformed(
-                    "ds:Signature must hold SignedInfo, SignatureValue and at most a KeyInfo".into(),
+                    "ds:Signature must hold SignedInfo, SignatureValue and at most a KeyInfo"
+                        .into(),
                 ))
             }
         };
@@ -293,7 +300,9 @@ impl<'a, 'i> SignatureParts<'a, 'i> {
             ));
         };
         expect(*transforms, "Transforms").map_err(|_| {
-            DsigError::Transform("the Reference has no Transforms (enveloped-signature is required)".into())
+            DsigError::Transform(
+                "the Reference has no Transforms (enveloped-signature is required)".into(),
+            )
         })?;
         expect(*digest_method, "DigestMethod")?;
         expect(*digest_value, "DigestValue")?;
@@ -391,8 +400,10 @@ fn check_c14n_children(node: Node) -> Result<(), DsigError> {
     let kids = element_children(node)?;
     let ok = match kids.as_slice() {
         [] => true,
-        [one] => one.tag_name().name() == "InclusiveNamespaces"
-            && one.tag_name().namespace() == Some(ALG_EXC_C14N),
+        [one] => {
+            one.tag_name().name() == "InclusiveNamespaces"
+                && one.tag_name().namespace() == Some(ALG_EXC_C14N)
+        }
         _ => false,
     };
     if ok {
@@ -446,7 +457,9 @@ pub enum SignError {
     #[error("no single element with ID {0:?}")]
     NoElement(String),
     /// The element is empty or already signed.
-    #[error("the element with ID {0:?} cannot take an enveloped signature (empty or already signed)")]
+    #[error(
+        "the element with ID {0:?} cannot take an enveloped signature (empty or already signed)"
+    )]
     NotSignable(String),
     #[error(transparent)]
     Key(#[from] crate::trust::signing::SigningError),
@@ -488,7 +501,10 @@ pub fn sign_enveloped(
             .map(|c| c.range().start)
             .ok_or_else(|| SignError::NotSignable(id.to_string()))?,
     };
-    let digest = digest::digest(&digest::SHA256, &c14n::canonicalize(xml_text, element, None, &[]));
+    let digest = digest::digest(
+        &digest::SHA256,
+        &c14n::canonicalize(xml_text, element, None, &[]),
+    );
     let sig_alg = match key.algorithm() {
         SigAlg::EcdsaSha256 => ALG_ECDSA_SHA256,
         _ => ALG_RSA_SHA256,
@@ -532,7 +548,10 @@ pub fn sign_enveloped(
         + signature
             .find(PLACEHOLDER)
             .ok_or_else(|| SignError::NotSignable(id.to_string()))?;
-    with_sig.replace_range(placeholder_at..placeholder_at + PLACEHOLDER.len(), &b64(&value));
+    with_sig.replace_range(
+        placeholder_at..placeholder_at + PLACEHOLDER.len(),
+        &b64(&value),
+    );
     Ok(with_sig)
 }
 

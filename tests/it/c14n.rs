@@ -34,9 +34,13 @@ fn xml_text(path: &Path) -> Option<String> {
 fn compare(answer: &Value, prefixes: &[&str], failures: &mut Vec<String>) -> (usize, usize) {
     let (mut files, mut elements) = (0, 0);
     for (file, entries) in answer.as_object().unwrap() {
-        let Some(entries) = entries.as_array() else { continue }; // skipped by libxml2
+        let Some(entries) = entries.as_array() else {
+            continue;
+        }; // skipped by libxml2
         let Some(text) = xml_text(Path::new(file)) else {
-            failures.push(format!("{file}: libxml2 parsed it, fedgate could not read it"));
+            failures.push(format!(
+                "{file}: libxml2 parsed it, fedgate could not read it"
+            ));
             continue;
         };
         if fedgate::xml::parse(&text).is_err() {
@@ -77,7 +81,15 @@ fn golden_outputs_for_the_c14n_torture_fixtures() {
             .as_object()
             .unwrap()
             .iter()
-            .map(|(k, v)| (PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(k).display().to_string(), v.clone()))
+            .map(|(k, v)| {
+                (
+                    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                        .join(k)
+                        .display()
+                        .to_string(),
+                    v.clone(),
+                )
+            })
             .collect();
         let (_, n) = compare(&Value::Object(rebased), &prefixes, &mut failures);
         total += n;
@@ -88,7 +100,9 @@ fn golden_outputs_for_the_c14n_torture_fixtures() {
 
 fn every_document() -> Vec<PathBuf> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-        let Ok(rd) = std::fs::read_dir(dir) else { return };
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
         for e in rd.flatten() {
             let p = e.path();
             if p.is_dir() {
@@ -96,7 +110,9 @@ fn every_document() -> Vec<PathBuf> {
                 continue;
             }
             let name = p.file_name().unwrap().to_string_lossy().to_string();
-            let skip = [".pem", ".json", ".md", ".txt", ".html", ".url", ".py", ".jwt", "LICENSE"];
+            let skip = [
+                ".pem", ".json", ".md", ".txt", ".html", ".url", ".py", ".jwt", "LICENSE",
+            ];
             if !skip.iter().any(|s| name.ends_with(s)) {
                 out.push(p);
             }
@@ -125,13 +141,25 @@ fn every_corpus_and_fixture_document_matches_libxml2() {
             .args(&files)
             .output()
             .expect("python3 with lxml is required: run scripts/install-test-deps");
-        assert!(out.status.success(), "oracle failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "oracle failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
         let (f, e) = compare(&answer, &prefixes, &mut failures);
         counts.insert(prefixes.join(" "), (f, e));
     }
-    assert!(failures.is_empty(), "{} differences:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} differences:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     let (files, elements) = counts[""];
     eprintln!("c14n differential: {counts:?}");
-    assert!(files >= 150 && elements >= 400, "too little compared: {files} files, {elements} elements");
+    assert!(
+        files >= 150 && elements >= 400,
+        "too little compared: {files} files, {elements} elements"
+    );
 }

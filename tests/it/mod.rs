@@ -5,14 +5,18 @@ use std::path::PathBuf;
 
 /// A file of the shared third-party corpus, read in place.
 pub fn corpus_path(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus").join(rel)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/corpus")
+        .join(rel)
 }
 
 /// A file of fedgate's own fixtures.
 pub fn fixture(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(rel)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(rel)
 }
-pub mod xmldsig;
+pub mod c14n;
 pub mod mutation;
 pub mod saml_fixtures;
-pub mod c14n;
+pub mod xmldsig;

@@ -33,7 +33,8 @@ impl Rng {
 
 #[test]
 fn mutated_responses_never_panic_and_never_change_who_logs_in() {
-    let key = SigningKey::from_pem(&data("fedgate_rsa_key.pem"), &data("fedgate_rsa_cert.pem")).unwrap();
+    let key =
+        SigningKey::from_pem(&data("fedgate_rsa_key.pem"), &data("fedgate_rsa_cert.pem")).unwrap();
     let login = MockLogin {
         tenant_id: TID.into(),
         sp_entity_id: SP.into(),
@@ -43,12 +44,26 @@ fn mutated_responses_never_panic_and_never_change_who_logs_in() {
         id_seed: "mut0000000000000".into(),
     };
     let xml = entra::signed_response(&entra::user_with_groups(5), &login, &key).unwrap();
-    let idp = IdpMetadata::from_pem(&data("fedgate_rsa_cert.pem"), &format!("https://sts.windows.net/{TID}/")).unwrap();
+    let idp = IdpMetadata::from_pem(
+        &data("fedgate_rsa_cert.pem"),
+        &format!("https://sts.windows.net/{TID}/"),
+    )
+    .unwrap();
     let settings = SamlSettings::new(SP, ACS);
     let now = fedgate::timefmt::parse("2026-03-02T10:01:00Z").unwrap();
     let original = saml::verify(xml.as_bytes(), &idp, &settings, now).unwrap();
     let fingerprint = |id: &fedgate::identity::Identity| {
-        format!("{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{}|{}", id.subject, id.tenant_id, id.object_id, id.groups, id.roles, id.upn, id.mfa, id.expires_at)
+        format!(
+            "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{}|{}",
+            id.subject,
+            id.tenant_id,
+            id.object_id,
+            id.groups,
+            id.roles,
+            id.upn,
+            id.mfa,
+            id.expires_at
+        )
     };
     let want = fingerprint(&original);
 
@@ -80,7 +95,12 @@ fn mutated_responses_never_panic_and_never_change_who_logs_in() {
         }
         if let Ok(id) = saml::verify(&bytes, &idp, &settings, now) {
             accepted += 1;
-            assert_eq!(fingerprint(&id), want, "a mutation changed the identity:\n{}", String::from_utf8_lossy(&bytes));
+            assert_eq!(
+                fingerprint(&id),
+                want,
+                "a mutation changed the identity:\n{}",
+                String::from_utf8_lossy(&bytes)
+            );
         }
     }
     // Almost every mutation must be refused (the few accepted ones touch

@@ -60,15 +60,26 @@ fn every_fixture_gives_its_subject_or_its_exact_code() {
                     failures.push(format!("{file}: accepted but {}", bad.join(", ")));
                 }
             }
-            (Ok(id), code) => failures.push(format!("{file}: expected {code}, accepted as {}", id.subject)),
-            (Err(e), "valid") => failures.push(format!("{file}: expected valid, got {} ({e})", e.code())),
+            (Ok(id), code) => failures.push(format!(
+                "{file}: expected {code}, accepted as {}",
+                id.subject
+            )),
+            (Err(e), "valid") => {
+                failures.push(format!("{file}: expected valid, got {} ({e})", e.code()))
+            }
             (Err(e), code) if e.code() != code => {
                 failures.push(format!("{file}: expected {code}, got {} ({e})", e.code()))
             }
             (Err(_), _) => {}
         }
     }
-    assert!(failures.is_empty(), "{} of {} fixtures wrong:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} fixtures wrong:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }
 
 /// Live differential check against libxmlsec1: for every XML fixture whose
@@ -88,10 +99,21 @@ fn fedgate_never_accepts_what_xmlsec1_rejects() {
         let path = fixture(&format!("saml/{file}"));
         let theirs = certs.iter().any(|cert| {
             Command::new("xmlsec1")
-                .args(["--verify", "--enabled-reference-uris", "same-doc,empty", "--pubkey-cert-pem"])
+                .args([
+                    "--verify",
+                    "--enabled-reference-uris",
+                    "same-doc,empty",
+                    "--pubkey-cert-pem",
+                ])
                 .arg(fixture(&format!("saml/{cert}")))
-                .args(["--id-attr:ID", "urn:oasis:names:tc:SAML:2.0:assertion:Assertion"])
-                .args(["--id-attr:ID", "urn:oasis:names:tc:SAML:2.0:protocol:Response"])
+                .args([
+                    "--id-attr:ID",
+                    "urn:oasis:names:tc:SAML:2.0:assertion:Assertion",
+                ])
+                .args([
+                    "--id-attr:ID",
+                    "urn:oasis:names:tc:SAML:2.0:protocol:Response",
+                ])
                 .arg(&path)
                 .output()
                 .expect("xmlsec1 is required: run scripts/install-test-deps")
@@ -109,7 +131,8 @@ fn fedgate_never_accepts_what_xmlsec1_rejects() {
 /// The certificates a metadata fixture trusts, as PEM files under fixtures/saml.
 fn certs_for(metadata: &str) -> Vec<String> {
     let keys = std::fs::read_dir(fixture("saml/keys")).unwrap();
-    let md = IdpMetadata::parse(&std::fs::read(fixture(&format!("saml/{metadata}"))).unwrap()).unwrap();
+    let md =
+        IdpMetadata::parse(&std::fs::read(fixture(&format!("saml/{metadata}"))).unwrap()).unwrap();
     let mut out = Vec::new();
     for entry in keys.flatten() {
         let name = entry.file_name().to_string_lossy().to_string();
@@ -118,7 +141,11 @@ fn certs_for(metadata: &str) -> Vec<String> {
         }
         let pem = std::fs::read_to_string(entry.path()).unwrap();
         if let Ok(c) = fedgate::trust::certs::TrustedCert::from_pem_bundle(&pem) {
-            if md.signing_certs.iter().any(|m| m.thumbprint_sha256 == c[0].thumbprint_sha256) {
+            if md
+                .signing_certs
+                .iter()
+                .any(|m| m.thumbprint_sha256 == c[0].thumbprint_sha256)
+            {
                 out.push(format!("keys/{name}"));
             }
         }

@@ -20,7 +20,11 @@ fn data(f: &str) -> String {
 }
 
 fn key(kind: &str) -> SigningKey {
-    SigningKey::from_pem(&data(&format!("fedgate_{kind}_key.pem")), &data(&format!("fedgate_{kind}_cert.pem"))).unwrap()
+    SigningKey::from_pem(
+        &data(&format!("fedgate_{kind}_key.pem")),
+        &data(&format!("fedgate_{kind}_cert.pem")),
+    )
+    .unwrap()
 }
 
 fn login() -> MockLogin {
@@ -36,12 +40,19 @@ fn login() -> MockLogin {
 
 /// Run `xmlsec1 --verify` trusting only `cert_pem`, with SAML IDs registered.
 fn xmlsec1_verifies(xml: &str, cert_file: &str, id_attrs: &[&str]) -> bool {
-    let dir = std::env::temp_dir().join(format!("fedgate-xmlsec-{}-{}", std::process::id(), rand_suffix()));
+    let dir = std::env::temp_dir().join(format!(
+        "fedgate-xmlsec-{}-{}",
+        std::process::id(),
+        rand_suffix()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("doc.xml");
     std::fs::write(&file, xml).unwrap();
     let mut cmd = Command::new("xmlsec1");
-    cmd.arg("--verify").arg("--pubkey-cert-pem").arg(format!("{}/tests/data/{cert_file}", env!("CARGO_MANIFEST_DIR")));
+    cmd.arg("--verify").arg("--pubkey-cert-pem").arg(format!(
+        "{}/tests/data/{cert_file}",
+        env!("CARGO_MANIFEST_DIR")
+    ));
     for a in id_attrs {
         cmd.arg("--id-attr:ID").arg(a);
     }
@@ -55,7 +66,10 @@ fn xmlsec1_verifies(xml: &str, cert_file: &str, id_attrs: &[&str]) -> bool {
 
 fn rand_suffix() -> u64 {
     use std::time::{SystemTime, UNIX_EPOCH};
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
 }
 
 fn idp_from(cert_file: &str) -> IdpMetadata {
@@ -68,7 +82,11 @@ fn fedgate_signed_response_verifies_in_fedgate_and_in_xmlsec1() {
         let key = key(kind);
         let xml = entra::signed_response(&entra::user_with_groups(20), &login(), &key).unwrap();
         assert!(
-            xmlsec1_verifies(&xml, &format!("fedgate_{kind}_cert.pem"), &["urn:oasis:names:tc:SAML:2.0:assertion:Assertion"]),
+            xmlsec1_verifies(
+                &xml,
+                &format!("fedgate_{kind}_cert.pem"),
+                &["urn:oasis:names:tc:SAML:2.0:assertion:Assertion"]
+            ),
             "xmlsec1 refused fedgate's {kind} signature:\n{xml}"
         );
         let idp = idp_from(&format!("fedgate_{kind}_cert.pem"));
@@ -78,7 +96,10 @@ fn fedgate_signed_response_verifies_in_fedgate_and_in_xmlsec1() {
         assert_eq!(id.groups.len(), 20);
         assert!(id.mfa);
         assert_eq!(id.roles, ["Backup.Operator"]);
-        assert_eq!(id.user_key().unwrap(), format!("{TID}:3f2504e0-4f89-11d3-9a0c-0305e82c3301"));
+        assert_eq!(
+            id.user_key().unwrap(),
+            format!("{TID}:3f2504e0-4f89-11d3-9a0c-0305e82c3301")
+        );
     }
 }
 
@@ -99,10 +120,17 @@ fn canonicalization_torture_documents_sign_and_verify_in_xmlsec1() {
     let key = key("rsa");
     for (i, doc) in docs.iter().enumerate() {
         let signed = sign_enveloped(doc, "x1", &key).unwrap_or_else(|e| panic!("doc {i}: {e}"));
-        assert!(xmlsec1_verifies(&signed, "fedgate_rsa_cert.pem", &[]) || xmlsec1_verifies_any_id(&signed), "doc {i} not verified by xmlsec1:\n{signed}");
+        assert!(
+            xmlsec1_verifies(&signed, "fedgate_rsa_cert.pem", &[])
+                || xmlsec1_verifies_any_id(&signed),
+            "doc {i} not verified by xmlsec1:\n{signed}"
+        );
         // And by fedgate's own verifier.
         let parsed = fedgate::xml::parse(&signed).unwrap();
-        let el = parsed.descendants().find(|n| n.attribute("ID") == Some("x1")).unwrap();
+        let el = parsed
+            .descendants()
+            .find(|n| n.attribute("ID") == Some("x1"))
+            .unwrap();
         let sig = fedgate::xml::dsig::signature_child(el).unwrap().unwrap();
         let trusted = vec![key.cert.clone()];
         fedgate::xml::dsig::verify_enveloped(&signed, el, sig, &trusted, &Default::default())
@@ -114,7 +142,10 @@ fn canonicalization_torture_documents_sign_and_verify_in_xmlsec1() {
 /// with no schema, register the element's own name.
 fn xmlsec1_verifies_any_id(xml: &str) -> bool {
     let doc = fedgate::xml::parse(xml).unwrap();
-    let el = doc.descendants().find(|n| n.attribute("ID") == Some("x1")).unwrap();
+    let el = doc
+        .descendants()
+        .find(|n| n.attribute("ID") == Some("x1"))
+        .unwrap();
     let name = match el.tag_name().namespace() {
         Some(ns) => format!("{ns}:{}", el.tag_name().name()),
         None => el.tag_name().name().to_string(),
@@ -143,9 +174,25 @@ fn any_change_to_a_signed_assertion_is_caught() {
     assert!(checked >= 8);
     // A comment appended to the NameID's text changes nothing signed: exc-c14n drops it,
     // and the whole text is read, so the subject is unchanged.
-    let commented = xml.replace("alice@contoso.example</NameID>", "alice@<!---->contoso.example</NameID>");
-    assert_eq!(saml::verify(commented.as_bytes(), &idp, &settings, now).unwrap().subject, "alice@contoso.example");
+    let commented = xml.replace(
+        "alice@contoso.example</NameID>",
+        "alice@<!---->contoso.example</NameID>",
+    );
+    assert_eq!(
+        saml::verify(commented.as_bytes(), &idp, &settings, now)
+            .unwrap()
+            .subject,
+        "alice@contoso.example"
+    );
     // Text added after a comment is a change.
-    let suffixed = xml.replace("alice@contoso.example</NameID>", "alice@contoso.example<!---->.evil.example</NameID>");
-    assert_eq!(saml::verify(suffixed.as_bytes(), &idp, &settings, now).unwrap_err().code(), "saml.digest_mismatch");
+    let suffixed = xml.replace(
+        "alice@contoso.example</NameID>",
+        "alice@contoso.example<!---->.evil.example</NameID>",
+    );
+    assert_eq!(
+        saml::verify(suffixed.as_bytes(), &idp, &settings, now)
+            .unwrap_err()
+            .code(),
+        "saml.digest_mismatch"
+    );
 }

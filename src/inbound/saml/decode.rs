@@ -107,13 +107,20 @@ fn describe_element(out: &mut String, el: Node, now: OffsetDateTime) {
         let _ = writeln!(out, "  Conditions:");
         time_line(out, "  NotBefore", c.attribute("NotBefore"), now);
         time_line(out, "  NotOnOrAfter", c.attribute("NotOnOrAfter"), now);
-        for a in children(c, NS_SAML, "AudienceRestriction").flat_map(|r| children(r, NS_SAML, "Audience")) {
+        for a in children(c, NS_SAML, "AudienceRestriction")
+            .flat_map(|r| children(r, NS_SAML, "Audience"))
+        {
             let _ = writeln!(out, "    Audience: {}", xml::text_content(a).trim());
         }
     }
     for s in children(el, NS_SAML, "AuthnStatement") {
         time_line(out, "AuthnInstant", s.attribute("AuthnInstant"), now);
-        time_line(out, "SessionNotOnOrAfter", s.attribute("SessionNotOnOrAfter"), now);
+        time_line(
+            out,
+            "SessionNotOnOrAfter",
+            s.attribute("SessionNotOnOrAfter"),
+            now,
+        );
     }
     let attrs: Vec<Node> = children(el, NS_SAML, "AttributeStatement")
         .flat_map(|s| children(s, NS_SAML, "Attribute"))
@@ -252,7 +259,9 @@ fn pretty(input: &str, node: Node, depth: usize, out: &mut String) {
     }
     let kids: Vec<Node> = node
         .children()
-        .filter(|c| c.is_element() || (c.is_text() && !c.text().unwrap_or_default().trim().is_empty()))
+        .filter(|c| {
+            c.is_element() || (c.is_text() && !c.text().unwrap_or_default().trim().is_empty())
+        })
         .collect();
     if kids.is_empty() {
         let _ = writeln!(out, "/>");

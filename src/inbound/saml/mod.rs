@@ -140,7 +140,9 @@ pub enum SamlError {
     #[error("the Assertion has no bearer SubjectConfirmation with SubjectConfirmationData")]
     SubjectConfirmationMissing,
     /// The bearer confirmation is for another ACS URL.
-    #[error("the SubjectConfirmationData Recipient is {found:?}; fedgate's ACS URL is {expected:?}")]
+    #[error(
+        "the SubjectConfirmationData Recipient is {found:?}; fedgate's ACS URL is {expected:?}"
+    )]
     RecipientMismatch { found: String, expected: String },
     /// Past a NotOnOrAfter (plus skew).
     #[error("the assertion expired: {0}")]
@@ -272,7 +274,9 @@ pub fn verify_document(
 ) -> Result<Identity, SamlError> {
     let response = doc.root_element();
     if !is(&response, NS_SAMLP, "Response") {
-        return Err(SamlError::NotAResponse(response.tag_name().name().to_string()));
+        return Err(SamlError::NotAResponse(
+            response.tag_name().name().to_string(),
+        ));
     }
     // SAML Core §3.2.2: Version is required; only 2.0 is understood.
     let version = response.attribute("Version").unwrap_or_default();
@@ -389,7 +393,9 @@ pub fn verify_document(
         .map_err(|()| SamlError::SubjectMissing("more than one NameID".into()))?
         .ok_or_else(|| {
             if children(subject, NS_SAML, "EncryptedID").next().is_some() {
-                SamlError::SubjectMissing("the NameID is encrypted (EncryptedID), which fedgate does not decrypt".into())
+                SamlError::SubjectMissing(
+                    "the NameID is encrypted (EncryptedID), which fedgate does not decrypt".into(),
+                )
             } else {
                 SamlError::SubjectMissing("no NameID".into())
             }
@@ -400,7 +406,8 @@ pub fn verify_document(
     }
 
     let confirmation = check_bearer_confirmation(subject, settings, now)?;
-    let expires_at = check_conditions(assertion, settings, now)?.unwrap_or(confirmation.not_on_or_after);
+    let expires_at =
+        check_conditions(assertion, settings, now)?.unwrap_or(confirmation.not_on_or_after);
     let auth_time = check_authn_statement(assertion, settings, now)?;
     let attrs = read_attributes(assertion)?;
 
@@ -521,10 +528,11 @@ fn check_unique_ids(doc: &Document) -> Result<(), SamlError> {
     let mut seen = HashSet::new();
     for node in doc.descendants().filter(Node::is_element) {
         for attr in node.attributes() {
-            if attr.namespace().is_none() && matches!(attr.name(), "ID" | "Id" | "AssertionID") {
-                if !seen.insert(attr.value()) {
-                    return Err(SamlError::DuplicateId(attr.value().to_string()));
-                }
+            if attr.namespace().is_none()
+                && matches!(attr.name(), "ID" | "Id" | "AssertionID")
+                && !seen.insert(attr.value())
+            {
+                return Err(SamlError::DuplicateId(attr.value().to_string()));
             }
         }
     }
@@ -680,7 +688,7 @@ fn check_conditions(
             let audiences: Vec<String> = children(c, NS_SAML, "Audience")
                 .map(|a| xml::text_content(a).trim().to_string())
                 .collect();
-            if !audiences.iter().any(|a| *a == settings.sp_entity_id) {
+            if !audiences.contains(&settings.sp_entity_id) {
                 return Err(SamlError::AudienceMismatch(format!(
                     "Audience {audiences:?} does not contain fedgate's entity id {:?} (Entra: the application's Identifier)",
                     settings.sp_entity_id
@@ -728,7 +736,10 @@ fn check_authn_statement(
 fn read_attributes(assertion: Node) -> Result<Vec<(String, Vec<String>)>, SamlError> {
     let mut out: Vec<(String, Vec<String>)> = Vec::new();
     for statement in children(assertion, NS_SAML, "AttributeStatement") {
-        if children(statement, NS_SAML, "EncryptedAttribute").next().is_some() {
+        if children(statement, NS_SAML, "EncryptedAttribute")
+            .next()
+            .is_some()
+        {
             return Err(SamlError::Malformed(
                 "EncryptedAttribute is not supported".into(),
             ));
