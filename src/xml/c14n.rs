@@ -23,7 +23,7 @@
 
 use roxmltree::{Node, NodeId, NodeType};
 
-use super::{element_prefix, element_qname};
+use super::element_qname;
 
 const XML_PREFIX: &str = "xml";
 
@@ -68,7 +68,7 @@ struct Canonicalizer<'i> {
 impl<'i> Canonicalizer<'i> {
     fn element(&mut self, node: Node<'i, 'i>) {
         let qname = element_qname(self.input, &node);
-        let own_prefix = element_prefix(self.input, &node);
+        let own_prefix = qname.split_once(':').map(|(p, _)| p);
 
         // Which prefixes does this element need declared? (Scratch buffers are
         // reused: each is consumed before the children are visited.)
@@ -209,39 +209,51 @@ fn attr_prefix<'i>(input: &'i str, attr: &roxmltree::Attribute<'_, 'i>) -> Optio
 }
 
 fn escape_text(s: &str, out: &mut Vec<u8>) {
+    // Most text needs no escaping: find the special bytes with SIMD scans.
+    let bytes = s.as_bytes();
     let mut last = 0;
-    for (i, b) in s.bytes().enumerate() {
-        let rep: &[u8] = match b {
+    while last < bytes.len() {
+        let rest = &bytes[last..];
+        let next = match (
+            memchr::memchr3(b'&', b'<', b'>', rest),
+            memchr::memchr(b'\r', rest),
+        ) {
+            (Some(a), Some(b)) => a.min(b),
+            (Some(a), None) | (None, Some(a)) => a,
+            (None, None) => break,
+        };
+        out.extend_from_slice(&rest[..next]);
+        out.extend_from_slice(match rest[next] {
             b'&' => b"&amp;",
             b'<' => b"&lt;",
             b'>' => b"&gt;",
-            b'\r' => b"&#xD;",
-            _ => continue,
-        };
-        out.extend_from_slice(&s.as_bytes()[last..i]);
-        out.extend_from_slice(rep);
-        last = i + 1;
+            _ => b"&#xD;",
+        });
+        last += next + 1;
     }
-    out.extend_from_slice(&s.as_bytes()[last..]);
+    out.extend_from_slice(&bytes[last.min(bytes.len())..]);
 }
 
 fn escape_attr(s: &str, out: &mut Vec<u8>) {
-    let mut last = 0;
-    for (i, b) in s.bytes().enumerate() {
-        let rep: &[u8] = match b {
-            b'&' => b"&amp;",
-            b'<' => b"&lt;",
-            b'"' => b"&quot;",
-            b'\t' => b"&#x9;",
-            b'\n' => b"&#xA;",
-            b'\r' => b"&#xD;",
-            _ => continue,
-        };
-        out.extend_from_slice(&s.as_bytes()[last..i]);
-        out.extend_from_slice(rep);
-        last = i + 1;
+    let bytes = s.as_bytes();
+    if !bytes
+        .iter()
+        .any(|b| matches!(b, b'&' | b'<' | b'"' | b'\t' | b'\n' | b'\r'))
+    {
+        out.extend_from_slice(bytes);
+        return;
     }
-    out.extend_from_slice(&s.as_bytes()[last..]);
+    for &b in bytes {
+        match b {
+            b'&' => out.extend_from_slice(b"&amp;"),
+            b'<' => out.extend_from_slice(b"&lt;"),
+            b'"' => out.extend_from_slice(b"&quot;"),
+            b'\t' => out.extend_from_slice(b"&#x9;"),
+            b'\n' => out.extend_from_slice(b"&#xA;"),
+            b'\r' => out.extend_from_slice(b"&#xD;"),
+            _ => out.push(b),
+        }
+    }
 }
 
 #[cfg(test)]
