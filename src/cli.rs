@@ -31,6 +31,18 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Run the gateway.
+    Serve {
+        /// The configuration file (keys can be overridden by FEDGATE_* variables).
+        #[arg(long, env = "FEDGATE_CONFIG")]
+        config: PathBuf,
+    },
+    /// Everything on loopback: a mock Entra tenant, fedgate and a mock console, with scripted logins.
+    Demo {
+        /// Leave everything running afterwards, to click through in a browser.
+        #[arg(long)]
+        keep: bool,
+    },
     /// Verify or inspect SAML responses offline.
     #[command(subcommand)]
     Saml(SamlCmd),
@@ -139,6 +151,8 @@ pub enum MetadataCmd {
 /// Run the CLI; returns the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
+        Command::Serve { config } => serve(&config),
+        Command::Demo { keep } => demo(keep),
         Command::Saml(SamlCmd::Verify(args)) => saml_verify(&args),
         Command::Saml(SamlCmd::Decode { input, now }) => saml_decode(&input, now.as_deref()),
         Command::Jwt(JwtCmd::Verify(args)) => jwt_verify(&args),
@@ -375,6 +389,78 @@ fn metadata_show(file: &Path, as_json: bool, now: Option<&str>) -> Result<(), Fa
         );
     }
     Ok(())
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::usage(format!("cannot start the async runtime: {e}")))
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FEDGATE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn serve(path: &Path) -> Result<(), Failure> {
+    init_logging();
+    let env: Vec<(String, String)> = std::env::vars()
+        .filter(|(k, _)| k.starts_with("FEDGATE_"))
+        .collect();
+    let config =
+        crate::config::Config::load(path, &env).map_err(|e| Failure::setup("configuration", e))?;
+    let listen = config.server.listen;
+    if config.server.tls_cert_file.is_some() {
+        return Err(Failure::usage(
+            "TLS termination inside fedgate is not built yet: listen on loopback behind a TLS proxy".into(),
+        ));
+    }
+    let store = std::sync::Arc::new(crate::store::memory::MemoryStore::new());
+    let app = crate::gateway::App::new(config, store, Box::new(OffsetDateTime::now_utc))
+        .map_err(|e| Failure::usage(e.to_string()))?;
+    runtime()?.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| Failure::usage(format!("cannot listen on {listen}: {e}")))?;
+        tracing::info!("fedgate listening on {listen}");
+        crate::http::serve(std::sync::Arc::new(app), listener, shutdown_signal())
+            .await
+            .map_err(|e| Failure::usage(format!("server error: {e}")))
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+fn demo(keep: bool) -> Result<(), Failure> {
+    match runtime()?.block_on(crate::demo::run(keep)) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(Failure::Rejected {
+            code: "demo.unexpected_outcome",
+            message: "at least one scripted login did not end as expected (see the table)".into(),
+        }),
+        Err(e) => Err(Failure::usage(format!("demo: {e}"))),
+    }
 }
 
 fn short_binding(b: &str) -> &str {

@@ -80,6 +80,9 @@ pub struct Identity {
     pub token_id: Option<String>,
     /// How the evidence was verified.
     pub verification: Verification,
+    /// Every SAML attribute of the signed Assertion, by Name (empty for tokens).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub attributes: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 /// What was checked, for the audit trail and `explain`.
@@ -112,4 +115,51 @@ impl Identity {
 /// labels; once published it never changes meaning.
 pub trait ErrorCode {
     fn code(&self) -> &'static str;
+}
+
+/// One console role granted with its scope (which customer, unit or tenant
+/// of the console it applies to). A role without a scope means nothing to
+/// an Acronis-style console, so a grant always carries both.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Grant {
+    pub role: String,
+    /// The console-side scope (customer/unit/tenant name or id); may be empty
+    /// for consoles that have a single scope.
+    pub scope: String,
+}
+
+/// How one rule fared against an Identity: the raw material of `explain`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleOutcome {
+    pub rule: String,
+    pub matched: bool,
+    /// Why it matched ("group 1234… is a member") or why not
+    /// ("requires MFA; the login used password only").
+    pub reason: String,
+}
+
+/// What policy decided for one Identity and one console.
+#[derive(Debug, Clone, Serialize)]
+pub struct Decision {
+    pub console: String,
+    /// Roles granted, sorted and without duplicates; empty when denied.
+    pub grants: Vec<Grant>,
+    /// Every rule for this tenant and console, in configuration order.
+    pub rules: Vec<RuleOutcome>,
+    /// `None` when allowed; otherwise the stable denial code
+    /// (`policy.no_rule_matched`, `policy.mfa_required`, …) and a message.
+    pub denial: Option<Denial>,
+}
+
+/// Why access was denied.
+#[derive(Debug, Clone, Serialize)]
+pub struct Denial {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl Decision {
+    pub fn allowed(&self) -> bool {
+        self.denial.is_none() && !self.grants.is_empty()
+    }
 }

@@ -19,10 +19,20 @@
 
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod cli;
+pub mod config;
+pub mod consoles;
+pub mod demo;
+pub mod gateway;
+pub mod http;
 pub mod identity;
 pub mod inbound;
+pub mod metrics;
 pub mod mock;
+pub mod outbound;
+pub mod policy;
+pub mod store;
 pub mod timefmt;
 pub mod trust;
 pub mod xml;

@@ -587,6 +587,7 @@ fn to_identity(c: Claims, times: Times, key: &Jwk, alg_name: &str) -> Identity {
             key: key.kid().to_string(),
             in_response_to: None,
         },
+        attributes: Default::default(),
     }
 }
 

@@ -141,3 +141,26 @@ pub fn user_with_groups(n: usize) -> MockUser {
         mfa: true,
     }
 }
+
+/// Federation metadata as Entra publishes it for a tenant (the parts fedgate
+/// reads: entity id, signing certificates, SSO endpoints), for `certs` in
+/// order (during a rollover Entra lists several).
+pub fn federation_metadata(tenant_id: &str, certs: &[&crate::trust::certs::TrustedCert]) -> String {
+    use base64::Engine;
+    let mut kds = String::new();
+    for c in certs {
+        let _ = write!(
+            kds,
+            "<KeyDescriptor use=\"signing\"><KeyInfo xmlns=\"http://www.w3.org/2000/09/xmldsig#\"><X509Data><X509Certificate>{}</X509Certificate></X509Data></KeyInfo></KeyDescriptor>",
+            base64::engine::general_purpose::STANDARD.encode(&c.der)
+        );
+    }
+    format!(
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?><EntityDescriptor ID=\"_{tenant_id}\" entityID=\"https://sts.windows.net/{tenant_id}/\" xmlns=\"urn:oasis:names:tc:SAML:2.0:metadata\">\
+<IDPSSODescriptor protocolSupportEnumeration=\"urn:oasis:names:tc:SAML:2.0:protocol\">{kds}\
+<SingleLogoutService Binding=\"urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect\" Location=\"https://login.microsoftonline.com/{tenant_id}/saml2\"/>\
+<SingleSignOnService Binding=\"urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect\" Location=\"https://login.microsoftonline.com/{tenant_id}/saml2\"/>\
+<SingleSignOnService Binding=\"urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST\" Location=\"https://login.microsoftonline.com/{tenant_id}/saml2\"/>\
+</IDPSSODescriptor></EntityDescriptor>"
+    )
+}

@@ -1,4 +1,5 @@
 //! Mock peers that speak the real protocols: a mock Entra ID tenant (and,
 //! later, mock consoles). For benchmarks, tests, the demo and drills.
 
+pub mod console;
 pub mod entra;

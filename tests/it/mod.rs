@@ -17,6 +17,7 @@ pub fn fixture(rel: &str) -> PathBuf {
         .join(rel)
 }
 pub mod c14n;
+pub mod http;
 pub mod mutation;
 pub mod saml_fixtures;
 pub mod xmldsig;

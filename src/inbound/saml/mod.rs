@@ -11,6 +11,7 @@
 //! candidate for a wrapping attack to slip in.
 
 pub mod decode;
+pub mod sp_metadata;
 
 use std::collections::HashSet;
 
@@ -477,6 +478,7 @@ pub fn verify_document(
         app_id: None,
         token_id: assertion.attribute("ID").map(str::to_string),
         verification,
+        attributes: attrs.iter().cloned().collect(),
     })
 }
 

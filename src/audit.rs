@@ -1,0 +1,119 @@
+//! One structured event per decision, as JSON lines an auditor can read:
+//! who, from which tenant, which groups were seen, which console, the roles
+//! granted or the denial code, the assertion id, the client address, the
+//! outcome. Never the raw assertion or token.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Mutex;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::identity::{Grant, Identity};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditEvent {
+    #[serde(with = "time::serde::rfc3339")]
+    pub time: OffsetDateTime,
+    /// `allowed` or `denied`.
+    pub outcome: &'static str,
+    /// The stable code of the denial, or `ok`.
+    pub code: String,
+    pub reason: String,
+    /// fedgate's tenant id.
+    pub tenant: String,
+    pub console: Option<String>,
+    pub subject: Option<String>,
+    pub entra_tenant_id: Option<String>,
+    pub object_id: Option<String>,
+    pub upn: Option<String>,
+    pub groups: Vec<String>,
+    pub groups_overage: bool,
+    pub roles_granted: Vec<Grant>,
+    pub rules_matched: Vec<String>,
+    pub assertion_id: Option<String>,
+    pub mfa: Option<bool>,
+    pub client: Option<String>,
+    /// How the evidence arrived (`saml`, `jwt_v2`, …).
+    pub via: String,
+}
+
+impl AuditEvent {
+    /// An event skeleton for a request from `client` to `tenant`.
+    pub fn new(now: OffsetDateTime, tenant: &str, via: &str, client: Option<String>) -> Self {
+        AuditEvent {
+            time: now,
+            outcome: "denied",
+            code: String::new(),
+            reason: String::new(),
+            tenant: tenant.to_string(),
+            console: None,
+            subject: None,
+            entra_tenant_id: None,
+            object_id: None,
+            upn: None,
+            groups: Vec::new(),
+            groups_overage: false,
+            roles_granted: Vec::new(),
+            rules_matched: Vec::new(),
+            assertion_id: None,
+            mfa: None,
+            client,
+            via: via.to_string(),
+        }
+    }
+
+    /// Fill in who it is.
+    pub fn with_identity(mut self, id: &Identity) -> Self {
+        self.subject = Some(id.subject.clone());
+        self.entra_tenant_id = id.tenant_id.clone();
+        self.object_id = id.object_id.clone();
+        self.upn = id.upn.clone();
+        self.groups = id.groups.clone();
+        self.groups_overage = id.groups_overage;
+        self.assertion_id = id.token_id.clone();
+        self.mfa = Some(id.mfa);
+        self
+    }
+}
+
+/// Where events go: the log (target `audit`) always, and a JSON-lines file
+/// when configured.
+pub struct AuditLog {
+    file: Option<Mutex<std::fs::File>>,
+}
+
+impl AuditLog {
+    pub fn new(path: Option<&Path>) -> std::io::Result<Self> {
+        let file = match path {
+            Some(p) => Some(Mutex::new(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p)?,
+            )),
+            None => None,
+        };
+        Ok(AuditLog { file })
+    }
+
+    pub fn record(&self, event: &AuditEvent) {
+        let line = serde_json::to_string(event).unwrap_or_else(|e| {
+            format!(
+                "{{\"outcome\":\"{}\",\"error\":\"audit serialization: {e}\"}}",
+                event.outcome
+            )
+        });
+        tracing::info!(target: "audit", outcome = event.outcome, code = %event.code, tenant = %event.tenant,
+            console = event.console.as_deref().unwrap_or("-"), subject = event.subject.as_deref().unwrap_or("-"), "decision");
+        if let Some(f) = &self.file {
+            if let Ok(mut f) = f.lock() {
+                // One write per line, so concurrent events never interleave.
+                if let Err(e) = f.write_all(format!("{line}\n").as_bytes()) {
+                    tracing::error!(target: "audit", "audit file write failed: {e}");
+                }
+            }
+        }
+    }
+}

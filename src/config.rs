@@ -1,0 +1,421 @@
+//! Typed configuration: `fedgate.toml`, with every key overridable by a
+//! `FEDGATE_*` environment variable, validated with the file, the key path
+//! and the reason in every error.
+//!
+//! Environment overrides name the key path in upper case with `__` between
+//! levels, and array positions as numbers:
+//! `FEDGATE_SERVER__LISTEN=0.0.0.0:8443`,
+//! `FEDGATE_TENANTS__0__METADATA_FILE=/etc/fedgate/contoso.xml`.
+//! Values are parsed as TOML when they can be (numbers, booleans, arrays),
+//! otherwise taken as strings. Secrets (private keys) are never inline: the
+//! configuration names files (`*_file`), which an orchestrator mounts.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::consoles::{ConsoleKind, NameIdSource};
+use crate::identity::ErrorCode;
+use crate::policy::Rule;
+
+/// Why the configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    #[error("{file}: {reason}")]
+    Read { file: String, reason: String },
+    #[error("{file}: {key}: {reason}")]
+    Invalid {
+        file: String,
+        key: String,
+        reason: String,
+    },
+}
+
+impl ErrorCode for ConfigError {
+    fn code(&self) -> &'static str {
+        match self {
+            ConfigError::Read { .. } => "config.unreadable",
+            ConfigError::Invalid { .. } => "config.invalid",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The configuration format version (1).
+    #[serde(default = "one")]
+    pub version: u32,
+    pub server: Server,
+    #[serde(default)]
+    pub signing: Signing,
+    #[serde(default)]
+    pub audit: Audit,
+    #[serde(default)]
+    pub tenants: Vec<Tenant>,
+    #[serde(default)]
+    pub consoles: Vec<Console>,
+    #[serde(default)]
+    pub rules: Vec<Rule>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Server {
+    /// Address to listen on.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// The public base URL users and Entra reach fedgate at (no trailing slash).
+    pub public_url: String,
+    /// TLS certificate chain (PEM). Without TLS, fedgate only listens on loopback.
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
+    /// Lifetime of the assertions fedgate issues to consoles.
+    #[serde(default = "default_assertion_lifetime")]
+    pub assertion_lifetime_secs: u64,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8443))
+}
+
+fn default_assertion_lifetime() -> u64 {
+    300
+}
+
+/// fedgate's own IdP signing key towards the consoles.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Signing {
+    pub key_file: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Audit {
+    /// JSON-lines file every decision is appended to (besides the log).
+    pub file: Option<PathBuf>,
+}
+
+/// One customer's Entra tenant.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tenant {
+    /// fedgate's name for the tenant, used in URLs (`/saml/{id}/acs`).
+    pub id: String,
+    /// The Entra tenant id (GUID).
+    pub entra_tenant_id: String,
+    /// The tenant's federation metadata XML (Entra: "Federation Metadata XML").
+    pub metadata_file: PathBuf,
+    /// fedgate's SP entity id for this tenant (Entra: Identifier).
+    /// Default: `{public_url}/saml/{id}/metadata`.
+    pub sp_entity_id: Option<String>,
+    #[serde(default = "default_skew")]
+    pub clock_skew_secs: u32,
+    #[serde(default)]
+    pub allow_sha1: bool,
+}
+
+fn default_skew() -> u32 {
+    180
+}
+
+/// One backup console fedgate signs users into.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Console {
+    pub id: String,
+    pub kind: ConsoleKind,
+    pub display_name: String,
+    /// The console's SAML entity id (its "Identifier").
+    pub identifier: String,
+    /// The console's ACS URL (its "Reply URL").
+    pub reply_url: String,
+    /// Which Identity value becomes the NameID (default: the profile's).
+    pub nameid: Option<NameIdSource>,
+    /// Override the SAML attribute that carries the roles.
+    pub role_attribute: Option<String>,
+    /// Roles this console has beyond the profile's vocabulary.
+    #[serde(default)]
+    pub extra_roles: Vec<String>,
+}
+
+impl Tenant {
+    pub fn sp_entity_id(&self, public_url: &str) -> String {
+        self.sp_entity_id
+            .clone()
+            .unwrap_or_else(|| format!("{public_url}/saml/{}/metadata", self.id))
+    }
+    pub fn acs_url(&self, public_url: &str) -> String {
+        format!("{public_url}/saml/{}/acs", self.id)
+    }
+}
+
+impl Config {
+    /// Read, apply `FEDGATE_*` overrides from `env`, deserialize and validate.
+    pub fn load(path: &Path, env: &[(String, String)]) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            file: file.clone(),
+            reason: e.to_string(),
+        })?;
+        Self::from_str(&text, &file, env, path.parent().unwrap_or(Path::new(".")))
+    }
+
+    /// Parse `text` (named `file` in errors); relative paths resolve against `base`.
+    pub fn from_str(
+        text: &str,
+        file: &str,
+        env: &[(String, String)],
+        base: &Path,
+    ) -> Result<Config, ConfigError> {
+        let mut value: toml::Value = toml::from_str(text).map_err(|e| ConfigError::Read {
+            file: file.to_string(),
+            reason: e.to_string().trim().to_string(),
+        })?;
+        for (k, v) in env {
+            let Some(path) = k.strip_prefix("FEDGATE_") else {
+                continue;
+            };
+            // FEDGATE_CONFIG and FEDGATE_LOG are not keys.
+            if !path.contains("__") && matches!(path, "CONFIG" | "LOG" | "ADMIN_TOKEN") {
+                continue;
+            }
+            apply_override(&mut value, path, v).map_err(|reason| ConfigError::Invalid {
+                file: format!("{file} (environment)"),
+                key: k.clone(),
+                reason,
+            })?;
+        }
+        let mut config: Config =
+            serde_path_to_error::deserialize(value).map_err(|e| ConfigError::Invalid {
+                file: file.to_string(),
+                key: e.path().to_string(),
+                reason: e.inner().to_string(),
+            })?;
+        config.resolve_paths(base);
+        config.validate(file)?;
+        Ok(config)
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        for t in &mut self.tenants {
+            fix(&mut t.metadata_file);
+        }
+        for p in [
+            &mut self.signing.key_file,
+            &mut self.signing.cert_file,
+            &mut self.audit.file,
+            &mut self.server.tls_cert_file,
+            &mut self.server.tls_key_file,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            fix(p);
+        }
+    }
+
+    fn validate(&self, file: &str) -> Result<(), ConfigError> {
+        let invalid = |key: String, reason: String| ConfigError::Invalid {
+            file: file.to_string(),
+            key,
+            reason,
+        };
+        if self.version != 1 {
+            return Err(invalid(
+                "version".into(),
+                format!(
+                    "unsupported version {}; this fedgate reads version 1",
+                    self.version
+                ),
+            ));
+        }
+        let url = self.server.public_url.as_str();
+        if !(url.starts_with("https://") || url.starts_with("http://")) || url.ends_with('/') {
+            return Err(invalid(
+                "server.public_url".into(),
+                "must be an absolute http(s) URL without a trailing slash".into(),
+            ));
+        }
+        if self.server.tls_cert_file.is_some() != self.server.tls_key_file.is_some() {
+            return Err(invalid(
+                "server.tls_key_file".into(),
+                "tls_cert_file and tls_key_file go together".into(),
+            ));
+        }
+        if self.server.tls_cert_file.is_none() && !self.server.listen.ip().is_loopback() {
+            return Err(invalid(
+                "server.listen".into(),
+                format!(
+                    "{} is not a loopback address: plain HTTP is only allowed on loopback; set tls_cert_file and tls_key_file",
+                    self.server.listen
+                ),
+            ));
+        }
+        let mut seen = HashSet::new();
+        for (i, t) in self.tenants.iter().enumerate() {
+            if !valid_id(&t.id) {
+                return Err(invalid(
+                    format!("tenants[{i}].id"),
+                    "use letters, digits, '-' and '_' only".into(),
+                ));
+            }
+            if !seen.insert(t.id.as_str()) {
+                return Err(invalid(
+                    format!("tenants[{i}].id"),
+                    format!("duplicate tenant id {:?}", t.id),
+                ));
+            }
+        }
+        let mut seen = HashSet::new();
+        for (i, c) in self.consoles.iter().enumerate() {
+            if !valid_id(&c.id) {
+                return Err(invalid(
+                    format!("consoles[{i}].id"),
+                    "use letters, digits, '-' and '_' only".into(),
+                ));
+            }
+            if !seen.insert(c.id.as_str()) {
+                return Err(invalid(
+                    format!("consoles[{i}].id"),
+                    format!("duplicate console id {:?}", c.id),
+                ));
+            }
+        }
+        let consoles: Vec<crate::policy::ConsoleRef> = self
+            .consoles
+            .iter()
+            .map(|c| crate::policy::ConsoleRef {
+                id: &c.id,
+                kind: c.kind,
+                extra_roles: &c.extra_roles,
+            })
+            .collect();
+        let tenants: Vec<&str> = self.tenants.iter().map(|t| t.id.as_str()).collect();
+        if let Some(p) = crate::policy::validate(&self.rules, &consoles, &tenants)
+            .into_iter()
+            .next()
+        {
+            let i = self.rules.iter().position(|r| r.id == p.rule).unwrap_or(0);
+            return Err(invalid(
+                format!("rules[{i}] ({})", p.rule),
+                format!("{}: {}", p.code, p.message),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn valid_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Set the value at `PATH__TO__KEY` (upper case; array indexes as numbers).
+fn apply_override(root: &mut toml::Value, path: &str, raw: &str) -> Result<(), String> {
+    let parts: Vec<String> = path.split("__").map(|p| p.to_ascii_lowercase()).collect();
+    let parsed: toml::Value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_string()));
+    let mut cur = root;
+    for (n, part) in parts.iter().enumerate() {
+        let last = n + 1 == parts.len();
+        cur = match cur {
+            toml::Value::Table(t) => {
+                if last {
+                    t.insert(part.clone(), parsed);
+                    return Ok(());
+                }
+                t.entry(part.clone())
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            }
+            toml::Value::Array(a) => {
+                let i: usize = part
+                    .parse()
+                    .map_err(|_| format!("{part:?} is not an array index"))?;
+                let len = a.len();
+                let slot = a
+                    .get_mut(i)
+                    .ok_or_else(|| format!("index {i} is past the {len} entries in the file"))?;
+                if last {
+                    *slot = parsed;
+                    return Ok(());
+                }
+                slot
+            }
+            _ => return Err(format!("{part:?} is below a value that is not a table")),
+        };
+    }
+    Err("empty key path".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: &str = r#"
+[server]
+public_url = "http://127.0.0.1:8443"
+"#;
+
+    #[test]
+    fn minimal_config_takes_defaults() {
+        let c = Config::from_str(MIN, "t.toml", &[], Path::new("/etc/fedgate")).unwrap();
+        assert_eq!(c.server.listen.port(), 8443);
+        assert_eq!(c.server.assertion_lifetime_secs, 300);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_types_name_the_key_path() {
+        let bad = format!("{MIN}\n[[tenants]]\nid = \"a\"\nentra_tenant_id = \"x\"\nmetadata_file = \"m.xml\"\nclock_skew_secs = \"soon\"\n");
+        let e = Config::from_str(&bad, "t.toml", &[], Path::new(".")).unwrap_err();
+        assert!(e.to_string().contains("tenants[0].clock_skew_secs"), "{e}");
+        let bad = format!("{MIN}\nlisten_on = 1\n");
+        let e = Config::from_str(&bad, "t.toml", &[], Path::new(".")).unwrap_err();
+        assert!(e.to_string().starts_with("t.toml"), "{e}");
+    }
+
+    #[test]
+    fn environment_overrides_any_key() {
+        let env = vec![
+            (
+                "FEDGATE_SERVER__LISTEN".to_string(),
+                "127.0.0.1:9000".to_string(),
+            ),
+            (
+                "FEDGATE_SERVER__ASSERTION_LIFETIME_SECS".to_string(),
+                "120".to_string(),
+            ),
+            ("FEDGATE_LOG".to_string(), "debug".to_string()),
+        ];
+        let c = Config::from_str(MIN, "t.toml", &env, Path::new(".")).unwrap();
+        assert_eq!(c.server.listen.port(), 9000);
+        assert_eq!(c.server.assertion_lifetime_secs, 120);
+    }
+
+    #[test]
+    fn plain_http_only_on_loopback() {
+        let env = vec![(
+            "FEDGATE_SERVER__LISTEN".to_string(),
+            "0.0.0.0:8443".to_string(),
+        )];
+        let e = Config::from_str(MIN, "t.toml", &env, Path::new(".")).unwrap_err();
+        assert!(e.to_string().contains("server.listen"), "{e}");
+    }
+}

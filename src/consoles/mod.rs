@@ -1,0 +1,201 @@
+//! Console profiles, as data: the role vocabulary, the URL patterns, how the
+//! user is matched (NameID), which attributes carry roles and scope. One
+//! file per console family; the configuration can extend a role list when a
+//! real console has more (`extra_roles`).
+
+mod acronis;
+mod autotask;
+mod commvault;
+mod generic;
+
+use serde::{Deserialize, Serialize};
+
+/// The console families fedgate knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConsoleKind {
+    Autotask,
+    Acronis,
+    Commvault,
+    Generic,
+}
+
+/// Which Identity value the console receives as NameID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NameIdSource {
+    Email,
+    Upn,
+    ObjectId,
+}
+
+/// What fedgate knows about a console family.
+#[derive(Debug)]
+pub struct Profile {
+    pub kind: ConsoleKind,
+    pub label: &'static str,
+    /// The role vocabulary; empty means any role (generic).
+    pub roles: &'static [&'static str],
+    pub idp_initiated_only: bool,
+    /// The console's SAML entity id, with `<SUBDOMAIN>`-style placeholders.
+    pub identifier_pattern: Option<&'static str>,
+    /// The console's ACS URL, likewise.
+    pub reply_url_pattern: Option<&'static str>,
+    pub default_nameid: NameIdSource,
+    /// The SAML attribute that carries the granted roles.
+    pub role_attribute: &'static str,
+    /// The SAML attribute that carries the scopes of the grants.
+    pub scope_attribute: &'static str,
+    /// The console does not provision users: they must exist already.
+    pub users_must_exist: bool,
+    /// Every grant needs a scope (customer, unit, tenant).
+    pub scoped_roles: bool,
+    pub notes: &'static str,
+}
+
+/// The profile of a console family.
+pub fn profile(kind: ConsoleKind) -> &'static Profile {
+    match kind {
+        ConsoleKind::Autotask => &autotask::PROFILE,
+        ConsoleKind::Acronis => &acronis::PROFILE,
+        ConsoleKind::Commvault => &commvault::PROFILE,
+        ConsoleKind::Generic => &generic::PROFILE,
+    }
+}
+
+/// Whether `role` exists on a console of this kind (or in its extra roles).
+pub fn check_role(kind: ConsoleKind, extra_roles: &[String], role: &str) -> bool {
+    let p = profile(kind);
+    p.roles.is_empty() || p.roles.contains(&role) || extra_roles.iter().any(|r| r == role)
+}
+
+/// A problem with a configured URL, with the fix in the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfileFinding {
+    pub code: &'static str,
+    pub message: String,
+}
+
+/// Check a configured URL against a profile pattern. A placeholder
+/// (`<SUBDOMAIN>`) matches one DNS label; everything else must be equal.
+pub fn check_url(pattern: &str, url: &str) -> Result<(), ProfileFinding> {
+    let finding = |code, message: String| Err(ProfileFinding { code, message });
+    if url.contains('<') || url.contains('>') {
+        return finding(
+            "console.url_placeholder_left",
+            format!("{url} still holds a placeholder: put the console's real value in its place"),
+        );
+    }
+    if !url.starts_with("https://") {
+        return finding("console.url_not_https", format!("{url} must use https://"));
+    }
+    if matches_pattern(pattern, url) {
+        return Ok(());
+    }
+    if let Some(trimmed) = url.strip_suffix('/') {
+        if matches_pattern(pattern, trimmed) {
+            return finding(
+                "console.url_trailing_slash",
+                format!("{url} has a trailing slash the console does not use (expected {pattern})"),
+            );
+        }
+    }
+    if matches_pattern(&pattern.to_ascii_lowercase(), &url.to_ascii_lowercase()) {
+        return finding(
+            "console.url_case_mismatch",
+            format!("{url} differs from {pattern} only in letter case; the path is case-sensitive"),
+        );
+    }
+    finding(
+        "console.url_pattern_mismatch",
+        format!("{url} does not have the form {pattern}"),
+    )
+}
+
+fn matches_pattern(pattern: &str, url: &str) -> bool {
+    let mut rest = url;
+    let mut parts = pattern.split('<').peekable();
+    let Some(first) = parts.next() else {
+        return false;
+    };
+    let Some(r) = rest.strip_prefix(first) else {
+        return false;
+    };
+    rest = r;
+    for part in parts {
+        let Some((_, literal)) = part.split_once('>') else {
+            return false;
+        };
+        // The placeholder takes one DNS label: up to the next '.', '/' or end.
+        let end = rest.find(['.', '/']).unwrap_or(rest.len());
+        let label = &rest[..end];
+        if label.is_empty()
+            || !label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            return false;
+        }
+        let Some(r) = rest[end..].strip_prefix(literal) else {
+            return false;
+        };
+        rest = r;
+    }
+    rest.is_empty()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "https://<SUBDOMAIN>.backup.autotask.net/singlesignon/saml/metadata";
+
+    fn code(url: &str) -> &'static str {
+        check_url(ID, url).err().map(|f| f.code).unwrap_or("ok")
+    }
+
+    #[test]
+    fn autotask_identifier_pattern() {
+        assert_eq!(
+            code("https://contoso.backup.autotask.net/singlesignon/saml/metadata"),
+            "ok"
+        );
+        assert_eq!(
+            code("http://contoso.backup.autotask.net/singlesignon/saml/metadata"),
+            "console.url_not_https"
+        );
+        assert_eq!(
+            code("https://contoso.backup.autotask.net/singlesignon/saml/metadata/"),
+            "console.url_trailing_slash"
+        );
+        assert_eq!(
+            code("https://contoso.backup.autotask.net/SingleSignOn/saml/metadata"),
+            "console.url_case_mismatch"
+        );
+        assert_eq!(
+            code("https://<SUBDOMAIN>.backup.autotask.net/singlesignon/saml/metadata"),
+            "console.url_placeholder_left"
+        );
+        assert_eq!(
+            code("https://contoso.backup.example.net/singlesignon/saml/metadata"),
+            "console.url_pattern_mismatch"
+        );
+        assert_eq!(
+            code("https://a.b.backup.autotask.net/singlesignon/saml/metadata"),
+            "console.url_pattern_mismatch"
+        );
+    }
+
+    #[test]
+    fn roles_come_from_the_vocabulary_or_the_config() {
+        assert!(check_role(ConsoleKind::Autotask, &[], "Administrator"));
+        assert!(!check_role(ConsoleKind::Autotask, &[], "Backup Operator"));
+        assert!(check_role(
+            ConsoleKind::Autotask,
+            &["Backup Operator".into()],
+            "Backup Operator"
+        ));
+        assert!(check_role(ConsoleKind::Generic, &[], "anything"));
+        assert!(check_role(ConsoleKind::Acronis, &[], "company_admin"));
+    }
+}

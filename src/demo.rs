@@ -1,0 +1,429 @@
+//! `fedgate demo`: a mock Entra tenant, fedgate, and a mock Autotask-style
+//! console, all on loopback (free ports), and scripted logins through real
+//! HTTP with real signatures. Prints what happened; succeeds only if every
+//! outcome is the expected one.
+//!
+//! The keys are embedded demo keys (the test keys of this repository):
+//! never use them anywhere else.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+
+use crate::config::Config;
+use crate::gateway::App;
+use crate::mock::console::MockConsole;
+use crate::mock::entra::{self, MockLogin, MockUser};
+use crate::store::memory::MemoryStore;
+use crate::trust::metadata::IdpMetadata;
+use crate::trust::signing::SigningKey;
+
+const ENTRA_KEY: &str = include_str!("../fixtures/saml/keys/idp_current_key.pem");
+const ENTRA_CERT: &str = include_str!("../fixtures/saml/keys/idp_current_cert.pem");
+const FEDGATE_KEY: &str = include_str!("../tests/data/fedgate_rsa_key.pem");
+const FEDGATE_CERT: &str = include_str!("../tests/data/fedgate_rsa_cert.pem");
+
+/// The demo tenant's Entra id, and its "Backup Engineering" group.
+pub const TENANT_ID: &str = "7d3a0c5e-1b2f-4c8d-9e6a-5f4b3c2d1e0f";
+pub const ENGINEERING_GROUP: &str = "5b8f2a1c-3d4e-4f60-8a9b-0c1d2e3f4a5b";
+pub const CONSOLE_ID: &str = "autotask-demo";
+
+/// A running demo environment: three servers on loopback.
+pub struct Environment {
+    pub fedgate_url: String,
+    pub console_url: String,
+    pub app: Arc<App>,
+    pub entra_key: SigningKey,
+    pub dir: std::path::PathBuf,
+    shutdown: Vec<tokio::sync::oneshot::Sender<()>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+impl Environment {
+    /// Start the mock tenant's metadata, fedgate and the mock console.
+    pub async fn start() -> Result<Environment, String> {
+        Self::start_with("").await
+    }
+
+    /// The same, with more configuration appended to the demo's
+    /// (`{console_url}` in it is replaced by the mock console's base URL).
+    pub async fn start_with(extra_toml: &str) -> Result<Environment, String> {
+        let entra_key = SigningKey::from_pem(ENTRA_KEY, ENTRA_CERT).map_err(err)?;
+        let dir = std::env::temp_dir().join(format!(
+            "fedgate-demo-{}-{}",
+            std::process::id(),
+            crate::gateway::random_id().unwrap_or_default()
+        ));
+        std::fs::create_dir_all(&dir).map_err(err)?;
+        let write = |name: &str, body: &str| -> Result<std::path::PathBuf, String> {
+            let p = dir.join(name);
+            std::fs::write(&p, body).map_err(|e| format!("{}: {e}", p.display()))?;
+            Ok(p)
+        };
+        write(
+            "contoso-federationmetadata.xml",
+            &entra::federation_metadata(TENANT_ID, &[&entra_key.cert]),
+        )?;
+        write("fedgate-key.pem", FEDGATE_KEY)?;
+        write("fedgate-cert.pem", FEDGATE_CERT)?;
+
+        let fedgate_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(err)?;
+        let console_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(err)?;
+        let fedgate_addr: SocketAddr = fedgate_listener.local_addr().map_err(err)?;
+        let console_addr: SocketAddr = console_listener.local_addr().map_err(err)?;
+        let fedgate_url = format!("http://{fedgate_addr}");
+        let console_url = format!("http://{console_addr}");
+
+        let toml = format!(
+            r#"
+[server]
+listen = "{fedgate_addr}"
+public_url = "{fedgate_url}"
+
+[signing]
+key_file = "fedgate-key.pem"
+cert_file = "fedgate-cert.pem"
+
+[audit]
+file = "audit.jsonl"
+
+[[tenants]]
+id = "contoso"
+entra_tenant_id = "{TENANT_ID}"
+metadata_file = "contoso-federationmetadata.xml"
+
+[[consoles]]
+id = "{CONSOLE_ID}"
+kind = "autotask"
+display_name = "Contoso Backup (Autotask-style, mock)"
+identifier = "{console_url}/singlesignon/saml/metadata"
+reply_url = "{console_url}/singlesignon/saml/SSO"
+extra_roles = ["Backup Operator"]
+
+[[rules]]
+id = "engineering-backup-operators"
+tenant = "contoso"
+console = "{CONSOLE_ID}"
+groups = ["{ENGINEERING_GROUP}"]
+roles = ["Backup Operator"]
+scope = "contoso"
+"#
+        ) + &extra_toml.replace("{console_url}", &console_url);
+        let config_path = write("fedgate.toml", &toml)?;
+        let config = Config::load(&config_path, &[]).map_err(err)?;
+        let app = Arc::new(
+            App::new(
+                config,
+                Arc::new(MemoryStore::new()),
+                Box::new(OffsetDateTime::now_utc),
+            )
+            .map_err(err)?,
+        );
+
+        let mut shutdown = Vec::new();
+        let mut tasks = Vec::new();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        shutdown.push(tx);
+        let served = app.clone();
+        tasks.push(tokio::spawn(async move {
+            let _ = crate::http::serve(served, fedgate_listener, async {
+                let _ = rx.await;
+            })
+            .await;
+        }));
+
+        // The console learns fedgate's signing certificate the way a real one
+        // does: from fedgate's IdP metadata, over HTTP.
+        let md = reqwest::get(format!("{fedgate_url}/idp/metadata"))
+            .await
+            .map_err(err)?
+            .bytes()
+            .await
+            .map_err(err)?;
+        let idp = IdpMetadata::parse(&md).map_err(err)?;
+        let console = Arc::new(MockConsole {
+            idp,
+            settings: crate::inbound::saml::SamlSettings::new(
+                format!("{console_url}/singlesignon/saml/metadata"),
+                format!("{console_url}/singlesignon/saml/SSO"),
+            ),
+            users: vec!["alice@contoso.example".into()],
+            role_attribute: crate::consoles::profile(crate::consoles::ConsoleKind::Autotask)
+                .role_attribute
+                .to_string(),
+            scope_attribute: crate::consoles::profile(crate::consoles::ConsoleKind::Autotask)
+                .scope_attribute
+                .to_string(),
+        });
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        shutdown.push(tx);
+        tasks.push(tokio::spawn(async move {
+            let _ = axum::serve(console_listener, crate::mock::console::router(console))
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await;
+        }));
+        Ok(Environment {
+            fedgate_url,
+            console_url,
+            app,
+            entra_key,
+            dir,
+            shutdown,
+            tasks,
+        })
+    }
+
+    /// An IdP-initiated response from the mock tenant, as Entra signs it.
+    pub fn entra_response(
+        &self,
+        user: &MockUser,
+        audience: Option<&str>,
+    ) -> Result<String, String> {
+        let tenant = self.app.tenants.get("contoso").ok_or("no tenant")?;
+        let login = MockLogin {
+            tenant_id: TENANT_ID.into(),
+            sp_entity_id: audience
+                .unwrap_or(&tenant.settings.sp_entity_id)
+                .to_string(),
+            acs_url: tenant.settings.acs_url.clone(),
+            issue_instant: OffsetDateTime::now_utc(),
+            in_response_to: None,
+            id_seed: crate::gateway::random_id().ok_or("rng")?,
+        };
+        let xml = entra::signed_response(user, &login, &self.entra_key).map_err(err)?;
+        use base64::Engine;
+        Ok(base64::engine::general_purpose::STANDARD.encode(xml))
+    }
+
+    /// Post a SAMLResponse to fedgate's ACS; returns (status, body).
+    pub async fn post_to_fedgate(
+        &self,
+        b64: &str,
+        relay: Option<&str>,
+    ) -> Result<(u16, String), String> {
+        let mut form = vec![("SAMLResponse", b64.to_string())];
+        if let Some(r) = relay {
+            form.push(("RelayState", r.to_string()));
+        }
+        let resp = reqwest::Client::new()
+            .post(format!("{}/saml/contoso/acs", self.fedgate_url))
+            .form(&form)
+            .send()
+            .await
+            .map_err(err)?;
+        Ok((resp.status().as_u16(), resp.text().await.map_err(err)?))
+    }
+
+    /// Follow fedgate's auto-post form to the console, as a browser would.
+    pub async fn follow_form(&self, html: &str) -> Result<(u16, serde_json::Value), String> {
+        let (action, fields) = parse_form(html).ok_or("fedgate's page holds no form")?;
+        let resp = reqwest::Client::new()
+            .post(action)
+            .form(&fields)
+            .send()
+            .await
+            .map_err(err)?;
+        let status = resp.status().as_u16();
+        let body = resp.text().await.map_err(err)?;
+        Ok((
+            status,
+            serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body)),
+        ))
+    }
+
+    pub async fn stop(mut self) {
+        for tx in self.shutdown.drain(..) {
+            let _ = tx.send(());
+        }
+        for t in self.tasks.drain(..) {
+            let _ = t.await;
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The action and hidden fields of the first form of an HTML page.
+pub fn parse_form(html: &str) -> Option<(String, Vec<(String, String)>)> {
+    let unescape = |s: &str| {
+        s.replace("&quot;", "\"")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&amp;", "&")
+    };
+    let attr = |tag: &str, name: &str| -> Option<String> {
+        let start = tag.find(&format!("{name}=\""))? + name.len() + 2;
+        let end = tag[start..].find('"')? + start;
+        Some(unescape(&tag[start..end]))
+    };
+    let form_start = html.find("<form")?;
+    let form_tag_end = html[form_start..].find('>')? + form_start;
+    let action = attr(&html[form_start..form_tag_end], "action")?;
+    let mut fields = Vec::new();
+    let mut rest = &html[form_tag_end..];
+    while let Some(i) = rest.find("<input") {
+        let end = rest[i..].find('>')? + i;
+        let tag = &rest[i..end];
+        if let (Some(n), Some(v)) = (attr(tag, "name"), attr(tag, "value")) {
+            fields.push((n, v));
+        }
+        rest = &rest[end..];
+    }
+    Some((action, fields))
+}
+
+/// The demo users.
+pub fn alice() -> MockUser {
+    MockUser {
+        object_id: "3f2504e0-4f89-11d3-9a0c-0305e82c3301".into(),
+        upn: "alice@contoso.example".into(),
+        display_name: "Alice (Backup Engineering)".into(),
+        groups: vec![
+            ENGINEERING_GROUP.into(),
+            "0aa0a0a0-1111-4222-8333-444455556666".into(),
+        ],
+        roles: vec![],
+        mfa: true,
+    }
+}
+
+pub fn bob() -> MockUser {
+    MockUser {
+        object_id: "9c8b7a69-5d4e-4f3a-8b2c-1d0e9f8a7b6c".into(),
+        upn: "bob@contoso.example".into(),
+        display_name: "Bob (Finance)".into(),
+        groups: vec!["0aa0a0a0-1111-4222-8333-444455556666".into()],
+        roles: vec![],
+        mfa: false,
+    }
+}
+
+struct Row {
+    scenario: &'static str,
+    expected: String,
+    got: String,
+}
+
+fn code_in(body: &str) -> String {
+    body.split("<code>")
+        .nth(1)
+        .and_then(|s| s.split("</code>").next())
+        .unwrap_or("?")
+        .to_string()
+}
+
+/// Run the scripted logins; `Ok(true)` when every outcome is the expected one.
+pub async fn run(keep: bool) -> Result<bool, String> {
+    let env = Environment::start().await?;
+    println!("mock Entra tenant  https://sts.windows.net/{TENANT_ID}/ (signing in-process)");
+    println!("fedgate            {}", env.fedgate_url);
+    println!(
+        "mock console       {} (Autotask-style SAML SP)",
+        env.console_url
+    );
+    println!();
+    let mut rows = Vec::new();
+
+    // 1. An engineer reaches the console as a backup operator.
+    let alice_response = env.entra_response(&alice(), None)?;
+    let (status, body) = env
+        .post_to_fedgate(&alice_response, Some(CONSOLE_ID))
+        .await?;
+    let got = if status == 200 {
+        let (cs, cj) = env.follow_form(&body).await?;
+        if cs == 200 {
+            format!(
+                "console: {} signed in as {}",
+                cj["user"].as_str().unwrap_or("?"),
+                cj["roles"]
+            )
+        } else {
+            format!("console refused ({cs}): {cj}")
+        }
+    } else {
+        format!("fedgate {status} {}", code_in(&body))
+    };
+    rows.push(Row {
+        scenario: "engineer (Backup Engineering group) → console",
+        expected: "console: alice@contoso.example signed in as [\"Backup Operator\"]".into(),
+        got,
+    });
+
+    // 2. A user in no mapped group is denied, with the reason.
+    let (status, body) = env
+        .post_to_fedgate(&env.entra_response(&bob(), None)?, Some(CONSOLE_ID))
+        .await?;
+    rows.push(Row {
+        scenario: "user in no mapped group",
+        expected: "fedgate 403 policy.no_rule_matched".into(),
+        got: format!("fedgate {status} {}", code_in(&body)),
+    });
+
+    // 3. The same response posted twice is refused the second time.
+    let (status, body) = env
+        .post_to_fedgate(&alice_response, Some(CONSOLE_ID))
+        .await?;
+    rows.push(Row {
+        scenario: "the engineer's response posted again (replay)",
+        expected: "fedgate 403 saml.replayed".into(),
+        got: format!("fedgate {status} {}", code_in(&body)),
+    });
+
+    // 4. A response for another application is refused with its code.
+    let wrong = env.entra_response(&alice(), Some("https://other-app.example/saml/metadata"))?;
+    let (status, body) = env.post_to_fedgate(&wrong, Some(CONSOLE_ID)).await?;
+    rows.push(Row {
+        scenario: "response for another application (audience)",
+        expected: "fedgate 403 saml.audience_mismatch".into(),
+        got: format!("fedgate {status} {}", code_in(&body)),
+    });
+
+    let mut all_ok = true;
+    println!("{:<48} {:<6} outcome", "scenario", "ok");
+    for r in &rows {
+        let ok = r.got == r.expected;
+        all_ok &= ok;
+        println!(
+            "{:<48} {:<6} {}",
+            r.scenario,
+            if ok { "yes" } else { "NO" },
+            r.got
+        );
+        if !ok {
+            println!("{:<48} {:<6} expected: {}", "", "", r.expected);
+        }
+    }
+    println!();
+    let audit = std::fs::read_to_string(env.dir.join("audit.jsonl")).unwrap_or_default();
+    println!(
+        "audit: {} decisions recorded as JSON lines; the first:",
+        audit.lines().count()
+    );
+    println!("  {}", audit.lines().next().unwrap_or("(none)"));
+    if keep {
+        println!("\n--keep: everything stays up. Try:");
+        println!(
+            "  {}/saml/contoso/metadata   (fedgate's SP metadata, to upload into Entra)",
+            env.fedgate_url
+        );
+        println!(
+            "  {}/idp/metadata            (fedgate's IdP metadata, for the console)",
+            env.fedgate_url
+        );
+        println!("  {}/metrics", env.fedgate_url);
+        println!("Press Ctrl-C to stop.");
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    env.stop().await;
+    Ok(all_ok)
+}

@@ -1,0 +1,474 @@
+//! The served login path, one direction: verify (inbound) → replay cache
+//! (store) → policy → deliver (outbound), with one audit event and one
+//! metric per decision. HTTP handlers call one function here and render
+//! what it returns; nothing here knows axum.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use time::{Duration, OffsetDateTime};
+
+use crate::audit::{AuditEvent, AuditLog};
+use crate::config::{Config, Console};
+use crate::consoles;
+use crate::identity::{ErrorCode, Identity};
+use crate::inbound::saml::{self, SamlSettings};
+use crate::metrics::Metrics;
+use crate::outbound::saml_post;
+use crate::policy::{self, ConsoleRef};
+use crate::store::Store;
+use crate::trust::metadata::IdpMetadata;
+use crate::trust::signing::SigningKey;
+
+/// A tenant ready to verify logins.
+pub struct TenantRuntime {
+    pub config: crate::config::Tenant,
+    pub idp: IdpMetadata,
+    pub settings: SamlSettings,
+}
+
+/// Everything a running fedgate needs.
+pub struct App {
+    pub config: Config,
+    pub tenants: HashMap<String, TenantRuntime>,
+    pub signing: SigningKey,
+    pub idp_entity_id: String,
+    pub store: Arc<dyn Store>,
+    pub audit: AuditLog,
+    pub metrics: Metrics,
+    clock: Box<dyn Fn() -> OffsetDateTime + Send + Sync>,
+}
+
+/// Why fedgate could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    #[error("tenant {tenant}: metadata {file}: {reason}")]
+    Metadata {
+        tenant: String,
+        file: String,
+        reason: String,
+    },
+    #[error("signing key: {0}")]
+    Signing(String),
+    #[error("audit file: {0}")]
+    Audit(String),
+}
+
+impl App {
+    /// Load trust material and keys named by the configuration.
+    pub fn new(
+        config: Config,
+        store: Arc<dyn Store>,
+        clock: Box<dyn Fn() -> OffsetDateTime + Send + Sync>,
+    ) -> Result<App, StartError> {
+        let mut tenants = HashMap::new();
+        let public = config.server.public_url.clone();
+        for t in &config.tenants {
+            let file = t.metadata_file.display().to_string();
+            let md_err = |reason: String| StartError::Metadata {
+                tenant: t.id.clone(),
+                file: file.clone(),
+                reason,
+            };
+            let bytes = std::fs::read(&t.metadata_file).map_err(|e| md_err(e.to_string()))?;
+            let idp =
+                IdpMetadata::parse(&bytes).map_err(|e| md_err(format!("[{}] {e}", e.code())))?;
+            let mut settings = SamlSettings::new(t.sp_entity_id(&public), t.acs_url(&public));
+            settings.skew = Duration::seconds(i64::from(t.clock_skew_secs));
+            settings.profile.allow_sha1 = t.allow_sha1;
+            tenants.insert(
+                t.id.clone(),
+                TenantRuntime {
+                    config: t.clone(),
+                    idp,
+                    settings,
+                },
+            );
+        }
+        let (Some(key_file), Some(cert_file)) =
+            (&config.signing.key_file, &config.signing.cert_file)
+        else {
+            return Err(StartError::Signing(
+                "signing.key_file and signing.cert_file are required".into(),
+            ));
+        };
+        let read = |p: &std::path::Path| {
+            std::fs::read_to_string(p)
+                .map_err(|e| StartError::Signing(format!("{}: {e}", p.display())))
+        };
+        let signing = SigningKey::from_pem(&read(key_file)?, &read(cert_file)?)
+            .map_err(|e| StartError::Signing(e.to_string()))?;
+        let audit = AuditLog::new(config.audit.file.as_deref())
+            .map_err(|e| StartError::Audit(e.to_string()))?;
+        Ok(App {
+            idp_entity_id: format!("{public}/idp/metadata"),
+            config,
+            tenants,
+            signing,
+            store,
+            audit,
+            metrics: Metrics::default(),
+            clock,
+        })
+    }
+
+    pub fn now(&self) -> OffsetDateTime {
+        (self.clock)()
+    }
+
+    pub fn console(&self, id: &str) -> Option<&Console> {
+        self.config.consoles.iter().find(|c| c.id == id)
+    }
+
+    /// fedgate's IdP metadata for the consoles.
+    pub fn idp_metadata(&self) -> String {
+        saml_post::idp_metadata(
+            &self.idp_entity_id,
+            &format!("{}/launch", self.config.server.public_url),
+            &[&self.signing.cert],
+        )
+    }
+
+    /// The SP metadata to upload into a tenant's Entra app.
+    pub fn sp_metadata(&self, tenant: &str) -> Option<String> {
+        let t = self.tenants.get(tenant)?;
+        Some(saml::sp_metadata::sp_metadata(
+            &t.settings.sp_entity_id,
+            &t.settings.acs_url,
+        ))
+    }
+}
+
+/// What the browser gets.
+#[derive(Debug)]
+pub enum Outcome {
+    /// An auto-submitting form to the console.
+    Deliver { console: String, html: String },
+    /// Several consoles: a launcher, backed by a session.
+    Launcher {
+        session: String,
+        consoles: Vec<(String, String)>,
+    },
+    /// Refused, with a stable code.
+    Refused(Refusal),
+}
+
+/// A refusal, with what the HTML error page needs.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    pub status: u16,
+    pub code: &'static str,
+    pub message: String,
+    pub console: Option<String>,
+}
+
+impl Refusal {
+    fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
+        Refusal {
+            status,
+            code,
+            message: message.into(),
+            console: None,
+        }
+    }
+}
+
+/// HTTP status for a verification error code.
+fn status_for(code: &str) -> u16 {
+    match code {
+        "saml.too_large" => 413,
+        "saml.base64_invalid"
+        | "saml.xml_malformed"
+        | "saml.doctype_forbidden"
+        | "saml.not_a_response" => 400,
+        "store.unavailable" => 503,
+        _ => 403,
+    }
+}
+
+/// `POST /saml/{tenant}/acs`: an Entra SAML response arrives.
+pub async fn saml_acs(
+    app: &App,
+    tenant: &str,
+    saml_response: &str,
+    relay_state: Option<&str>,
+    client: Option<String>,
+) -> Outcome {
+    let now = app.now();
+    let mut event = AuditEvent::new(now, tenant, "saml", client);
+    let Some(rt) = app.tenants.get(tenant) else {
+        let r = Refusal::new(
+            404,
+            "tenant.unknown",
+            format!("no tenant {tenant:?} is configured"),
+        );
+        return refuse(app, event, r);
+    };
+    let started = std::time::Instant::now();
+    let verified = saml::verify(saml_response.as_bytes(), &rt.idp, &rt.settings, now);
+    app.metrics
+        .verification_seconds(started.elapsed().as_secs_f64());
+    let identity = match verified {
+        Ok(id) => id,
+        Err(e) => {
+            let r = Refusal::new(status_for(e.code()), e.code(), e.to_string());
+            return refuse(app, event, r);
+        }
+    };
+    event = event.with_identity(&identity);
+
+    // One-time use: the assertion id, until the assertion could no longer be
+    // accepted anyway (its latest NotOnOrAfter plus the skew).
+    let replay_key = format!(
+        "{}|{}",
+        identity.issuer,
+        identity.token_id.as_deref().unwrap_or_default()
+    );
+    let until = identity.expires_at + rt.settings.skew + Duration::minutes(5);
+    match app
+        .store
+        .claim_once("saml-assertion", &replay_key, until, now)
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => {
+            let r = Refusal::new(
+                403,
+                "saml.replayed",
+                "this SAML assertion was already used; each login is accepted once",
+            );
+            return refuse(app, event, r);
+        }
+        Err(e) => {
+            return refuse(
+                app,
+                event,
+                Refusal::new(503, "store.unavailable", e.to_string()),
+            )
+        }
+    }
+
+    let target = relay_state.map(str::trim).filter(|s| !s.is_empty());
+    match target {
+        Some(console) => deliver(app, rt, &identity, console, event, now),
+        None => {
+            let allowed: Vec<(String, String)> = app
+                .config
+                .consoles
+                .iter()
+                .filter(|c| decide(app, rt, &identity, c, now).allowed())
+                .map(|c| (c.id.clone(), c.display_name.clone()))
+                .collect();
+            match allowed.as_slice() {
+                [] => {
+                    let r = Refusal::new(
+                        403,
+                        "policy.no_console",
+                        "no console grants this user a role (see the rules for this tenant)",
+                    );
+                    refuse(app, event, r)
+                }
+                [(only, _)] => {
+                    let only = only.clone();
+                    deliver(app, rt, &identity, &only, event, now)
+                }
+                _ => {
+                    let Some(session) = random_id() else {
+                        return refuse(app, event, rng_failed());
+                    };
+                    let expires = identity.expires_at.min(now + Duration::hours(8));
+                    let mut with_tenant = identity.clone();
+                    with_tenant
+                        .attributes
+                        .insert("fedgate:tenant".into(), vec![tenant.to_string()]);
+                    if let Err(e) = app.store.put_session(&session, &with_tenant, expires).await {
+                        return refuse(
+                            app,
+                            event,
+                            Refusal::new(503, "store.unavailable", e.to_string()),
+                        );
+                    }
+                    event.outcome = "allowed";
+                    event.code = "ok".into();
+                    event.reason = format!("{} consoles available: launcher shown", allowed.len());
+                    app.audit.record(&event);
+                    app.metrics.login(tenant, "-", "launcher", "ok");
+                    Outcome::Launcher {
+                        session,
+                        consoles: allowed,
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `GET /launch/{console}` from the launcher, with the session cookie.
+pub async fn launch(
+    app: &App,
+    session: Option<&str>,
+    console: &str,
+    client: Option<String>,
+) -> Outcome {
+    let now = app.now();
+    let identity = match session {
+        None => None,
+        Some(s) => match app.store.get_session(s, now).await {
+            Ok(found) => found,
+            Err(e) => {
+                let event = AuditEvent::new(now, "-", "session", client);
+                return refuse(
+                    app,
+                    event,
+                    Refusal::new(503, "store.unavailable", e.to_string()),
+                );
+            }
+        },
+    };
+    let Some(identity) = identity else {
+        let event = AuditEvent::new(now, "-", "session", client);
+        let r = Refusal::new(
+            401,
+            "session.missing",
+            "no fedgate session: sign in again from Entra (My Apps)",
+        );
+        return refuse(app, event, r);
+    };
+    let tenant = identity
+        .attributes
+        .get("fedgate:tenant")
+        .and_then(|v| v.first())
+        .cloned()
+        .unwrap_or_default();
+    let event = AuditEvent::new(now, &tenant, "session", client).with_identity(&identity);
+    let Some(rt) = app.tenants.get(&tenant) else {
+        return refuse(
+            app,
+            event,
+            Refusal::new(404, "tenant.unknown", "the session's tenant is gone"),
+        );
+    };
+    deliver(app, rt, &identity, console, event, now)
+}
+
+fn decide(
+    app: &App,
+    rt: &TenantRuntime,
+    identity: &Identity,
+    console: &Console,
+    now: OffsetDateTime,
+) -> crate::identity::Decision {
+    let cref = ConsoleRef {
+        id: &console.id,
+        kind: console.kind,
+        extra_roles: &console.extra_roles,
+    };
+    policy::decide(identity, &rt.config.id, &cref, &app.config.rules, now)
+}
+
+fn deliver(
+    app: &App,
+    rt: &TenantRuntime,
+    identity: &Identity,
+    console_id: &str,
+    mut event: AuditEvent,
+    now: OffsetDateTime,
+) -> Outcome {
+    event.console = Some(console_id.to_string());
+    let Some(console) = app.console(console_id) else {
+        let r = Refusal::new(
+            404,
+            "console.unknown",
+            format!("RelayState names console {console_id:?}, which is not configured"),
+        );
+        return refuse(app, event, r);
+    };
+    let decision = decide(app, rt, identity, console, now);
+    event.rules_matched = decision
+        .rules
+        .iter()
+        .filter(|r| r.matched)
+        .map(|r| r.rule.clone())
+        .collect();
+    if let Some(denial) = decision
+        .denial
+        .as_ref()
+        .filter(|_| !decision.allowed())
+        .cloned()
+    {
+        let mut r = Refusal::new(403, denial.code, denial.message);
+        r.console = Some(console.display_name.clone());
+        return refuse(app, event, r);
+    }
+    if !decision.allowed() {
+        let r = Refusal::new(403, "policy.no_rule_matched", "no rule grants a role");
+        return refuse(app, event, r);
+    }
+    let lifetime = Duration::seconds(app.config.server.assertion_lifetime_secs as i64);
+    let delivery = saml_post::delivery(console, &app.idp_entity_id, lifetime);
+    let Some(seed) = random_id() else {
+        return refuse(app, event, rng_failed());
+    };
+    let xml = match saml_post::response(
+        identity,
+        &decision.grants,
+        &delivery,
+        &app.signing,
+        now,
+        &seed,
+    ) {
+        Ok(x) => x,
+        Err(e) => return refuse(app, event, Refusal::new(500, e.code(), e.to_string())),
+    };
+    let mut html = saml_post::post_form(&console.reply_url, &xml, None, &console.display_name);
+    if consoles::profile(console.kind).users_must_exist {
+        html = html.replace(
+            "</form>",
+            "</form><p>This console does not create users: if it answers that the user is unknown, \
+             an administrator must first create the user (with the same e-mail address) in the console.</p>",
+        );
+    }
+    event.outcome = "allowed";
+    event.code = "ok".into();
+    event.roles_granted = decision.grants.clone();
+    event.reason = format!("granted by {}", event.rules_matched.join(", "));
+    app.audit.record(&event);
+    app.metrics
+        .login(&rt.config.id, console_id, "allowed", "ok");
+    Outcome::Deliver {
+        console: console_id.to_string(),
+        html,
+    }
+}
+
+fn refuse(app: &App, mut event: AuditEvent, r: Refusal) -> Outcome {
+    event.outcome = "denied";
+    event.code = r.code.to_string();
+    event.reason = r.message.clone();
+    app.audit.record(&event);
+    app.metrics.login(
+        &event.tenant,
+        event.console.as_deref().unwrap_or("-"),
+        "denied",
+        r.code,
+    );
+    Outcome::Refused(r)
+}
+
+/// 128 random bits from the OS, hex. `None` only if the OS RNG fails, and
+/// then nothing that needs an unguessable id may proceed.
+pub fn random_id() -> Option<String> {
+    use aws_lc_rs::rand::SecureRandom;
+    let mut b = [0u8; 16];
+    aws_lc_rs::rand::SystemRandom::new().fill(&mut b).ok()?;
+    Some(crate::trust::certs::hex(&b))
+}
+
+fn rng_failed() -> Refusal {
+    Refusal::new(
+        500,
+        "internal.rng_failed",
+        "the system random number generator failed",
+    )
+}

@@ -1,0 +1,161 @@
+//! The axum router and thin handlers: parse the request, call one function
+//! of `gateway`, render the answer. Error pages carry the stable code, what
+//! it means and what the admin should check.
+
+pub mod pages;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, Form, Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde::Deserialize;
+
+use crate::gateway::{self, App, Outcome};
+
+/// The HTTP-POST binding's form.
+#[derive(Debug, Deserialize)]
+pub struct AcsForm {
+    #[serde(rename = "SAMLResponse")]
+    pub saml_response: String,
+    #[serde(rename = "RelayState")]
+    pub relay_state: Option<String>,
+}
+
+const SESSION_COOKIE: &str = "fedgate_session";
+
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/saml/{tenant}/acs", post(acs))
+        .route("/saml/{tenant}/metadata", get(sp_metadata))
+        .route("/idp/metadata", get(idp_metadata))
+        .route("/launch/{console}", get(launch))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(app)
+}
+
+/// Serve until `shutdown` resolves.
+pub async fn serve(
+    app: Arc<App>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router(app).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
+
+async fn acs(
+    State(app): State<Arc<App>>,
+    Path(tenant): Path<String>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Form(form): Form<AcsForm>,
+) -> Response {
+    let outcome = gateway::saml_acs(
+        &app,
+        &tenant,
+        &form.saml_response,
+        form.relay_state.as_deref(),
+        Some(peer.ip().to_string()),
+    )
+    .await;
+    render(outcome)
+}
+
+async fn launch(
+    State(app): State<Arc<App>>,
+    Path(console): Path<String>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    let session = cookie(&headers, SESSION_COOKIE);
+    render(
+        gateway::launch(
+            &app,
+            session.as_deref(),
+            &console,
+            Some(peer.ip().to_string()),
+        )
+        .await,
+    )
+}
+
+fn render(outcome: Outcome) -> Response {
+    match outcome {
+        Outcome::Deliver { html, .. } => no_store(Html(html).into_response()),
+        Outcome::Launcher { session, consoles } => {
+            let mut resp = Html(pages::launcher(&consoles)).into_response();
+            let cookie =
+                format!("{SESSION_COOKIE}={session}; Path=/launch; HttpOnly; Secure; SameSite=Lax");
+            if let Ok(v) = cookie.parse() {
+                resp.headers_mut().insert(header::SET_COOKIE, v);
+            }
+            no_store(resp)
+        }
+        Outcome::Refused(r) => {
+            let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::FORBIDDEN);
+            (status, Html(pages::error(&r))).into_response()
+        }
+    }
+}
+
+fn no_store(mut resp: Response) -> Response {
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    resp
+}
+
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
+async fn sp_metadata(State(app): State<Arc<App>>, Path(tenant): Path<String>) -> Response {
+    match app.sp_metadata(&tenant) {
+        Some(xml) => (
+            [(header::CONTENT_TYPE, "application/samlmetadata+xml")],
+            xml,
+        )
+            .into_response(),
+        None => (StatusCode::NOT_FOUND, "no such tenant\n").into_response(),
+    }
+}
+
+async fn idp_metadata(State(app): State<Arc<App>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/samlmetadata+xml")],
+        app.idp_metadata(),
+    )
+        .into_response()
+}
+
+async fn readyz(State(app): State<Arc<App>>) -> Response {
+    match app.store.ready().await {
+        Ok(()) => "ready\n".into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}\n")).into_response(),
+    }
+}
+
+async fn metrics(State(app): State<Arc<App>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        app.metrics.render(),
+    )
+        .into_response()
+}

@@ -1,0 +1,114 @@
+//! Server-rendered pages: no JavaScript needed, no external assets.
+
+use crate::gateway::Refusal;
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:46em;margin:3em auto;padding:0 1em;color:#222}\
+code{background:#f3f3f3;padding:.1em .3em}h1{font-size:1.4em}.hint{border-left:4px solid #c60;padding:.2em 1em;background:#fff8f0}";
+
+/// What a code means, and what the admin should check.
+pub fn hint(code: &str) -> (&'static str, &'static str) {
+    match code {
+        "saml.audience_mismatch" => (
+            "The assertion is addressed to another application.",
+            "In Entra, the application's Identifier (Entity ID) must equal fedgate's SP entity id for this tenant (see /saml/{tenant}/metadata).",
+        ),
+        "saml.destination_mismatch" | "saml.recipient_mismatch" => (
+            "The response was meant for another address.",
+            "In Entra, the Reply URL must equal fedgate's ACS URL exactly (https, host, path, no trailing slash). Behind a proxy, check server.public_url.",
+        ),
+        "saml.expired" | "saml.not_yet_valid" => (
+            "The assertion is outside its validity window.",
+            "Check the clocks (NTP) on fedgate's host; the allowed skew is the tenant's clock_skew_secs.",
+        ),
+        "saml.signature_invalid" | "saml.cert_untrusted" | "saml.digest_mismatch" => (
+            "The signature does not verify with the certificates fedgate trusts for this tenant.",
+            "Compare the signing certificate in Entra (SAML Signing Certificate) with the tenant's metadata file; after a rotation, refresh the metadata.",
+        ),
+        "saml.unsigned" => (
+            "Nothing in the response is signed.",
+            "In Entra, set the Signing Option to sign the assertion (or response and assertion).",
+        ),
+        "saml.sha1_forbidden" => (
+            "The response is signed with SHA-1.",
+            "In Entra, set the Signing Algorithm to SHA-256.",
+        ),
+        "saml.status_error" => (
+            "Entra returned an error instead of a login.",
+            "The AADSTS code in the message says why (e.g. AADSTS50105: the user is not assigned to the application).",
+        ),
+        "saml.replayed" => (
+            "This login response was already used.",
+            "A browser back-button or a replay attempt. Start the login again from Entra (My Apps).",
+        ),
+        "saml.issuer_mismatch" | "saml.tid_mismatch" => (
+            "The response comes from another tenant or IdP.",
+            "Check which Entra tenant's metadata is configured for this fedgate tenant.",
+        ),
+        "policy.no_rule_matched" | "policy.no_console" | "policy.no_rules" => (
+            "fedgate verified who you are, but no rule grants you a role on this console.",
+            "Check the rules for this tenant and console, and the user's group memberships in Entra (rules prefer group object ids).",
+        ),
+        "policy.mfa_required" => (
+            "This console requires multi-factor authentication.",
+            "Enable MFA for the user in Entra (Conditional Access) and sign in again.",
+        ),
+        "policy.groups_overage_unresolved" => (
+            "Entra sent a link instead of the user's groups (the user is in too many groups).",
+            "Emit only groups assigned to the application in Entra's group claim, or configure Graph access for this tenant.",
+        ),
+        "store.unavailable" => (
+            "fedgate's session store is unavailable, so it cannot guarantee one-time use.",
+            "Check the store (Redis) and fedgate's /readyz; logins resume by themselves.",
+        ),
+        "tenant.unknown" | "console.unknown" => (
+            "The URL or RelayState names something fedgate does not know.",
+            "Check the Reply URL configured in Entra and the RelayState (it must be a console id).",
+        ),
+        _ => (
+            "fedgate refused this login.",
+            "The code above is listed in docs/verification.md with what to check.",
+        ),
+    }
+}
+
+/// The error page for a refusal.
+pub fn error(r: &Refusal) -> String {
+    let (meaning, check) = hint(r.code);
+    let console = r
+        .console
+        .as_deref()
+        .map(|c| format!("<p>Console: {}</p>", esc(c)))
+        .unwrap_or_default();
+    format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Sign-in refused: {code}</title><style>{STYLE}</style></head><body>\
+<h1>Sign-in refused</h1><p>Error code: <code>{code}</code></p>{console}<p>{meaning}</p><p>{message}</p>\
+<div class=\"hint\"><p><b>For the administrator:</b> {check}</p></div></body></html>",
+        code = esc(r.code),
+        meaning = esc(meaning),
+        message = esc(&r.message),
+        check = esc(check),
+    )
+}
+
+/// The launcher: the consoles this user may reach.
+pub fn launcher(consoles: &[(String, String)]) -> String {
+    let mut items = String::new();
+    for (id, name) in consoles {
+        items.push_str(&format!(
+            "<li><a href=\"/launch/{}\">{}</a></li>",
+            esc(id),
+            esc(name)
+        ));
+    }
+    format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Choose a console</title><style>{STYLE}</style></head><body>\
+<h1>Choose a console</h1><ul>{items}</ul></body></html>"
+    )
+}

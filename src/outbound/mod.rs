@@ -1,0 +1,3 @@
+//! Delivering a Grant to a console, in the form the console speaks.
+
+pub mod saml_post;

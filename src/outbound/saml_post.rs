@@ -1,0 +1,229 @@
+//! fedgate as a SAML IdP towards a console: a Response with a signed
+//! Assertion (fedgate's key, exclusive C14N through the same canonicalizer
+//! the verifier uses) for the console's Identifier, posted to its Reply URL
+//! by an auto-submitting HTML form (with a button for browsers without
+//! JavaScript). IdP-initiated: no InResponseTo.
+
+use base64::Engine;
+use time::{Duration, OffsetDateTime};
+
+use crate::consoles::{self, NameIdSource};
+use crate::identity::{Grant, Identity};
+use crate::trust::signing::SigningKey;
+use crate::xml::dsig::{sign_enveloped, SignError};
+
+/// Where and how to deliver.
+pub struct Delivery<'a> {
+    /// fedgate's IdP entity id (`{public_url}/idp/metadata`).
+    pub idp_entity_id: &'a str,
+    /// The console's SAML entity id (its Identifier).
+    pub audience: &'a str,
+    /// The console's ACS URL (its Reply URL).
+    pub reply_url: &'a str,
+    pub nameid: NameIdSource,
+    pub role_attribute: &'a str,
+    pub scope_attribute: &'a str,
+    pub lifetime: Duration,
+}
+
+/// Why fedgate could not build the assertion for the console.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OutboundError {
+    /// The Identity lacks what the console's NameID needs.
+    #[error("the identity has no {0}, which this console uses as NameID")]
+    NameIdMissing(&'static str),
+    #[error(transparent)]
+    Sign(#[from] SignError),
+}
+
+impl crate::identity::ErrorCode for OutboundError {
+    fn code(&self) -> &'static str {
+        match self {
+            OutboundError::NameIdMissing(_) => "outbound.nameid_missing",
+            OutboundError::Sign(_) => "outbound.sign_failed",
+        }
+    }
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// The NameID value and format for this console.
+pub fn nameid(
+    identity: &Identity,
+    source: NameIdSource,
+) -> Result<(String, &'static str), OutboundError> {
+    const EMAIL: &str = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress";
+    const UNSPEC: &str = "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified";
+    const PERSISTENT: &str = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent";
+    match source {
+        NameIdSource::Email => identity
+            .email
+            .clone()
+            .or_else(|| identity.upn.clone())
+            .map(|v| (v, EMAIL))
+            .ok_or(OutboundError::NameIdMissing("email")),
+        NameIdSource::Upn => identity
+            .upn
+            .clone()
+            .map(|v| (v, UNSPEC))
+            .ok_or(OutboundError::NameIdMissing("UPN")),
+        NameIdSource::ObjectId => identity
+            .object_id
+            .clone()
+            .map(|v| (v, PERSISTENT))
+            .ok_or(OutboundError::NameIdMissing("object id")),
+    }
+}
+
+/// A signed SAML Response for the console. `id_seed` makes the IDs unique
+/// (random in production, fixed in tests).
+pub fn response(
+    identity: &Identity,
+    grants: &[Grant],
+    d: &Delivery,
+    key: &SigningKey,
+    now: OffsetDateTime,
+    id_seed: &str,
+) -> Result<String, OutboundError> {
+    let (name, format) = nameid(identity, d.nameid)?;
+    let response_id = format!("_fgr{id_seed}");
+    let assertion_id = format!("_fga{id_seed}");
+    let t = |x: OffsetDateTime| crate::timefmt::format(x);
+    let mut roles: Vec<&str> = grants.iter().map(|g| g.role.as_str()).collect();
+    roles.dedup();
+    let mut scopes: Vec<&str> = grants
+        .iter()
+        .map(|g| g.scope.as_str())
+        .filter(|s| !s.is_empty())
+        .collect();
+    scopes.sort_unstable();
+    scopes.dedup();
+    let mut attrs = String::new();
+    let mut attr = |n: &str, vals: &[&str]| {
+        if vals.is_empty() {
+            return;
+        }
+        attrs.push_str(&format!(
+            "<saml:Attribute Name=\"{}\" NameFormat=\"urn:oasis:names:tc:SAML:2.0:attrname-format:basic\">",
+            esc(n)
+        ));
+        for v in vals {
+            attrs.push_str(&format!(
+                "<saml:AttributeValue>{}</saml:AttributeValue>",
+                esc(v)
+            ));
+        }
+        attrs.push_str("</saml:Attribute>");
+    };
+    attr(d.role_attribute, &roles);
+    attr(d.scope_attribute, &scopes);
+    if let Some(e) = identity.email.as_deref().or(identity.upn.as_deref()) {
+        attr("email", &[e]);
+    }
+    if let Some(n) = identity.display_name.as_deref() {
+        attr("displayName", &[n]);
+    }
+    let authn_instant = identity.auth_time.unwrap_or(now);
+    let xml = format!(
+        "<samlp:Response xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\" \
+ID=\"{response_id}\" Version=\"2.0\" IssueInstant=\"{now}\" Destination=\"{dest}\">\
+<saml:Issuer>{issuer}</saml:Issuer><samlp:Status><samlp:StatusCode Value=\"urn:oasis:names:tc:SAML:2.0:status:Success\"/></samlp:Status>\
+<saml:Assertion ID=\"{assertion_id}\" Version=\"2.0\" IssueInstant=\"{now}\"><saml:Issuer>{issuer}</saml:Issuer>\
+<saml:Subject><saml:NameID Format=\"{format}\">{name}</saml:NameID><saml:SubjectConfirmation Method=\"urn:oasis:names:tc:SAML:2.0:cm:bearer\">\
+<saml:SubjectConfirmationData NotOnOrAfter=\"{end}\" Recipient=\"{dest}\"/></saml:SubjectConfirmation></saml:Subject>\
+<saml:Conditions NotBefore=\"{nb}\" NotOnOrAfter=\"{end}\"><saml:AudienceRestriction><saml:Audience>{aud}</saml:Audience></saml:AudienceRestriction></saml:Conditions>\
+<saml:AuthnStatement AuthnInstant=\"{ai}\" SessionIndex=\"{assertion_id}\"><saml:AuthnContext><saml:AuthnContextClassRef>urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport</saml:AuthnContextClassRef></saml:AuthnContext></saml:AuthnStatement>\
+<saml:AttributeStatement>{attrs}</saml:AttributeStatement></saml:Assertion></samlp:Response>",
+        now = t(now),
+        dest = esc(d.reply_url),
+        issuer = esc(d.idp_entity_id),
+        name = esc(&name),
+        end = t(now + d.lifetime),
+        nb = t(now - Duration::seconds(30)),
+        aud = esc(d.audience),
+        ai = t(authn_instant),
+    );
+    // An AttributeStatement must not be empty (schema): drop it when it is.
+    let xml = xml.replace("<saml:AttributeStatement></saml:AttributeStatement>", "");
+    Ok(sign_enveloped(&xml, &assertion_id, key)?)
+}
+
+/// The HTML page that posts the response to the console (HTTP-POST binding).
+pub fn post_form(
+    reply_url: &str,
+    response_xml: &str,
+    relay_state: Option<&str>,
+    console_name: &str,
+) -> String {
+    let b64 = base64::engine::general_purpose::STANDARD.encode(response_xml);
+    let relay = relay_state
+        .map(|r| {
+            format!(
+                "<input type=\"hidden\" name=\"RelayState\" value=\"{}\">",
+                esc(r)
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Signing in to {name}</title></head>\
+<body onload=\"document.forms[0].submit()\"><form method=\"post\" action=\"{action}\">\
+<input type=\"hidden\" name=\"SAMLResponse\" value=\"{b64}\">{relay}\
+<noscript><p>JavaScript is off: press the button to continue to {name}.</p></noscript>\
+<button type=\"submit\">Continue to {name}</button></form></body></html>",
+        name = esc(console_name),
+        action = esc(reply_url),
+    )
+}
+
+/// fedgate's IdP metadata for the consoles (`GET /idp/metadata`).
+pub fn idp_metadata(
+    entity_id: &str,
+    sso_url: &str,
+    certs: &[&crate::trust::certs::TrustedCert],
+) -> String {
+    let mut kds = String::new();
+    for c in certs {
+        kds.push_str(&format!(
+            "<md:KeyDescriptor use=\"signing\"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>{}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>",
+            base64::engine::general_purpose::STANDARD.encode(&c.der)
+        ));
+    }
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<md:EntityDescriptor xmlns:md=\"urn:oasis:names:tc:SAML:2.0:metadata\" xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\" entityID=\"{eid}\">\
+<md:IDPSSODescriptor WantAuthnRequestsSigned=\"false\" protocolSupportEnumeration=\"urn:oasis:names:tc:SAML:2.0:protocol\">{kds}\
+<md:NameIDFormat>urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress</md:NameIDFormat>\
+<md:NameIDFormat>urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified</md:NameIDFormat>\
+<md:NameIDFormat>urn:oasis:names:tc:SAML:2.0:nameid-format:persistent</md:NameIDFormat>\
+<md:SingleSignOnService Binding=\"urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect\" Location=\"{sso}\"/>\
+</md:IDPSSODescriptor></md:EntityDescriptor>\n",
+        eid = esc(entity_id),
+        sso = esc(sso_url),
+    )
+}
+
+/// The delivery parameters for a configured console.
+pub fn delivery<'a>(
+    console: &'a crate::config::Console,
+    idp_entity_id: &'a str,
+    lifetime: Duration,
+) -> Delivery<'a> {
+    let profile = consoles::profile(console.kind);
+    Delivery {
+        idp_entity_id,
+        audience: &console.identifier,
+        reply_url: &console.reply_url,
+        nameid: console.nameid.unwrap_or(profile.default_nameid),
+        role_attribute: console
+            .role_attribute
+            .as_deref()
+            .unwrap_or(profile.role_attribute),
+        scope_attribute: profile.scope_attribute,
+        lifetime,
+    }
+}

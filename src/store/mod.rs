@@ -1,0 +1,76 @@
+//! Where fedgate keeps what must outlive one request: the replay cache
+//! (assertion ids accepted once), and sessions (a verified Identity behind
+//! a random cookie, for the console launcher).
+//!
+//! In memory by default; a Redis implementation (several instances behind a
+//! load balancer) comes with the multi-instance work, behind the same trait.
+//! Keys are namespaced and hashed: nothing that could be replayed is stored
+//! in clear.
+
+pub mod memory;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use time::OffsetDateTime;
+
+use crate::identity::{ErrorCode, Identity};
+
+/// A boxed future, so the trait can be used as `dyn Store`.
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// The store could not answer. Callers fail closed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("the session and replay store is unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl ErrorCode for StoreError {
+    fn code(&self) -> &'static str {
+        "store.unavailable"
+    }
+}
+
+pub trait Store: Send + Sync {
+    /// Claim `key` in namespace `ns` until `expires`: `true` the first time,
+    /// `false` while an earlier claim is alive (a replay).
+    fn claim_once<'a>(
+        &'a self,
+        ns: &'a str,
+        key: &'a str,
+        expires: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> StoreFuture<'a, bool>;
+
+    /// Keep a session until `expires`.
+    fn put_session<'a>(
+        &'a self,
+        id: &'a str,
+        identity: &'a Identity,
+        expires: OffsetDateTime,
+    ) -> StoreFuture<'a, ()>;
+
+    /// A live session, if any.
+    fn get_session<'a>(
+        &'a self,
+        id: &'a str,
+        now: OffsetDateTime,
+    ) -> StoreFuture<'a, Option<Identity>>;
+
+    /// Whether the store can answer now (`/readyz`).
+    fn ready(&self) -> StoreFuture<'_, ()>;
+}
+
+/// The key under which `(ns, key)` is stored: versioned, namespaced, hashed.
+pub fn storage_key(ns: &str, key: &str) -> String {
+    let digest = aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
+        format!("{ns}\u{0}{key}").as_bytes(),
+    );
+    format!(
+        "fedgate:v1:{ns}:{}",
+        crate::trust::certs::hex(digest.as_ref())
+    )
+}

@@ -1,0 +1,281 @@
+//! End to end over real HTTP on loopback: the mock Entra tenant signs, fedgate
+//! verifies and maps, the mock Autotask-style console (a real SAML SP that
+//! reads fedgate's IdP metadata over HTTP) verifies fedgate's assertion. And
+//! an independent SP implementation (pysaml2, through
+//! scripts/independent_sp.py) accepts fedgate's assertion and rejects a
+//! tampered copy.
+
+use std::process::Command;
+
+use fedgate::demo::{self, Environment, CONSOLE_ID};
+
+fn code_in(body: &str) -> &str {
+    body.split("<code>")
+        .nth(1)
+        .and_then(|s| s.split("</code>").next())
+        .unwrap_or("?")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn engineer_reaches_the_console_with_the_mapped_role() {
+    let env = Environment::start().await.unwrap();
+    let (status, html) = env
+        .post_to_fedgate(
+            &env.entra_response(&demo::alice(), None).unwrap(),
+            Some(CONSOLE_ID),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{html}");
+    assert!(
+        html.contains("document.forms[0].submit()") && html.contains("<button"),
+        "auto-post form with a no-JS button"
+    );
+    let (cs, body) = env.follow_form(&html).await.unwrap();
+    assert_eq!(cs, 200, "{body}");
+    assert_eq!(body["user"], "alice@contoso.example");
+    assert_eq!(body["roles"], serde_json::json!(["Backup Operator"]));
+    assert_eq!(body["scope"], serde_json::json!(["contoso"]));
+    // The audit log has the decision, without the assertion.
+    let audit = std::fs::read_to_string(env.dir.join("audit.jsonl")).unwrap();
+    let event: serde_json::Value = serde_json::from_str(audit.lines().last().unwrap()).unwrap();
+    assert_eq!(event["outcome"], "allowed");
+    assert_eq!(event["object_id"], "3f2504e0-4f89-11d3-9a0c-0305e82c3301");
+    assert_eq!(event["roles_granted"][0]["role"], "Backup Operator");
+    assert!(
+        !audit.contains("SignatureValue") && !audit.contains("PHNhbWxw"),
+        "no raw assertion in the audit log"
+    );
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_carry_their_code_status_and_hint() {
+    let env = Environment::start().await.unwrap();
+    // No mapped group: denied by policy.
+    let (status, body) = env
+        .post_to_fedgate(
+            &env.entra_response(&demo::bob(), None).unwrap(),
+            Some(CONSOLE_ID),
+        )
+        .await
+        .unwrap();
+    assert_eq!((status, code_in(&body)), (403, "policy.no_rule_matched"));
+    assert!(body.contains("For the administrator"));
+    // Replay: the second post of the same response.
+    let once = env.entra_response(&demo::alice(), None).unwrap();
+    assert_eq!(
+        env.post_to_fedgate(&once, Some(CONSOLE_ID))
+            .await
+            .unwrap()
+            .0,
+        200
+    );
+    let (status, body) = env.post_to_fedgate(&once, Some(CONSOLE_ID)).await.unwrap();
+    assert_eq!((status, code_in(&body)), (403, "saml.replayed"));
+    // Wrong audience, with Entra's Identifier named in the hint.
+    let wrong = env
+        .entra_response(&demo::alice(), Some("https://other.example/sp"))
+        .unwrap();
+    let (status, body) = env.post_to_fedgate(&wrong, Some(CONSOLE_ID)).await.unwrap();
+    assert_eq!((status, code_in(&body)), (403, "saml.audience_mismatch"));
+    assert!(body.contains("Identifier"));
+    // Garbage: 400.
+    let (status, body) = env
+        .post_to_fedgate("not base64!", Some(CONSOLE_ID))
+        .await
+        .unwrap();
+    assert_eq!((status, code_in(&body)), (400, "saml.base64_invalid"));
+    // Unknown console in RelayState.
+    let r = env.entra_response(&demo::alice(), None).unwrap();
+    let (status, body) = env.post_to_fedgate(&r, Some("nope")).await.unwrap();
+    assert_eq!((status, code_in(&body)), (404, "console.unknown"));
+    // Metrics count logins by outcome and code.
+    let metrics = reqwest::get(format!("{}/metrics", env.fedgate_url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("code=\"saml.replayed\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains("fedgate_verification_seconds_count"),
+        "{metrics}"
+    );
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idp_initiated_without_relay_state_goes_to_the_only_console() {
+    let env = Environment::start().await.unwrap();
+    let (status, html) = env
+        .post_to_fedgate(&env.entra_response(&demo::alice(), None).unwrap(), None)
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{html}");
+    assert_eq!(env.follow_form(&html).await.unwrap().0, 200);
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_health_and_readiness() {
+    let env = Environment::start().await.unwrap();
+    let get = |p: &str| reqwest::get(format!("{}{p}", env.fedgate_url));
+    let sp = get("/saml/contoso/metadata")
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(sp.contains(&format!(
+        "entityID=\"{}/saml/contoso/metadata\"",
+        env.fedgate_url
+    )));
+    assert!(sp.contains(&format!(
+        "Location=\"{}/saml/contoso/acs\"",
+        env.fedgate_url
+    )));
+    let idp = get("/idp/metadata").await.unwrap().text().await.unwrap();
+    let parsed = fedgate::trust::metadata::IdpMetadata::parse(idp.as_bytes()).unwrap();
+    assert_eq!(parsed.signing_certs.len(), 1);
+    assert_eq!(get("/healthz").await.unwrap().status(), 200);
+    assert_eq!(get("/readyz").await.unwrap().status(), 200);
+    assert_eq!(get("/saml/nope/metadata").await.unwrap().status(), 404);
+    env.stop().await;
+}
+
+/// pysaml2 (an independent SAML SP, verifying with xmlsec1) accepts
+/// fedgate's outgoing assertion, and rejects a tampered copy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_independent_sp_accepts_fedgates_assertion_and_rejects_a_tampered_copy() {
+    use base64::Engine;
+    let env = Environment::start().await.unwrap();
+    let (_, html) = env
+        .post_to_fedgate(
+            &env.entra_response(&demo::alice(), None).unwrap(),
+            Some(CONSOLE_ID),
+        )
+        .await
+        .unwrap();
+    let (_, fields) = demo::parse_form(&html).unwrap();
+    let response_b64 = fields
+        .iter()
+        .find(|(n, _)| n == "SAMLResponse")
+        .unwrap()
+        .1
+        .clone();
+    let idp_md = reqwest::get(format!("{}/idp/metadata", env.fedgate_url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let dir = env.dir.join("pysaml2");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("idp.xml"), &idp_md).unwrap();
+    let run = |resp: &str| {
+        std::fs::write(dir.join("resp.b64"), resp).unwrap();
+        Command::new("python3")
+            .arg(format!(
+                "{}/scripts/independent_sp.py",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .arg("--idp-metadata")
+            .arg(dir.join("idp.xml"))
+            .arg("--sp-entity-id")
+            .arg(format!("{}/singlesignon/saml/metadata", env.console_url))
+            .arg("--acs-url")
+            .arg(format!("{}/singlesignon/saml/SSO", env.console_url))
+            .arg(dir.join("resp.b64"))
+            .output()
+            .expect("python3 with pysaml2 is required: run scripts/install-test-deps")
+    };
+    let ok = run(&response_b64);
+    let out = String::from_utf8_lossy(&ok.stdout).to_string();
+    assert!(
+        ok.status.success(),
+        "pysaml2 refused fedgate's assertion: {out} {}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["name_id"], "alice@contoso.example");
+    // Tamper: change the role after signing.
+    let xml = String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(&response_b64)
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(xml.contains("Backup Operator"));
+    let tampered = base64::engine::general_purpose::STANDARD
+        .encode(xml.replace("Backup Operator", "Administrator"));
+    let bad = run(&tampered);
+    assert!(
+        !bad.status.success(),
+        "pysaml2 accepted a tampered assertion: {}",
+        String::from_utf8_lossy(&bad.stdout)
+    );
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_consoles_show_a_launcher_backed_by_a_session() {
+    let extra = r#"
+[[consoles]]
+id = "generic-reports"
+kind = "generic"
+display_name = "Backup reports"
+identifier = "https://reports.example.test/saml"
+reply_url = "https://reports.example.test/saml/acs"
+
+[[rules]]
+id = "engineering-reports"
+tenant = "contoso"
+console = "generic-reports"
+groups = ["5b8f2a1c-3d4e-4f60-8a9b-0c1d2e3f4a5b"]
+roles = ["viewer"]
+"#;
+    let env = Environment::start_with(extra).await.unwrap();
+    let resp = reqwest::Client::new()
+        .post(format!("{}/saml/contoso/acs", env.fedgate_url))
+        .form(&[(
+            "SAMLResponse",
+            env.entra_response(&demo::alice(), None).unwrap(),
+        )])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let cookie = resp.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(cookie.starts_with("fedgate_session="));
+    let page = resp.text().await.unwrap();
+    assert!(
+        page.contains("/launch/autotask-demo") && page.contains("/launch/generic-reports"),
+        "{page}"
+    );
+    // Launch one of them with the session.
+    let html = reqwest::Client::new()
+        .get(format!("{}/launch/autotask-demo", env.fedgate_url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let (status, body) = env.follow_form(&html).await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["roles"], serde_json::json!(["Backup Operator"]));
+    // Without the session: refused.
+    let resp = reqwest::get(format!("{}/launch/autotask-demo", env.fedgate_url))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    env.stop().await;
+}
