@@ -419,3 +419,38 @@ public_url = "http://127.0.0.1:8443"
         assert!(e.to_string().contains("server.listen"), "{e}");
     }
 }
+
+#[cfg(test)]
+mod example_tests {
+    use super::*;
+
+    /// The shipped example must stay loadable: it is the documentation.
+    #[test]
+    fn the_example_configuration_loads() {
+        let text = include_str!("../fedgate.example.toml");
+        let c =
+            Config::from_str(text, "fedgate.example.toml", &[], Path::new("/etc/fedgate")).unwrap();
+        assert_eq!(c.tenants.len(), 1);
+        assert_eq!(c.consoles[0].kind, ConsoleKind::Autotask);
+        assert_eq!(
+            c.tenants[0].metadata_file,
+            Path::new("/etc/fedgate/tenants/contoso-federationmetadata.xml")
+        );
+        assert_eq!(
+            c.tenants[0].acs_url(&c.server.public_url),
+            "https://fedgate.example.com/saml/contoso/acs"
+        );
+    }
+
+    #[test]
+    fn a_rule_naming_an_unknown_role_is_refused_with_its_path() {
+        let text = include_str!("../fedgate.example.toml")
+            .replace("roles = [\"Administrator\"]", "roles = [\"Wizard\"]");
+        let e = Config::from_str(&text, "f.toml", &[], Path::new(".")).unwrap_err();
+        let s = e.to_string();
+        assert!(
+            s.contains("rules[0]") && s.contains("policy.unknown_role"),
+            "{s}"
+        );
+    }
+}

@@ -24,20 +24,30 @@ fn fedgate(args: &[&str], stdin: Option<&[u8]>) -> Output {
 }
 
 fn json(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not one JSON object ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
 }
 
 fn saml_verify_at(file: &str, now: &str, extra: &[&str]) -> Output {
     let cert = corpus("entra/generated/idp_signing_cert.pem");
     let file = corpus(&format!("entra/generated/{file}"));
     let mut args = vec![
-        "saml", "verify",
-        "--metadata", cert.to_str().unwrap(),
-        "--idp-entity-id", ENTRA_ISSUER,
-        "--sp-entity-id", "https://gateway.example.test/saml/metadata",
-        "--acs-url", "https://gateway.example.test/saml/acs",
-        "--now", now,
+        "saml",
+        "verify",
+        "--metadata",
+        cert.to_str().unwrap(),
+        "--idp-entity-id",
+        ENTRA_ISSUER,
+        "--sp-entity-id",
+        "https://gateway.example.test/saml/metadata",
+        "--acs-url",
+        "https://gateway.example.test/saml/acs",
+        "--now",
+        now,
     ];
     args.extend_from_slice(extra);
     args.push(file.to_str().unwrap());
@@ -51,9 +61,17 @@ fn saml_verify(file: &str, extra: &[&str]) -> Output {
 #[test]
 fn saml_verify_accepts_and_prints_the_identity() {
     let out = saml_verify("valid_signxml_rsa256.xml", &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let id = json(&out);
-    assert_eq!(id["subject"], "Uz2Pqz1X7pxe4XLWxV9KJQ+n59d573SepSAkuYKSde8=");
+    assert_eq!(
+        id["subject"],
+        "Uz2Pqz1X7pxe4XLWxV9KJQ+n59d573SepSAkuYKSde8="
+    );
     assert_eq!(id["issuer"], ENTRA_ISSUER);
     assert_eq!(id["tenant_id"], "aaaabbbb-0000-cccc-1111-dddd2222eeee");
     assert_eq!(id["object_id"], "3f2504e0-4f89-11d3-9a0c-0305e82c3301");
@@ -61,7 +79,10 @@ fn saml_verify_accepts_and_prints_the_identity() {
     assert!(id["roles"].is_array());
     assert_eq!(id["mfa"], false);
     assert_eq!(id["expires_at"], "2025-01-15T13:09:55Z");
-    assert_eq!(id["verification"]["signed"], serde_json::json!(["assertion"]));
+    assert_eq!(
+        id["verification"]["signed"],
+        serde_json::json!(["assertion"])
+    );
 }
 
 #[test]
@@ -70,7 +91,10 @@ fn saml_verify_rejects_with_code_and_exit_1() {
     assert_eq!(out.status.code(), Some(1));
     let err = json(&out);
     assert_eq!(err["error"], "saml.audience_mismatch");
-    assert!(err["message"].as_str().unwrap().contains("gateway.example.test"));
+    assert!(err["message"]
+        .as_str()
+        .unwrap()
+        .contains("gateway.example.test"));
     let out = saml_verify("invalid_sha1.xml", &[]);
     assert_eq!(json(&out)["error"], "saml.sha1_forbidden");
     let out = saml_verify("invalid_sha1.xml", &["--allow-sha1"]);
@@ -88,19 +112,45 @@ fn saml_verify_reads_base64_from_stdin() {
     let cert = corpus("entra/generated/idp_signing_cert.pem");
     let out = fedgate(
         &[
-            "saml", "verify", "--metadata", cert.to_str().unwrap(), "--idp-entity-id", ENTRA_ISSUER,
-            "--sp-entity-id", "https://gateway.example.test/saml/metadata",
-            "--acs-url", "https://gateway.example.test/saml/acs", "--now", "2025-01-15T12:00:00Z", "-",
+            "saml",
+            "verify",
+            "--metadata",
+            cert.to_str().unwrap(),
+            "--idp-entity-id",
+            ENTRA_ISSUER,
+            "--sp-entity-id",
+            "https://gateway.example.test/saml/metadata",
+            "--acs-url",
+            "https://gateway.example.test/saml/acs",
+            "--now",
+            "2025-01-15T12:00:00Z",
+            "-",
         ],
         Some(b64.as_bytes()),
     );
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
 
 #[test]
 fn usage_errors_exit_2() {
     // Missing --acs-url.
-    let out = fedgate(&["saml", "verify", "--metadata", "x", "--sp-entity-id", "y", "z"], None);
+    let out = fedgate(
+        &[
+            "saml",
+            "verify",
+            "--metadata",
+            "x",
+            "--sp-entity-id",
+            "y",
+            "z",
+        ],
+        None,
+    );
     assert_eq!(out.status.code(), Some(2));
     // A bad --now.
     let out = saml_verify_at("valid_signxml_rsa256.xml", "yesterday", &[]);
@@ -108,7 +158,17 @@ fn usage_errors_exit_2() {
     // PEM trust without an issuer.
     let cert = corpus("entra/generated/idp_signing_cert.pem");
     let out = fedgate(
-        &["saml", "verify", "--metadata", cert.to_str().unwrap(), "--sp-entity-id", "a", "--acs-url", "b", "-"],
+        &[
+            "saml",
+            "verify",
+            "--metadata",
+            cert.to_str().unwrap(),
+            "--sp-entity-id",
+            "a",
+            "--acs-url",
+            "b",
+            "-",
+        ],
         Some(b"<x/>"),
     );
     assert_eq!(out.status.code(), Some(2));
@@ -118,34 +178,87 @@ fn usage_errors_exit_2() {
 #[test]
 fn saml_decode_shows_signed_elements_certificate_and_times() {
     let file = corpus("entra/generated/valid_signxml_rsa256.xml");
-    let out = fedgate(&["saml", "decode", "--now", "2025-01-15T12:00:00Z", file.to_str().unwrap()], None);
+    let out = fedgate(
+        &[
+            "saml",
+            "decode",
+            "--now",
+            "2025-01-15T12:00:00Z",
+            file.to_str().unwrap(),
+        ],
+        None,
+    );
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("\nResponse\n"), "{text}");
-    assert!(text.contains("signed: no"), "the Response is not signed: {text}");
+    assert!(
+        text.contains("signed: no"),
+        "the Response is not signed: {text}"
+    );
     assert!(text.contains("signed: yes — rsa-sha256"), "{text}");
-    assert!(text.contains("certificate in KeyInfo: CN=Test Entra Signing (synthetic)"), "{text}");
-    assert!(text.contains("NotOnOrAfter: 2025-01-15T13:09:55Z (in 1h 9m)"), "{text}");
-    assert!(text.contains("Subject NameID: Uz2Pqz1X7pxe4XLWxV9KJQ+n59d573SepSAkuYKSde8="), "{text}");
+    assert!(
+        text.contains("certificate in KeyInfo: CN=Test Entra Signing (synthetic)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("NotOnOrAfter: 2025-01-15T13:09:55Z (in 1h 9m)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Subject NameID: Uz2Pqz1X7pxe4XLWxV9KJQ+n59d573SepSAkuYKSde8="),
+        "{text}"
+    );
     assert!(text.contains("--- XML ---"));
     // No verdict, even for a response that would be rejected.
     let file = corpus("entra/generated/invalid_attacker_signed.xml");
-    let out = fedgate(&["saml", "decode", "--now", "2025-01-15T12:00:00Z", file.to_str().unwrap()], None);
+    let out = fedgate(
+        &[
+            "saml",
+            "decode",
+            "--now",
+            "2025-01-15T12:00:00Z",
+            file.to_str().unwrap(),
+        ],
+        None,
+    );
     assert_eq!(out.status.code(), Some(0));
 }
 
 #[test]
 fn metadata_show_lists_certificates_with_expiry() {
     let file = corpus("entra/identitymodel/AADCommonMetadata.xml");
-    let out = fedgate(&["metadata", "show", "--json", "--now", "2026-01-01T00:00:00Z", file.to_str().unwrap()], None);
+    let out = fedgate(
+        &[
+            "metadata",
+            "show",
+            "--json",
+            "--now",
+            "2026-01-01T00:00:00Z",
+            file.to_str().unwrap(),
+        ],
+        None,
+    );
     assert_eq!(out.status.code(), Some(0));
     let md = json(&out);
     assert_eq!(md["entity_id"], "https://sts.windows.net/{tenantid}/");
     let certs = md["signing_certs"].as_array().unwrap();
     assert_eq!(certs.len(), 3);
-    assert!(certs.iter().all(|c| c["expired"] == true && c["days_left"].as_i64().unwrap() < 0));
-    assert!(certs.iter().all(|c| c["thumbprint_sha256"].as_str().unwrap().len() == 64));
-    let out = fedgate(&["metadata", "show", "--now", "2026-01-01T00:00:00Z", file.to_str().unwrap()], None);
+    assert!(certs
+        .iter()
+        .all(|c| c["expired"] == true && c["days_left"].as_i64().unwrap() < 0));
+    assert!(certs
+        .iter()
+        .all(|c| c["thumbprint_sha256"].as_str().unwrap().len() == 64));
+    let out = fedgate(
+        &[
+            "metadata",
+            "show",
+            "--now",
+            "2026-01-01T00:00:00Z",
+            file.to_str().unwrap(),
+        ],
+        None,
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("EXPIRED"), "{text}");
     // A document with no signing certificate is an error, never "accept unsigned".
@@ -153,27 +266,75 @@ fn metadata_show_lists_certificates_with_expiry() {
     let out = fedgate(&["metadata", "show", nocert.to_str().unwrap()], None);
     assert_eq!(out.status.code(), Some(1));
     let code = json(&out)["error"].as_str().unwrap().to_string();
-    assert!(code == "metadata.no_signing_cert" || code == "metadata.no_idp", "{code}");
+    assert!(
+        code == "metadata.no_signing_cert" || code == "metadata.no_idp",
+        "{code}"
+    );
 }
 
 #[test]
 fn jwt_verify_accepts_and_rejects() {
-    let tokens: Value = serde_json::from_slice(&std::fs::read(corpus("entra/generated/jwts.json")).unwrap()).unwrap();
+    let tokens: Value =
+        serde_json::from_slice(&std::fs::read(corpus("entra/generated/jwts.json")).unwrap())
+            .unwrap();
     let jwks = corpus("entra/generated/jwks.json");
     let run = |name: &str, iss: &str, aud: &str| {
         let tok = tokens[name].as_str().unwrap().to_string();
         fedgate(
-            &["jwt", "verify", "--jwks", jwks.to_str().unwrap(), "--issuer", iss, "--audience", aud, "--now", "2025-01-15T12:00:00Z", "-"],
+            &[
+                "jwt",
+                "verify",
+                "--jwks",
+                jwks.to_str().unwrap(),
+                "--issuer",
+                iss,
+                "--audience",
+                aud,
+                "--now",
+                "2025-01-15T12:00:00Z",
+                "-",
+            ],
             Some(tok.as_bytes()),
         )
     };
     let v2 = "https://login.microsoftonline.com/aaaabbbb-0000-cccc-1111-dddd2222eeee/v2.0";
-    let out = run("v2_access_token", v2, "api://11112222-bbbb-3333-cccc-4444dddd5555");
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    let out = run(
+        "v2_access_token",
+        v2,
+        "api://11112222-bbbb-3333-cccc-4444dddd5555",
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let id = json(&out);
     assert_eq!(id["tenant_id"], "aaaabbbb-0000-cccc-1111-dddd2222eeee");
     assert_eq!(id["object_id"], "3f2504e0-4f89-11d3-9a0c-0305e82c3301");
     let out = run("v2_access_token", v2, "api://someone-else");
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(json(&out)["error"], "jwt.audience_mismatch");
+}
+
+#[test]
+fn serve_refuses_a_bad_configuration_with_file_and_key() {
+    let dir = std::env::temp_dir().join(format!("fedgate-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("bad.toml");
+    std::fs::write(
+        &file,
+        "[server]\npublic_url = \"http://127.0.0.1:1\"\n[[tenants]]\nid = \"a\"\n",
+    )
+    .unwrap();
+    let out = fedgate(&["serve", "--config", file.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(2));
+    let err = json(&out);
+    assert_eq!(err["error"], "config.invalid");
+    let msg = err["message"].as_str().unwrap();
+    assert!(
+        msg.contains("bad.toml") && msg.contains("tenants[0]"),
+        "{msg}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
 }

@@ -1,6 +1,11 @@
+pub mod c14n;
+pub mod cli;
 pub mod corpus;
+pub mod http;
 pub mod jwt;
-
+pub mod mutation;
+pub mod saml_fixtures;
+pub mod xmldsig;
 use std::path::PathBuf;
 
 /// A file of the shared third-party corpus, read in place.
@@ -16,8 +21,3 @@ pub fn fixture(rel: &str) -> PathBuf {
         .join("fixtures")
         .join(rel)
 }
-pub mod c14n;
-pub mod http;
-pub mod mutation;
-pub mod saml_fixtures;
-pub mod xmldsig;
