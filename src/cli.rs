@@ -415,22 +415,31 @@ fn serve(path: &Path) -> Result<(), Failure> {
     let config =
         crate::config::Config::load(path, &env).map_err(|e| Failure::setup("configuration", e))?;
     let listen = config.server.listen;
-    if config.server.tls_cert_file.is_some() {
-        return Err(Failure::usage(
-            "TLS termination inside fedgate is not built yet: listen on loopback behind a TLS proxy".into(),
-        ));
-    }
+    let tls = match (&config.server.tls_cert_file, &config.server.tls_key_file) {
+        (Some(c), Some(k)) => Some((c.clone(), k.clone())),
+        _ => None,
+    };
     let store = std::sync::Arc::new(crate::store::memory::MemoryStore::new());
     let app = crate::gateway::App::new(config, store, Box::new(OffsetDateTime::now_utc))
         .map_err(|e| Failure::usage(e.to_string()))?;
+    let app = std::sync::Arc::new(app);
     runtime()?.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .map_err(|e| Failure::usage(format!("cannot listen on {listen}: {e}")))?;
-        tracing::info!("fedgate listening on {listen}");
-        crate::http::serve(std::sync::Arc::new(app), listener, shutdown_signal())
-            .await
-            .map_err(|e| Failure::usage(format!("server error: {e}")))
+        let result = match tls {
+            Some((cert, key)) => {
+                let listener = std::net::TcpListener::bind(listen)
+                    .map_err(|e| Failure::usage(format!("cannot listen on {listen}: {e}")))?;
+                tracing::info!("fedgate listening on https://{listen}");
+                crate::http::serve_tls(app, listener, &cert, &key, shutdown_signal()).await
+            }
+            None => {
+                let listener = tokio::net::TcpListener::bind(listen)
+                    .await
+                    .map_err(|e| Failure::usage(format!("cannot listen on {listen}: {e}")))?;
+                tracing::info!("fedgate listening on http://{listen} (loopback, plain HTTP)");
+                crate::http::serve(app, listener, shutdown_signal()).await
+            }
+        };
+        result.map_err(|e| Failure::usage(format!("server error: {e}")))
     })
 }
 

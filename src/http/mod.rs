@@ -53,6 +53,31 @@ pub async fn serve(
     .await
 }
 
+/// Serve HTTPS (rustls on aws-lc-rs) until `shutdown` resolves.
+pub async fn serve_tls(
+    app: Arc<App>,
+    listener: std::net::TcpListener,
+    cert_file: &std::path::Path,
+    key_file: &std::path::Path,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    // Two crypto providers are compiled in (aws-lc-rs and, through
+    // dependencies, possibly ring): choose aws-lc-rs explicitly, once.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert_file, key_file).await?;
+    let handle = axum_server::Handle::new();
+    let stopper = handle.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        stopper.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
+    });
+    listener.set_nonblocking(true)?;
+    axum_server::from_tcp_rustls(listener, config)?
+        .handle(handle)
+        .serve(router(app).into_make_service_with_connect_info::<SocketAddr>())
+        .await
+}
+
 async fn acs(
     State(app): State<Arc<App>>,
     Path(tenant): Path<String>,

@@ -279,3 +279,56 @@ roles = ["viewer"]
     assert_eq!(resp.status(), 401);
     env.stop().await;
 }
+
+/// HTTPS with rustls: a real TLS client (curl) reaches fedgate and verifies
+/// its certificate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_https_with_rustls() {
+    let env = Environment::start().await.unwrap();
+    let data = format!("{}/tests/data", env!("CARGO_MANIFEST_DIR"));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let app = env.app.clone();
+    let cert = std::path::PathBuf::from(format!("{data}/tls_cert.pem"));
+    let key = std::path::PathBuf::from(format!("{data}/tls_key.pem"));
+    let server = tokio::spawn(async move {
+        fedgate::http::serve_tls(app, listener, &cert, &key, async {
+            let _ = rx.await;
+        })
+        .await
+    });
+    let url = format!("https://127.0.0.1:{port}/idp/metadata");
+    let out = tokio::task::spawn_blocking(move || {
+        let mut last = None;
+        for _ in 0..50 {
+            let o = Command::new("curl")
+                .args([
+                    "-sS",
+                    "--fail",
+                    "--cacert",
+                    &format!("{data}/tls_cert.pem"),
+                    &url,
+                ])
+                .output()
+                .expect("curl is required");
+            if o.status.success() {
+                return o;
+            }
+            last = Some(o);
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        last.unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "curl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("IDPSSODescriptor"));
+    let _ = tx.send(());
+    server.await.unwrap().unwrap();
+    env.stop().await;
+}
