@@ -33,6 +33,8 @@ pub const CONSOLE_ID: &str = "autotask-demo";
 pub struct Environment {
     pub fedgate_url: String,
     pub console_url: String,
+    /// The mock Entra tenant's base URL (metadata, and IdP-initiated logins for a browser).
+    pub entra_url: String,
     pub app: Arc<App>,
     pub entra_key: SigningKey,
     pub dir: std::path::PathBuf,
@@ -78,6 +80,10 @@ impl Environment {
         let console_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .map_err(err)?;
+        let entra_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(err)?;
+        let entra_url = format!("http://{}", entra_listener.local_addr().map_err(err)?);
         let fedgate_addr: SocketAddr = fedgate_listener.local_addr().map_err(err)?;
         let console_addr: SocketAddr = console_listener.local_addr().map_err(err)?;
         let fedgate_url = format!("http://{fedgate_addr}");
@@ -173,9 +179,27 @@ scope = "contoso"
                 })
                 .await;
         }));
+        // The mock Entra tenant, over HTTP: its federation metadata, and
+        // IdP-initiated logins a browser can click (My Apps, in short).
+        let tenant_rt = app.tenants.get("contoso").ok_or("no tenant")?;
+        let entra = Arc::new(MockEntraHttp {
+            key: SigningKey::from_pem(ENTRA_KEY, ENTRA_CERT).map_err(err)?,
+            sp_entity_id: tenant_rt.settings.sp_entity_id.clone(),
+            acs_url: tenant_rt.settings.acs_url.clone(),
+        });
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        shutdown.push(tx);
+        tasks.push(tokio::spawn(async move {
+            let _ = axum::serve(entra_listener, entra.router())
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await;
+        }));
         Ok(Environment {
             fedgate_url,
             console_url,
+            entra_url,
             app,
             entra_key,
             dir,
@@ -253,6 +277,77 @@ scope = "contoso"
     }
 }
 
+/// The mock tenant's HTTP face.
+struct MockEntraHttp {
+    key: SigningKey,
+    sp_entity_id: String,
+    acs_url: String,
+}
+
+#[derive(serde::Deserialize)]
+struct LoginQuery {
+    user: String,
+    console: Option<String>,
+}
+
+impl MockEntraHttp {
+    fn router(self: Arc<Self>) -> axum::Router {
+        use axum::extract::{Query, State};
+        use axum::response::{Html, IntoResponse};
+        use axum::routing::get;
+        async fn metadata(State(m): State<Arc<MockEntraHttp>>) -> axum::response::Response {
+            (
+                [(
+                    axum::http::header::CONTENT_TYPE,
+                    "application/samlmetadata+xml",
+                )],
+                entra::federation_metadata(TENANT_ID, &[&m.key.cert]),
+            )
+                .into_response()
+        }
+        async fn login(
+            State(m): State<Arc<MockEntraHttp>>,
+            Query(q): Query<LoginQuery>,
+        ) -> axum::response::Response {
+            let user = match q.user.as_str() {
+                "alice" => alice(),
+                "bob" => bob(),
+                _ => {
+                    return (axum::http::StatusCode::NOT_FOUND, "users: alice, bob\n")
+                        .into_response()
+                }
+            };
+            let login = MockLogin {
+                tenant_id: TENANT_ID.into(),
+                sp_entity_id: m.sp_entity_id.clone(),
+                acs_url: m.acs_url.clone(),
+                issue_instant: OffsetDateTime::now_utc(),
+                in_response_to: None,
+                id_seed: crate::gateway::random_id().unwrap_or_default(),
+            };
+            match entra::signed_response(&user, &login, &m.key) {
+                Ok(xml) => Html(crate::outbound::saml_post::post_form(
+                    &m.acs_url,
+                    &xml,
+                    q.console.as_deref(),
+                    "fedgate",
+                ))
+                .into_response(),
+                Err(e) => {
+                    (axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response()
+                }
+            }
+        }
+        axum::Router::new()
+            .route(
+                &format!("/{TENANT_ID}/federationmetadata/2007-06/federationmetadata.xml"),
+                get(metadata),
+            )
+            .route(&format!("/{TENANT_ID}/saml2/idp-initiated"), get(login))
+            .with_state(self)
+    }
+}
+
 /// The action and hidden fields of the first form of an HTML page.
 pub fn parse_form(html: &str) -> Option<(String, Vec<(String, String)>)> {
     let unescape = |s: &str| {
@@ -325,7 +420,10 @@ fn code_in(body: &str) -> String {
 /// Run the scripted logins; `Ok(true)` when every outcome is the expected one.
 pub async fn run(keep: bool) -> Result<bool, String> {
     let env = Environment::start().await?;
-    println!("mock Entra tenant  https://sts.windows.net/{TENANT_ID}/ (signing in-process)");
+    println!(
+        "mock Entra tenant  {} (issuer https://sts.windows.net/{TENANT_ID}/)",
+        env.entra_url
+    );
     println!("fedgate            {}", env.fedgate_url);
     println!(
         "mock console       {} (Autotask-style SAML SP)",
@@ -411,7 +509,10 @@ pub async fn run(keep: bool) -> Result<bool, String> {
     );
     println!("  {}", audit.lines().next().unwrap_or("(none)"));
     if keep {
-        println!("\n--keep: everything stays up. Try:");
+        println!("\n--keep: everything stays up. Click through in a browser:");
+        println!("  {}/{TENANT_ID}/saml2/idp-initiated?user=alice&console={CONSOLE_ID}   (an engineer: reaches the console)", env.entra_url);
+        println!("  {}/{TENANT_ID}/saml2/idp-initiated?user=bob&console={CONSOLE_ID}     (no mapped group: refused, with the reason)", env.entra_url);
+        println!("  {}/{TENANT_ID}/federationmetadata/2007-06/federationmetadata.xml   (the mock tenant's metadata)", env.entra_url);
         println!(
             "  {}/saml/contoso/metadata   (fedgate's SP metadata, to upload into Entra)",
             env.fedgate_url

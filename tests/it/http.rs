@@ -332,3 +332,51 @@ async fn serves_https_with_rustls() {
     server.await.unwrap().unwrap();
     env.stop().await;
 }
+
+/// The mock tenant's HTTP face, as a browser uses it in `demo --keep`:
+/// its IdP-initiated login page posts to fedgate, whose page posts to the console.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_click_through_from_the_mock_tenant() {
+    let env = Environment::start().await.unwrap();
+    let md = reqwest::get(format!(
+        "{}/{}/federationmetadata/2007-06/federationmetadata.xml",
+        env.entra_url,
+        demo::TENANT_ID
+    ))
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    assert_eq!(
+        fedgate::trust::metadata::IdpMetadata::parse(md.as_bytes())
+            .unwrap()
+            .entity_id,
+        format!("https://sts.windows.net/{}/", demo::TENANT_ID)
+    );
+    let page = reqwest::get(format!(
+        "{}/{}/saml2/idp-initiated?user=alice&console={CONSOLE_ID}",
+        env.entra_url,
+        demo::TENANT_ID
+    ))
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    let (action, fields) = demo::parse_form(&page).unwrap();
+    assert_eq!(action, format!("{}/saml/contoso/acs", env.fedgate_url));
+    let html = reqwest::Client::new()
+        .post(action)
+        .form(&fields)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let (status, body) = env.follow_form(&html).await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["user"], "alice@contoso.example");
+    env.stop().await;
+}
