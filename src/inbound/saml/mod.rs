@@ -13,8 +13,6 @@
 pub mod decode;
 pub mod sp_metadata;
 
-use std::collections::HashSet;
-
 use roxmltree::{Document, Node};
 use time::{Duration, OffsetDateTime};
 
@@ -288,20 +286,15 @@ pub fn verify_document(
     // Core §3.2.2.2: anything but Success means no assertion is to be used.
     check_status(response)?;
 
-    // An ID that resolves to two elements is the root of most wrapping attacks.
-    check_unique_ids(doc)?;
-
-    // Exactly one Assertion in the whole document, a direct child of the Response.
-    if doc
-        .descendants()
-        .any(|n| is(&n, NS_SAML, "EncryptedAssertion"))
-    {
+    // One pass over the document: every ID must be unique (an ID that
+    // resolves to two elements is the root of most wrapping attacks), no
+    // EncryptedAssertion, and exactly one Assertion, a direct child of the
+    // Response.
+    let scan = scan_document(doc)?;
+    if scan.encrypted {
         return Err(SamlError::EncryptedAssertion);
     }
-    let assertions: Vec<Node> = doc
-        .descendants()
-        .filter(|n| is(n, NS_SAML, "Assertion"))
-        .collect();
+    let assertions = scan.assertions;
     let assertion = match assertions.as_slice() {
         [] => return Err(SamlError::NoAssertion),
         [one] => *one,
@@ -455,6 +448,11 @@ pub fn verify_document(
     let mut roles = multi(claims::ROLE);
     roles.extend(multi(claims::ROLES));
     verification.in_response_to = confirmation.in_response_to;
+    let upn = single(claims::NAME)?;
+    let email = single(claims::EMAIL)?;
+    let display_name = single(claims::DISPLAY_NAME)?;
+    let groups = multi(claims::GROUPS);
+    let attributes = attrs.into_iter().collect();
 
     Ok(Identity {
         subject: subject_value,
@@ -464,10 +462,10 @@ pub fn verify_document(
         object_id,
         kind: PrincipalKind::User,
         source: Source::Saml,
-        upn: single(claims::NAME)?,
-        email: single(claims::EMAIL)?,
-        display_name: single(claims::DISPLAY_NAME)?,
-        groups: multi(claims::GROUPS),
+        upn,
+        email,
+        display_name,
+        groups,
         groups_overage: groups_link.is_some(),
         groups_link,
         roles,
@@ -478,7 +476,7 @@ pub fn verify_document(
         app_id: None,
         token_id: assertion.attribute("ID").map(str::to_string),
         verification,
-        attributes: attrs.iter().cloned().collect(),
+        attributes,
     })
 }
 
@@ -526,19 +524,37 @@ fn check_status(response: Node) -> Result<(), SamlError> {
     })
 }
 
-fn check_unique_ids(doc: &Document) -> Result<(), SamlError> {
-    let mut seen = HashSet::new();
+struct Scan<'a, 'i> {
+    encrypted: bool,
+    assertions: Vec<Node<'a, 'i>>,
+}
+
+fn scan_document<'a, 'i>(doc: &'a Document<'i>) -> Result<Scan<'a, 'i>, SamlError> {
+    let mut seen: Vec<&str> = Vec::with_capacity(8);
+    let mut scan = Scan {
+        encrypted: false,
+        assertions: Vec::with_capacity(1),
+    };
     for node in doc.descendants().filter(Node::is_element) {
         for attr in node.attributes() {
-            if attr.namespace().is_none()
-                && matches!(attr.name(), "ID" | "Id" | "AssertionID")
-                && !seen.insert(attr.value())
-            {
-                return Err(SamlError::DuplicateId(attr.value().to_string()));
+            if attr.namespace().is_none() && matches!(attr.name(), "ID" | "Id" | "AssertionID") {
+                // IDs are few (a Response, an Assertion, a Signature or two):
+                // a linear scan beats hashing.
+                if seen.contains(&attr.value()) {
+                    return Err(SamlError::DuplicateId(attr.value().to_string()));
+                }
+                seen.push(attr.value());
+            }
+        }
+        if node.tag_name().namespace() == Some(NS_SAML) {
+            match node.tag_name().name() {
+                "Assertion" => scan.assertions.push(node),
+                "EncryptedAssertion" => scan.encrypted = true,
+                _ => {}
             }
         }
     }
-    Ok(())
+    Ok(scan)
 }
 
 fn issuer(node: Node) -> Result<Option<String>, SamlError> {
