@@ -99,6 +99,20 @@ impl App {
         };
         let signing = SigningKey::from_pem(&read(key_file)?, &read(cert_file)?)
             .map_err(|e| StartError::Signing(e.to_string()))?;
+        // ECDSA only towards consoles whose profile accepts it.
+        if signing.algorithm() == crate::trust::certs::SigAlg::EcdsaSha256 {
+            if let Some(c) = config
+                .consoles
+                .iter()
+                .find(|c| !consoles::profile(c.kind).accepts_ecdsa)
+            {
+                return Err(StartError::Signing(format!(
+                    "the signing key is ECDSA, but console {:?} ({}) accepts RSA-SHA256 only: configure an RSA key",
+                    c.id,
+                    consoles::profile(c.kind).label
+                )));
+            }
+        }
         let audit = AuditLog::new(config.audit.file.as_deref())
             .map_err(|e| StartError::Audit(e.to_string()))?;
         Ok(App {

@@ -25,5 +25,6 @@ pub static PROFILE: Profile = Profile {
     scope_attribute: "tenant",
     users_must_exist: false,
     scoped_roles: true,
+    accepts_ecdsa: false,
     notes: "A role is granted on a tenant level (customer or unit): every rule for this console needs a scope.",
 };

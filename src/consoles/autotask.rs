@@ -18,5 +18,6 @@ pub static PROFILE: Profile = Profile {
     scope_attribute: "Scope",
     users_must_exist: true,
     scoped_roles: false,
+    accepts_ecdsa: false,
     notes: "IdP-initiated only. Users are matched by e-mail and must already exist in the console (no provisioning): a login for an unknown user is refused by the console.",
 };

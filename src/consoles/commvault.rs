@@ -27,5 +27,6 @@ pub static PROFILE: Profile = Profile {
     scope_attribute: "Company",
     users_must_exist: false,
     scoped_roles: false,
+    accepts_ecdsa: false,
     notes: "Roles are Commvault user-group names; the scope is the company. Its API layer takes OAuth access tokens (token exchange).",
 };

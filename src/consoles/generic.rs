@@ -14,5 +14,6 @@ pub static PROFILE: Profile = Profile {
     scope_attribute: "scope",
     users_must_exist: false,
     scoped_roles: false,
+    accepts_ecdsa: true,
     notes: "Any SAML SP; roles are whatever the rules name.",
 };

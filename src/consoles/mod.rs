@@ -50,6 +50,10 @@ pub struct Profile {
     pub users_must_exist: bool,
     /// Every grant needs a scope (customer, unit, tenant).
     pub scoped_roles: bool,
+    /// Whether the console accepts ECDSA-signed assertions. Public docs of
+    /// the commercial consoles only promise RSA-SHA256, so only `generic`
+    /// says yes; fedgate refuses to start with an EC key for the others.
+    pub accepts_ecdsa: bool,
     pub notes: &'static str,
 }
 

@@ -144,11 +144,8 @@ impl<'i> Canonicalizer<'i> {
         let mut attrs = std::mem::take(&mut self.scratch_attrs);
         attrs.clear();
         attrs.extend(node.attributes());
-        if attrs.len() > 1 {
-            attrs.sort_unstable_by(|a, b| {
-                (a.namespace().unwrap_or(""), a.name())
-                    .cmp(&(b.namespace().unwrap_or(""), b.name()))
-            });
+        if !attrs.is_sorted_by(|a, b| attr_key(a) <= attr_key(b)) {
+            attrs.sort_unstable_by(|a, b| attr_key(a).cmp(&attr_key(b)));
         }
         for attr in &attrs {
             self.out.push(b' ');
@@ -192,6 +189,11 @@ impl<'i> Canonicalizer<'i> {
         self.out.push(b'>');
         self.rendered.truncate(mark);
     }
+}
+
+/// C14N attribute order: (namespace URI, local name), unqualified first.
+fn attr_key<'a>(a: &roxmltree::Attribute<'a, 'a>) -> (&'a str, &'a str) {
+    (a.namespace().unwrap_or(""), a.name())
 }
 
 /// The namespace URI bound to `prefix` in scope at `node`. The default

@@ -380,3 +380,43 @@ async fn a_browser_click_through_from_the_mock_tenant() {
     assert_eq!(body["user"], "alice@contoso.example");
     env.stop().await;
 }
+
+/// fedgate signs with ECDSA only when every console's profile accepts it.
+#[test]
+fn an_ecdsa_key_is_refused_for_rsa_only_consoles() {
+    let dir = std::env::temp_dir().join(format!("fedgate-ec-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let data = format!("{}/tests/data", env!("CARGO_MANIFEST_DIR"));
+    let md = fedgate::mock::entra::federation_metadata(
+        demo::TENANT_ID,
+        &[&fedgate::trust::certs::TrustedCert::from_pem_bundle(
+            &std::fs::read_to_string(format!("{data}/fedgate_rsa_cert.pem")).unwrap(),
+        )
+        .unwrap()[0]],
+    );
+    std::fs::write(dir.join("md.xml"), md).unwrap();
+    let toml = |kind: &str| {
+        format!(
+            "[server]\npublic_url = \"http://127.0.0.1:1\"\n[signing]\nkey_file = \"{data}/fedgate_ec_key.pem\"\ncert_file = \"{data}/fedgate_ec_cert.pem\"\n\
+[[tenants]]\nid = \"t\"\nentra_tenant_id = \"{tid}\"\nmetadata_file = \"md.xml\"\n\
+[[consoles]]\nid = \"c\"\nkind = \"{kind}\"\ndisplay_name = \"C\"\nidentifier = \"https://c.example/sp\"\nreply_url = \"https://c.example/acs\"\n",
+            tid = demo::TENANT_ID
+        )
+    };
+    let load = |kind: &str| {
+        let path = dir.join(format!("{kind}.toml"));
+        std::fs::write(&path, toml(kind)).unwrap();
+        let config = fedgate::config::Config::load(&path, &[]).unwrap();
+        fedgate::gateway::App::new(
+            config,
+            std::sync::Arc::new(fedgate::store::memory::MemoryStore::new()),
+            Box::new(time::OffsetDateTime::now_utc),
+        )
+    };
+    let err = load("autotask")
+        .err()
+        .expect("an EC key must be refused for an Autotask-style console");
+    assert!(err.to_string().contains("RSA-SHA256 only"), "{err}");
+    assert!(load("generic").is_ok());
+    std::fs::remove_dir_all(&dir).ok();
+}
