@@ -74,6 +74,15 @@ impl App {
             let bytes = std::fs::read(&t.metadata_file).map_err(|e| md_err(e.to_string()))?;
             let idp =
                 IdpMetadata::parse(&bytes).map_err(|e| md_err(format!("[{}] {e}", e.code())))?;
+            // The metadata must be the configured tenant's: Entra's entity id names it.
+            if let Some(tid) = saml::entra_tenant_of_issuer(&idp.entity_id) {
+                if !tid.eq_ignore_ascii_case(&t.entra_tenant_id) {
+                    return Err(md_err(format!(
+                        "this is tenant {tid}'s metadata, but entra_tenant_id is {}",
+                        t.entra_tenant_id
+                    )));
+                }
+            }
             let mut settings = SamlSettings::new(t.sp_entity_id(&public), t.acs_url(&public));
             settings.skew = Duration::seconds(i64::from(t.clock_skew_secs));
             settings.profile.allow_sha1 = t.allow_sha1;

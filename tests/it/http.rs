@@ -420,3 +420,41 @@ fn an_ecdsa_key_is_refused_for_rsa_only_consoles() {
     assert!(load("generic").is_ok());
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Another tenant's metadata under this tenant's name is refused at start.
+#[test]
+fn metadata_of_another_tenant_is_refused_at_start() {
+    let dir = std::env::temp_dir().join(format!("fedgate-tid-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let data = format!("{}/tests/data", env!("CARGO_MANIFEST_DIR"));
+    let cert = fedgate::trust::certs::TrustedCert::from_pem_bundle(
+        &std::fs::read_to_string(format!("{data}/fedgate_rsa_cert.pem")).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("md.xml"),
+        fedgate::mock::entra::federation_metadata(
+            "11111111-2222-3333-4444-555555555555",
+            &[&cert[0]],
+        ),
+    )
+    .unwrap();
+    let path = dir.join("f.toml");
+    std::fs::write(&path, format!(
+        "[server]\npublic_url = \"http://127.0.0.1:1\"\n[signing]\nkey_file = \"{data}/fedgate_rsa_key.pem\"\ncert_file = \"{data}/fedgate_rsa_cert.pem\"\n\
+[[tenants]]\nid = \"t\"\nentra_tenant_id = \"{}\"\nmetadata_file = \"md.xml\"\n", demo::TENANT_ID)).unwrap();
+    let config = fedgate::config::Config::load(&path, &[]).unwrap();
+    let err = fedgate::gateway::App::new(
+        config,
+        std::sync::Arc::new(fedgate::store::memory::MemoryStore::new()),
+        Box::new(time::OffsetDateTime::now_utc),
+    )
+    .err()
+    .expect("must refuse");
+    assert!(
+        err.to_string()
+            .contains("11111111-2222-3333-4444-555555555555"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
