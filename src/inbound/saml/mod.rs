@@ -585,6 +585,32 @@ fn too_late(not_on_or_after: OffsetDateTime, now: OffsetDateTime, skew: Duration
     now - skew >= not_on_or_after
 }
 
+/// The time-window rule of SAML Core §2.5.1.2 and §2.4.1.2, with the skew:
+/// `NotBefore <= now + skew` and `now - skew < NotOnOrAfter`.
+fn check_window(
+    what: &str,
+    not_before: Option<OffsetDateTime>,
+    not_on_or_after: Option<OffsetDateTime>,
+    now: OffsetDateTime,
+    skew: Duration,
+) -> Result<(), SamlError> {
+    let detail = |attr: &str, t: OffsetDateTime| {
+        format!(
+            "{what} {attr} {} (now {}, skew {} s); check the clocks",
+            crate::timefmt::format(t),
+            crate::timefmt::format(now),
+            skew.whole_seconds()
+        )
+    };
+    if let Some(nb) = not_before.filter(|nb| too_early(*nb, now, skew)) {
+        return Err(SamlError::NotYetValid(detail("NotBefore", nb)));
+    }
+    if let Some(na) = not_on_or_after.filter(|na| too_late(*na, now, skew)) {
+        return Err(SamlError::Expired(detail("NotOnOrAfter", na)));
+    }
+    Ok(())
+}
+
 struct Confirmation {
     not_on_or_after: OffsetDateTime,
     in_response_to: Option<String>,
@@ -633,24 +659,13 @@ fn check_confirmation_data(
     let not_on_or_after = timestamp(scd, "NotOnOrAfter")?.ok_or_else(|| {
         SamlError::Malformed("the bearer SubjectConfirmationData has no NotOnOrAfter".into())
     })?;
-    if too_late(not_on_or_after, now, settings.skew) {
-        return Err(SamlError::Expired(format!(
-            "SubjectConfirmationData NotOnOrAfter {} is past (now {}, skew {} s)",
-            crate::timefmt::format(not_on_or_after),
-            crate::timefmt::format(now),
-            settings.skew.whole_seconds()
-        )));
-    }
-    if let Some(nb) = timestamp(scd, "NotBefore")? {
-        if too_early(nb, now, settings.skew) {
-            return Err(SamlError::NotYetValid(format!(
-                "SubjectConfirmationData NotBefore {} (now {}, skew {} s)",
-                crate::timefmt::format(nb),
-                crate::timefmt::format(now),
-                settings.skew.whole_seconds()
-            )));
-        }
-    }
+    check_window(
+        "SubjectConfirmationData",
+        timestamp(scd, "NotBefore")?,
+        Some(not_on_or_after),
+        now,
+        settings.skew,
+    )?;
     let in_response_to = scd.attribute("InResponseTo").map(str::to_string);
     if let Some(expected) = &settings.expected_in_response_to {
         if in_response_to.as_deref() != Some(expected.as_str()) {
@@ -678,26 +693,13 @@ fn check_conditions(
         .ok_or(SamlError::ConditionsMissing)?;
     let not_before = timestamp(conditions, "NotBefore")?;
     let not_on_or_after = timestamp(conditions, "NotOnOrAfter")?;
-    if let Some(nb) = not_before {
-        if too_early(nb, now, settings.skew) {
-            return Err(SamlError::NotYetValid(format!(
-                "Conditions NotBefore {} (now {}, skew {} s); check the clocks",
-                crate::timefmt::format(nb),
-                crate::timefmt::format(now),
-                settings.skew.whole_seconds()
-            )));
-        }
-    }
-    if let Some(na) = not_on_or_after {
-        if too_late(na, now, settings.skew) {
-            return Err(SamlError::Expired(format!(
-                "Conditions NotOnOrAfter {} is past (now {}, skew {} s)",
-                crate::timefmt::format(na),
-                crate::timefmt::format(now),
-                settings.skew.whole_seconds()
-            )));
-        }
-    }
+    check_window(
+        "Conditions",
+        not_before,
+        not_on_or_after,
+        now,
+        settings.skew,
+    )?;
     // §2.5.1.4: each AudienceRestriction must be satisfied on its own.
     let mut restrictions = 0;
     for c in conditions.children().filter(Node::is_element) {
