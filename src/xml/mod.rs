@@ -49,6 +49,12 @@ pub fn utf8(bytes: &[u8]) -> Result<&str, XmlError> {
 }
 
 /// Parse a document with fedgate's rules: no DTD, bounded size and depth.
+///
+/// ```
+/// use fedgate::xml::{parse, XmlError};
+/// let xxe = r#"<!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><r>&x;</r>"#;
+/// assert_eq!(parse(xxe).err(), Some(XmlError::Doctype));
+/// ```
 pub fn parse(input: &str) -> Result<Document<'_>, XmlError> {
     let opts = ParsingOptions {
         allow_dtd: false,
@@ -82,6 +88,11 @@ fn check_depth(root: Node) -> Result<(), XmlError> {
 /// The whole text content of an element: every descendant text node, in
 /// order. Comments and processing instructions are not text, so
 /// `a@<!-- c -->b` reads `a@b` (never just `a@`).
+///
+/// ```
+/// let doc = fedgate::xml::parse("<NameID>alice@<!-- c -->contoso.example</NameID>").unwrap();
+/// assert_eq!(fedgate::xml::text_content(doc.root_element()), "alice@contoso.example");
+/// ```
 pub fn text_content(node: Node) -> String {
     let mut out = String::new();
     for d in node.descendants() {
