@@ -5,10 +5,15 @@ use fedgate::inbound::saml::{self, SamlSettings};
 use fedgate::trust::metadata::IdpMetadata;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let n: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1000);
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1000);
     let dir = env!("CARGO_MANIFEST_DIR");
     let posted = std::fs::read(format!("{dir}/fixtures/saml/valid_main_20_groups.b64"))?;
-    let idp = IdpMetadata::parse(&std::fs::read(format!("{dir}/fixtures/saml/idp_metadata.xml"))?)?;
+    let idp = IdpMetadata::parse(&std::fs::read(format!(
+        "{dir}/fixtures/saml/idp_metadata.xml"
+    ))?)?;
     let settings = SamlSettings::new(
         "https://fedgate.example.test/saml/contoso/metadata",
         "https://fedgate.example.test/saml/contoso/acs",
@@ -19,6 +24,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         saml::verify(std::hint::black_box(&posted), &idp, &settings, now)?;
     }
     let per = start.elapsed().as_secs_f64() / n as f64;
-    println!("{n} verifications, {:.1} µs each, {:.0}/s", per * 1e6, 1.0 / per);
+    println!(
+        "{n} verifications, {:.1} µs each, {:.0}/s",
+        per * 1e6,
+        1.0 / per
+    );
     Ok(())
 }

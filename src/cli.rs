@@ -43,6 +43,8 @@ pub enum Command {
         #[arg(long)]
         keep: bool,
     },
+    /// What a user would be granted on a console, and why.
+    Explain(ExplainArgs),
     /// Verify or inspect SAML responses offline.
     #[command(subcommand)]
     Saml(SamlCmd),
@@ -52,6 +54,36 @@ pub enum Command {
     /// Inspect IdP federation metadata.
     #[command(subcommand)]
     Metadata(MetadataCmd),
+}
+
+#[derive(Args, Debug)]
+pub struct ExplainArgs {
+    #[arg(long, env = "FEDGATE_CONFIG")]
+    pub config: PathBuf,
+    /// fedgate's tenant id.
+    #[arg(long)]
+    pub tenant: String,
+    /// The console id.
+    #[arg(long)]
+    pub console: String,
+    /// Group object ids (or names) the user is in (repeat, or comma-separate).
+    #[arg(long, value_delimiter = ',')]
+    pub groups: Vec<String>,
+    /// App roles the user has.
+    #[arg(long, value_delimiter = ',')]
+    pub roles: Vec<String>,
+    /// The login used multi-factor authentication.
+    #[arg(long)]
+    pub mfa: bool,
+    /// Instead of --groups/--roles/--mfa: a real SAMLResponse (base64 or XML), verified with the tenant's metadata.
+    #[arg(long, conflicts_with_all = ["groups", "roles", "mfa"])]
+    pub saml_response: Option<PathBuf>,
+    /// The instant to evaluate at (RFC 3339); default: now.
+    #[arg(long)]
+    pub now: Option<String>,
+    /// Print the Identity and the Decision as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -153,6 +185,7 @@ pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Serve { config } => serve(&config),
         Command::Demo { keep } => demo(keep),
+        Command::Explain(args) => explain(&args),
         Command::Saml(SamlCmd::Verify(args)) => saml_verify(&args),
         Command::Saml(SamlCmd::Decode { input, now }) => saml_decode(&input, now.as_deref()),
         Command::Jwt(JwtCmd::Verify(args)) => jwt_verify(&args),
@@ -162,6 +195,7 @@ pub fn run(cli: Cli) -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Quiet) => ExitCode::from(1),
         Err(Failure::Rejected { code, message }) => {
             println!("{}", json!({"error": code, "message": message}));
             ExitCode::from(1)
@@ -177,6 +211,8 @@ pub fn run(cli: Cli) -> ExitCode {
 }
 
 enum Failure {
+    /// A refusal already explained on stdout: exit 1 without more output.
+    Quiet,
     /// The evidence was examined and refused.
     Rejected { code: &'static str, message: String },
     /// The invocation or the trust material is wrong.
@@ -459,6 +495,99 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+fn explain(args: &ExplainArgs) -> Result<(), Failure> {
+    use crate::identity::{Identity, PrincipalKind, Source, Verification};
+    let now = parse_now(args.now.as_deref())?;
+    let env: Vec<(String, String)> = std::env::vars()
+        .filter(|(k, _)| k.starts_with("FEDGATE_"))
+        .collect();
+    let config = crate::config::Config::load(&args.config, &env)
+        .map_err(|e| Failure::setup("configuration", e))?;
+    let tenant = config
+        .tenants
+        .iter()
+        .find(|t| t.id == args.tenant)
+        .ok_or_else(|| {
+            Failure::usage(format!("no tenant {:?} in the configuration", args.tenant))
+        })?;
+    let console = config
+        .consoles
+        .iter()
+        .find(|c| c.id == args.console)
+        .ok_or_else(|| {
+            Failure::usage(format!(
+                "no console {:?} in the configuration",
+                args.console
+            ))
+        })?;
+    let identity = match &args.saml_response {
+        Some(file) => {
+            let idp = load_idp(&tenant.metadata_file, None).map_err(|message| Failure::Usage {
+                code: Some("metadata.invalid"),
+                message,
+            })?;
+            let public = &config.server.public_url;
+            let mut settings =
+                saml::SamlSettings::new(tenant.sp_entity_id(public), tenant.acs_url(public));
+            settings.skew = Duration::seconds(i64::from(tenant.clock_skew_secs));
+            settings.profile.allow_sha1 = tenant.allow_sha1;
+            saml::verify(&read_file(file)?, &idp, &settings, now).map_err(Failure::rejected)?
+        }
+        None => Identity {
+            subject: "(as described on the command line)".into(),
+            subject_format: None,
+            issuer: format!("https://sts.windows.net/{}/", tenant.entra_tenant_id),
+            tenant_id: Some(tenant.entra_tenant_id.clone()),
+            object_id: None,
+            kind: PrincipalKind::User,
+            source: Source::Saml,
+            upn: None,
+            email: None,
+            display_name: None,
+            groups: args.groups.clone(),
+            groups_overage: false,
+            groups_link: None,
+            roles: args.roles.clone(),
+            auth_methods: vec![],
+            mfa: args.mfa,
+            auth_time: Some(now),
+            expires_at: now + Duration::hours(1),
+            app_id: None,
+            token_id: None,
+            verification: Verification::default(),
+            attributes: Default::default(),
+        },
+    };
+    let cref = crate::policy::ConsoleRef {
+        id: &console.id,
+        kind: console.kind,
+        extra_roles: &console.extra_roles,
+    };
+    let decision = crate::policy::decide(&identity, &tenant.id, &cref, &config.rules, now);
+    if args.json {
+        print_json(&json!({"identity": identity, "decision": decision}))?;
+    } else {
+        println!(
+            "identity: subject {}, groups {:?}, roles {:?}, mfa {}{}",
+            identity.subject,
+            identity.groups,
+            identity.roles,
+            identity.mfa,
+            if identity.groups_overage {
+                " (groups overage: not resolved)"
+            } else {
+                ""
+            }
+        );
+        print!("{}", crate::policy::explain(&decision));
+    }
+    if decision.allowed() {
+        Ok(())
+    } else {
+        Err(Failure::Quiet)
+    }
 }
 
 fn demo(keep: bool) -> Result<(), Failure> {

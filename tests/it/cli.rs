@@ -338,3 +338,46 @@ fn serve_refuses_a_bad_configuration_with_file_and_key() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn explain_shows_each_rule_and_the_outcome() {
+    let cfg = format!("{}/fedgate.example.toml", env!("CARGO_MANIFEST_DIR"));
+    let base = [
+        "explain",
+        "--config",
+        cfg.as_str(),
+        "--tenant",
+        "contoso",
+        "--console",
+        "autotask-contoso",
+        "--now",
+        "2026-03-02T10:00:00Z",
+    ];
+    // In the group, with MFA: granted.
+    let mut args = base.to_vec();
+    args.extend(["--groups", "5b8f2a1c-3d4e-4f60-8a9b-0c1d2e3f4a5b", "--mfa"]);
+    let out = fedgate(&args, None);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("rule contoso-backup-admins: matched: member of group 5b8f2a1c"),
+        "{text}"
+    );
+    assert!(text.contains("granted: Administrator @ contoso"), "{text}");
+    // Same group without MFA: the rule requires it.
+    let mut args = base.to_vec();
+    args.extend(["--groups", "5b8f2a1c-3d4e-4f60-8a9b-0c1d2e3f4a5b"]);
+    let out = fedgate(&args, None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8(out.stdout)
+        .unwrap()
+        .contains("denied: policy.mfa_required"));
+    // JSON for scripts.
+    let mut args = base.to_vec();
+    args.extend(["--groups", "other", "--json"]);
+    let out = fedgate(&args, None);
+    assert_eq!(out.status.code(), Some(1));
+    let v = json(&out);
+    assert_eq!(v["decision"]["denial"]["code"], "policy.no_rule_matched");
+    assert_eq!(v["decision"]["rules"][0]["matched"], false);
+}
