@@ -96,6 +96,9 @@ fn default_assertion_lifetime() -> u64 {
 pub struct Signing {
     pub key_file: Option<PathBuf>,
     pub cert_file: Option<PathBuf>,
+    /// EC P-256 private key (PKCS#8 PEM) for the ES256 console tokens of the
+    /// token exchange. RS256 tokens use `key_file` (an RSA key).
+    pub token_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -122,6 +125,33 @@ pub struct Tenant {
     pub clock_skew_secs: u32,
     #[serde(default)]
     pub allow_sha1: bool,
+    /// Bearer tokens from this tenant (token exchange for API automation).
+    pub oidc: Option<TenantOidc>,
+}
+
+/// How fedgate verifies this tenant's access tokens.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantOidc {
+    /// The exact `iss`. Default: Entra v2, `https://login.microsoftonline.com/{entra_tenant_id}/v2.0`.
+    pub issuer: Option<String>,
+    /// The tenant's JWKS (Entra: `https://login.microsoftonline.com/{tid}/discovery/v2.0/keys`), as a file.
+    pub jwks_file: PathBuf,
+    /// The `aud` values fedgate accepts: its app registration's client id or Application ID URI.
+    pub audiences: Vec<String>,
+}
+
+impl Tenant {
+    /// The issuer fedgate expects on this tenant's tokens.
+    pub fn token_issuer(&self) -> Option<String> {
+        let oidc = self.oidc.as_ref()?;
+        Some(oidc.issuer.clone().unwrap_or_else(|| {
+            format!(
+                "https://login.microsoftonline.com/{}/v2.0",
+                self.entra_tenant_id
+            )
+        }))
+    }
 }
 
 fn default_skew() -> u32 {
@@ -146,6 +176,21 @@ pub struct Console {
     /// Roles this console has beyond the profile's vocabulary.
     #[serde(default)]
     pub extra_roles: Vec<String>,
+    /// Lifetime of the console tokens issued by the token exchange (never
+    /// longer than the subject token's remaining life). Default 600.
+    #[serde(default = "default_token_lifetime")]
+    pub token_lifetime_secs: u64,
+    /// `ES256` (default) or `RS256`.
+    #[serde(default = "default_token_alg")]
+    pub token_alg: String,
+}
+
+fn default_token_lifetime() -> u64 {
+    600
+}
+
+fn default_token_alg() -> String {
+    "ES256".into()
 }
 
 impl Tenant {
@@ -214,10 +259,14 @@ impl Config {
         };
         for t in &mut self.tenants {
             fix(&mut t.metadata_file);
+            if let Some(o) = &mut t.oidc {
+                fix(&mut o.jwks_file);
+            }
         }
         for p in [
             &mut self.signing.key_file,
             &mut self.signing.cert_file,
+            &mut self.signing.token_key_file,
             &mut self.audit.file,
             &mut self.server.tls_cert_file,
             &mut self.server.tls_key_file,

@@ -33,6 +33,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/saml/{tenant}/metadata", get(sp_metadata))
         .route("/idp/metadata", get(idp_metadata))
         .route("/launch/{console}", get(launch))
+        .route("/oauth2/token", post(token))
+        .route("/oauth2/jwks", get(jwks))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -149,6 +151,30 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .filter_map(|kv| kv.trim().split_once('='))
         .find(|(k, _)| *k == name)
         .map(|(_, v)| v.to_string())
+}
+
+async fn token(
+    State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Form(form): Form<crate::outbound::token::ExchangeForm>,
+) -> Response {
+    let mut resp = match gateway::token_exchange(&app, &form, Some(peer.ip().to_string())).await {
+        Ok(issued) => axum::Json(issued).into_response(),
+        Err(e) => {
+            let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
+            (status, axum::Json(e)).into_response()
+        }
+    };
+    // RFC 6749 §5.1: token responses are never cached.
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    resp
+}
+
+async fn jwks(State(app): State<Arc<App>>) -> Response {
+    axum::Json(app.jwks()).into_response()
 }
 
 async fn sp_metadata(State(app): State<Arc<App>>, Path(tenant): Path<String>) -> Response {

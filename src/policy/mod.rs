@@ -46,6 +46,10 @@ pub struct Rule {
     pub require_mfa: bool,
     #[serde(default)]
     pub max_auth_age_secs: Option<u64>,
+    /// Caps the lifetime of console tokens this rule grants (service
+    /// accounts whose tokens never expire are a risk).
+    #[serde(default)]
+    pub max_token_lifetime_secs: Option<u64>,
 }
 
 /// The console as policy sees it.
@@ -391,6 +395,7 @@ mod tests {
             scope: "contoso".into(),
             require_mfa: false,
             max_auth_age_secs: None,
+            max_token_lifetime_secs: None,
         }
     }
 

@@ -63,33 +63,7 @@ impl SigningKey {
             .into_iter()
             .next()
             .ok_or_else(|| CertError::Malformed("no certificate".into()))?;
-        let (label, der) = pem_block(key_pem)
-            .ok_or_else(|| SigningError::KeyMalformed("no PEM private key block".into()))?;
-        let inner = match label.as_str() {
-            "RSA PRIVATE KEY" => Inner::Rsa(
-                RsaKeyPair::from_der(&der)
-                    .map_err(|e| SigningError::KeyMalformed(e.to_string()))?,
-            ),
-            "EC PRIVATE KEY" => Inner::Ec(
-                EcdsaKeyPair::from_private_key_der(
-                    &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
-                    &der,
-                )
-                .map_err(|e| SigningError::KeyMalformed(e.to_string()))?,
-            ),
-            "PRIVATE KEY" => match RsaKeyPair::from_pkcs8(&der) {
-                Ok(k) => Inner::Rsa(k),
-                Err(_) => Inner::Ec(
-                    EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &der)
-                        .map_err(|e| SigningError::KeyMalformed(e.to_string()))?,
-                ),
-            },
-            other => {
-                return Err(SigningError::KeyMalformed(format!(
-                    "unsupported PEM block {other:?}"
-                )))
-            }
-        };
+        let inner = parse_key(key_pem)?;
         let key = SigningKey { inner, cert };
         // Prove the pair: sign and verify with the certificate's key.
         let probe = b"fedgate key/certificate pairing check";
@@ -110,19 +84,7 @@ impl SigningKey {
 
     /// Sign `message` (RSA PKCS#1 v1.5 SHA-256, or ECDSA P-256 SHA-256 as r||s).
     pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SigningError> {
-        let rng = SystemRandom::new();
-        match &self.inner {
-            Inner::Rsa(k) => {
-                let mut sig = vec![0u8; k.public_modulus_len()];
-                k.sign(&signature::RSA_PKCS1_SHA256, &rng, message, &mut sig)
-                    .map_err(|_| SigningError::Failed)?;
-                Ok(sig)
-            }
-            Inner::Ec(k) => k
-                .sign(&rng, message)
-                .map(|s| s.as_ref().to_vec())
-                .map_err(|_| SigningError::Failed),
-        }
+        sign_with(&self.inner, message)
     }
 
     /// The public key bytes (for JWKS publication later).
@@ -131,6 +93,134 @@ impl SigningKey {
             Inner::Rsa(k) => k.public_key().as_ref().to_vec(),
             Inner::Ec(k) => k.public_key().as_ref().to_vec(),
         }
+    }
+}
+
+fn parse_key(key_pem: &str) -> Result<Inner, SigningError> {
+    let (label, der) = pem_block(key_pem)
+        .ok_or_else(|| SigningError::KeyMalformed("no PEM private key block".into()))?;
+    Ok(match label.as_str() {
+        "RSA PRIVATE KEY" => Inner::Rsa(
+            RsaKeyPair::from_der(&der).map_err(|e| SigningError::KeyMalformed(e.to_string()))?,
+        ),
+        "EC PRIVATE KEY" => Inner::Ec(
+            EcdsaKeyPair::from_private_key_der(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &der)
+                .map_err(|e| SigningError::KeyMalformed(e.to_string()))?,
+        ),
+        "PRIVATE KEY" => match RsaKeyPair::from_pkcs8(&der) {
+            Ok(k) => Inner::Rsa(k),
+            Err(_) => Inner::Ec(
+                EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &der)
+                    .map_err(|e| SigningError::KeyMalformed(e.to_string()))?,
+            ),
+        },
+        other => {
+            return Err(SigningError::KeyMalformed(format!(
+                "unsupported PEM block {other:?}"
+            )))
+        }
+    })
+}
+
+fn sign_with(inner: &Inner, message: &[u8]) -> Result<Vec<u8>, SigningError> {
+    let rng = SystemRandom::new();
+    match inner {
+        Inner::Rsa(k) => {
+            let mut sig = vec![0u8; k.public_modulus_len()];
+            k.sign(&signature::RSA_PKCS1_SHA256, &rng, message, &mut sig)
+                .map_err(|_| SigningError::Failed)?;
+            Ok(sig)
+        }
+        Inner::Ec(k) => k
+            .sign(&rng, message)
+            .map(|s| s.as_ref().to_vec())
+            .map_err(|_| SigningError::Failed),
+    }
+}
+
+/// The public key as a JWK (RFC 7517), with `kid`, `use` and `alg`.
+fn jwk_of(inner: &Inner, kid: &str) -> serde_json::Value {
+    use base64::Engine;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    match inner {
+        Inner::Rsa(k) => {
+            let pk = k.public_key();
+            serde_json::json!({"kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid,
+                "n": b64(pk.modulus().big_endian_without_leading_zero()),
+                "e": b64(pk.exponent().big_endian_without_leading_zero())})
+        }
+        Inner::Ec(k) => {
+            let point = k.public_key().as_ref();
+            let (x, y) = point
+                .get(1..)
+                .unwrap_or_default()
+                .split_at(point.len().saturating_sub(1) / 2);
+            serde_json::json!({"kty": "EC", "use": "sig", "alg": "ES256", "kid": kid, "crv": "P-256",
+                "x": b64(x), "y": b64(y)})
+        }
+    }
+}
+
+/// The key id fedgate publishes: the first 16 bytes of the SHA-256 of the
+/// public key, base64url.
+fn kid_of(inner: &Inner) -> String {
+    use base64::Engine;
+    let public = match inner {
+        Inner::Rsa(k) => k.public_key().as_ref().to_vec(),
+        Inner::Ec(k) => k.public_key().as_ref().to_vec(),
+    };
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &public);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(d.as_ref().get(..16).unwrap_or_default())
+}
+
+/// A JOSE signing key (no certificate needed): fedgate's console tokens.
+pub struct JwtSigner {
+    inner: Inner,
+    pub kid: String,
+}
+
+impl std::fmt::Debug for JwtSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtSigner")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+impl JwtSigner {
+    pub fn from_pem(key_pem: &str) -> Result<Self, SigningError> {
+        let inner = parse_key(key_pem)?;
+        Ok(JwtSigner {
+            kid: kid_of(&inner),
+            inner,
+        })
+    }
+
+    /// `ES256` or `RS256`.
+    pub fn alg(&self) -> &'static str {
+        match self.inner {
+            Inner::Rsa(_) => "RS256",
+            Inner::Ec(_) => "ES256",
+        }
+    }
+
+    /// A compact JWS of `claims`.
+    pub fn sign_jwt(&self, claims: &serde_json::Value) -> Result<String, SigningError> {
+        use base64::Engine;
+        let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+        let header = serde_json::json!({"alg": self.alg(), "typ": "JWT", "kid": self.kid});
+        let input = format!(
+            "{}.{}",
+            b64(header.to_string().as_bytes()),
+            b64(claims.to_string().as_bytes())
+        );
+        let sig = sign_with(&self.inner, input.as_bytes())?;
+        Ok(format!("{input}.{}", b64(&sig)))
+    }
+
+    pub fn jwk(&self) -> serde_json::Value {
+        jwk_of(&self.inner, &self.kid)
     }
 }
 

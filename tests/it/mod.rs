@@ -5,6 +5,7 @@ pub mod http;
 pub mod jwt;
 pub mod mutation;
 pub mod saml_fixtures;
+pub mod token;
 pub mod xmldsig;
 use std::path::PathBuf;
 
