@@ -1,13 +1,7 @@
 //! Server-rendered pages: no JavaScript needed, no external assets.
 
 use crate::gateway::Refusal;
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
+use crate::xml::escape as esc;
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:46em;margin:3em auto;padding:0 1em;color:#222}\
 code{background:#f3f3f3;padding:.1em .3em}h1{font-size:1.4em}.hint{border-left:4px solid #c60;padding:.2em 1em;background:#fff8f0}";

@@ -3,6 +3,7 @@
 //! signs them with the tenant's key through fedgate's XML-DSig signer.
 //! Used by the benchmarks, tests, and (later) the demo and drills.
 
+use crate::xml::escape as esc;
 use std::fmt::Write;
 
 use time::{Duration, OffsetDateTime};
@@ -39,13 +40,6 @@ impl MockLogin {
     pub fn issuer(&self) -> String {
         format!("https://sts.windows.net/{}/", self.tenant_id)
     }
-}
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 fn ts(t: OffsetDateTime) -> String {

@@ -4,6 +4,7 @@
 //! by an auto-submitting HTML form (with a button for browsers without
 //! JavaScript). IdP-initiated: no InResponseTo.
 
+use crate::xml::escape as esc;
 use base64::Engine;
 use time::{Duration, OffsetDateTime};
 
@@ -44,13 +45,6 @@ impl crate::identity::ErrorCode for OutboundError {
             OutboundError::Sign(_) => "outbound.sign_failed",
         }
     }
-}
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 /// The NameID value and format for this console.

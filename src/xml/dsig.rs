@@ -522,7 +522,7 @@ pub fn sign_enveloped(
          <ds:SignatureValue>{PLACEHOLDER}</ds:SignatureValue>\
          <ds:KeyInfo><ds:X509Data><ds:X509Certificate>{}</ds:X509Certificate></ds:X509Data></ds:KeyInfo>\
          </ds:Signature>",
-        xml_attr_escape(id),
+        super::escape(id),
         b64(digest.as_ref()),
         b64(&key.cert.der),
     );
@@ -553,10 +553,4 @@ pub fn sign_enveloped(
         &b64(&value),
     );
     Ok(with_sig)
-}
-
-fn xml_attr_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('"', "&quot;")
 }

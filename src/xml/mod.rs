@@ -151,6 +151,22 @@ pub fn element_prefix<'input>(input: &'input str, node: &Node) -> Option<&'input
     element_qname(input, node).split_once(':').map(|(p, _)| p)
 }
 
+/// Escape text for XML (and HTML) text and double-quoted attribute values:
+/// `& < > "`. Used by every writer of XML or HTML in fedgate.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Base64 as XML-DSig and SAML bindings write it: standard alphabet, any
 /// white space (line breaks every 64 or 76 characters) ignored.
 ///

@@ -3,6 +3,7 @@
 //! every time in UTC and relative to now, the attributes, and the XML
 //! pretty-printed. Nothing here decides anything; `saml verify` does.
 
+use crate::xml::escape as esc;
 use std::fmt::Write;
 
 use roxmltree::Node;
@@ -283,11 +284,4 @@ fn pretty(input: &str, node: Node, depth: usize, out: &mut String) {
         }
     }
     let _ = writeln!(out, "{pad}</{qname}>");
-}
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
