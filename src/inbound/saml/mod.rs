@@ -358,6 +358,13 @@ pub fn verify_document(
     if assertion_version != "2.0" {
         return Err(SamlError::VersionUnsupported(assertion_version.to_string()));
     }
+    // Core §2.3.3: the Assertion's ID is required; it is also the replay key.
+    if assertion
+        .attribute("ID")
+        .is_none_or(|id| id.trim().is_empty())
+    {
+        return Err(SamlError::Malformed("the Assertion has no ID".into()));
+    }
 
     // Core §3.2.2: Destination, when present, MUST be where it was received.
     if let Some(dest) = response.attribute("Destination") {
@@ -783,4 +790,60 @@ fn read_attributes(assertion: Node) -> Result<Vec<(String, Vec<String>)>, SamlEr
 /// Used by `decode`: the signature children of an element, if any.
 pub(crate) fn signature_of<'a, 'i>(node: Node<'a, 'i>) -> Option<Node<'a, 'i>> {
     children(node, NS_DS, "Signature").next()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The Assertion ID is the replay-cache key: an assertion without one
+    /// (possible when only the Response is signed) is refused.
+    #[test]
+    fn an_assertion_without_id_is_refused() {
+        let data = |f: &str| {
+            std::fs::read_to_string(format!("{}/tests/data/{f}", env!("CARGO_MANIFEST_DIR")))
+                .unwrap()
+        };
+        let key = crate::trust::signing::SigningKey::from_pem(
+            &data("fedgate_rsa_key.pem"),
+            &data("fedgate_rsa_cert.pem"),
+        )
+        .unwrap();
+        let login = crate::mock::entra::MockLogin {
+            tenant_id: "t1".into(),
+            sp_entity_id: "https://sp/".into(),
+            acs_url: "https://sp/acs".into(),
+            issue_instant: crate::timefmt::parse("2026-03-02T10:00:00Z").unwrap(),
+            in_response_to: None,
+            id_seed: "x1".into(),
+        };
+        let (xml, assertion_id) =
+            crate::mock::entra::response_xml(&crate::mock::entra::user_with_groups(1), &login);
+        // Sign the Response (not the Assertion), after removing the Assertion's ID.
+        let xml = xml.replace(&format!(" ID=\"{assertion_id}\""), "");
+        let signed = crate::xml::dsig::sign_enveloped(&xml, "_rx1", &key).unwrap();
+        let idp =
+            IdpMetadata::from_pem(&data("fedgate_rsa_cert.pem"), "https://sts.windows.net/t1/")
+                .unwrap();
+        let now = crate::timefmt::parse("2026-03-02T10:01:00Z").unwrap();
+        let err = verify(
+            signed.as_bytes(),
+            &idp,
+            &SamlSettings::new("https://sp/", "https://sp/acs"),
+            now,
+        )
+        .unwrap_err();
+        assert_eq!(err.code(), "saml.malformed", "{err}");
+        // With its ID the same response verifies.
+        let (xml, _) =
+            crate::mock::entra::response_xml(&crate::mock::entra::user_with_groups(1), &login);
+        let signed = crate::xml::dsig::sign_enveloped(&xml, "_rx1", &key).unwrap();
+        assert!(verify(
+            signed.as_bytes(),
+            &idp,
+            &SamlSettings::new("https://sp/", "https://sp/acs"),
+            now
+        )
+        .is_ok());
+    }
 }
