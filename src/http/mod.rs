@@ -84,8 +84,17 @@ async fn acs(
     State(app): State<Arc<App>>,
     Path(tenant): Path<String>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Form(form): Form<AcsForm>,
+    form: Result<Form<AcsForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
+    let Ok(Form(form)) = form else {
+        // Not a SAML HTTP-POST binding form: say so with a code, as for any refusal.
+        return render(Outcome::Refused(gateway::Refusal {
+            status: 400,
+            code: "saml.form_invalid",
+            message: "expected an HTML form post (application/x-www-form-urlencoded) with a SAMLResponse field".into(),
+            console: None,
+        }));
+    };
     let outcome = gateway::saml_acs(
         &app,
         &tenant,
@@ -156,8 +165,20 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 async fn token(
     State(app): State<Arc<App>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Form(form): Form<crate::outbound::token::ExchangeForm>,
+    form: Result<
+        Form<crate::outbound::token::ExchangeForm>,
+        axum::extract::rejection::FormRejection,
+    >,
 ) -> Response {
+    let Ok(Form(form)) = form else {
+        let e = crate::outbound::token::ExchangeError::new(
+            400,
+            "invalid_request",
+            "token.request_invalid",
+            "expected a form post (application/x-www-form-urlencoded) with grant_type",
+        );
+        return (StatusCode::BAD_REQUEST, axum::Json(e)).into_response();
+    };
     let mut resp = match gateway::token_exchange(&app, &form, Some(peer.ip().to_string())).await {
         Ok(issued) => axum::Json(issued).into_response(),
         Err(e) => {

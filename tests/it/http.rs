@@ -86,6 +86,15 @@ async fn refusals_carry_their_code_status_and_hint() {
         .await
         .unwrap();
     assert_eq!((status, code_in(&body)), (400, "saml.base64_invalid"));
+    // Not a SAML form at all: 400 with a code, not a framework error.
+    let resp = reqwest::Client::new()
+        .post(format!("{}/saml/contoso/acs", env.fedgate_url))
+        .form(&[("RelayState", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    assert_eq!(code_in(&resp.text().await.unwrap()), "saml.form_invalid");
     // Unknown console in RelayState.
     let r = env.entra_response(&demo::alice(), None).unwrap();
     let (status, body) = env.post_to_fedgate(&r, Some("nope")).await.unwrap();
