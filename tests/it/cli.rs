@@ -381,3 +381,74 @@ fn explain_shows_each_rule_and_the_outcome() {
     assert_eq!(v["decision"]["denial"]["code"], "policy.no_rule_matched");
     assert_eq!(v["decision"]["rules"][0]["matched"], false);
 }
+
+/// The production entry point: `fedgate serve` with a configuration file and
+/// an environment override, answering on loopback, stopping on SIGTERM.
+#[test]
+fn serve_runs_answers_and_stops_on_sigterm() {
+    let data = format!("{}/tests/data", env!("CARGO_MANIFEST_DIR"));
+    let dir = std::env::temp_dir().join(format!("fedgate-serve-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cert = fedgate::trust::certs::TrustedCert::from_pem_bundle(
+        &std::fs::read_to_string(format!("{data}/fedgate_rsa_cert.pem")).unwrap(),
+    )
+    .unwrap();
+    let tid = "7d3a0c5e-1b2f-4c8d-9e6a-5f4b3c2d1e0f";
+    std::fs::write(
+        dir.join("md.xml"),
+        fedgate::mock::entra::federation_metadata(tid, &[&cert[0]]),
+    )
+    .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    std::fs::write(
+        dir.join("fedgate.toml"),
+        format!(
+            "[server]\nlisten = \"127.0.0.1:1\"\npublic_url = \"http://127.0.0.1:{port}\"\n[signing]\nkey_file = \"{data}/fedgate_rsa_key.pem\"\ncert_file = \"{data}/fedgate_rsa_cert.pem\"\n\
+[[tenants]]\nid = \"contoso\"\nentra_tenant_id = \"{tid}\"\nmetadata_file = \"md.xml\"\n"
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fedgate"))
+        .args([
+            "serve",
+            "--config",
+            dir.join("fedgate.toml").to_str().unwrap(),
+        ])
+        // The environment overrides the file's listen address.
+        .env("FEDGATE_SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut body = String::new();
+    for _ in 0..100 {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            use std::io::Read;
+            s.write_all(b"GET /saml/contoso/metadata HTTP/1.0\r\nHost: x\r\n\r\n")
+                .unwrap();
+            s.read_to_string(&mut body).unwrap();
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(
+        body.starts_with("HTTP/1.0 200") || body.starts_with("HTTP/1.1 200"),
+        "{body}"
+    );
+    assert!(
+        body.contains(&format!("http://127.0.0.1:{port}/saml/contoso/acs")),
+        "{body}"
+    );
+    // SIGTERM: a graceful stop, exit 0.
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "fedgate serve exited with {status}");
+    std::fs::remove_dir_all(&dir).ok();
+}
