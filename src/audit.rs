@@ -30,6 +30,9 @@ pub struct AuditEvent {
     pub upn: Option<String>,
     pub groups: Vec<String>,
     pub groups_overage: bool,
+    /// `graph` when an overage was resolved through Microsoft Graph.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub groups_resolved_by: Option<String>,
     pub roles_granted: Vec<Grant>,
     pub rules_matched: Vec<String>,
     pub assertion_id: Option<String>,
@@ -55,6 +58,7 @@ impl AuditEvent {
             upn: None,
             groups: Vec::new(),
             groups_overage: false,
+            groups_resolved_by: None,
             roles_granted: Vec::new(),
             rules_matched: Vec::new(),
             assertion_id: None,
@@ -72,6 +76,11 @@ impl AuditEvent {
         self.upn = id.upn.clone();
         self.groups = id.groups.clone();
         self.groups_overage = id.groups_overage;
+        self.groups_resolved_by = id
+            .attributes
+            .get("fedgate:groups_source")
+            .and_then(|v| v.first())
+            .cloned();
         self.assertion_id = id.token_id.clone();
         self.mfa = Some(id.mfa);
         self

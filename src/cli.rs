@@ -182,6 +182,7 @@ pub enum MetadataCmd {
 
 /// Run the CLI; returns the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
+    crate::trust::install_crypto_provider();
     let result = match cli.command {
         Command::Serve { config } => serve(&config),
         Command::Demo { keep } => demo(keep),

@@ -127,6 +127,22 @@ pub struct Tenant {
     pub allow_sha1: bool,
     /// Bearer tokens from this tenant (token exchange for API automation).
     pub oidc: Option<TenantOidc>,
+    /// Microsoft Graph access, to resolve groups overage.
+    pub graph: Option<TenantGraph>,
+}
+
+/// The tenant's app registration for Microsoft Graph (application permission
+/// `GroupMember.Read.All`), used only to resolve groups overage.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantGraph {
+    pub client_id: String,
+    /// A file holding the client secret (never the secret inline).
+    pub client_secret_file: PathBuf,
+    /// Default: `https://login.microsoftonline.com/{entra_tenant_id}/oauth2/v2.0/token`.
+    pub token_url: Option<String>,
+    /// Default: `https://graph.microsoft.com/v1.0`.
+    pub base_url: Option<String>,
 }
 
 /// How fedgate verifies this tenant's access tokens.
@@ -261,6 +277,9 @@ impl Config {
             fix(&mut t.metadata_file);
             if let Some(o) = &mut t.oidc {
                 fix(&mut o.jwks_file);
+            }
+            if let Some(g) = &mut t.graph {
+                fix(&mut g.client_secret_file);
             }
         }
         for p in [

@@ -55,6 +55,7 @@ impl Environment {
     /// The same, with more configuration appended to the demo's
     /// (`{console_url}` in it is replaced by the mock console's base URL).
     pub async fn start_with(extra_toml: &str) -> Result<Environment, String> {
+        crate::trust::install_crypto_provider();
         let entra_key = SigningKey::from_pem(ENTRA_KEY, ENTRA_CERT).map_err(err)?;
         let dir = std::env::temp_dir().join(format!(
             "fedgate-demo-{}-{}",
@@ -389,6 +390,7 @@ pub fn alice() -> MockUser {
         ],
         roles: vec![],
         mfa: true,
+        groups_overage: false,
     }
 }
 
@@ -400,6 +402,7 @@ pub fn bob() -> MockUser {
         groups: vec!["0aa0a0a0-1111-4222-8333-444455556666".into()],
         roles: vec![],
         mfa: false,
+        groups_overage: false,
     }
 }
 

@@ -30,6 +30,8 @@ pub struct TenantRuntime {
         crate::trust::jwks::Jwks,
         crate::inbound::bearer::BearerPolicy,
     )>,
+    /// Graph access, to resolve groups overage, when configured.
+    pub graph: Option<crate::trust::graph::GraphClient>,
 }
 
 /// Everything a running fedgate needs.
@@ -70,6 +72,8 @@ impl App {
         store: Arc<dyn Store>,
         clock: Box<dyn Fn() -> OffsetDateTime + Send + Sync>,
     ) -> Result<App, StartError> {
+        // Before any TLS client or server exists: aws-lc-rs for rustls.
+        crate::trust::install_crypto_provider();
         let mut tenants = HashMap::new();
         let public = config.server.public_url.clone();
         for t in &config.tenants {
@@ -113,6 +117,33 @@ impl App {
                 }
                 _ => None,
             };
+            let graph = match &t.graph {
+                Some(g) => {
+                    let secret = std::fs::read_to_string(&g.client_secret_file).map_err(|e| {
+                        StartError::Metadata {
+                            tenant: t.id.clone(),
+                            file: g.client_secret_file.display().to_string(),
+                            reason: e.to_string(),
+                        }
+                    })?;
+                    let client = crate::trust::graph::GraphClient::new(
+                        g.token_url.clone().unwrap_or_else(|| {
+                            format!(
+                                "https://login.microsoftonline.com/{}/oauth2/v2.0/token",
+                                t.entra_tenant_id
+                            )
+                        }),
+                        g.base_url
+                            .clone()
+                            .unwrap_or_else(|| "https://graph.microsoft.com/v1.0".into()),
+                        g.client_id.clone(),
+                        secret.trim().to_string(),
+                    )
+                    .map_err(|e| StartError::Signing(format!("graph client: {e}")))?;
+                    Some(client)
+                }
+                None => None,
+            };
             tenants.insert(
                 t.id.clone(),
                 TenantRuntime {
@@ -120,6 +151,7 @@ impl App {
                     idp,
                     settings,
                     bearer,
+                    graph,
                 },
             );
         }
@@ -285,6 +317,13 @@ pub async fn saml_acs(
             return refuse(app, event, r);
         }
     };
+    let identity = match resolve_overage(rt, identity).await {
+        Ok(id) => id,
+        Err((id, e)) => {
+            let event = event.with_identity(&id);
+            return refuse(app, event, Refusal::new(502, e.code(), e.to_string()));
+        }
+    };
     event = event.with_identity(&identity);
 
     // One-time use: the assertion id, until the assertion could no longer be
@@ -419,6 +458,34 @@ pub async fn launch(
         );
     };
     deliver(app, rt, &identity, console, event, now)
+}
+
+/// Groups overage: Entra sent a link instead of the groups. With Graph
+/// configured for the tenant, fetch the user's transitive groups; without
+/// it, leave the overage flagged (policy then denies with
+/// `policy.groups_overage_unresolved`). Never "no groups".
+async fn resolve_overage(
+    rt: &TenantRuntime,
+    mut identity: Identity,
+) -> Result<Identity, (Identity, crate::trust::graph::GraphError)> {
+    if !identity.groups_overage {
+        return Ok(identity);
+    }
+    let (Some(graph), Some(oid)) = (&rt.graph, identity.object_id.clone()) else {
+        return Ok(identity);
+    };
+    match graph.transitive_groups(&oid).await {
+        Ok(groups) => {
+            tracing::info!(target: "audit", tenant = %rt.config.id, groups = groups.len(), "groups overage resolved through Microsoft Graph");
+            identity.groups = groups;
+            identity.groups_overage = false;
+            identity
+                .attributes
+                .insert("fedgate:groups_source".into(), vec!["graph".into()]);
+            Ok(identity)
+        }
+        Err(e) => Err((identity, e)),
+    }
 }
 
 fn decide(
@@ -645,6 +712,17 @@ pub async fn token_exchange(
                 event,
                 ExchangeError::new(400, "invalid_grant", e.code(), &e),
             )
+        }
+    };
+    let identity = match resolve_overage(rt, identity).await {
+        Ok(id) => id,
+        Err((id, e)) => {
+            let event = event.with_identity(&id);
+            return fail(
+                app,
+                event,
+                ExchangeError::new(502, "temporarily_unavailable", e.code(), &e),
+            );
         }
     };
     event = event.with_identity(&identity);

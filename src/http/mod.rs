@@ -65,7 +65,7 @@ pub async fn serve_tls(
 ) -> std::io::Result<()> {
     // Two crypto providers are compiled in (aws-lc-rs and, through
     // dependencies, possibly ring): choose aws-lc-rs explicitly, once.
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    crate::trust::install_crypto_provider();
     let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert_file, key_file).await?;
     let handle = axum_server::Handle::new();
     let stopper = handle.clone();

@@ -57,6 +57,10 @@ pub fn hint(code: &str) -> (&'static str, &'static str) {
             "Entra sent a link instead of the user's groups (the user is in too many groups).",
             "Emit only groups assigned to the application in Entra's group claim, or configure Graph access for this tenant.",
         ),
+        "graph.token_failed" | "graph.request_failed" | "graph.response_invalid" => (
+            "The user is in too many groups for Entra to send them, and fedgate could not ask Microsoft Graph for them.",
+            "Check the tenant's [tenants.graph] app registration: client secret not expired, application permission GroupMember.Read.All with admin consent.",
+        ),
         "store.unavailable" => (
             "fedgate's session store is unavailable, so it cannot guarantee one-time use.",
             "Check the store (Redis) and fedgate's /readyz; logins resume by themselves.",

@@ -21,6 +21,9 @@ pub struct MockUser {
     pub groups: Vec<String>,
     pub roles: Vec<String>,
     pub mfa: bool,
+    /// Send Entra's overage link instead of the groups (as for a user in
+    /// more than 150 groups).
+    pub groups_overage: bool,
 }
 
 /// Where and when the response goes.
@@ -88,7 +91,17 @@ pub fn response_xml(user: &MockUser, login: &MockLogin) -> (String, String) {
     attr(claims::AUTHN_METHODS, &methods);
     attr(claims::EMAIL, std::slice::from_ref(&user.upn));
     attr(claims::NAME, std::slice::from_ref(&user.upn));
-    attr(claims::GROUPS, &user.groups);
+    if user.groups_overage {
+        attr(
+            claims::GROUPS_LINK,
+            &[format!(
+                "https://graph.windows.net/{}/users/{}/getMemberObjects",
+                login.tenant_id, user.object_id
+            )],
+        );
+    } else {
+        attr(claims::GROUPS, &user.groups);
+    }
     attr(claims::ROLE, &user.roles);
 
     let xml = format!(
@@ -133,6 +146,7 @@ pub fn user_with_groups(n: usize) -> MockUser {
             .collect(),
         roles: vec!["Backup.Operator".into()],
         mfa: true,
+        groups_overage: false,
     }
 }
 

@@ -1,6 +1,13 @@
 //! Trust material: IdP federation metadata, certificates, JWKS.
 
 pub mod certs;
+pub mod graph;
 pub mod jwks;
 pub mod metadata;
 pub mod signing;
+
+/// Make aws-lc-rs rustls's process-wide crypto provider (two providers are
+/// compiled in through dependencies; the first call wins, later ones are no-ops).
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}

@@ -467,3 +467,109 @@ fn metadata_of_another_tenant_is_refused_at_start() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+async fn mock_graph(
+    down: bool,
+) -> (
+    String,
+    std::sync::Arc<fedgate::mock::graph::MockGraph>,
+    tokio::sync::oneshot::Sender<()>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    // Alice (the engineer) is in 5 groups, one of them the engineering group.
+    let mut memberships = std::collections::HashMap::new();
+    memberships.insert(
+        demo::alice().object_id,
+        vec![
+            "g-1".into(),
+            "g-2".into(),
+            demo::ENGINEERING_GROUP.into(),
+            "g-4".into(),
+            "g-5".into(),
+        ],
+    );
+    let g = std::sync::Arc::new(fedgate::mock::graph::MockGraph {
+        base: base.clone(),
+        client_id: "graph-app".into(),
+        client_secret: "graph-secret".into(),
+        memberships,
+        page_size: 2,
+        down,
+        requests: Default::default(),
+    });
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let served = g.clone();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, fedgate::mock::graph::router(served))
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            })
+            .await;
+    });
+    (base, g, tx)
+}
+
+fn graph_toml(base: &str) -> String {
+    let secret = std::env::temp_dir().join(format!("fedgate-graph-secret-{}", std::process::id()));
+    std::fs::write(&secret, "graph-secret\n").unwrap();
+    format!(
+        "\n[tenants.graph]\nclient_id = \"graph-app\"\nclient_secret_file = \"{}\"\ntoken_url = \"{base}/token\"\nbase_url = \"{base}/v1.0\"\n",
+        secret.display()
+    )
+}
+
+/// Groups overage (Entra's groups.link): resolved through (mock) Microsoft
+/// Graph, paged, and recorded in the audit event; a Graph outage denies with
+/// its own code, never as "no groups".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_overage_is_resolved_through_graph_or_denied_with_a_code() {
+    let (base, graph, stop) = mock_graph(false).await;
+    let env = Environment::start_with(&graph_toml(&base)).await.unwrap();
+    let mut alice = demo::alice();
+    alice.groups_overage = true;
+    let (status, html) = env
+        .post_to_fedgate(&env.entra_response(&alice, None).unwrap(), Some(CONSOLE_ID))
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{html}");
+    let (cs, body) = env.follow_form(&html).await.unwrap();
+    assert_eq!(
+        (cs, &body["roles"]),
+        (200, &serde_json::json!(["Backup Operator"]))
+    );
+    assert_eq!(
+        graph.requests.load(std::sync::atomic::Ordering::SeqCst),
+        3,
+        "5 groups, 2 per page: 3 pages"
+    );
+    let audit = std::fs::read_to_string(env.dir.join("audit.jsonl")).unwrap();
+    let event: serde_json::Value = serde_json::from_str(audit.lines().last().unwrap()).unwrap();
+    assert_eq!(event["groups_resolved_by"], "graph");
+    assert_eq!(event["groups"].as_array().unwrap().len(), 5);
+    env.stop().await;
+    let _ = stop.send(());
+
+    // Graph down: a 502 with graph.request_failed.
+    let (base, _graph, stop) = mock_graph(true).await;
+    let env = Environment::start_with(&graph_toml(&base)).await.unwrap();
+    let (status, body) = env
+        .post_to_fedgate(&env.entra_response(&alice, None).unwrap(), Some(CONSOLE_ID))
+        .await
+        .unwrap();
+    assert_eq!((status, code_in(&body)), (502, "graph.request_failed"));
+    env.stop().await;
+    let _ = stop.send(());
+
+    // No Graph configured: policy says the groups are unresolved.
+    let env = Environment::start().await.unwrap();
+    let (status, body) = env
+        .post_to_fedgate(&env.entra_response(&alice, None).unwrap(), Some(CONSOLE_ID))
+        .await
+        .unwrap();
+    assert_eq!(
+        (status, code_in(&body)),
+        (403, "policy.groups_overage_unresolved")
+    );
+    env.stop().await;
+}

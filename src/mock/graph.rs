@@ -1,0 +1,95 @@
+//! A mock Microsoft Graph (and its token endpoint) that speaks the real
+//! shapes: client-credentials token, `transitiveMemberOf/microsoft.graph.group`
+//! with `@odata.nextLink` paging. For tests and the demo.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use axum::extract::{Form, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+
+pub struct MockGraph {
+    /// Its own base URL (`http://127.0.0.1:port`), for nextLinks.
+    pub base: String,
+    pub client_id: String,
+    pub client_secret: String,
+    /// Group ids by user object id.
+    pub memberships: HashMap<String, Vec<String>>,
+    /// Groups per page.
+    pub page_size: usize,
+    /// Answer 503 to group queries (a Graph outage).
+    pub down: bool,
+    pub requests: AtomicUsize,
+}
+
+const TOKEN: &str = "mock-graph-access-token";
+
+pub fn router(g: Arc<MockGraph>) -> Router {
+    Router::new()
+        .route("/token", post(token))
+        .route(
+            "/v1.0/users/{oid}/transitiveMemberOf/microsoft.graph.group",
+            get(groups),
+        )
+        .with_state(g)
+}
+
+async fn token(
+    State(g): State<Arc<MockGraph>>,
+    Form(f): Form<HashMap<String, String>>,
+) -> Response {
+    let ok = f.get("grant_type").map(String::as_str) == Some("client_credentials")
+        && f.get("client_id") == Some(&g.client_id)
+        && f.get("client_secret") == Some(&g.client_secret)
+        && f.get("scope").map(String::as_str) == Some("https://graph.microsoft.com/.default");
+    if !ok {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": "invalid_client"})),
+        )
+            .into_response();
+    }
+    Json(json!({"token_type": "Bearer", "expires_in": 3599, "access_token": TOKEN})).into_response()
+}
+
+async fn groups(
+    State(g): State<Arc<MockGraph>>,
+    Path(oid): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    g.requests.fetch_add(1, Ordering::SeqCst);
+    if headers.get("authorization").and_then(|v| v.to_str().ok())
+        != Some(&format!("Bearer {TOKEN}"))
+    {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    if g.down {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
+    let all = g.memberships.get(&oid).cloned().unwrap_or_default();
+    let skip: usize = q
+        .get("$skiptoken")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let page: Vec<_> = all
+        .iter()
+        .skip(skip)
+        .take(g.page_size)
+        .map(|id| json!({"@odata.type": "#microsoft.graph.group", "id": id}))
+        .collect();
+    let mut body = json!({"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#directoryObjects", "value": page});
+    if skip + g.page_size < all.len() {
+        body["@odata.nextLink"] = json!(format!(
+            "{}/v1.0/users/{oid}/transitiveMemberOf/microsoft.graph.group?$select=id&$top=999&$skiptoken={}",
+            g.base,
+            skip + g.page_size
+        ));
+    }
+    Json(body).into_response()
+}
