@@ -468,18 +468,10 @@ fn metadata_of_another_tenant_is_refused_at_start() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
-async fn mock_graph(
-    down: bool,
-) -> (
-    String,
-    std::sync::Arc<fedgate::mock::graph::MockGraph>,
-    tokio::sync::oneshot::Sender<()>,
-) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    // Alice (the engineer) is in 5 groups, one of them the engineering group.
-    let mut memberships = std::collections::HashMap::new();
-    memberships.insert(
+/// Alice (the engineer) is in 5 groups, one of them the engineering group.
+fn alice_groups() -> std::collections::HashMap<String, Vec<String>> {
+    let mut m = std::collections::HashMap::new();
+    m.insert(
         demo::alice().object_id,
         vec![
             "g-1".into(),
@@ -489,34 +481,7 @@ async fn mock_graph(
             "g-5".into(),
         ],
     );
-    let g = std::sync::Arc::new(fedgate::mock::graph::MockGraph {
-        base: base.clone(),
-        client_id: "graph-app".into(),
-        client_secret: "graph-secret".into(),
-        memberships,
-        page_size: 2,
-        down,
-        requests: Default::default(),
-    });
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let served = g.clone();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, fedgate::mock::graph::router(served))
-            .with_graceful_shutdown(async {
-                let _ = rx.await;
-            })
-            .await;
-    });
-    (base, g, tx)
-}
-
-fn graph_toml(base: &str) -> String {
-    let secret = std::env::temp_dir().join(format!("fedgate-graph-secret-{}", std::process::id()));
-    std::fs::write(&secret, "graph-secret\n").unwrap();
-    format!(
-        "\n[tenants.graph]\nclient_id = \"graph-app\"\nclient_secret_file = \"{}\"\ntoken_url = \"{base}/token\"\nbase_url = \"{base}/v1.0\"\n",
-        secret.display()
-    )
+    m
 }
 
 /// Groups overage (Entra's groups.link): resolved through (mock) Microsoft
@@ -524,8 +489,10 @@ fn graph_toml(base: &str) -> String {
 /// its own code, never as "no groups".
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn groups_overage_is_resolved_through_graph_or_denied_with_a_code() {
-    let (base, graph, stop) = mock_graph(false).await;
-    let env = Environment::start_with(&graph_toml(&base)).await.unwrap();
+    let (base, graph, stop) = super::mock_graph(false, alice_groups()).await;
+    let env = Environment::start_with(&super::graph_toml(&base))
+        .await
+        .unwrap();
     let mut alice = demo::alice();
     alice.groups_overage = true;
     let (status, html) = env
@@ -551,8 +518,10 @@ async fn groups_overage_is_resolved_through_graph_or_denied_with_a_code() {
     let _ = stop.send(());
 
     // Graph down: a 502 with graph.request_failed.
-    let (base, _graph, stop) = mock_graph(true).await;
-    let env = Environment::start_with(&graph_toml(&base)).await.unwrap();
+    let (base, _graph, stop) = super::mock_graph(true, alice_groups()).await;
+    let env = Environment::start_with(&super::graph_toml(&base))
+        .await
+        .unwrap();
     let (status, body) = env
         .post_to_fedgate(&env.entra_response(&alice, None).unwrap(), Some(CONSOLE_ID))
         .await

@@ -22,6 +22,10 @@ struct Server {
 }
 
 async fn start() -> Server {
+    start_with("").await
+}
+
+async fn start_with(extra_toml: &str) -> Server {
     let tokens: Value =
         serde_json::from_slice(&std::fs::read(fixture("jwt/tokens.json")).unwrap()).unwrap();
     let now = time::OffsetDateTime::from_unix_timestamp(tokens["now"].as_i64().unwrap()).unwrap();
@@ -97,7 +101,7 @@ scope = "Contoso"
 max_token_lifetime_secs = 120
 "#,
         jwks = fixture("jwt/jwks.json").display()
-    );
+    ) + extra_toml;
     std::fs::write(dir.join("fedgate.toml"), toml).unwrap();
     let config = Config::load(&dir.join("fedgate.toml"), &[]).unwrap();
     let app = Arc::new(
@@ -338,5 +342,45 @@ async fn refusals_use_rfc_6749_errors_with_fedgates_code() {
     let audit = std::fs::read_to_string(s.dir.join("audit.jsonl")).unwrap();
     assert_eq!(audit.lines().count(), 7);
     assert!(!audit.contains("eyJ"), "no token in the audit log");
+    s.stop().await;
+}
+
+/// A token whose groups were left out (`hasgroups`, `_claim_names`): resolved
+/// through (mock) Microsoft Graph before policy; without Graph, denied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_overage_is_resolved_through_graph() {
+    let mut m = std::collections::HashMap::new();
+    m.insert(
+        "3f2504e0-4f89-41d3-9a0c-0305e82c3301".to_string(),
+        vec![
+            "x-1".to_string(),
+            "b1c2d3e4-0000-4111-8222-333344445555".to_string(),
+            "x-3".to_string(),
+        ],
+    );
+    let (base, graph, stop) = super::mock_graph(false, m).await;
+    let s = start_with(&super::graph_toml(&base)).await;
+    for name in ["v2_hasgroups", "v2_id_token_overage"] {
+        let (status, body) = s.exchange(name, "commvault-api").await;
+        assert_eq!(status, 200, "{name}: {body}");
+    }
+    assert_eq!(
+        graph.requests.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "3 groups, 2 pages; then cached"
+    );
+    s.stop().await;
+    let _ = stop.send(());
+    let s = start().await;
+    let (status, body) = s.exchange("v2_hasgroups", "commvault-api").await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("access_denied")),
+        "{body}"
+    );
+    assert!(body["error_description"]
+        .as_str()
+        .unwrap()
+        .starts_with("policy.groups_overage_unresolved"));
     s.stop().await;
 }
