@@ -250,6 +250,16 @@ scope = "contoso"
         Ok((resp.status().as_u16(), resp.text().await.map_err(err)?))
     }
 
+    /// A fresh IdP-initiated login of `user` posted to fedgate: (status, body).
+    pub async fn login(
+        &self,
+        user: &MockUser,
+        console: Option<&str>,
+    ) -> Result<(u16, String), String> {
+        self.post_to_fedgate(&self.entra_response(user, None)?, console)
+            .await
+    }
+
     /// Follow fedgate's auto-post form to the console, as a browser would.
     pub async fn follow_form(&self, html: &str) -> Result<(u16, serde_json::Value), String> {
         let (action, fields) = parse_form(html).ok_or("fedgate's page holds no form")?;

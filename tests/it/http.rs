@@ -19,13 +19,7 @@ fn code_in(body: &str) -> &str {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn engineer_reaches_the_console_with_the_mapped_role() {
     let env = Environment::start().await.unwrap();
-    let (status, html) = env
-        .post_to_fedgate(
-            &env.entra_response(&demo::alice(), None).unwrap(),
-            Some(CONSOLE_ID),
-        )
-        .await
-        .unwrap();
+    let (status, html) = env.login(&demo::alice(), Some(CONSOLE_ID)).await.unwrap();
     assert_eq!(status, 200, "{html}");
     assert!(
         html.contains("document.forms[0].submit()") && html.contains("<button"),
@@ -53,13 +47,7 @@ async fn engineer_reaches_the_console_with_the_mapped_role() {
 async fn refusals_carry_their_code_status_and_hint() {
     let env = Environment::start().await.unwrap();
     // No mapped group: denied by policy.
-    let (status, body) = env
-        .post_to_fedgate(
-            &env.entra_response(&demo::bob(), None).unwrap(),
-            Some(CONSOLE_ID),
-        )
-        .await
-        .unwrap();
+    let (status, body) = env.login(&demo::bob(), Some(CONSOLE_ID)).await.unwrap();
     assert_eq!((status, code_in(&body)), (403, "policy.no_rule_matched"));
     assert!(body.contains("For the administrator"));
     // Replay: the second post of the same response.
@@ -117,10 +105,7 @@ async fn refusals_carry_their_code_status_and_hint() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idp_initiated_without_relay_state_goes_to_the_only_console() {
     let env = Environment::start().await.unwrap();
-    let (status, html) = env
-        .post_to_fedgate(&env.entra_response(&demo::alice(), None).unwrap(), None)
-        .await
-        .unwrap();
+    let (status, html) = env.login(&demo::alice(), None).await.unwrap();
     assert_eq!(status, 200, "{html}");
     assert_eq!(env.follow_form(&html).await.unwrap().0, 200);
     env.stop().await;
@@ -159,13 +144,7 @@ async fn metadata_health_and_readiness() {
 async fn an_independent_sp_accepts_fedgates_assertion_and_rejects_a_tampered_copy() {
     use base64::Engine;
     let env = Environment::start().await.unwrap();
-    let (_, html) = env
-        .post_to_fedgate(
-            &env.entra_response(&demo::alice(), None).unwrap(),
-            Some(CONSOLE_ID),
-        )
-        .await
-        .unwrap();
+    let (_, html) = env.login(&demo::alice(), Some(CONSOLE_ID)).await.unwrap();
     let (_, fields) = demo::parse_form(&html).unwrap();
     let response_b64 = fields
         .iter()
@@ -495,10 +474,7 @@ async fn groups_overage_is_resolved_through_graph_or_denied_with_a_code() {
         .unwrap();
     let mut alice = demo::alice();
     alice.groups_overage = true;
-    let (status, html) = env
-        .post_to_fedgate(&env.entra_response(&alice, None).unwrap(), Some(CONSOLE_ID))
-        .await
-        .unwrap();
+    let (status, html) = env.login(&alice, Some(CONSOLE_ID)).await.unwrap();
     assert_eq!(status, 200, "{html}");
     let (cs, body) = env.follow_form(&html).await.unwrap();
     assert_eq!(
@@ -522,20 +498,14 @@ async fn groups_overage_is_resolved_through_graph_or_denied_with_a_code() {
     let env = Environment::start_with(&super::graph_toml(&base))
         .await
         .unwrap();
-    let (status, body) = env
-        .post_to_fedgate(&env.entra_response(&alice, None).unwrap(), Some(CONSOLE_ID))
-        .await
-        .unwrap();
+    let (status, body) = env.login(&alice, Some(CONSOLE_ID)).await.unwrap();
     assert_eq!((status, code_in(&body)), (502, "graph.request_failed"));
     env.stop().await;
     let _ = stop.send(());
 
     // No Graph configured: policy says the groups are unresolved.
     let env = Environment::start().await.unwrap();
-    let (status, body) = env
-        .post_to_fedgate(&env.entra_response(&alice, None).unwrap(), Some(CONSOLE_ID))
-        .await
-        .unwrap();
+    let (status, body) = env.login(&alice, Some(CONSOLE_ID)).await.unwrap();
     assert_eq!(
         (status, code_in(&body)),
         (403, "policy.groups_overage_unresolved")
