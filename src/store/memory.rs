@@ -14,6 +14,7 @@ use crate::identity::Identity;
 pub struct MemoryStore {
     claims: Mutex<Claims>,
     sessions: Mutex<HashMap<String, (Identity, OffsetDateTime)>>,
+    states: Mutex<HashMap<String, (Vec<u8>, OffsetDateTime)>>,
 }
 
 #[derive(Default)]
@@ -87,6 +88,46 @@ impl Store for MemoryStore {
         })
     }
 
+    fn delete_session<'a>(&'a self, id: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let mut s = self.sessions.lock().map_err(poisoned)?;
+            s.remove(&storage_key("session", id));
+            Ok(())
+        })
+    }
+
+    fn put_state<'a>(
+        &'a self,
+        ns: &'a str,
+        key: &'a str,
+        value: &'a [u8],
+        expires: OffsetDateTime,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let mut s = self.states.lock().map_err(poisoned)?;
+            if s.len() > 10_000 {
+                let now = OffsetDateTime::now_utc();
+                s.retain(|_, (_, exp)| *exp > now);
+            }
+            s.insert(storage_key(ns, key), (value.to_vec(), expires));
+            Ok(())
+        })
+    }
+
+    fn take_state<'a>(
+        &'a self,
+        ns: &'a str,
+        key: &'a str,
+        now: OffsetDateTime,
+    ) -> StoreFuture<'a, Option<Vec<u8>>> {
+        Box::pin(async move {
+            let mut s = self.states.lock().map_err(poisoned)?;
+            Ok(s.remove(&storage_key(ns, key))
+                .filter(|(_, exp)| *exp > now)
+                .map(|(v, _)| v))
+        })
+    }
+
     fn ready(&self) -> StoreFuture<'_, ()> {
         Box::pin(async { Ok(()) })
     }
@@ -109,5 +150,22 @@ mod tests {
         assert!(s.claim_once("jwt", "id-1", until, now).await.unwrap());
         // After expiry the id may be claimed again (the assertion itself is expired by then).
         assert!(s.claim_once("saml", "id-1", until, until).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn login_state_is_taken_once_and_not_after_expiry() {
+        let s = MemoryStore::new();
+        let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let until = now + Duration::minutes(10);
+        s.put_state("oidc", "st-1", b"verifier", until)
+            .await
+            .unwrap();
+        assert_eq!(
+            s.take_state("oidc", "st-1", now).await.unwrap().as_deref(),
+            Some(&b"verifier"[..])
+        );
+        assert_eq!(s.take_state("oidc", "st-1", now).await.unwrap(), None);
+        s.put_state("oidc", "st-2", b"v2", until).await.unwrap();
+        assert_eq!(s.take_state("oidc", "st-2", until).await.unwrap(), None);
     }
 }

@@ -59,6 +59,28 @@ pub trait Store: Send + Sync {
         now: OffsetDateTime,
     ) -> StoreFuture<'a, Option<Identity>>;
 
+    /// Forget a session (sign-out).
+    fn delete_session<'a>(&'a self, id: &'a str) -> StoreFuture<'a, ()>;
+
+    /// Keep login state (RelayState, PKCE verifier, nonce, an authorization
+    /// code's grant…) under `(ns, key)` until `expires`, to be taken once.
+    fn put_state<'a>(
+        &'a self,
+        ns: &'a str,
+        key: &'a str,
+        value: &'a [u8],
+        expires: OffsetDateTime,
+    ) -> StoreFuture<'a, ()>;
+
+    /// Take login state: the value the first time while it is alive, then
+    /// `None` for ever (it is deleted in the same operation).
+    fn take_state<'a>(
+        &'a self,
+        ns: &'a str,
+        key: &'a str,
+        now: OffsetDateTime,
+    ) -> StoreFuture<'a, Option<Vec<u8>>>;
+
     /// Whether the store can answer now (`/readyz`).
     fn ready(&self) -> StoreFuture<'_, ()>;
 }
