@@ -525,7 +525,13 @@ fn explain(args: &ExplainArgs) -> Result<(), Failure> {
         })?;
     let identity = match &args.saml_response {
         Some(file) => {
-            let idp = load_idp(&tenant.metadata_file, None).map_err(|message| Failure::Usage {
+            let md = tenant.metadata_file.as_deref().ok_or_else(|| {
+                Failure::usage(format!(
+                    "tenant {:?} has no metadata_file: it does not sign in by SAML",
+                    tenant.id
+                ))
+            })?;
+            let idp = load_idp(md, None).map_err(|message| Failure::Usage {
                 code: Some("metadata.invalid"),
                 message,
             })?;

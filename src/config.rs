@@ -117,7 +117,8 @@ pub struct Tenant {
     /// The Entra tenant id (GUID).
     pub entra_tenant_id: String,
     /// The tenant's federation metadata XML (Entra: "Federation Metadata XML").
-    pub metadata_file: PathBuf,
+    /// Without it the tenant signs in by OIDC only.
+    pub metadata_file: Option<PathBuf>,
     /// fedgate's SP entity id for this tenant (Entra: Identifier).
     /// Default: `{public_url}/saml/{id}/metadata`.
     pub sp_entity_id: Option<String>,
@@ -137,24 +138,50 @@ pub struct Tenant {
 #[serde(deny_unknown_fields)]
 pub struct TenantGraph {
     pub client_id: String,
-    /// A file holding the client secret (never the secret inline).
-    pub client_secret_file: PathBuf,
+    /// A file holding the client secret (never the secret inline)…
+    pub client_secret_file: Option<PathBuf>,
+    /// …or a certificate credential: the certificate uploaded to the app
+    /// registration (PEM) and its RSA private key (PEM).
+    pub client_cert_file: Option<PathBuf>,
+    pub client_key_file: Option<PathBuf>,
     /// Default: `https://login.microsoftonline.com/{entra_tenant_id}/oauth2/v2.0/token`.
     pub token_url: Option<String>,
     /// Default: `https://graph.microsoft.com/v1.0`.
     pub base_url: Option<String>,
 }
 
-/// How fedgate verifies this tenant's access tokens.
+/// The tenant as an OpenID provider: how fedgate verifies its tokens, and
+/// (with `client_id`) signs users in by the authorization code flow.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TenantOidc {
     /// The exact `iss`. Default: Entra v2, `https://login.microsoftonline.com/{entra_tenant_id}/v2.0`.
     pub issuer: Option<String>,
-    /// The tenant's JWKS (Entra: `https://login.microsoftonline.com/{tid}/discovery/v2.0/keys`), as a file.
-    pub jwks_file: PathBuf,
-    /// The `aud` values fedgate accepts: its app registration's client id or Application ID URI.
+    /// Default: `{issuer}/.well-known/openid-configuration`.
+    pub discovery_url: Option<String>,
+    /// Pin the tenant's JWKS from a file instead of fetching `jwks_uri`.
+    pub jwks_file: Option<PathBuf>,
+    /// The `aud` values accepted on access tokens (token exchange): fedgate's
+    /// app registration's client id or Application ID URI.
+    #[serde(default)]
     pub audiences: Vec<String>,
+    /// fedgate's app registration (client) id, for the login code flow.
+    pub client_id: Option<String>,
+    /// A file holding the client secret…
+    pub client_secret_file: Option<PathBuf>,
+    /// …or a certificate credential (PEM certificate and RSA key), or a PFX/P12
+    /// file whose password is in the environment variable `client_pfx_password_env`.
+    pub client_cert_file: Option<PathBuf>,
+    pub client_key_file: Option<PathBuf>,
+    pub client_pfx_file: Option<PathBuf>,
+    pub client_pfx_password_env: Option<String>,
+    /// Scopes asked for at login (default `openid profile email`).
+    #[serde(default = "default_scopes")]
+    pub scopes: Vec<String>,
+}
+
+fn default_scopes() -> Vec<String> {
+    ["openid", "profile", "email"].map(String::from).to_vec()
 }
 
 impl Tenant {
@@ -181,10 +208,15 @@ pub struct Console {
     pub id: String,
     pub kind: ConsoleKind,
     pub display_name: String,
-    /// The console's SAML entity id (its "Identifier").
+    /// The console's SAML entity id (its "Identifier"). Required unless the
+    /// console signs in by OIDC only.
+    #[serde(default)]
     pub identifier: String,
     /// The console's ACS URL (its "Reply URL").
+    #[serde(default)]
     pub reply_url: String,
+    /// The console as an OpenID Connect client of fedgate (Acronis-style).
+    pub oidc: Option<ConsoleOidc>,
     /// Which Identity value becomes the NameID (default: the profile's).
     pub nameid: Option<NameIdSource>,
     /// Override the SAML attribute that carries the roles.
@@ -199,6 +231,24 @@ pub struct Console {
     /// `ES256` (default) or `RS256`.
     #[serde(default = "default_token_alg")]
     pub token_alg: String,
+}
+
+/// A console registered as an OIDC client of fedgate's OpenID provider.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleOidc {
+    pub client_id: String,
+    /// The client secret: a file, or an environment variable's name.
+    pub client_secret_file: Option<PathBuf>,
+    pub client_secret_env: Option<String>,
+    /// Redirect URIs, compared exactly (no prefix, no wildcard).
+    pub redirect_uris: Vec<String>,
+    /// The tenants whose users may sign in to this console (home realms):
+    /// with one, it is used; with several, fedgate asks, or takes `tenant=`.
+    pub tenants: Vec<String>,
+    /// The console's "initiate login" URL (OpenID Connect Core §4): where
+    /// fedgate's launcher sends a user to start a login at the console.
+    pub initiate_login_uri: Option<String>,
 }
 
 fn default_token_lifetime() -> u64 {
@@ -274,12 +324,27 @@ impl Config {
             }
         };
         for t in &mut self.tenants {
-            fix(&mut t.metadata_file);
+            let mut files: Vec<&mut PathBuf> = Vec::new();
+            files.extend(t.metadata_file.as_mut());
             if let Some(o) = &mut t.oidc {
-                fix(&mut o.jwks_file);
+                files.extend(o.jwks_file.as_mut());
+                files.extend(o.client_secret_file.as_mut());
+                files.extend(o.client_cert_file.as_mut());
+                files.extend(o.client_key_file.as_mut());
+                files.extend(o.client_pfx_file.as_mut());
             }
             if let Some(g) = &mut t.graph {
-                fix(&mut g.client_secret_file);
+                files.extend(g.client_secret_file.as_mut());
+                files.extend(g.client_cert_file.as_mut());
+                files.extend(g.client_key_file.as_mut());
+            }
+            for f in files {
+                fix(f);
+            }
+        }
+        for c in &mut self.consoles {
+            if let Some(p) = c.oidc.as_mut().and_then(|o| o.client_secret_file.as_mut()) {
+                fix(p);
             }
         }
         for p in [
@@ -348,6 +413,56 @@ impl Config {
                     format!("duplicate tenant id {:?}", t.id),
                 ));
             }
+            if t.metadata_file.is_none() && t.oidc.is_none() {
+                return Err(invalid(
+                    format!("tenants[{i}]"),
+                    "a tenant needs metadata_file (SAML) or an [tenants.oidc] block, or both"
+                        .into(),
+                ));
+            }
+            if let Some(o) = &t.oidc {
+                let creds = [
+                    o.client_secret_file.is_some(),
+                    o.client_cert_file.is_some() || o.client_key_file.is_some(),
+                    o.client_pfx_file.is_some(),
+                ];
+                let n = creds.iter().filter(|c| **c).count();
+                if o.client_id.is_some() && n != 1 {
+                    return Err(invalid(
+                        format!("tenants[{i}].oidc"),
+                        "client_id needs exactly one credential: client_secret_file, client_cert_file + client_key_file, or client_pfx_file".into(),
+                    ));
+                }
+                if o.client_cert_file.is_some() != o.client_key_file.is_some() {
+                    return Err(invalid(
+                        format!("tenants[{i}].oidc"),
+                        "client_cert_file and client_key_file go together".into(),
+                    ));
+                }
+                if o.client_pfx_file.is_some() && o.client_pfx_password_env.is_none() {
+                    return Err(invalid(
+                        format!("tenants[{i}].oidc.client_pfx_password_env"),
+                        "name the environment variable that holds the PFX password".into(),
+                    ));
+                }
+                if o.client_id.is_none() && o.audiences.is_empty() {
+                    return Err(invalid(
+                        format!("tenants[{i}].oidc"),
+                        "set client_id (OIDC logins) or audiences (token exchange), or both".into(),
+                    ));
+                }
+            }
+            if let Some(g) = &t.graph {
+                let secret = g.client_secret_file.is_some();
+                let cert = g.client_cert_file.is_some() && g.client_key_file.is_some();
+                let half = g.client_cert_file.is_some() != g.client_key_file.is_some();
+                if secret == cert || half {
+                    return Err(invalid(
+                        format!("tenants[{i}].graph"),
+                        "exactly one credential: client_secret_file, or client_cert_file + client_key_file".into(),
+                    ));
+                }
+            }
         }
         let mut seen = HashSet::new();
         for (i, c) in self.consoles.iter().enumerate() {
@@ -362,6 +477,45 @@ impl Config {
                     format!("consoles[{i}].id"),
                     format!("duplicate console id {:?}", c.id),
                 ));
+            }
+            match &c.oidc {
+                None if c.identifier.is_empty() || c.reply_url.is_empty() => {
+                    return Err(invalid(
+                        format!("consoles[{i}]"),
+                        "identifier and reply_url are required (or an [consoles.oidc] client registration)".into(),
+                    ));
+                }
+                None => {}
+                Some(o) => {
+                    if o.client_secret_file.is_some() == o.client_secret_env.is_some() {
+                        return Err(invalid(
+                            format!("consoles[{i}].oidc"),
+                            "exactly one of client_secret_file and client_secret_env".into(),
+                        ));
+                    }
+                    if o.redirect_uris.is_empty() {
+                        return Err(invalid(
+                            format!("consoles[{i}].oidc.redirect_uris"),
+                            "at least one exact redirect URI".into(),
+                        ));
+                    }
+                    if let Some(t) = o
+                        .tenants
+                        .iter()
+                        .find(|t| !self.tenants.iter().any(|x| &x.id == *t))
+                    {
+                        return Err(invalid(
+                            format!("consoles[{i}].oidc.tenants"),
+                            format!("no tenant {t:?} is configured"),
+                        ));
+                    }
+                    if o.tenants.is_empty() {
+                        return Err(invalid(
+                            format!("consoles[{i}].oidc.tenants"),
+                            "name the tenants whose users sign in here".into(),
+                        ));
+                    }
+                }
             }
         }
         let consoles: Vec<crate::policy::ConsoleRef> = self
@@ -501,8 +655,10 @@ mod example_tests {
         assert_eq!(c.tenants.len(), 1);
         assert_eq!(c.consoles[0].kind, ConsoleKind::Autotask);
         assert_eq!(
-            c.tenants[0].metadata_file,
-            Path::new("/etc/fedgate/tenants/contoso-federationmetadata.xml")
+            c.tenants[0].metadata_file.as_deref(),
+            Some(Path::new(
+                "/etc/fedgate/tenants/contoso-federationmetadata.xml"
+            ))
         );
         assert_eq!(
             c.tenants[0].acs_url(&c.server.public_url),

@@ -23,15 +23,173 @@ use crate::trust::signing::SigningKey;
 /// A tenant ready to verify logins.
 pub struct TenantRuntime {
     pub config: crate::config::Tenant,
-    pub idp: IdpMetadata,
+    /// The SAML IdP, when the tenant has federation metadata.
+    pub idp: Option<IdpMetadata>,
     pub settings: SamlSettings,
-    /// The tenant's token trust, when it has an `[tenants.oidc]` block.
-    pub bearer: Option<(
-        crate::trust::jwks::Jwks,
-        crate::inbound::bearer::BearerPolicy,
-    )>,
+    /// The tenant as an OpenID provider (discovery, JWKS), with an `[tenants.oidc]` block.
+    pub provider: Option<Arc<crate::trust::oidc::ProviderTrust>>,
+    /// How access tokens are checked (token exchange), when audiences are configured.
+    pub token_policy: Option<crate::inbound::bearer::BearerPolicy>,
+    /// fedgate's app registration for OIDC logins, when `client_id` is configured.
+    pub login: Option<crate::inbound::oidc::OidcClient>,
     /// Graph access, to resolve groups overage, when configured.
     pub graph: Option<crate::trust::graph::GraphClient>,
+}
+
+impl TenantRuntime {
+    fn load(t: &crate::config::Tenant, public: &str) -> Result<Self, StartError> {
+        let fail = |file: &std::path::Path, reason: String| StartError::Metadata {
+            tenant: t.id.clone(),
+            file: file.display().to_string(),
+            reason,
+        };
+        let read =
+            |file: &std::path::Path| std::fs::read(file).map_err(|e| fail(file, e.to_string()));
+        let mut settings = SamlSettings::new(t.sp_entity_id(public), t.acs_url(public));
+        settings.skew = Duration::seconds(i64::from(t.clock_skew_secs));
+        settings.profile.allow_sha1 = t.allow_sha1;
+        let idp = match &t.metadata_file {
+            None => None,
+            Some(file) => {
+                let idp = IdpMetadata::parse(&read(file)?)
+                    .map_err(|e| fail(file, format!("[{}] {e}", e.code())))?;
+                // The metadata must be the configured tenant's: Entra's entity id names it.
+                if let Some(tid) = saml::entra_tenant_of_issuer(&idp.entity_id) {
+                    if !tid.eq_ignore_ascii_case(&t.entra_tenant_id) {
+                        return Err(fail(
+                            file,
+                            format!(
+                                "this is tenant {tid}'s metadata, but entra_tenant_id is {}",
+                                t.entra_tenant_id
+                            ),
+                        ));
+                    }
+                }
+                Some(idp)
+            }
+        };
+        let (mut provider, mut token_policy, mut login) = (None, None, None);
+        if let (Some(oidc), Some(issuer)) = (&t.oidc, t.token_issuer()) {
+            let pinned = match &oidc.jwks_file {
+                Some(file) => Some(
+                    crate::trust::jwks::Jwks::from_json(&read(file)?)
+                        .map_err(|e| fail(file, format!("[{}] {e}", e.code())))?,
+                ),
+                None => None,
+            };
+            let trust = crate::trust::oidc::ProviderTrust::new(
+                issuer.clone(),
+                oidc.discovery_url.clone(),
+                pinned,
+            )
+            .map_err(|e| StartError::Signing(format!("tenant {}: {e}", t.id)))?;
+            provider = Some(Arc::new(trust));
+            if !oidc.audiences.is_empty() {
+                let mut policy = crate::inbound::bearer::BearerPolicy::new(
+                    issuer.clone(),
+                    oidc.audiences.clone(),
+                );
+                policy.skew = settings.skew;
+                token_policy = Some(policy);
+            }
+            if let Some(client_id) = &oidc.client_id {
+                let credential = load_credential(
+                    oidc.client_secret_file.as_deref(),
+                    oidc.client_cert_file
+                        .as_deref()
+                        .zip(oidc.client_key_file.as_deref()),
+                    oidc.client_pfx_file
+                        .as_deref()
+                        .zip(oidc.client_pfx_password_env.as_deref()),
+                )
+                .map_err(|(file, reason)| fail(&file, reason))?;
+                let mut policy =
+                    crate::inbound::bearer::BearerPolicy::new(issuer, client_id.clone());
+                policy.skew = settings.skew;
+                login = Some(crate::inbound::oidc::OidcClient {
+                    client_id: client_id.clone(),
+                    credential,
+                    scopes: oidc.scopes.clone(),
+                    redirect_uri: format!("{public}/oidc/{}/callback", t.id),
+                    id_token_policy: policy,
+                });
+            }
+        }
+        let graph = match &t.graph {
+            Some(g) => {
+                let credential = load_credential(
+                    g.client_secret_file.as_deref(),
+                    g.client_cert_file
+                        .as_deref()
+                        .zip(g.client_key_file.as_deref()),
+                    None,
+                )
+                .map_err(|(file, reason)| fail(&file, reason))?;
+                let client = crate::trust::graph::GraphClient::new(
+                    g.token_url.clone().unwrap_or_else(|| {
+                        format!(
+                            "https://login.microsoftonline.com/{}/oauth2/v2.0/token",
+                            t.entra_tenant_id
+                        )
+                    }),
+                    g.base_url
+                        .clone()
+                        .unwrap_or_else(|| "https://graph.microsoft.com/v1.0".into()),
+                    g.client_id.clone(),
+                    credential,
+                )
+                .map_err(|e| StartError::Signing(format!("graph client: {e}")))?;
+                Some(client)
+            }
+            None => None,
+        };
+        Ok(TenantRuntime {
+            config: t.clone(),
+            idp,
+            settings,
+            provider,
+            token_policy,
+            login,
+            graph,
+        })
+    }
+}
+
+/// A client credential from the files the configuration names (validated
+/// there: exactly one kind is set).
+fn load_credential(
+    secret_file: Option<&std::path::Path>,
+    cert_and_key: Option<(&std::path::Path, &std::path::Path)>,
+    pfx: Option<(&std::path::Path, &str)>,
+) -> Result<crate::trust::credential::ClientCredential, (std::path::PathBuf, String)> {
+    use crate::trust::credential::ClientCredential;
+    let read = |p: &std::path::Path| std::fs::read(p).map_err(|e| (p.to_path_buf(), e.to_string()));
+    let text = |p: &std::path::Path| {
+        read(p).and_then(|b| {
+            String::from_utf8(b).map_err(|_| (p.to_path_buf(), "not UTF-8 text".to_string()))
+        })
+    };
+    if let Some(p) = secret_file {
+        return Ok(ClientCredential::Secret(text(p)?.trim().to_string()));
+    }
+    if let Some((cert, key)) = cert_and_key {
+        return ClientCredential::certificate(&text(key)?, &text(cert)?)
+            .map_err(|e| (key.to_path_buf(), format!("[{}] {e}", e.code())));
+    }
+    if let Some((file, env)) = pfx {
+        let password = std::env::var(env).map_err(|_| {
+            (
+                file.to_path_buf(),
+                format!("the PFX password variable {env} is not set"),
+            )
+        })?;
+        return ClientCredential::from_pfx(&read(file)?, &password)
+            .map_err(|e| (file.to_path_buf(), format!("[{}] {e}", e.code())));
+    }
+    Err((
+        std::path::PathBuf::new(),
+        "no client credential configured".into(),
+    ))
 }
 
 /// Everything a running fedgate needs.
@@ -77,83 +235,7 @@ impl App {
         let mut tenants = HashMap::new();
         let public = config.server.public_url.clone();
         for t in &config.tenants {
-            let file = t.metadata_file.display().to_string();
-            let md_err = |reason: String| StartError::Metadata {
-                tenant: t.id.clone(),
-                file: file.clone(),
-                reason,
-            };
-            let bytes = std::fs::read(&t.metadata_file).map_err(|e| md_err(e.to_string()))?;
-            let idp =
-                IdpMetadata::parse(&bytes).map_err(|e| md_err(format!("[{}] {e}", e.code())))?;
-            // The metadata must be the configured tenant's: Entra's entity id names it.
-            if let Some(tid) = saml::entra_tenant_of_issuer(&idp.entity_id) {
-                if !tid.eq_ignore_ascii_case(&t.entra_tenant_id) {
-                    return Err(md_err(format!(
-                        "this is tenant {tid}'s metadata, but entra_tenant_id is {}",
-                        t.entra_tenant_id
-                    )));
-                }
-            }
-            let mut settings = SamlSettings::new(t.sp_entity_id(&public), t.acs_url(&public));
-            settings.skew = Duration::seconds(i64::from(t.clock_skew_secs));
-            settings.profile.allow_sha1 = t.allow_sha1;
-            let bearer = match (&t.oidc, t.token_issuer()) {
-                (Some(oidc), Some(issuer)) => {
-                    let file = oidc.jwks_file.display().to_string();
-                    let jwks_err = |reason: String| StartError::Metadata {
-                        tenant: t.id.clone(),
-                        file: file.clone(),
-                        reason,
-                    };
-                    let bytes =
-                        std::fs::read(&oidc.jwks_file).map_err(|e| jwks_err(e.to_string()))?;
-                    let jwks = crate::trust::jwks::Jwks::from_json(&bytes)
-                        .map_err(|e| jwks_err(format!("[{}] {e}", e.code())))?;
-                    let mut policy =
-                        crate::inbound::bearer::BearerPolicy::new(issuer, oidc.audiences.clone());
-                    policy.skew = settings.skew;
-                    Some((jwks, policy))
-                }
-                _ => None,
-            };
-            let graph = match &t.graph {
-                Some(g) => {
-                    let secret = std::fs::read_to_string(&g.client_secret_file).map_err(|e| {
-                        StartError::Metadata {
-                            tenant: t.id.clone(),
-                            file: g.client_secret_file.display().to_string(),
-                            reason: e.to_string(),
-                        }
-                    })?;
-                    let client = crate::trust::graph::GraphClient::new(
-                        g.token_url.clone().unwrap_or_else(|| {
-                            format!(
-                                "https://login.microsoftonline.com/{}/oauth2/v2.0/token",
-                                t.entra_tenant_id
-                            )
-                        }),
-                        g.base_url
-                            .clone()
-                            .unwrap_or_else(|| "https://graph.microsoft.com/v1.0".into()),
-                        g.client_id.clone(),
-                        secret.trim().to_string(),
-                    )
-                    .map_err(|e| StartError::Signing(format!("graph client: {e}")))?;
-                    Some(client)
-                }
-                None => None,
-            };
-            tenants.insert(
-                t.id.clone(),
-                TenantRuntime {
-                    config: t.clone(),
-                    idp,
-                    settings,
-                    bearer,
-                    graph,
-                },
-            );
+            tenants.insert(t.id.clone(), TenantRuntime::load(t, &public)?);
         }
         let (Some(key_file), Some(cert_file)) =
             (&config.signing.key_file, &config.signing.cert_file)
@@ -244,8 +326,17 @@ impl App {
 /// What the browser gets.
 #[derive(Debug)]
 pub enum Outcome {
-    /// An auto-submitting form to the console.
-    Deliver { console: String, html: String },
+    /// An auto-submitting form to the console (and the new fedgate session).
+    Deliver {
+        console: String,
+        html: String,
+        session: Option<String>,
+    },
+    /// A redirect (OIDC logins, the OpenID provider), maybe with a new session.
+    Redirect {
+        location: String,
+        session: Option<String>,
+    },
     /// Several consoles: a launcher, backed by a session.
     Launcher {
         session: String,
@@ -307,7 +398,15 @@ pub async fn saml_acs(
         return refuse(app, event, r);
     };
     let started = std::time::Instant::now();
-    let verified = saml::verify(saml_response.as_bytes(), &rt.idp, &rt.settings, now);
+    let Some(idp) = rt.idp.as_ref() else {
+        let r = Refusal::new(
+            404,
+            "tenant.saml_not_configured",
+            format!("tenant {tenant:?} has no SAML metadata_file: it signs in by OIDC"),
+        );
+        return refuse(app, event, r);
+    };
+    let verified = saml::verify(saml_response.as_bytes(), idp, &rt.settings, now);
     app.metrics
         .verification_seconds(started.elapsed().as_secs_f64());
     let identity = match verified {
@@ -357,59 +456,231 @@ pub async fn saml_acs(
         }
     }
 
-    let target = relay_state.map(str::trim).filter(|s| !s.is_empty());
-    match target {
-        Some(console) => deliver(app, rt, &identity, console, event, now),
-        None => {
-            let allowed: Vec<(String, String)> = app
-                .config
-                .consoles
-                .iter()
-                .filter(|c| decide(app, rt, &identity, c, now).allowed())
-                .map(|c| (c.id.clone(), c.display_name.clone()))
-                .collect();
-            match allowed.as_slice() {
-                [] => {
-                    let r = Refusal::new(
-                        403,
-                        "policy.no_console",
-                        "no console grants this user a role (see the rules for this tenant)",
-                    );
-                    refuse(app, event, r)
-                }
-                [(only, _)] => {
-                    let only = only.clone();
-                    deliver(app, rt, &identity, &only, event, now)
-                }
-                _ => {
-                    let Some(session) = random_id() else {
-                        return refuse(app, event, rng_failed());
-                    };
-                    let expires = identity.expires_at.min(now + Duration::hours(8));
-                    let mut with_tenant = identity.clone();
-                    with_tenant
-                        .attributes
-                        .insert("fedgate:tenant".into(), vec![tenant.to_string()]);
-                    if let Err(e) = app.store.put_session(&session, &with_tenant, expires).await {
-                        return refuse(
-                            app,
-                            event,
-                            Refusal::new(503, "store.unavailable", e.to_string()),
-                        );
-                    }
-                    event.outcome = "allowed";
-                    event.code = "ok".into();
-                    event.reason = format!("{} consoles available: launcher shown", allowed.len());
-                    app.audit.record(&event);
-                    app.metrics.login(tenant, "-", "launcher", "ok");
-                    Outcome::Launcher {
-                        session,
-                        consoles: allowed,
-                    }
-                }
+    let target = match relay_state.map(str::trim).filter(|s| !s.is_empty()) {
+        Some(t) if t.contains(':') => t.to_string(),
+        Some(console) => format!("console:{console}"),
+        None => String::new(),
+    };
+    complete_login(app, rt, identity, &target, event, now).await
+}
+
+/// Where a verified interactive login ends: `console:{id}` (deliver to that
+/// console), `authorize:{key}` (resume an OpenID provider request), or
+/// empty (the one console the user may reach, or the launcher). Every such
+/// login gets a fedgate session (8 hours at most, never past the upstream
+/// token or assertion), which the launcher and the OpenID provider use.
+async fn complete_login(
+    app: &App,
+    rt: &TenantRuntime,
+    identity: Identity,
+    target: &str,
+    mut event: AuditEvent,
+    now: OffsetDateTime,
+) -> Outcome {
+    let tenant = rt.config.id.as_str();
+    let Some(session) = random_id() else {
+        return refuse(app, event, rng_failed());
+    };
+    let expires = identity.expires_at.min(now + Duration::hours(8));
+    let mut with_tenant = identity.clone();
+    with_tenant
+        .attributes
+        .insert("fedgate:tenant".into(), vec![tenant.to_string()]);
+    if let Err(e) = app.store.put_session(&session, &with_tenant, expires).await {
+        return refuse(
+            app,
+            event,
+            Refusal::new(503, "store.unavailable", e.to_string()),
+        );
+    }
+    if let Some(key) = target.strip_prefix("authorize:") {
+        event.outcome = "allowed";
+        event.code = "ok".into();
+        event.reason = "signed in; resuming the console's OpenID Connect request".into();
+        app.audit.record(&event);
+        app.metrics.login(tenant, "-", "signed_in", "ok");
+        return Outcome::Redirect {
+            location: format!(
+                "{}/oauth2/authorize/resume?k={}",
+                app.config.server.public_url,
+                urlencode(key)
+            ),
+            session: Some(session),
+        };
+    }
+    let with_session = |o: Outcome| match o {
+        Outcome::Deliver { console, html, .. } => Outcome::Deliver {
+            console,
+            html,
+            session: Some(session.clone()),
+        },
+        Outcome::Redirect { location, .. } => Outcome::Redirect {
+            location,
+            session: Some(session.clone()),
+        },
+        other => other,
+    };
+    if let Some(console) = target.strip_prefix("console:") {
+        return with_session(deliver(app, rt, &identity, console, event, now));
+    }
+    let allowed: Vec<(String, String)> = app
+        .config
+        .consoles
+        .iter()
+        .filter(|c| decide(app, rt, &identity, c, now).allowed())
+        .map(|c| (c.id.clone(), c.display_name.clone()))
+        .collect();
+    match allowed.as_slice() {
+        [] => {
+            let r = Refusal::new(
+                403,
+                "policy.no_console",
+                "no console grants this user a role (see the rules for this tenant)",
+            );
+            refuse(app, event, r)
+        }
+        [(only, _)] => {
+            let only = only.clone();
+            with_session(deliver(app, rt, &identity, &only, event, now))
+        }
+        _ => {
+            event.outcome = "allowed";
+            event.code = "ok".into();
+            event.reason = format!("{} consoles available: launcher shown", allowed.len());
+            app.audit.record(&event);
+            app.metrics.login(tenant, "-", "launcher", "ok");
+            Outcome::Launcher {
+                session,
+                consoles: allowed,
             }
         }
     }
+}
+
+/// Percent-encode a query value (RFC 3986 unreserved characters kept).
+pub fn urlencode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// `GET /oidc/{tenant}/login?console=…`: start an Entra OIDC login.
+pub async fn oidc_login(app: &App, tenant: &str, target: &str, client: Option<String>) -> Outcome {
+    let now = app.now();
+    let event = AuditEvent::new(now, tenant, "oidc", client);
+    let Some(rt) = app.tenants.get(tenant) else {
+        let r = Refusal::new(
+            404,
+            "tenant.unknown",
+            format!("no tenant {tenant:?} is configured"),
+        );
+        return refuse(app, event, r);
+    };
+    let (Some(rp), Some(trust)) = (rt.login.as_ref(), rt.provider.as_ref()) else {
+        let r = Refusal::new(
+            404,
+            "tenant.oidc_not_configured",
+            format!(
+                "tenant {tenant:?} has no [tenants.oidc] client_id: it does not sign in by OIDC"
+            ),
+        );
+        return refuse(app, event, r);
+    };
+    match crate::inbound::oidc::start(rp, trust, app.store.as_ref(), tenant, target, now).await {
+        Ok(location) => Outcome::Redirect {
+            location,
+            session: None,
+        },
+        Err(e) => {
+            let r = Refusal::new(e.status(), e.code(), e.to_string());
+            refuse(app, event, r)
+        }
+    }
+}
+
+/// `GET /oidc/{tenant}/callback`: finish an Entra OIDC login.
+pub async fn oidc_callback(
+    app: &App,
+    tenant: &str,
+    cb: &crate::inbound::oidc::Callback,
+    client: Option<String>,
+) -> Outcome {
+    let now = app.now();
+    let mut event = AuditEvent::new(now, tenant, "oidc", client);
+    let Some(rt) = app.tenants.get(tenant) else {
+        let r = Refusal::new(
+            404,
+            "tenant.unknown",
+            format!("no tenant {tenant:?} is configured"),
+        );
+        return refuse(app, event, r);
+    };
+    let (Some(rp), Some(trust)) = (rt.login.as_ref(), rt.provider.as_ref()) else {
+        let r = Refusal::new(
+            404,
+            "tenant.oidc_not_configured",
+            format!("tenant {tenant:?} does not sign in by OIDC"),
+        );
+        return refuse(app, event, r);
+    };
+    let started = std::time::Instant::now();
+    let finished =
+        crate::inbound::oidc::finish(rp, trust, app.store.as_ref(), tenant, cb, now).await;
+    app.metrics
+        .verification_seconds(started.elapsed().as_secs_f64());
+    let finished = match finished {
+        Ok(f) => f,
+        Err(e) => {
+            let r = Refusal::new(e.status(), e.code(), e.to_string());
+            return refuse(app, event, r);
+        }
+    };
+    let identity = match resolve_overage(rt, finished.identity).await {
+        Ok(id) => id,
+        Err((id, e)) => {
+            let event = event.with_identity(&id);
+            return refuse(app, event, Refusal::new(502, e.code(), e.to_string()));
+        }
+    };
+    event = event.with_identity(&identity);
+    // One use per ID token, across instances (the state is one-use too).
+    if let Some(jti) = identity.token_id.as_deref() {
+        let until = identity.expires_at + rt.settings.skew;
+        match app
+            .store
+            .claim_once(
+                "oidc-id-token",
+                &format!("{}|{jti}", identity.issuer),
+                until,
+                now,
+            )
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                let r = Refusal::new(
+                    403,
+                    "oidc.id_token_replayed",
+                    "this ID token was already used",
+                );
+                return refuse(app, event, r);
+            }
+            Err(e) => {
+                return refuse(
+                    app,
+                    event,
+                    Refusal::new(503, "store.unavailable", e.to_string()),
+                )
+            }
+        }
+    }
+    complete_login(app, rt, identity, &finished.target, event, now).await
 }
 
 /// `GET /launch/{console}` from the launcher, with the session cookie.
@@ -541,6 +812,33 @@ fn deliver(
         let r = Refusal::new(403, "policy.no_rule_matched", "no rule grants a role");
         return refuse(app, event, r);
     }
+    if console.reply_url.is_empty() {
+        // An OIDC-only console: the user starts its login there, and its
+        // OpenID Connect request finds the fedgate session.
+        let Some(location) = console
+            .oidc
+            .as_ref()
+            .and_then(|o| o.initiate_login_uri.clone())
+        else {
+            let r = Refusal::new(
+                404,
+                "console.no_login_url",
+                format!("console {console_id:?} signs in by OIDC and has no initiate_login_uri: open the console itself"),
+            );
+            return refuse(app, event, r);
+        };
+        event.outcome = "allowed";
+        event.code = "ok".into();
+        event.roles_granted = decision.grants.clone();
+        event.reason = "sent to the console's login (OpenID Connect)".into();
+        app.audit.record(&event);
+        app.metrics
+            .login(&rt.config.id, console_id, "allowed", "ok");
+        return Outcome::Redirect {
+            location,
+            session: None,
+        };
+    }
     let lifetime = Duration::seconds(app.config.server.assertion_lifetime_secs as i64);
     let delivery = saml_post::delivery(console, &app.idp_entity_id, lifetime);
     let Some(seed) = random_id() else {
@@ -575,6 +873,7 @@ fn deliver(
     Outcome::Deliver {
         console: console_id.to_string(),
         html,
+        session: None,
     }
 }
 
@@ -680,7 +979,7 @@ pub async fn token_exchange(
     let Some(rt) = app
         .tenants
         .values()
-        .find(|t| t.config.entra_tenant_id.eq_ignore_ascii_case(&tid) && t.bearer.is_some())
+        .find(|t| t.config.entra_tenant_id.eq_ignore_ascii_case(&tid) && t.token_policy.is_some())
     else {
         let e = ExchangeError::new(
             400,
@@ -691,7 +990,7 @@ pub async fn token_exchange(
         return fail(app, event, e);
     };
     event.tenant = rt.config.id.clone();
-    let Some((jwks, policy)) = rt.bearer.as_ref() else {
+    let (Some(trust), Some(policy)) = (rt.provider.as_ref(), rt.token_policy.as_ref()) else {
         let e = ExchangeError::new(
             400,
             "invalid_grant",
@@ -701,11 +1000,18 @@ pub async fn token_exchange(
         return fail(app, event, e);
     };
     let started = std::time::Instant::now();
-    let verified = crate::inbound::bearer::verify(&form.subject_token, jwks, policy, now);
+    let verified = crate::trust::oidc::verify_token(trust, &form.subject_token, policy, now).await;
     app.metrics
         .verification_seconds(started.elapsed().as_secs_f64());
     let identity = match verified {
         Ok(id) => id,
+        Err(crate::trust::oidc::TokenTrustError::Trust(e)) => {
+            return fail(
+                app,
+                event,
+                ExchangeError::new(502, "temporarily_unavailable", e.code(), &e),
+            )
+        }
         Err(e) => {
             return fail(
                 app,

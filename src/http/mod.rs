@@ -7,7 +7,7 @@ pub mod pages;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, Form, Path, State};
+use axum::extract::{ConnectInfo, Form, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
@@ -33,6 +33,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/saml/{tenant}/metadata", get(sp_metadata))
         .route("/idp/metadata", get(idp_metadata))
         .route("/launch/{console}", get(launch))
+        .route("/oidc/{tenant}/login", get(oidc_login))
+        .route("/oidc/{tenant}/callback", get(oidc_callback))
         .route("/oauth2/token", post(token))
         .route("/oauth2/jwks", get(jwks))
         .route("/healthz", get(|| async { "ok\n" }))
@@ -106,6 +108,33 @@ async fn acs(
     render(outcome)
 }
 
+#[derive(Debug, Deserialize)]
+struct OidcLoginQuery {
+    console: Option<String>,
+}
+
+async fn oidc_login(
+    State(app): State<Arc<App>>,
+    Path(tenant): Path<String>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Query(q): Query<OidcLoginQuery>,
+) -> Response {
+    let target = q
+        .console
+        .map(|c| format!("console:{c}"))
+        .unwrap_or_default();
+    render(gateway::oidc_login(&app, &tenant, &target, Some(peer.ip().to_string())).await)
+}
+
+async fn oidc_callback(
+    State(app): State<Arc<App>>,
+    Path(tenant): Path<String>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Query(cb): Query<crate::inbound::oidc::Callback>,
+) -> Response {
+    render(gateway::oidc_callback(&app, &tenant, &cb, Some(peer.ip().to_string())).await)
+}
+
 async fn launch(
     State(app): State<Arc<App>>,
     Path(console): Path<String>,
@@ -126,21 +155,37 @@ async fn launch(
 
 fn render(outcome: Outcome) -> Response {
     match outcome {
-        Outcome::Deliver { html, .. } => no_store(Html(html).into_response()),
-        Outcome::Launcher { session, consoles } => {
-            let mut resp = Html(pages::launcher(&consoles)).into_response();
-            let cookie =
-                format!("{SESSION_COOKIE}={session}; Path=/launch; HttpOnly; Secure; SameSite=Lax");
-            if let Ok(v) = cookie.parse() {
-                resp.headers_mut().insert(header::SET_COOKIE, v);
+        Outcome::Deliver { html, session, .. } => {
+            no_store(with_session(Html(html).into_response(), session))
+        }
+        Outcome::Redirect { location, session } => {
+            let mut resp = StatusCode::SEE_OTHER.into_response();
+            if let Ok(v) = location.parse() {
+                resp.headers_mut().insert(header::LOCATION, v);
             }
-            no_store(resp)
+            no_store(with_session(resp, session))
+        }
+        Outcome::Launcher { session, consoles } => {
+            let resp = Html(pages::launcher(&consoles)).into_response();
+            no_store(with_session(resp, Some(session)))
         }
         Outcome::Refused(r) => {
             let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::FORBIDDEN);
             (status, Html(pages::error(&r))).into_response()
         }
     }
+}
+
+/// Set fedgate's session cookie (HttpOnly, Secure, SameSite=Lax: it must
+/// come along on the top-level navigations of a login).
+fn with_session(mut resp: Response, session: Option<String>) -> Response {
+    if let Some(session) = session {
+        let cookie = format!("{SESSION_COOKIE}={session}; Path=/; HttpOnly; Secure; SameSite=Lax");
+        if let Ok(v) = cookie.parse() {
+            resp.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    resp
 }
 
 fn no_store(mut resp: Response) -> Response {

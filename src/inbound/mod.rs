@@ -2,4 +2,5 @@
 //! Bytes and a clock in, an [`crate::identity::Identity`] or a coded error out.
 
 pub mod bearer;
+pub mod oidc;
 pub mod saml;

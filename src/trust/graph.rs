@@ -46,7 +46,7 @@ pub struct GraphClient {
     token_url: String,
     base_url: String,
     client_id: String,
-    client_secret: String,
+    credential: crate::trust::credential::ClientCredential,
     token: Mutex<Option<(String, Instant)>>,
     cache: Mutex<HashMap<String, (Vec<String>, Instant)>>,
 }
@@ -90,7 +90,7 @@ impl GraphClient {
         token_url: String,
         base_url: String,
         client_id: String,
-        client_secret: String,
+        credential: crate::trust::credential::ClientCredential,
     ) -> Result<Self, GraphError> {
         crate::trust::install_crypto_provider();
         let http = reqwest::Client::builder()
@@ -103,7 +103,7 @@ impl GraphClient {
             token_url,
             base_url: base_url.trim_end_matches('/').to_string(),
             client_id,
-            client_secret,
+            credential,
             token: Mutex::new(None),
             cache: Mutex::new(HashMap::new()),
         })
@@ -117,15 +117,20 @@ impl GraphClient {
                 }
             }
         }
+        let mut form = self
+            .credential
+            .form_params(
+                &self.client_id,
+                &self.token_url,
+                time::OffsetDateTime::now_utc(),
+            )
+            .map_err(|e| GraphError::Token(e.to_string()))?;
+        form.push(("grant_type", "client_credentials".into()));
+        form.push(("scope", "https://graph.microsoft.com/.default".into()));
         let resp = self
             .http
             .post(&self.token_url)
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", self.client_id.as_str()),
-                ("client_secret", self.client_secret.as_str()),
-                ("scope", "https://graph.microsoft.com/.default"),
-            ])
+            .form(&form)
             .send()
             .await
             .map_err(|e| GraphError::Token(e.to_string()))?;

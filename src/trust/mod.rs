@@ -1,9 +1,11 @@
 //! Trust material: IdP federation metadata, certificates, JWKS.
 
 pub mod certs;
+pub mod credential;
 pub mod graph;
 pub mod jwks;
 pub mod metadata;
+pub mod oidc;
 pub mod signing;
 
 /// Make aws-lc-rs rustls's process-wide crypto provider (two providers are

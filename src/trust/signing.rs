@@ -207,9 +207,24 @@ impl JwtSigner {
 
     /// A compact JWS of `claims`.
     pub fn sign_jwt(&self, claims: &serde_json::Value) -> Result<String, SigningError> {
+        self.sign_jwt_with(&serde_json::json!({"kid": self.kid}), claims)
+    }
+
+    /// A compact JWS of `claims` whose header carries `alg`, `typ` and the
+    /// members of `extra_header` (a JSON object: `kid`, `x5t`…).
+    pub fn sign_jwt_with(
+        &self,
+        extra_header: &serde_json::Value,
+        claims: &serde_json::Value,
+    ) -> Result<String, SigningError> {
         use base64::Engine;
         let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
-        let header = serde_json::json!({"alg": self.alg(), "typ": "JWT", "kid": self.kid});
+        let mut header = serde_json::json!({"alg": self.alg(), "typ": "JWT"});
+        if let (Some(h), Some(extra)) = (header.as_object_mut(), extra_header.as_object()) {
+            for (k, v) in extra {
+                h.insert(k.clone(), v.clone());
+            }
+        }
         let input = format!(
             "{}.{}",
             b64(header.to_string().as_bytes()),
