@@ -15,9 +15,10 @@ use crate::config::Config;
 use crate::gateway::App;
 use crate::mock::console::MockConsole;
 use crate::mock::entra::{self, MockLogin, MockUser};
+use crate::mock::entra_oidc::{MockClient, MockEntraOidc};
 use crate::store::memory::MemoryStore;
 use crate::trust::metadata::IdpMetadata;
-use crate::trust::signing::SigningKey;
+use crate::trust::signing::{JwtSigner, SigningKey};
 
 const ENTRA_KEY: &str = include_str!("../fixtures/saml/keys/idp_current_key.pem");
 const ENTRA_CERT: &str = include_str!("../fixtures/saml/keys/idp_current_cert.pem");
@@ -28,6 +29,14 @@ const FEDGATE_CERT: &str = include_str!("../tests/data/fedgate_rsa_cert.pem");
 pub const TENANT_ID: &str = "7d3a0c5e-1b2f-4c8d-9e6a-5f4b3c2d1e0f";
 pub const ENGINEERING_GROUP: &str = "5b8f2a1c-3d4e-4f60-8a9b-0c1d2e3f4a5b";
 pub const CONSOLE_ID: &str = "autotask-demo";
+/// fedgate's app registration in the demo tenant (OIDC logins).
+pub const FEDGATE_CLIENT_ID: &str = "3f0c9a52-6d1e-4b7a-9c2d-8e5f4a3b2c1d";
+const FEDGATE_CLIENT_SECRET: &str = "demo-only-client-secret";
+/// The Application ID URI of fedgate's API (token exchange audience).
+pub const FEDGATE_API: &str = "api://fedgate-demo";
+/// A service account (an app registration with an app role) for API automation.
+pub const AUTOMATION_CLIENT_ID: &str = "9b1d4e7f-2a3c-4d5e-8f60-7a8b9c0d1e2f";
+pub const AUTOMATION_CLIENT_SECRET: &str = "demo-only-automation-secret";
 
 /// A running demo environment: three servers on loopback.
 pub struct Environment {
@@ -73,6 +82,7 @@ impl Environment {
             &entra::federation_metadata(TENANT_ID, &[&entra_key.cert]),
         )?;
         write("fedgate-key.pem", FEDGATE_KEY)?;
+        write("contoso-oidc-secret.txt", FEDGATE_CLIENT_SECRET)?;
         write("fedgate-cert.pem", FEDGATE_CERT)?;
 
         let fedgate_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -107,6 +117,12 @@ file = "audit.jsonl"
 id = "contoso"
 entra_tenant_id = "{TENANT_ID}"
 metadata_file = "contoso-federationmetadata.xml"
+
+[tenants.oidc]
+issuer = "{entra_url}/{TENANT_ID}/v2.0"
+client_id = "{FEDGATE_CLIENT_ID}"
+client_secret_file = "contoso-oidc-secret.txt"
+audiences = ["{FEDGATE_API}"]
 
 [[consoles]]
 id = "{CONSOLE_ID}"
@@ -188,10 +204,36 @@ scope = "contoso"
             sp_entity_id: tenant_rt.settings.sp_entity_id.clone(),
             acs_url: tenant_rt.settings.acs_url.clone(),
         });
+        // …and its OpenID Connect side: fedgate's app registration and a
+        // service account's, the same users.
+        let entra_oidc = Arc::new(MockEntraOidc::new(
+            entra_url.clone(),
+            TENANT_ID.into(),
+            JwtSigner::from_pem(ENTRA_KEY).map_err(err)?,
+            vec![
+                MockClient {
+                    client_id: FEDGATE_CLIENT_ID.into(),
+                    secret: Some(FEDGATE_CLIENT_SECRET.into()),
+                    redirect_uris: vec![format!("{fedgate_url}/oidc/contoso/callback")],
+                    ..MockClient::default()
+                },
+                MockClient {
+                    client_id: AUTOMATION_CLIENT_ID.into(),
+                    secret: Some(AUTOMATION_CLIENT_SECRET.into()),
+                    app_roles: vec!["Backup.Automation".into()],
+                    service_principal_id: "c4e2a9d1-5b6f-4a70-8d3e-2f1a0b9c8d7e".into(),
+                    ..MockClient::default()
+                },
+            ],
+            vec![alice(), bob()],
+        ));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         shutdown.push(tx);
         tasks.push(tokio::spawn(async move {
-            let _ = axum::serve(entra_listener, entra.router())
+            let router = entra
+                .router()
+                .merge(crate::mock::entra_oidc::router(entra_oidc));
+            let _ = axum::serve(entra_listener, router)
                 .with_graceful_shutdown(async {
                     let _ = rx.await;
                 })
@@ -540,4 +582,139 @@ pub async fn run(keep: bool) -> Result<bool, String> {
     }
     env.stop().await;
     Ok(all_ok)
+}
+
+/// A minimal browser for scripted logins: follows redirects itself (so each
+/// hop is visible), keeps cookies per host, and auto-submits fedgate's
+/// self-posting forms when asked.
+pub struct Browser {
+    http: reqwest::Client,
+    cookies: std::sync::Mutex<Vec<(String, String, String)>>,
+}
+
+/// Where a browser navigation ended.
+#[derive(Debug)]
+pub struct Page {
+    pub status: u16,
+    pub url: String,
+    pub body: String,
+    /// Every URL visited, in order.
+    pub hops: Vec<String>,
+}
+
+impl Default for Browser {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Browser {
+    pub fn new() -> Self {
+        Browser {
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap_or_default(),
+            cookies: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    fn host_of(url: &str) -> String {
+        url.split("://")
+            .nth(1)
+            .and_then(|r| r.split('/').next())
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    fn cookie_header(&self, url: &str) -> Option<String> {
+        let host = Self::host_of(url);
+        let jar = self.cookies.lock().ok()?;
+        let v: Vec<String> = jar
+            .iter()
+            .filter(|(h, _, _)| *h == host)
+            .map(|(_, k, v)| format!("{k}={v}"))
+            .collect();
+        (!v.is_empty()).then(|| v.join("; "))
+    }
+
+    fn keep_cookies(&self, url: &str, resp: &reqwest::Response) {
+        let host = Self::host_of(url);
+        let Ok(mut jar) = self.cookies.lock() else {
+            return;
+        };
+        for v in resp.headers().get_all(reqwest::header::SET_COOKIE) {
+            let Some((k, val)) = v
+                .to_str()
+                .ok()
+                .and_then(|s| s.split(';').next())
+                .and_then(|kv| kv.split_once('='))
+            else {
+                continue;
+            };
+            jar.retain(|(h, n, _)| !(*h == host && n == k));
+            jar.push((host.clone(), k.trim().to_string(), val.trim().to_string()));
+        }
+    }
+
+    /// GET `url` and follow redirects (at most 15).
+    pub async fn get(&self, url: &str) -> Result<Page, String> {
+        self.navigate(url.to_string(), None).await
+    }
+
+    /// POST a form and follow redirects.
+    pub async fn post_form(&self, url: &str, form: &[(String, String)]) -> Result<Page, String> {
+        self.navigate(url.to_string(), Some(form.to_vec())).await
+    }
+
+    async fn navigate(
+        &self,
+        mut url: String,
+        mut form: Option<Vec<(String, String)>>,
+    ) -> Result<Page, String> {
+        let mut hops = Vec::new();
+        for _ in 0..15 {
+            hops.push(url.clone());
+            let mut req = match &form {
+                Some(f) => self.http.post(&url).form(f),
+                None => self.http.get(&url),
+            };
+            if let Some(c) = self.cookie_header(&url) {
+                req = req.header(reqwest::header::COOKIE, c);
+            }
+            let resp = req.send().await.map_err(err)?;
+            self.keep_cookies(&url, &resp);
+            let status = resp.status().as_u16();
+            if resp.status().is_redirection() {
+                let loc = resp
+                    .headers()
+                    .get(reqwest::header::LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                    .ok_or("a redirect without Location")?
+                    .to_string();
+                url = if loc.starts_with("http") {
+                    loc
+                } else {
+                    let origin: String = url.splitn(4, '/').take(3).collect::<Vec<_>>().join("/");
+                    format!("{origin}{loc}")
+                };
+                form = None;
+                continue;
+            }
+            let body = resp.text().await.map_err(err)?;
+            return Ok(Page {
+                status,
+                url,
+                body,
+                hops,
+            });
+        }
+        Err("more than 15 redirects".into())
+    }
+
+    /// Submit the auto-posting form on `page` (what a browser's script does).
+    pub async fn submit(&self, page: &Page) -> Result<Page, String> {
+        let (action, fields) = parse_form(&page.body).ok_or("the page holds no form")?;
+        self.post_form(&action, &fields).await
+    }
 }

@@ -571,7 +571,13 @@ pub fn urlencode(s: &str) -> String {
 }
 
 /// `GET /oidc/{tenant}/login?console=…`: start an Entra OIDC login.
-pub async fn oidc_login(app: &App, tenant: &str, target: &str, client: Option<String>) -> Outcome {
+pub async fn oidc_login(
+    app: &App,
+    tenant: &str,
+    target: &str,
+    login_hint: Option<&str>,
+    client: Option<String>,
+) -> Outcome {
     let now = app.now();
     let event = AuditEvent::new(now, tenant, "oidc", client);
     let Some(rt) = app.tenants.get(tenant) else {
@@ -592,7 +598,17 @@ pub async fn oidc_login(app: &App, tenant: &str, target: &str, client: Option<St
         );
         return refuse(app, event, r);
     };
-    match crate::inbound::oidc::start(rp, trust, app.store.as_ref(), tenant, target, now).await {
+    match crate::inbound::oidc::start(
+        rp,
+        trust,
+        app.store.as_ref(),
+        tenant,
+        target,
+        login_hint,
+        now,
+    )
+    .await
+    {
         Ok(location) => Outcome::Redirect {
             location,
             session: None,

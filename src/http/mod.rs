@@ -111,6 +111,7 @@ async fn acs(
 #[derive(Debug, Deserialize)]
 struct OidcLoginQuery {
     console: Option<String>,
+    login_hint: Option<String>,
 }
 
 async fn oidc_login(
@@ -123,7 +124,16 @@ async fn oidc_login(
         .console
         .map(|c| format!("console:{c}"))
         .unwrap_or_default();
-    render(gateway::oidc_login(&app, &tenant, &target, Some(peer.ip().to_string())).await)
+    render(
+        gateway::oidc_login(
+            &app,
+            &tenant,
+            &target,
+            q.login_hint.as_deref(),
+            Some(peer.ip().to_string()),
+        )
+        .await,
+    )
 }
 
 async fn oidc_callback(

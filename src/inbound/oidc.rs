@@ -153,6 +153,7 @@ pub async fn start(
     store: &dyn Store,
     tenant: &str,
     target: &str,
+    login_hint: Option<&str>,
     now: OffsetDateTime,
 ) -> Result<String, OidcError> {
     let discovery = trust.discovery().await?;
@@ -165,6 +166,9 @@ pub async fn start(
     );
     for s in rp.scopes.iter().filter(|s| *s != "openid") {
         req = req.add_scope(Scope::new(s.clone()));
+    }
+    if let Some(h) = login_hint {
+        req = req.add_extra_param("login_hint", h.to_string());
     }
     let (url, state, nonce) = req.set_pkce_challenge(challenge).url();
     let value = LoginState {

@@ -3,4 +3,5 @@
 
 pub mod console;
 pub mod entra;
+pub mod entra_oidc;
 pub mod graph;
