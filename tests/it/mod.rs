@@ -24,6 +24,13 @@ pub fn fixture(rel: &str) -> PathBuf {
         .join(rel)
 }
 
+/// A file of tests/data (keys and certificates made for the tests).
+pub fn data(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(rel)
+}
+
 /// A mock Microsoft Graph on loopback (2 groups per page), and a handle to stop it.
 pub async fn mock_graph(
     down: bool,

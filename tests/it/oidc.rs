@@ -27,9 +27,22 @@ async fn oidc_login_reaches_the_saml_console_and_the_callback_works_once() {
         .unwrap();
     // fedgate → Entra authorize → fedgate callback → the console's form.
     assert_eq!(page.status, 200, "{}", page.body);
-    assert!(page.hops[1].contains("/oauth2/v2.0/authorize?"), "{:?}", page.hops);
-    for p in ["code_challenge_method=S256", "nonce=", "state=", "response_type=code"] {
-        assert!(page.hops[1].contains(p), "authorize URL lacks {p}: {}", page.hops[1]);
+    assert!(
+        page.hops[1].contains("/oauth2/v2.0/authorize?"),
+        "{:?}",
+        page.hops
+    );
+    for p in [
+        "code_challenge_method=S256",
+        "nonce=",
+        "state=",
+        "response_type=code",
+    ] {
+        assert!(
+            page.hops[1].contains(p),
+            "authorize URL lacks {p}: {}",
+            page.hops[1]
+        );
     }
     assert!(page.hops[2].contains("/oidc/contoso/callback?code="));
     let console = browser.submit(&page).await.unwrap();
@@ -55,7 +68,12 @@ async fn oidc_login_reaches_the_saml_console_and_the_callback_works_once() {
 
     // The audit log names the OIDC path.
     let audit = std::fs::read_to_string(env.dir.join("audit.jsonl")).unwrap();
-    assert!(audit.lines().any(|l| l.contains("\"via\":\"oidc\"") && l.contains("\"outcome\":\"allowed\"")), "{audit}");
+    assert!(
+        audit
+            .lines()
+            .any(|l| l.contains("\"via\":\"oidc\"") && l.contains("\"outcome\":\"allowed\"")),
+        "{audit}"
+    );
     env.stop().await;
 }
 
@@ -88,4 +106,117 @@ async fn entra_errors_and_unknown_users_are_shown_with_their_code() {
     assert_eq!(code_in(&page.body), "oidc.provider_error");
     assert!(page.body.contains("AADSTS50034"), "{}", page.body);
     env.stop().await;
+}
+
+/// The mock tenant alone, with one app registration using a certificate
+/// credential; returns its base URL.
+async fn mock_tenant_with_cert_client(cert_pem: &str) -> (String, tokio::task::JoinHandle<()>) {
+    use fedgate::mock::entra_oidc::{router, rsa_public_key_of_cert, MockClient, MockEntraOidc};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let key = std::fs::read_to_string(super::fixture("saml/keys/idp_current_key.pem")).unwrap();
+    let mock = std::sync::Arc::new(MockEntraOidc::new(
+        base.clone(),
+        fedgate::demo::TENANT_ID.into(),
+        fedgate::trust::signing::JwtSigner::from_pem(&key).unwrap(),
+        vec![MockClient {
+            client_id: "cert-app".into(),
+            cert_public_key: Some(rsa_public_key_of_cert(cert_pem).unwrap()),
+            app_roles: vec!["Backup.Automation".into()],
+            service_principal_id: "sp-1".into(),
+            ..MockClient::default()
+        }],
+        vec![],
+    ));
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, router(mock)).await;
+    });
+    (base, task)
+}
+
+async fn client_credentials(
+    base: &str,
+    credential: &fedgate::trust::credential::ClientCredential,
+) -> (u16, serde_json::Value) {
+    let token_url = format!("{base}/{}/oauth2/v2.0/token", fedgate::demo::TENANT_ID);
+    let mut form = credential
+        .form_params("cert-app", &token_url, time::OffsetDateTime::now_utc())
+        .unwrap();
+    form.push(("grant_type", "client_credentials".into()));
+    form.push(("scope", "api://fedgate/.default".into()));
+    let resp = reqwest::Client::new()
+        .post(&token_url)
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn certificate_credentials_sign_client_assertions_the_token_endpoint_accepts() {
+    use fedgate::trust::credential::ClientCredential;
+    let cert = std::fs::read_to_string(super::data("fedgate_rsa_cert.pem")).unwrap();
+    let key = std::fs::read_to_string(super::data("fedgate_rsa_key.pem")).unwrap();
+    let (base, task) = mock_tenant_with_cert_client(&cert).await;
+
+    // PEM key and certificate.
+    let pem = ClientCredential::certificate(&key, &cert).unwrap();
+    let (status, body) = client_credentials(&base, &pem).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["access_token"].as_str().unwrap().len() > 100);
+
+    // The same credential as PFX files made by Python's cryptography, with
+    // modern (PBES2/AES-256) and legacy (3DES, as older Windows exports) encryption.
+    let dir = std::env::temp_dir().join(format!("fedgate-pfx-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = r#"
+import sys
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization, hashes
+from cryptography.hazmat.primitives.serialization import pkcs12
+key = serialization.load_pem_private_key(open(sys.argv[1], 'rb').read(), None)
+cert = x509.load_pem_x509_certificate(open(sys.argv[2], 'rb').read())
+modern = pkcs12.serialize_key_and_certificates(b"app", key, cert, None, serialization.BestAvailableEncryption(b"pfx-pass"))
+open(sys.argv[3] + "/modern.pfx", "wb").write(modern)
+enc = (serialization.PrivateFormat.PKCS12.encryption_builder().kdf_rounds(2048)
+       .key_cert_algorithm(pkcs12.PBES.PBESv1SHA1And3KeyTripleDESCBC).hmac_hash(hashes.SHA1()).build(b"pfx-pass"))
+open(sys.argv[3] + "/legacy.pfx", "wb").write(pkcs12.serialize_key_and_certificates(b"app", key, cert, None, enc))
+"#;
+    let out = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(super::data("fedgate_rsa_key.pem"))
+        .arg(super::data("fedgate_rsa_cert.pem"))
+        .arg(&dir)
+        .output()
+        .expect("python3 (scripts/install-test-deps installs it with cryptography)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for name in ["modern.pfx", "legacy.pfx"] {
+        let pfx = std::fs::read(dir.join(name)).unwrap();
+        let cred = ClientCredential::from_pfx(&pfx, "pfx-pass").unwrap();
+        let (status, body) = client_credentials(&base, &cred).await;
+        assert_eq!(status, 200, "{name}: {body}");
+        assert!(matches!(
+            ClientCredential::from_pfx(&pfx, "wrong"),
+            Err(fedgate::trust::signing::SigningError::KeyMalformed(_))
+        ));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // A certificate that is not the registered one is refused by the tenant.
+    let other_key =
+        std::fs::read_to_string(super::fixture("saml/keys/idp_current_key.pem")).unwrap();
+    let other_cert =
+        std::fs::read_to_string(super::fixture("saml/keys/idp_current_cert.pem")).unwrap();
+    let other = ClientCredential::certificate(&other_key, &other_cert).unwrap();
+    let (status, body) = client_credentials(&base, &other).await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["error"], "invalid_client");
+    // A key that does not match its certificate is refused before any request.
+    assert!(ClientCredential::certificate(&other_key, &cert).is_err());
+    task.abort();
 }
