@@ -86,7 +86,7 @@ pub struct Identity {
 }
 
 /// What was checked, for the audit trail and `explain`.
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct Verification {
     /// Which elements carried a valid signature: `response`, `assertion`, `jwt`.
     pub signed: Vec<String>,
