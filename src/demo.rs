@@ -16,6 +16,7 @@ use crate::gateway::App;
 use crate::mock::console::MockConsole;
 use crate::mock::entra::{self, MockLogin, MockUser};
 use crate::mock::entra_oidc::{MockClient, MockEntraOidc};
+use crate::mock::oidc_console::{MockApiConsole, MockOidcConsole};
 use crate::store::memory::MemoryStore;
 use crate::trust::metadata::IdpMetadata;
 use crate::trust::signing::{JwtSigner, SigningKey};
@@ -37,10 +38,23 @@ pub const FEDGATE_API: &str = "api://fedgate-demo";
 /// A service account (an app registration with an app role) for API automation.
 pub const AUTOMATION_CLIENT_ID: &str = "9b1d4e7f-2a3c-4d5e-8f60-7a8b9c0d1e2f";
 pub const AUTOMATION_CLIENT_SECRET: &str = "demo-only-automation-secret";
+/// The Acronis-style console (an OIDC client of fedgate) and the
+/// Commvault-style API (fedgate's console tokens).
+pub const ACRONIS_ID: &str = "acronis-demo";
+const ACRONIS_SECRET: &str = "demo-only-acronis-secret";
+pub const COMMVAULT_ID: &str = "commvault-demo";
+pub const COMMVAULT_AUDIENCE: &str = "https://commvault.contoso.example/api";
+/// The "Cyber Protect Unit Admins" group (Acronis-style console).
+pub const UNIT_ADMINS_GROUP: &str = "8d2c4b6a-7e1f-4a3b-9c5d-6e7f8a9b0c1d";
+const FEDGATE_EC_KEY: &str = include_str!("../tests/data/fedgate_ec_key.pem");
 
 /// A running demo environment: three servers on loopback.
 pub struct Environment {
     pub fedgate_url: String,
+    /// The Acronis-style console (OIDC relying party): `/login`, `/callback`.
+    pub acronis_url: String,
+    /// The Commvault-style API: `/commandcenter/api/v2/jobs`.
+    pub api_url: String,
     pub console_url: String,
     /// The mock Entra tenant's base URL (metadata, and IdP-initiated logins for a browser).
     pub entra_url: String,
@@ -83,6 +97,8 @@ impl Environment {
         )?;
         write("fedgate-key.pem", FEDGATE_KEY)?;
         write("contoso-oidc-secret.txt", FEDGATE_CLIENT_SECRET)?;
+        write("acronis-client-secret.txt", ACRONIS_SECRET)?;
+        write("fedgate-token-ec.pem", FEDGATE_EC_KEY)?;
         write("fedgate-cert.pem", FEDGATE_CERT)?;
 
         let fedgate_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -95,6 +111,14 @@ impl Environment {
             .await
             .map_err(err)?;
         let entra_url = format!("http://{}", entra_listener.local_addr().map_err(err)?);
+        let acronis_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(err)?;
+        let acronis_url = format!("http://{}", acronis_listener.local_addr().map_err(err)?);
+        let api_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(err)?;
+        let api_url = format!("http://{}", api_listener.local_addr().map_err(err)?);
         let fedgate_addr: SocketAddr = fedgate_listener.local_addr().map_err(err)?;
         let console_addr: SocketAddr = console_listener.local_addr().map_err(err)?;
         let fedgate_url = format!("http://{fedgate_addr}");
@@ -109,6 +133,7 @@ public_url = "{fedgate_url}"
 [signing]
 key_file = "fedgate-key.pem"
 cert_file = "fedgate-cert.pem"
+token_key_file = "fedgate-token-ec.pem"
 
 [audit]
 file = "audit.jsonl"
@@ -132,6 +157,24 @@ identifier = "{console_url}/singlesignon/saml/metadata"
 reply_url = "{console_url}/singlesignon/saml/SSO"
 extra_roles = ["Backup Operator"]
 
+[[consoles]]
+id = "{ACRONIS_ID}"
+kind = "acronis"
+display_name = "Contoso Cyber Protect (Acronis-style, mock)"
+[consoles.oidc]
+client_id = "{ACRONIS_ID}"
+client_secret_file = "acronis-client-secret.txt"
+redirect_uris = ["{acronis_url}/callback"]
+tenants = ["contoso"]
+initiate_login_uri = "{acronis_url}/login"
+
+[[consoles]]
+id = "{COMMVAULT_ID}"
+kind = "commvault"
+display_name = "Contoso Commvault API (mock)"
+identifier = "{COMMVAULT_AUDIENCE}"
+reply_url = "{api_url}/webconsole/samlAcsIdpInitCallback.do"
+
 [[rules]]
 id = "engineering-backup-operators"
 tenant = "contoso"
@@ -139,6 +182,24 @@ console = "{CONSOLE_ID}"
 groups = ["{ENGINEERING_GROUP}"]
 roles = ["Backup Operator"]
 scope = "contoso"
+
+[[rules]]
+id = "unit-admins-engineering"
+tenant = "contoso"
+console = "{ACRONIS_ID}"
+groups = ["{UNIT_ADMINS_GROUP}"]
+roles = ["unit_admin"]
+scope = "contoso/engineering"
+
+[[rules]]
+id = "automation-service-account"
+tenant = "contoso"
+console = "{COMMVAULT_ID}"
+app_ids = ["{AUTOMATION_CLIENT_ID}"]
+app_roles = ["Backup.Automation"]
+roles = ["Tenant Users"]
+scope = "contoso"
+max_token_lifetime_secs = 300
 "#
         ) + &extra_toml.replace("{console_url}", &console_url);
         let config_path = write("fedgate.toml", &toml)?;
@@ -225,7 +286,7 @@ scope = "contoso"
                     ..MockClient::default()
                 },
             ],
-            vec![alice(), bob()],
+            vec![alice(), bob(), carol(), dave()],
         ));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         shutdown.push(tx);
@@ -239,7 +300,54 @@ scope = "contoso"
                 })
                 .await;
         }));
+        // The Acronis-style console: an OIDC relying party of fedgate.
+        let acronis = Arc::new(MockOidcConsole::new(
+            acronis_url.clone(),
+            fedgate_url.clone(),
+            ACRONIS_ID.into(),
+            ACRONIS_SECRET.into(),
+        ));
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        shutdown.push(tx);
+        tasks.push(tokio::spawn(async move {
+            let _ = axum::serve(
+                acronis_listener,
+                crate::mock::oidc_console::oidc_router(acronis),
+            )
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            })
+            .await;
+        }));
+        // The Commvault-style API trusts fedgate's JWKS, fetched over HTTP.
+        let jwks: jsonwebtoken::jwk::JwkSet = reqwest::get(format!("{fedgate_url}/oauth2/jwks"))
+            .await
+            .map_err(err)?
+            .json()
+            .await
+            .map_err(err)?;
+        let api = Arc::new(MockApiConsole {
+            issuer: fedgate_url.clone(),
+            audience: COMMVAULT_AUDIENCE.into(),
+            jwks,
+            jobs: vec![
+                (1001, "contoso".into(), "FS-01".into()),
+                (1002, "contoso".into(), "SQL-02".into()),
+                (2001, "fabrikam".into(), "EXCH-01".into()),
+            ],
+        });
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        shutdown.push(tx);
+        tasks.push(tokio::spawn(async move {
+            let _ = axum::serve(api_listener, crate::mock::oidc_console::api_router(api))
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await;
+        }));
         Ok(Environment {
+            acronis_url,
+            api_url,
             fedgate_url,
             console_url,
             entra_url,
@@ -455,6 +563,36 @@ pub fn bob() -> MockUser {
         roles: vec![],
         mfa: false,
         groups_overage: false,
+    }
+}
+
+/// An Acronis-style unit administrator.
+pub fn carol() -> MockUser {
+    MockUser {
+        object_id: "5e6f7a8b-9c0d-4e1f-a2b3-c4d5e6f7a8b9".into(),
+        upn: "carol@contoso.example".into(),
+        display_name: "Carol (Cyber Protect unit admin)".into(),
+        groups: vec![UNIT_ADMINS_GROUP.into()],
+        roles: vec![],
+        mfa: true,
+        groups_overage: false,
+    }
+}
+
+/// A user in 250 groups: Entra sends the overage marker instead of them.
+pub fn dave() -> MockUser {
+    let mut groups: Vec<String> = (0..249)
+        .map(|i| format!("00000000-0000-4000-8000-{i:012}"))
+        .collect();
+    groups.push(ENGINEERING_GROUP.into());
+    MockUser {
+        object_id: "7a6b5c4d-3e2f-4a1b-9c8d-7e6f5a4b3c2d".into(),
+        upn: "dave@contoso.example".into(),
+        display_name: "Dave (250 groups)".into(),
+        groups,
+        roles: vec![],
+        mfa: true,
+        groups_overage: true,
     }
 }
 

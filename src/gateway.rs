@@ -342,6 +342,8 @@ pub enum Outcome {
         session: String,
         consoles: Vec<(String, String)>,
     },
+    /// Home-realm discovery: links (href, tenant) to sign in at one tenant.
+    ChooseTenant { links: Vec<(String, String)> },
     /// Refused, with a stable code.
     Refused(Refusal),
 }
@@ -775,7 +777,7 @@ async fn resolve_overage(
     }
 }
 
-fn decide(
+pub(crate) fn decide(
     app: &App,
     rt: &TenantRuntime,
     identity: &Identity,

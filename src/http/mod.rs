@@ -4,6 +4,7 @@
 
 pub mod pages;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -36,6 +37,13 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/oidc/{tenant}/login", get(oidc_login))
         .route("/oidc/{tenant}/callback", get(oidc_callback))
         .route("/oauth2/token", post(token))
+        .route("/oauth2/authorize", get(authorize))
+        .route("/oauth2/authorize/resume", get(authorize_resume))
+        .route("/oauth2/userinfo", get(userinfo).post(userinfo))
+        .route(
+            "/.well-known/openid-configuration",
+            get(openid_configuration),
+        )
         .route("/oauth2/jwks", get(jwks))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
@@ -179,6 +187,9 @@ fn render(outcome: Outcome) -> Response {
             let resp = Html(pages::launcher(&consoles)).into_response();
             no_store(with_session(resp, Some(session)))
         }
+        Outcome::ChooseTenant { links } => {
+            no_store(Html(pages::tenant_chooser(&links)).into_response())
+        }
         Outcome::Refused(r) => {
             let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::FORBIDDEN);
             (status, Html(pages::error(&r))).into_response()
@@ -220,10 +231,8 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 async fn token(
     State(app): State<Arc<App>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    form: Result<
-        Form<crate::outbound::token::ExchangeForm>,
-        axum::extract::rejection::FormRejection,
-    >,
+    headers: HeaderMap,
+    form: Result<Form<HashMap<String, String>>, axum::extract::rejection::FormRejection>,
 ) -> Response {
     let Ok(Form(form)) = form else {
         let e = crate::outbound::token::ExchangeError::new(
@@ -232,21 +241,112 @@ async fn token(
             "token.request_invalid",
             "expected a form post (application/x-www-form-urlencoded) with grant_type",
         );
-        return (StatusCode::BAD_REQUEST, axum::Json(e)).into_response();
+        return no_store((StatusCode::BAD_REQUEST, axum::Json(e)).into_response());
     };
-    let mut resp = match gateway::token_exchange(&app, &form, Some(peer.ip().to_string())).await {
-        Ok(issued) => axum::Json(issued).into_response(),
-        Err(e) => {
-            let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
-            (status, axum::Json(e)).into_response()
+    let client = Some(peer.ip().to_string());
+    let resp = if form.get("grant_type").map(String::as_str) == Some("authorization_code") {
+        let basic = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(crate::outbound::oidc_provider::basic_credentials);
+        match crate::outbound::oidc_provider::token(&app, &form, basic, client).await {
+            Ok(v) => axum::Json(v).into_response(),
+            Err(e) => {
+                let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
+                (status, axum::Json(e)).into_response()
+            }
+        }
+    } else {
+        let get = |k: &str| form.get(k).cloned();
+        let exchange = crate::outbound::token::ExchangeForm {
+            grant_type: get("grant_type").unwrap_or_default(),
+            subject_token: get("subject_token").unwrap_or_default(),
+            subject_token_type: get("subject_token_type").unwrap_or_default(),
+            audience: get("audience"),
+        };
+        match gateway::token_exchange(&app, &exchange, client).await {
+            Ok(issued) => axum::Json(issued).into_response(),
+            Err(e) => {
+                let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
+                (status, axum::Json(e)).into_response()
+            }
         }
     };
     // RFC 6749 §5.1: token responses are never cached.
-    resp.headers_mut().insert(
-        header::CACHE_CONTROL,
-        header::HeaderValue::from_static("no-store"),
-    );
-    resp
+    no_store(resp)
+}
+
+async fn authorize(
+    State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Query(q): Query<crate::outbound::oidc_provider::AuthorizeRequest>,
+) -> Response {
+    let session = cookie(&headers, SESSION_COOKIE);
+    render(
+        crate::outbound::oidc_provider::authorize(
+            &app,
+            q,
+            session.as_deref(),
+            Some(peer.ip().to_string()),
+        )
+        .await,
+    )
+}
+
+#[derive(Debug, Deserialize)]
+struct ResumeQuery {
+    k: String,
+}
+
+async fn authorize_resume(
+    State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Query(q): Query<ResumeQuery>,
+) -> Response {
+    let session = cookie(&headers, SESSION_COOKIE);
+    render(
+        crate::outbound::oidc_provider::resume(
+            &app,
+            &q.k,
+            session.as_deref(),
+            Some(peer.ip().to_string()),
+        )
+        .await,
+    )
+}
+
+async fn userinfo(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match crate::outbound::oidc_provider::userinfo(&app, bearer) {
+        Ok(v) => no_store(axum::Json(v).into_response()),
+        Err(e) => {
+            let mut resp = (StatusCode::UNAUTHORIZED, axum::Json(&e)).into_response();
+            if let Ok(v) = format!("Bearer error=\"{}\"", e.error).parse() {
+                resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+            }
+            resp
+        }
+    }
+}
+
+async fn openid_configuration(State(app): State<Arc<App>>) -> Response {
+    let mut algs = Vec::new();
+    if app.token_es256.is_some() {
+        algs.push("ES256");
+    }
+    if app.token_rs256.is_some() {
+        algs.push("RS256");
+    }
+    axum::Json(crate::outbound::oidc_provider::discovery(
+        &app.config.server.public_url,
+        &algs,
+    ))
+    .into_response()
 }
 
 async fn jwks(State(app): State<Arc<App>>) -> Response {

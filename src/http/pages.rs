@@ -110,3 +110,19 @@ pub fn launcher(consoles: &[(String, String)]) -> String {
 <h1>Choose a console</h1><ul>{items}</ul></body></html>"
     )
 }
+
+/// Home-realm discovery: which organisation's sign-in to use.
+pub fn tenant_chooser(links: &[(String, String)]) -> String {
+    let mut items = String::new();
+    for (href, name) in links {
+        items.push_str(&format!(
+            "<li><a href=\"{}\">{}</a></li>",
+            esc(href),
+            esc(name)
+        ));
+    }
+    format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Choose your organisation</title><style>{STYLE}</style></head><body>\
+<h1>Sign in with your organisation</h1><ul>{items}</ul></body></html>"
+    )
+}

@@ -337,6 +337,7 @@ struct TokenForm {
 
 /// Client authentication: the secret, or a client assertion signed with the
 /// registered certificate's key (aud = the token endpoint, iss = sub = client).
+#[allow(clippy::result_large_err)] // a mock: the Response is the error page
 fn authenticate<'m>(
     m: &'m MockEntraOidc,
     f: &TokenForm,

@@ -5,3 +5,4 @@ pub mod console;
 pub mod entra;
 pub mod entra_oidc;
 pub mod graph;
+pub mod oidc_console;

@@ -1,4 +1,5 @@
 //! Delivering a Grant to a console, in the form the console speaks.
 
+pub mod oidc_provider;
 pub mod saml_post;
 pub mod token;

@@ -220,3 +220,253 @@ open(sys.argv[3] + "/legacy.pfx", "wb").write(pkcs12.serialize_key_and_certifica
     assert!(ClientCredential::certificate(&other_key, &cert).is_err());
     task.abort();
 }
+
+// ---- fedgate as OpenID provider for an Acronis-style console ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acronis_style_console_signs_in_through_fedgate_with_a_unit_scoped_role() {
+    let env = Environment::start().await.unwrap();
+    let browser = Browser::new();
+    let page = browser
+        .get(&format!(
+            "{}/login?login_hint=carol@contoso.example",
+            env.acronis_url
+        ))
+        .await
+        .unwrap();
+    assert_eq!(page.status, 200, "{} {:?}", page.body, page.hops);
+    // console → fedgate authorize → Entra → fedgate callback → resume → console.
+    let path: Vec<&str> = page
+        .hops
+        .iter()
+        .map(|h| h.split('?').next().unwrap())
+        .collect();
+    assert!(path[1].ends_with("/oauth2/authorize"), "{path:?}");
+    assert!(path[2].ends_with("/oauth2/v2.0/authorize"), "{path:?}");
+    assert!(path[3].ends_with("/oidc/contoso/callback"), "{path:?}");
+    assert!(path[4].ends_with("/oauth2/authorize/resume"), "{path:?}");
+    assert!(
+        path[5].ends_with("/callback") && path[5].starts_with(&env.acronis_url),
+        "{path:?}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&page.body).unwrap();
+    assert_eq!(v["user"], "carol@contoso.example");
+    assert_eq!(
+        v["role_assignments"],
+        serde_json::json!([{"role": "unit_admin", "tenant": "contoso/engineering"}])
+    );
+    assert_eq!(v["alg"], "EcdsaP256Sha256");
+
+    // Signed in now: a second console login is single sign-on (no Entra hop).
+    let again = browser
+        .get(&format!("{}/login", env.acronis_url))
+        .await
+        .unwrap();
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert_eq!(again.hops.len(), 3, "{:?}", again.hops);
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_without_a_console_rule_goes_back_to_the_console_with_access_denied() {
+    let env = Environment::start().await.unwrap();
+    let page = Browser::new()
+        .get(&format!(
+            "{}/login?login_hint=alice@contoso.example",
+            env.acronis_url
+        ))
+        .await
+        .unwrap();
+    assert_eq!(page.status, 403, "{}", page.body);
+    let v: serde_json::Value = serde_json::from_str(&page.body).unwrap();
+    assert_eq!(v["error"], "access_denied");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("policy.no_rule_matched"),
+        "{v}"
+    );
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authorize_refuses_unknown_clients_and_redirect_uris_without_redirecting() {
+    let env = Environment::start().await.unwrap();
+    let b = Browser::new();
+    let base = format!(
+        "{}/oauth2/authorize?response_type=code&scope=openid&code_challenge=abc&code_challenge_method=S256",
+        env.fedgate_url
+    );
+    let p = b
+        .get(&format!(
+            "{base}&client_id=nobody&redirect_uri=https://evil.example/cb"
+        ))
+        .await
+        .unwrap();
+    assert_eq!((p.status, code_in(&p.body)), (400, "oauth.client_unknown"));
+    let p = b
+        .get(&format!(
+            "{base}&client_id=acronis-demo&redirect_uri={}/callback/",
+            env.acronis_url
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        (p.status, code_in(&p.body)),
+        (400, "oauth.redirect_uri_mismatch")
+    );
+    assert_eq!(p.hops.len(), 1, "never redirected: {:?}", p.hops);
+    // A known client without PKCE gets the error at its redirect URI.
+    let resp = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(format!(
+            "{}/oauth2/authorize?response_type=code&scope=openid&client_id=acronis-demo&redirect_uri={}/callback&state=s1",
+            env.fedgate_url, env.acronis_url
+        ))
+        .send()
+        .await
+        .unwrap();
+    let loc = resp.headers()["location"].to_str().unwrap();
+    assert!(
+        loc.contains("error=invalid_request")
+            && loc.contains("oauth.pkce_required")
+            && loc.ends_with("state=s1"),
+        "{loc}"
+    );
+    env.stop().await;
+}
+
+/// Run an authorization up to the code, with our own PKCE pair: (code, verifier).
+async fn code_for_carol(env: &Environment) -> (String, String) {
+    use base64::Engine;
+    let verifier = "a-verifier-of-sufficient-length-0123456789abcdef";
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(
+        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes()).as_ref(),
+    );
+    let b = Browser::new();
+    // Sign in first (any console login makes the session), then authorize.
+    let url = format!(
+        "{}/oauth2/authorize?response_type=code&scope=openid&client_id=acronis-demo&redirect_uri={}/callback&state=st&nonce=n1&code_challenge={challenge}&code_challenge_method=S256&login_hint=carol@contoso.example",
+        env.fedgate_url, env.acronis_url
+    );
+    let p = b.get(&url).await.unwrap();
+    // The last hop is the console's callback (which refuses our unknown state); the code is in it.
+    let last = p.hops.last().unwrap();
+    let code = last
+        .split("code=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap()
+        .to_string();
+    (code, verifier.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_endpoint_checks_client_pkce_redirect_and_uses_each_code_once() {
+    let env = Environment::start().await.unwrap();
+    let http = reqwest::Client::new();
+    let token_url = format!("{}/oauth2/token", env.fedgate_url);
+    let redirect = format!("{}/callback", env.acronis_url);
+    let post = |form: Vec<(&'static str, String)>, basic: Option<(&'static str, &'static str)>| {
+        let mut r = http.post(&token_url).form(&form);
+        if let Some((u, p)) = basic {
+            r = r.basic_auth(u, Some(p));
+        }
+        r.send()
+    };
+
+    let (code, verifier) = code_for_carol(&env).await;
+    let form = |code: &str, verifier: &str| {
+        vec![
+            ("grant_type", "authorization_code".to_string()),
+            ("code", code.to_string()),
+            ("redirect_uri", redirect.clone()),
+            ("code_verifier", verifier.to_string()),
+        ]
+    };
+    // Wrong secret: invalid_client (and the code is not consumed).
+    let r = post(form(&code, &verifier), Some(("acronis-demo", "wrong")))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    // Wrong verifier: invalid_grant, and the code is spent.
+    let r = post(
+        form(&code, "another-verifier-of-sufficient-length-000000"),
+        Some(("acronis-demo", "demo-only-acronis-secret")),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 400);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert!(
+        v["error_description"]
+            .as_str()
+            .unwrap()
+            .starts_with("oauth.pkce_mismatch"),
+        "{v}"
+    );
+    let r = post(
+        form(&code, &verifier),
+        Some(("acronis-demo", "demo-only-acronis-secret")),
+    )
+    .await
+    .unwrap();
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert!(
+        v["error_description"]
+            .as_str()
+            .unwrap()
+            .starts_with("oauth.code_invalid"),
+        "{v}"
+    );
+
+    // A fresh code with the right verifier and secret (client_secret_post).
+    let (code, verifier) = code_for_carol(&env).await;
+    let mut f = form(&code, &verifier);
+    f.push(("client_id", "acronis-demo".into()));
+    f.push(("client_secret", "demo-only-acronis-secret".into()));
+    let r = post(f, None).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let v: serde_json::Value = r.json().await.unwrap();
+    let id = fedgate_token_claims(&v["id_token"]);
+    assert_eq!(id["aud"], "acronis-demo");
+    assert_eq!(id["nonce"], "n1");
+    assert_eq!(id["iss"], env.fedgate_url.as_str());
+    // userinfo with the access token.
+    let info: serde_json::Value = http
+        .get(format!("{}/oauth2/userinfo", env.fedgate_url))
+        .bearer_auth(v["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info["email"], "carol@contoso.example");
+    assert_eq!(info["roles"], serde_json::json!(["unit_admin"]));
+    let r = http
+        .get(format!("{}/oauth2/userinfo", env.fedgate_url))
+        .bearer_auth("not-a-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    env.stop().await;
+}
+
+fn fedgate_token_claims(token: &serde_json::Value) -> serde_json::Value {
+    use base64::Engine;
+    let p = token.as_str().unwrap().split('.').nth(1).unwrap();
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(p)
+            .unwrap(),
+    )
+    .unwrap()
+}

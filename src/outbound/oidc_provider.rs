@@ -1,0 +1,699 @@
+//! fedgate as OpenID provider for consoles that speak OpenID Connect
+//! (Acronis-style): discovery, the authorization endpoint (code flow, PKCE
+//! S256 required), the token endpoint's `authorization_code` grant, userinfo.
+//!
+//! - Clients are the consoles with an `[consoles.oidc]` registration: a
+//!   client id, a secret (file or environment variable, read at each use so
+//!   a rotated secret needs no restart), redirect URIs compared exactly, and
+//!   the tenants whose users may sign in there.
+//! - `/oauth2/authorize` with no fedgate session (or one from a tenant this
+//!   console does not serve) saves the request, signs the user in at the
+//!   tenant's Entra (OIDC), and resumes. With a session it runs policy for
+//!   the console: a denial goes back to the console as `access_denied` with
+//!   fedgate's code in `error_description`; a grant gets a one-time code
+//!   (60 s, bound to the client, the redirect URI and the PKCE challenge).
+//! - The ID token carries the console's granted roles and scopes under the
+//!   console profile's claim names, plus `role_assignments` (each role with
+//!   its scope: the Acronis-style profile scopes roles to a customer tenant
+//!   or unit). Signed ES256 or RS256 per console (`token_alg`), with the keys
+//!   published at `/oauth2/jwks`.
+//! - Errors before the redirect URI is known to be the client's are shown
+//!   to the user, never redirected (RFC 6749 §4.1.2.1).
+
+use std::collections::HashMap;
+
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use time::{Duration, OffsetDateTime};
+
+use crate::audit::AuditEvent;
+use crate::config::{Console, ConsoleOidc};
+use crate::gateway::{random_id, urlencode, App, Outcome, Refusal};
+use crate::identity::{Grant, Identity};
+
+/// How long an authorization code lives.
+pub const CODE_TTL: Duration = Duration::seconds(60);
+const CODE_NS: &str = "oauth-code";
+const PENDING_NS: &str = "oauth-authorize";
+
+/// The OpenID provider's discovery document.
+pub fn discovery(public_url: &str, algs: &[&str]) -> serde_json::Value {
+    json!({
+        "issuer": public_url,
+        "authorization_endpoint": format!("{public_url}/oauth2/authorize"),
+        "token_endpoint": format!("{public_url}/oauth2/token"),
+        "userinfo_endpoint": format!("{public_url}/oauth2/userinfo"),
+        "jwks_uri": format!("{public_url}/oauth2/jwks"),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", crate::outbound::token::GRANT_TOKEN_EXCHANGE],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": algs,
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "code_challenge_methods_supported": ["S256"],
+        "scopes_supported": ["openid", "profile", "email"],
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "name", "email", "preferred_username", "tid", "oid", "roles", "role_assignments"],
+    })
+}
+
+/// An authorization request (the query of `/oauth2/authorize`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct AuthorizeRequest {
+    pub response_type: Option<String>,
+    pub client_id: Option<String>,
+    pub redirect_uri: Option<String>,
+    pub scope: Option<String>,
+    pub state: Option<String>,
+    pub nonce: Option<String>,
+    pub code_challenge: Option<String>,
+    pub code_challenge_method: Option<String>,
+    /// fedgate's home-realm hint: which tenant to sign in at.
+    pub tenant: Option<String>,
+    pub login_hint: Option<String>,
+}
+
+/// What an authorization code stands for.
+#[derive(Serialize, Deserialize)]
+struct CodeGrant {
+    client_id: String,
+    redirect_uri: String,
+    code_challenge: String,
+    nonce: Option<String>,
+    scope: String,
+    tenant: String,
+    identity: Identity,
+    grants: Vec<Grant>,
+}
+
+fn page(status: u16, code: &'static str, message: impl Into<String>) -> Outcome {
+    Outcome::Refused(Refusal {
+        status,
+        code,
+        message: message.into(),
+        console: None,
+    })
+}
+
+fn client_of<'a>(app: &'a App, client_id: &str) -> Option<(&'a Console, &'a ConsoleOidc)> {
+    app.config.consoles.iter().find_map(|c| {
+        c.oidc
+            .as_ref()
+            .filter(|o| o.client_id == client_id)
+            .map(|o| (c, o))
+    })
+}
+
+/// Back to the client with an error (RFC 6749 §4.1.2.1).
+fn error_redirect(
+    redirect_uri: &str,
+    state: Option<&str>,
+    error: &str,
+    description: &str,
+) -> Outcome {
+    let sep = if redirect_uri.contains('?') { '&' } else { '?' };
+    let mut location = format!(
+        "{redirect_uri}{sep}error={}&error_description={}",
+        urlencode(error),
+        urlencode(description)
+    );
+    if let Some(s) = state {
+        location.push_str(&format!("&state={}", urlencode(s)));
+    }
+    Outcome::Redirect {
+        location,
+        session: None,
+    }
+}
+
+/// `GET /oauth2/authorize`.
+pub async fn authorize(
+    app: &App,
+    req: AuthorizeRequest,
+    session: Option<&str>,
+    client_ip: Option<String>,
+) -> Outcome {
+    let now = app.now();
+    let Some((console, reg)) = req.client_id.as_deref().and_then(|c| client_of(app, c)) else {
+        return page(
+            400,
+            "oauth.client_unknown",
+            "no console is registered with this client_id",
+        );
+    };
+    let Some(redirect_uri) = req
+        .redirect_uri
+        .clone()
+        .filter(|r| reg.redirect_uris.iter().any(|x| x == r))
+    else {
+        return page(
+            400,
+            "oauth.redirect_uri_mismatch",
+            format!(
+                "redirect_uri is not one registered for console {:?} (compared exactly: scheme, host, port, path, trailing slash)",
+                console.id
+            ),
+        );
+    };
+    let state = req.state.as_deref();
+    if req.response_type.as_deref() != Some("code") {
+        return error_redirect(
+            &redirect_uri,
+            state,
+            "unsupported_response_type",
+            "oauth.response_type: only response_type=code is supported",
+        );
+    }
+    if !req
+        .scope
+        .as_deref()
+        .unwrap_or_default()
+        .split(' ')
+        .any(|s| s == "openid")
+    {
+        return error_redirect(
+            &redirect_uri,
+            state,
+            "invalid_scope",
+            "oauth.scope: the scope must include openid",
+        );
+    }
+    let Some(challenge) = req
+        .code_challenge
+        .clone()
+        .filter(|_| req.code_challenge_method.as_deref() == Some("S256"))
+    else {
+        return error_redirect(
+            &redirect_uri,
+            state,
+            "invalid_request",
+            "oauth.pkce_required: code_challenge with code_challenge_method=S256 is required",
+        );
+    };
+
+    // The signed-in user, if their session is from a tenant this console serves.
+    let identity = match session {
+        Some(s) => match app.store.get_session(s, now).await {
+            Ok(found) => found,
+            Err(e) => return page(503, "store.unavailable", e.to_string()),
+        },
+        None => None,
+    };
+    let tenant_of = |id: &Identity| {
+        id.attributes
+            .get("fedgate:tenant")
+            .and_then(|v| v.first())
+            .cloned()
+    };
+    let identity = identity.filter(|id| {
+        tenant_of(id).is_some_and(|t| reg.tenants.contains(&t))
+            && req
+                .tenant
+                .as_ref()
+                .is_none_or(|want| Some(want) == tenant_of(id).as_ref())
+    });
+    let Some(identity) = identity else {
+        return sign_in_first(app, &req, reg, now).await;
+    };
+    let tenant = tenant_of(&identity).unwrap_or_default();
+    let Some(rt) = app.tenants.get(&tenant) else {
+        return page(404, "tenant.unknown", format!("no tenant {tenant:?}"));
+    };
+
+    let mut event =
+        AuditEvent::new(now, &tenant, "oidc-provider", client_ip).with_identity(&identity);
+    event.console = Some(console.id.clone());
+    let decision = crate::gateway::decide(app, rt, &identity, console, now);
+    event.rules_matched = decision
+        .rules
+        .iter()
+        .filter(|r| r.matched)
+        .map(|r| r.rule.clone())
+        .collect();
+    if !decision.allowed() {
+        let (code, message) = decision
+            .denial
+            .as_ref()
+            .map(|d| (d.code, d.message.clone()))
+            .unwrap_or(("policy.no_rule_matched", "no rule grants a role".into()));
+        event.outcome = "denied";
+        event.code = code.to_string();
+        event.reason = message.clone();
+        app.audit.record(&event);
+        app.metrics.login(&tenant, &console.id, "denied", code);
+        return error_redirect(
+            &redirect_uri,
+            state,
+            "access_denied",
+            &format!("{code}: {message}"),
+        );
+    }
+    let Some(code) = random_id() else {
+        return page(
+            500,
+            "internal.rng_failed",
+            "the system random number generator failed",
+        );
+    };
+    let grant = CodeGrant {
+        client_id: reg.client_id.clone(),
+        redirect_uri: redirect_uri.clone(),
+        code_challenge: challenge,
+        nonce: req.nonce.clone(),
+        scope: req.scope.clone().unwrap_or_default(),
+        tenant: tenant.clone(),
+        identity,
+        grants: decision.grants.clone(),
+    };
+    let bytes = match serde_json::to_vec(&grant) {
+        Ok(b) => b,
+        Err(e) => return page(500, "internal.encode_failed", e.to_string()),
+    };
+    if let Err(e) = app
+        .store
+        .put_state(CODE_NS, &code, &bytes, now + CODE_TTL)
+        .await
+    {
+        return page(503, "store.unavailable", e.to_string());
+    }
+    event.outcome = "allowed";
+    event.code = "ok".into();
+    event.roles_granted = decision.grants;
+    event.reason = format!(
+        "authorization code issued; granted by {}",
+        event.rules_matched.join(", ")
+    );
+    app.audit.record(&event);
+    app.metrics.login(&tenant, &console.id, "allowed", "ok");
+    let sep = if redirect_uri.contains('?') { '&' } else { '?' };
+    let mut location = format!("{redirect_uri}{sep}code={code}");
+    if let Some(s) = state {
+        location.push_str(&format!("&state={}", urlencode(s)));
+    }
+    Outcome::Redirect {
+        location,
+        session: None,
+    }
+}
+
+/// No usable session: keep the request, sign in at the tenant, come back.
+async fn sign_in_first(
+    app: &App,
+    req: &AuthorizeRequest,
+    reg: &ConsoleOidc,
+    now: OffsetDateTime,
+) -> Outcome {
+    let tenant = match (&req.tenant, reg.tenants.as_slice()) {
+        (Some(t), _) if reg.tenants.contains(t) => t.clone(),
+        (Some(t), _) => {
+            return page(
+                403,
+                "oauth.tenant_not_allowed",
+                format!("users of tenant {t:?} do not sign in to this console"),
+            );
+        }
+        (None, [only]) => only.clone(),
+        (None, _) => {
+            // Home-realm discovery: let the user pick, by links carrying tenant=.
+            let links: Vec<(String, String)> = reg
+                .tenants
+                .iter()
+                .map(|t| {
+                    let mut q = req.clone();
+                    q.tenant = Some(t.clone());
+                    let query = serde_urlencoded(&q);
+                    (format!("/oauth2/authorize?{query}"), t.clone())
+                })
+                .collect();
+            return Outcome::ChooseTenant { links };
+        }
+    };
+    let Some(rt) = app.tenants.get(&tenant) else {
+        return page(404, "tenant.unknown", format!("no tenant {tenant:?}"));
+    };
+    if rt.login.is_none() {
+        return page(
+            501,
+            "tenant.no_sp_initiated_login",
+            format!("tenant {tenant:?} signs in by SAML only; configure [tenants.oidc] client_id so consoles using OpenID Connect can start logins"),
+        );
+    }
+    let Some(key) = random_id() else {
+        return page(
+            500,
+            "internal.rng_failed",
+            "the system random number generator failed",
+        );
+    };
+    let bytes = match serde_json::to_vec(req) {
+        Ok(b) => b,
+        Err(e) => return page(500, "internal.encode_failed", e.to_string()),
+    };
+    if let Err(e) = app
+        .store
+        .put_state(
+            PENDING_NS,
+            &key,
+            &bytes,
+            now + crate::inbound::oidc::LOGIN_STATE_TTL,
+        )
+        .await
+    {
+        return page(503, "store.unavailable", e.to_string());
+    }
+    crate::gateway::oidc_login(
+        app,
+        &tenant,
+        &format!("authorize:{key}"),
+        req.login_hint.as_deref(),
+        None,
+    )
+    .await
+}
+
+fn serde_urlencoded(q: &AuthorizeRequest) -> String {
+    let v = serde_json::to_value(q).unwrap_or_default();
+    v.as_object()
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| v.as_str().map(|s| format!("{k}={}", urlencode(s))))
+                .collect::<Vec<_>>()
+                .join("&")
+        })
+        .unwrap_or_default()
+}
+
+/// `GET /oauth2/authorize/resume?k=…`: back from the tenant's sign-in.
+pub async fn resume(
+    app: &App,
+    key: &str,
+    session: Option<&str>,
+    client_ip: Option<String>,
+) -> Outcome {
+    let now = app.now();
+    let saved = match app.store.take_state(PENDING_NS, key, now).await {
+        Ok(Some(b)) => b,
+        Ok(None) => return page(400, "oauth.request_expired", "the console's sign-in request is unknown, used, or older than 10 minutes: start again at the console"),
+        Err(e) => return page(503, "store.unavailable", e.to_string()),
+    };
+    let Ok(req) = serde_json::from_slice::<AuthorizeRequest>(&saved) else {
+        return page(
+            400,
+            "oauth.request_expired",
+            "the saved request is unreadable",
+        );
+    };
+    if session.is_none() {
+        return page(400, "oauth.session_missing", "signed in, but the browser did not send fedgate's session cookie back (are cookies blocked?)");
+    }
+    authorize(app, req, session, client_ip).await
+}
+
+/// The token endpoint's error (RFC 6749 §5.2), fedgate's code first in the description.
+#[derive(Debug, Serialize)]
+pub struct TokenError {
+    #[serde(skip)]
+    pub status: u16,
+    pub error: &'static str,
+    pub error_description: String,
+}
+
+fn token_error(
+    status: u16,
+    error: &'static str,
+    code: &str,
+    message: impl std::fmt::Display,
+) -> TokenError {
+    TokenError {
+        status,
+        error,
+        error_description: format!("{code}: {message}"),
+    }
+}
+
+/// The client's secret, read now (a rotated file or variable needs no restart).
+fn client_secret(reg: &ConsoleOidc) -> Option<String> {
+    if let Some(f) = &reg.client_secret_file {
+        return std::fs::read_to_string(f)
+            .ok()
+            .map(|s| s.trim().to_string());
+    }
+    reg.client_secret_env
+        .as_ref()
+        .and_then(|v| std::env::var(v).ok())
+}
+
+/// Client authentication: HTTP Basic (id and secret form-urlencoded, RFC 6749
+/// §2.3.1) or `client_id` + `client_secret` in the body.
+fn authenticate<'a>(
+    app: &'a App,
+    form: &HashMap<String, String>,
+    basic: Option<(String, String)>,
+) -> Result<(&'a Console, &'a ConsoleOidc), TokenError> {
+    let (id, secret) = match basic {
+        Some(b) => b,
+        None => (
+            form.get("client_id").cloned().unwrap_or_default(),
+            form.get("client_secret").cloned().unwrap_or_default(),
+        ),
+    };
+    let unauthorized = || {
+        token_error(
+            401,
+            "invalid_client",
+            "oauth.client_auth_failed",
+            "unknown client or wrong secret",
+        )
+    };
+    let (console, reg) = client_of(app, &id).ok_or_else(unauthorized)?;
+    let expected = client_secret(reg).ok_or_else(|| {
+        token_error(
+            500,
+            "server_error",
+            "oauth.client_secret_unreadable",
+            format!("the secret of console {:?} cannot be read", console.id),
+        )
+    })?;
+    let a = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, expected.as_bytes());
+    let b = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, secret.as_bytes());
+    // Compare digests, so the comparison time says nothing about the secret.
+    #[allow(deprecated)]
+    let equal = aws_lc_rs::constant_time::verify_slices_are_equal(a.as_ref(), b.as_ref()).is_ok();
+    if secret.is_empty() || !equal {
+        return Err(unauthorized());
+    }
+    Ok((console, reg))
+}
+
+/// Decode an HTTP Basic `Authorization` header value.
+pub fn basic_credentials(header: &str) -> Option<(String, String)> {
+    let b64 = header.strip_prefix("Basic ")?;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .ok()?;
+    let text = String::from_utf8(raw).ok()?;
+    let (id, secret) = text.split_once(':')?;
+    let dec = |s: &str| {
+        let s = s.replace('+', " ");
+        percent_decode(&s)
+    };
+    Some((dec(id)?, dec(secret)?))
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let h = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(h, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// `POST /oauth2/token` with `grant_type=authorization_code`.
+pub async fn token(
+    app: &App,
+    form: &HashMap<String, String>,
+    basic: Option<(String, String)>,
+    client_ip: Option<String>,
+) -> Result<serde_json::Value, TokenError> {
+    let now = app.now();
+    let (console, reg) = authenticate(app, form, basic)?;
+    let code = form.get("code").map(String::as_str).unwrap_or_default();
+    let invalid = |code: &str, m: &str| token_error(400, "invalid_grant", code, m);
+    let saved = app
+        .store
+        .take_state(CODE_NS, code, now)
+        .await
+        .map_err(|e| token_error(503, "temporarily_unavailable", "store.unavailable", e))?
+        .ok_or_else(|| {
+            invalid(
+                "oauth.code_invalid",
+                "the code is unknown, used already, or expired",
+            )
+        })?;
+    let grant: CodeGrant = serde_json::from_slice(&saved)
+        .map_err(|_| invalid("oauth.code_invalid", "unreadable code"))?;
+    if grant.client_id != reg.client_id {
+        return Err(invalid(
+            "oauth.code_invalid",
+            "the code was issued to another client",
+        ));
+    }
+    if form.get("redirect_uri") != Some(&grant.redirect_uri) {
+        return Err(invalid(
+            "oauth.redirect_uri_mismatch",
+            "redirect_uri differs from the authorization request's",
+        ));
+    }
+    let verifier = form
+        .get("code_verifier")
+        .map(String::as_str)
+        .unwrap_or_default();
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes());
+    if base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref())
+        != grant.code_challenge
+    {
+        return Err(invalid(
+            "oauth.pkce_mismatch",
+            "code_verifier does not match the code_challenge",
+        ));
+    }
+
+    let signer = match console.token_alg.as_str() {
+        "RS256" => app.token_rs256.as_ref(),
+        _ => app.token_es256.as_ref(),
+    }
+    .ok_or_else(|| {
+        token_error(
+            500,
+            "server_error",
+            "token.key_missing",
+            format!("no {} key is configured", console.token_alg),
+        )
+    })?;
+    let profile = crate::consoles::profile(console.kind);
+    let lifetime = Duration::seconds(console.token_lifetime_secs as i64);
+    let expires = now + lifetime;
+    let rng = || {
+        token_error(
+            500,
+            "server_error",
+            "internal.rng_failed",
+            "the system random number generator failed",
+        )
+    };
+    let role_claim = console
+        .role_attribute
+        .as_deref()
+        .unwrap_or(profile.role_attribute);
+    let base = |jti: &str| {
+        crate::outbound::token::console_claims(
+            &grant.identity,
+            &grant.grants,
+            &app.config.server.public_url,
+            &reg.client_id,
+            &console.id,
+            role_claim,
+            profile.scope_attribute,
+            now,
+            expires,
+            jti,
+        )
+    };
+    let mut id_claims = base(&random_id().ok_or_else(rng)?);
+    if let Some(m) = id_claims.as_object_mut() {
+        if let Some(n) = &grant.nonce {
+            m.insert("nonce".into(), json!(n));
+        }
+        m.insert("azp".into(), json!(reg.client_id));
+        m.insert(
+            "auth_time".into(),
+            json!(grant.identity.auth_time.unwrap_or(now).unix_timestamp()),
+        );
+        if let Some(n) = &grant.identity.display_name {
+            m.insert("name".into(), json!(n));
+        }
+        if let Some(e) = grant
+            .identity
+            .email
+            .as_ref()
+            .or(grant.identity.upn.as_ref())
+        {
+            m.insert("email".into(), json!(e));
+            m.insert("preferred_username".into(), json!(e));
+        }
+        let assignments: Vec<serde_json::Value> = grant
+            .grants
+            .iter()
+            .map(|g| json!({"role": g.role, profile.scope_attribute: g.scope}))
+            .collect();
+        m.insert("role_assignments".into(), json!(assignments));
+    }
+    let id_token = signer
+        .sign_jwt(&id_claims)
+        .map_err(|e| token_error(500, "server_error", "keys.sign_failed", e))?;
+    let access_token = signer
+        .sign_jwt(&base(&random_id().ok_or_else(rng)?))
+        .map_err(|e| token_error(500, "server_error", "keys.sign_failed", e))?;
+    let mut event = AuditEvent::new(now, &grant.tenant, "oidc-provider", client_ip)
+        .with_identity(&grant.identity);
+    event.console = Some(console.id.clone());
+    event.outcome = "allowed";
+    event.code = "ok".into();
+    event.roles_granted = grant.grants.clone();
+    event.reason = "authorization code redeemed: ID token issued".into();
+    app.audit.record(&event);
+    Ok(json!({
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "expires_in": lifetime.whole_seconds(),
+        "id_token": id_token,
+        "scope": grant.scope,
+    }))
+}
+
+/// `GET /oauth2/userinfo` with a fedgate-issued access token.
+pub fn userinfo(app: &App, bearer: Option<&str>) -> Result<serde_json::Value, TokenError> {
+    let unauthorized = |code: &str, m: &str| token_error(401, "invalid_token", code, m);
+    let token = bearer.ok_or_else(|| {
+        unauthorized(
+            "oauth.token_missing",
+            "send the access token as Authorization: Bearer",
+        )
+    })?;
+    let jwks_json = serde_json::to_vec(&app.jwks()).unwrap_or_default();
+    let jwks = crate::trust::jwks::Jwks::from_json(&jwks_json)
+        .map_err(|e| token_error(500, "server_error", "keys.jwks_invalid", e))?;
+    let audiences: Vec<String> = app
+        .config
+        .consoles
+        .iter()
+        .filter_map(|c| c.oidc.as_ref().map(|o| o.client_id.clone()))
+        .collect();
+    let mut policy =
+        crate::inbound::bearer::BearerPolicy::new(app.config.server.public_url.clone(), audiences);
+    policy.algorithms = vec![
+        jsonwebtoken::Algorithm::ES256,
+        jsonwebtoken::Algorithm::RS256,
+    ];
+    let id = crate::inbound::bearer::verify(token, &jwks, &policy, app.now()).map_err(|e| {
+        use crate::identity::ErrorCode;
+        token_error(401, "invalid_token", e.code(), e)
+    })?;
+    Ok(json!({
+        "sub": id.subject,
+        "name": id.display_name,
+        "email": id.upn.clone().or(id.email.clone()),
+        "tid": id.tenant_id,
+        "oid": id.object_id,
+        "roles": id.roles,
+    }))
+}
