@@ -40,8 +40,13 @@ pub enum Command {
     /// Everything on loopback: a mock Entra tenant, fedgate and a mock console, with scripted logins.
     Demo {
         /// Leave everything running afterwards, to click through in a browser.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "store")]
         keep: bool,
+        /// `redis` or `redis=URL`: two fedgate instances sharing one Redis
+        /// (a local redis-server on a free port when no URL is given), and a
+        /// response replayed from one to the other. Default: `memory`.
+        #[arg(long, value_name = "memory|redis[=URL]")]
+        store: Option<String>,
     },
     /// What a user would be granted on a console, and why.
     Explain(ExplainArgs),
@@ -185,7 +190,7 @@ pub fn run(cli: Cli) -> ExitCode {
     crate::trust::install_crypto_provider();
     let result = match cli.command {
         Command::Serve { config } => serve(&config),
-        Command::Demo { keep } => demo(keep),
+        Command::Demo { keep, store } => demo(keep, store.as_deref()),
         Command::Explain(args) => explain(&args),
         Command::Saml(SamlCmd::Verify(args)) => saml_verify(&args),
         Command::Saml(SamlCmd::Decode { input, now }) => saml_decode(&input, now.as_deref()),
@@ -456,11 +461,18 @@ fn serve(path: &Path) -> Result<(), Failure> {
         (Some(c), Some(k)) => Some((c.clone(), k.clone())),
         _ => None,
     };
-    let store = std::sync::Arc::new(crate::store::memory::MemoryStore::new());
+    let store = crate::store::from_config(&config.store).map_err(|e| Failure::setup("store", e))?;
+    let store_kind = config.store.kind.clone();
     let app = crate::gateway::App::new(config, store, Box::new(OffsetDateTime::now_utc))
         .map_err(|e| Failure::usage(e.to_string()))?;
     let app = std::sync::Arc::new(app);
     runtime()?.block_on(async move {
+        // Say at once whether the store answers; never refuse to start for it:
+        // /readyz stays not-ready until it does, and fedgate reconnects alone.
+        match app.store.ready().await {
+            Ok(()) => tracing::info!(store = %store_kind, "store ready"),
+            Err(e) => tracing::warn!(store = %store_kind, error = %e, "store not ready yet: logins fail closed (503) until it answers"),
+        }
         let result = match tls {
             Some((cert, key)) => {
                 let listener = std::net::TcpListener::bind(listen)
@@ -591,8 +603,24 @@ fn explain(args: &ExplainArgs) -> Result<(), Failure> {
     }
 }
 
-fn demo(keep: bool) -> Result<(), Failure> {
-    match runtime()?.block_on(crate::demo::run(keep)) {
+fn demo(keep: bool, store: Option<&str>) -> Result<(), Failure> {
+    let run = match store {
+        None | Some("memory") => None,
+        Some("redis") => Some(None),
+        Some(s) => match s.strip_prefix("redis=") {
+            Some(url) if !url.is_empty() => Some(Some(url.to_string())),
+            _ => {
+                return Err(Failure::usage(format!(
+                    "--store {s:?}: use memory, redis or redis=URL"
+                )))
+            }
+        },
+    };
+    let outcome = match run {
+        None => runtime()?.block_on(crate::demo::run(keep)),
+        Some(url) => runtime()?.block_on(crate::demo::run_redis(url)),
+    };
+    match outcome {
         Ok(true) => Ok(()),
         Ok(false) => Err(Failure::Rejected {
             code: "demo.unexpected_outcome",

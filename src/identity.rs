@@ -4,11 +4,11 @@
 //! verifier (SAML, OIDC, bearer token) accepted its evidence. It is plain
 //! data: no protocol type leaks past it, and policy only ever sees this.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 /// How the identity reached fedgate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Source {
     /// A SAML 2.0 Response (HTTP-POST binding), IdP- or SP-initiated.
@@ -22,7 +22,7 @@ pub enum Source {
 }
 
 /// Who the principal is: a person, or an application acting for itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PrincipalKind {
     User,
@@ -35,7 +35,7 @@ pub enum PrincipalKind {
 /// The stable key of a user is `(tenant_id, object_id)`; `upn` and `email`
 /// are display data that a tenant administrator can set to anything and are
 /// never used to decide who somebody is.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Identity {
     /// The SAML NameID, or the JWT `sub`.
     pub subject: String,
@@ -81,12 +81,12 @@ pub struct Identity {
     /// How the evidence was verified.
     pub verification: Verification,
     /// Every SAML attribute of the signed Assertion, by Name (empty for tokens).
-    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub attributes: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 /// What was checked, for the audit trail and `explain`.
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct Verification {
     /// Which elements carried a valid signature: `response`, `assertion`, `jwt`.
     pub signed: Vec<String>,
