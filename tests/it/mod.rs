@@ -4,6 +4,7 @@ pub mod corpus;
 pub mod http;
 pub mod jwt;
 pub mod mutation;
+pub mod redis;
 pub mod saml_fixtures;
 pub mod token;
 pub mod xmldsig;
