@@ -48,6 +48,9 @@ pub enum Command {
         #[arg(long, value_name = "memory|redis[=URL]")]
         store: Option<String>,
     },
+    /// The demo's mock peers as long-running services (docker-compose): test-only keys.
+    #[command(subcommand)]
+    Mock(MockCmd),
     /// What a user would be granted on a console, and why.
     Explain(ExplainArgs),
     /// Verify or inspect SAML responses offline.
@@ -59,6 +62,47 @@ pub enum Command {
     /// Inspect IdP federation metadata.
     #[command(subcommand)]
     Metadata(MetadataCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MockCmd {
+    /// Write the demo's fedgate.toml, test-only keys, TLS certificate and the
+    /// mock tenant's metadata into a directory, for `fedgate serve`.
+    Init {
+        #[arg(long)]
+        dir: PathBuf,
+        /// Where fedgate listens (TLS with the test certificate for CN localhost).
+        #[arg(long, default_value = "0.0.0.0:8443")]
+        listen: String,
+        /// The URL users and the mock tenant reach fedgate at.
+        #[arg(long)]
+        public_url: String,
+        /// The URL browsers reach the mock console at.
+        #[arg(long)]
+        console_url: String,
+    },
+    /// Serve the mock Entra tenant: federation metadata and IdP-initiated logins.
+    Entra {
+        #[arg(long, default_value = "127.0.0.1:9000")]
+        listen: std::net::SocketAddr,
+        /// fedgate's public URL (the SAML audience and Reply URL).
+        #[arg(long)]
+        public_url: String,
+    },
+    /// Serve the mock Autotask-style console (a SAML SP trusting fedgate).
+    Console {
+        #[arg(long, default_value = "127.0.0.1:9100")]
+        listen: std::net::SocketAddr,
+        /// The URL browsers reach this console at.
+        #[arg(long)]
+        base_url: String,
+        /// fedgate's public URL (its IdP entity id is `{URL}/idp/metadata`).
+        #[arg(long)]
+        fedgate_url: String,
+        /// fedgate's signing certificate (PEM), as `mock init` wrote it.
+        #[arg(long)]
+        cert_file: PathBuf,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -191,6 +235,7 @@ pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Serve { config } => serve(&config),
         Command::Demo { keep, store } => demo(keep, store.as_deref()),
+        Command::Mock(cmd) => mock(cmd),
         Command::Explain(args) => explain(&args),
         Command::Saml(SamlCmd::Verify(args)) => saml_verify(&args),
         Command::Saml(SamlCmd::Decode { input, now }) => saml_decode(&input, now.as_deref()),
@@ -628,6 +673,58 @@ fn demo(keep: bool, store: Option<&str>) -> Result<(), Failure> {
         }),
         Err(e) => Err(Failure::usage(format!("demo: {e}"))),
     }
+}
+
+fn mock(cmd: MockCmd) -> Result<(), Failure> {
+    init_logging();
+    let bind = |addr: std::net::SocketAddr| async move {
+        tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| Failure::usage(format!("cannot listen on {addr}: {e}")))
+    };
+    let served = match cmd {
+        MockCmd::Init {
+            dir,
+            listen,
+            public_url,
+            console_url,
+        } => {
+            let path = crate::demo::mock_init(&dir, &listen, &public_url, &console_url)
+                .map_err(|e| Failure::usage(format!("mock init: {e}")))?;
+            println!("{}", path.display());
+            return Ok(());
+        }
+        MockCmd::Entra { listen, public_url } => runtime()?.block_on(async move {
+            let listener = bind(listen).await?;
+            tracing::info!("mock Entra tenant on http://{listen} for {public_url}");
+            Ok::<_, Failure>(
+                crate::demo::serve_mock_entra(listener, &public_url, shutdown_signal()).await,
+            )
+        })?,
+        MockCmd::Console {
+            listen,
+            base_url,
+            fedgate_url,
+            cert_file,
+        } => {
+            let pem = String::from_utf8_lossy(&read_file(&cert_file)?).to_string();
+            runtime()?.block_on(async move {
+                let listener = bind(listen).await?;
+                tracing::info!("mock console on http://{listen} ({base_url})");
+                Ok::<_, Failure>(
+                    crate::demo::serve_mock_console(
+                        listener,
+                        &base_url,
+                        &fedgate_url,
+                        &pem,
+                        shutdown_signal(),
+                    )
+                    .await,
+                )
+            })?
+        }
+    };
+    served.map_err(|e| Failure::usage(format!("mock: {e}")))
 }
 
 fn short_binding(b: &str) -> &str {

@@ -22,6 +22,8 @@ const ENTRA_KEY: &str = include_str!("../fixtures/saml/keys/idp_current_key.pem"
 const ENTRA_CERT: &str = include_str!("../fixtures/saml/keys/idp_current_cert.pem");
 const FEDGATE_KEY: &str = include_str!("../tests/data/fedgate_rsa_key.pem");
 const FEDGATE_CERT: &str = include_str!("../tests/data/fedgate_rsa_cert.pem");
+const TLS_CERT: &str = include_str!("../tests/data/tls_cert.pem");
+const TLS_KEY: &str = include_str!("../tests/data/tls_key.pem");
 
 /// The demo tenant's Entra id, and its "Backup Engineering" group.
 pub const TENANT_ID: &str = "7d3a0c5e-1b2f-4c8d-9e6a-5f4b3c2d1e0f";
@@ -73,18 +75,6 @@ impl Environment {
             crate::gateway::random_id().unwrap_or_default()
         ));
         std::fs::create_dir_all(&dir).map_err(err)?;
-        let write = |name: &str, body: &str| -> Result<std::path::PathBuf, String> {
-            let p = dir.join(name);
-            std::fs::write(&p, body).map_err(|e| format!("{}: {e}", p.display()))?;
-            Ok(p)
-        };
-        write(
-            "contoso-federationmetadata.xml",
-            &entra::federation_metadata(TENANT_ID, &[&entra_key.cert]),
-        )?;
-        write("fedgate-key.pem", FEDGATE_KEY)?;
-        write("fedgate-cert.pem", FEDGATE_CERT)?;
-
         let fedgate_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .map_err(err)?;
@@ -101,42 +91,13 @@ impl Environment {
         let console_url = format!("http://{console_addr}");
         let public_url = public_url.unwrap_or(&fedgate_url).to_string();
 
-        let toml = format!(
-            r#"
-[server]
-listen = "{fedgate_addr}"
-public_url = "{public_url}"
-
-[signing]
-key_file = "fedgate-key.pem"
-cert_file = "fedgate-cert.pem"
-
-[audit]
-file = "audit.jsonl"
-
-[[tenants]]
-id = "contoso"
-entra_tenant_id = "{TENANT_ID}"
-metadata_file = "contoso-federationmetadata.xml"
-
-[[consoles]]
-id = "{CONSOLE_ID}"
-kind = "autotask"
-display_name = "Contoso Backup (Autotask-style, mock)"
-identifier = "{console_url}/singlesignon/saml/metadata"
-reply_url = "{console_url}/singlesignon/saml/SSO"
-extra_roles = ["Backup Operator"]
-
-[[rules]]
-id = "engineering-backup-operators"
-tenant = "contoso"
-console = "{CONSOLE_ID}"
-groups = ["{ENGINEERING_GROUP}"]
-roles = ["Backup Operator"]
-scope = "contoso"
-"#
-        ) + &extra_toml.replace("{console_url}", &console_url);
-        let config_path = write("fedgate.toml", &toml)?;
+        let config_path = write_files(
+            &dir,
+            &fedgate_addr.to_string(),
+            &public_url,
+            &console_url,
+            &extra_toml.replace("{console_url}", &console_url),
+        )?;
         let config = Config::load(&config_path, &[]).map_err(err)?;
         let store = crate::store::from_config(&config.store).map_err(err)?;
         let app =
@@ -292,6 +253,142 @@ scope = "contoso"
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Write the demo's files into `dir`: the mock tenant's federation
+/// metadata, fedgate's (test-only) signing key and certificate, and
+/// `fedgate.toml` (listening on `listen`, answering to `public_url`, with the
+/// mock console at `console_url`), followed by `extra_toml`. Returns the
+/// configuration's path.
+pub fn write_files(
+    dir: &std::path::Path,
+    listen: &str,
+    public_url: &str,
+    console_url: &str,
+    extra_toml: &str,
+) -> Result<std::path::PathBuf, String> {
+    let entra_key = SigningKey::from_pem(ENTRA_KEY, ENTRA_CERT).map_err(err)?;
+    let write = |name: &str, body: &str| -> Result<std::path::PathBuf, String> {
+        let p = dir.join(name);
+        std::fs::write(&p, body).map_err(|e| format!("{}: {e}", p.display()))?;
+        Ok(p)
+    };
+    write(
+        "contoso-federationmetadata.xml",
+        &entra::federation_metadata(TENANT_ID, &[&entra_key.cert]),
+    )?;
+    write("fedgate-key.pem", FEDGATE_KEY)?;
+    write("fedgate-cert.pem", FEDGATE_CERT)?;
+    let toml = format!(
+        r#"
+[server]
+listen = "{listen}"
+public_url = "{public_url}"
+
+[signing]
+key_file = "fedgate-key.pem"
+cert_file = "fedgate-cert.pem"
+
+[audit]
+file = "audit.jsonl"
+
+[[tenants]]
+id = "contoso"
+entra_tenant_id = "{TENANT_ID}"
+metadata_file = "contoso-federationmetadata.xml"
+
+[[consoles]]
+id = "{CONSOLE_ID}"
+kind = "autotask"
+display_name = "Contoso Backup (Autotask-style, mock)"
+identifier = "{console_url}/singlesignon/saml/metadata"
+reply_url = "{console_url}/singlesignon/saml/SSO"
+extra_roles = ["Backup Operator"]
+
+[[rules]]
+id = "engineering-backup-operators"
+tenant = "contoso"
+console = "{CONSOLE_ID}"
+groups = ["{ENGINEERING_GROUP}"]
+roles = ["Backup Operator"]
+scope = "contoso"
+"#
+    ) + extra_toml;
+    write("fedgate.toml", &toml)
+}
+
+/// `fedgate mock init`: the demo's files for a fedgate that listens on
+/// `listen` with the repository's test-only TLS certificate (CN localhost),
+/// for docker-compose. Demo keys: never use them anywhere else.
+pub fn mock_init(
+    dir: &std::path::Path,
+    listen: &str,
+    public_url: &str,
+    console_url: &str,
+) -> Result<std::path::PathBuf, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for (name, body) in [("tls-cert.pem", TLS_CERT), ("tls-key.pem", TLS_KEY)] {
+        let p = dir.join(name);
+        std::fs::write(&p, body).map_err(|e| format!("{}: {e}", p.display()))?;
+    }
+    let extra = "\n# The store: FEDGATE_STORE_URL (redis://…) names the Redis.\n[store]\nkind = \"redis\"\n";
+    let path = write_files(dir, listen, public_url, console_url, extra)?;
+    // TLS belongs in [server]: insert it there.
+    let text = std::fs::read_to_string(&path).map_err(err)?;
+    let text = text.replacen(
+        "[signing]",
+        "tls_cert_file = \"tls-cert.pem\"\ntls_key_file = \"tls-key.pem\"\n\n[signing]",
+        1,
+    );
+    std::fs::write(&path, text).map_err(err)?;
+    Ok(path)
+}
+
+/// `fedgate mock entra`: the mock tenant (federation metadata, IdP-initiated
+/// logins for a browser) for a fedgate at `public_url`, until Ctrl-C/SIGTERM.
+pub async fn serve_mock_entra(
+    listener: tokio::net::TcpListener,
+    public_url: &str,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), String> {
+    let entra = Arc::new(MockEntraHttp {
+        key: SigningKey::from_pem(ENTRA_KEY, ENTRA_CERT).map_err(err)?,
+        sp_entity_id: format!("{public_url}/saml/contoso/metadata"),
+        acs_url: format!("{public_url}/saml/contoso/acs"),
+    });
+    axum::serve(listener, entra.router())
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(err)
+}
+
+/// `fedgate mock console`: the mock Autotask-style console at `base_url`,
+/// trusting the fedgate at `fedgate_public_url` through its signing
+/// certificate (`cert_pem`, as `fedgate mock init` wrote it).
+pub async fn serve_mock_console(
+    listener: tokio::net::TcpListener,
+    base_url: &str,
+    fedgate_public_url: &str,
+    cert_pem: &str,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), String> {
+    let idp = IdpMetadata::from_pem(cert_pem, &format!("{fedgate_public_url}/idp/metadata"))
+        .map_err(err)?;
+    let profile = crate::consoles::profile(crate::consoles::ConsoleKind::Autotask);
+    let console = Arc::new(MockConsole {
+        idp,
+        settings: crate::inbound::saml::SamlSettings::new(
+            format!("{base_url}/singlesignon/saml/metadata"),
+            format!("{base_url}/singlesignon/saml/SSO"),
+        ),
+        users: vec!["alice@contoso.example".into()],
+        role_attribute: profile.role_attribute.to_string(),
+        scope_attribute: profile.scope_attribute.to_string(),
+    });
+    axum::serve(listener, crate::mock::console::router(console))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(err)
 }
 
 /// The mock tenant's HTTP face.
