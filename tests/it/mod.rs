@@ -1,6 +1,7 @@
 pub mod c14n;
 pub mod cli;
 pub mod corpus;
+pub mod deploy;
 pub mod http;
 pub mod jwt;
 pub mod mutation;
