@@ -40,9 +40,17 @@ pub enum Command {
     /// Everything on loopback: a mock Entra tenant, fedgate and a mock console, with scripted logins.
     Demo {
         /// Leave everything running afterwards, to click through in a browser.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "store")]
         keep: bool,
+        /// `redis` or `redis=URL`: two fedgate instances sharing one Redis
+        /// (a local redis-server on a free port when no URL is given), and a
+        /// response replayed from one to the other. Default: `memory`.
+        #[arg(long, value_name = "memory|redis[=URL]")]
+        store: Option<String>,
     },
+    /// The demo's mock peers as long-running services (docker-compose): test-only keys.
+    #[command(subcommand)]
+    Mock(MockCmd),
     /// What a user would be granted on a console, and why.
     Explain(ExplainArgs),
     /// Verify or inspect SAML responses offline.
@@ -54,6 +62,47 @@ pub enum Command {
     /// Inspect IdP federation metadata.
     #[command(subcommand)]
     Metadata(MetadataCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MockCmd {
+    /// Write the demo's fedgate.toml, test-only keys, TLS certificate and the
+    /// mock tenant's metadata into a directory, for `fedgate serve`.
+    Init {
+        #[arg(long)]
+        dir: PathBuf,
+        /// Where fedgate listens (TLS with the test certificate for CN localhost).
+        #[arg(long, default_value = "0.0.0.0:8443")]
+        listen: String,
+        /// The URL users and the mock tenant reach fedgate at.
+        #[arg(long)]
+        public_url: String,
+        /// The URL browsers reach the mock console at.
+        #[arg(long)]
+        console_url: String,
+    },
+    /// Serve the mock Entra tenant: federation metadata and IdP-initiated logins.
+    Entra {
+        #[arg(long, default_value = "127.0.0.1:9000")]
+        listen: std::net::SocketAddr,
+        /// fedgate's public URL (the SAML audience and Reply URL).
+        #[arg(long)]
+        public_url: String,
+    },
+    /// Serve the mock Autotask-style console (a SAML SP trusting fedgate).
+    Console {
+        #[arg(long, default_value = "127.0.0.1:9100")]
+        listen: std::net::SocketAddr,
+        /// The URL browsers reach this console at.
+        #[arg(long)]
+        base_url: String,
+        /// fedgate's public URL (its IdP entity id is `{URL}/idp/metadata`).
+        #[arg(long)]
+        fedgate_url: String,
+        /// fedgate's signing certificate (PEM), as `mock init` wrote it.
+        #[arg(long)]
+        cert_file: PathBuf,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -185,7 +234,8 @@ pub fn run(cli: Cli) -> ExitCode {
     crate::trust::install_crypto_provider();
     let result = match cli.command {
         Command::Serve { config } => serve(&config),
-        Command::Demo { keep } => demo(keep),
+        Command::Demo { keep, store } => demo(keep, store.as_deref()),
+        Command::Mock(cmd) => mock(cmd),
         Command::Explain(args) => explain(&args),
         Command::Saml(SamlCmd::Verify(args)) => saml_verify(&args),
         Command::Saml(SamlCmd::Decode { input, now }) => saml_decode(&input, now.as_deref()),
@@ -456,11 +506,18 @@ fn serve(path: &Path) -> Result<(), Failure> {
         (Some(c), Some(k)) => Some((c.clone(), k.clone())),
         _ => None,
     };
-    let store = std::sync::Arc::new(crate::store::memory::MemoryStore::new());
+    let store = crate::store::from_config(&config.store).map_err(|e| Failure::setup("store", e))?;
+    let store_kind = config.store.kind.clone();
     let app = crate::gateway::App::new(config, store, Box::new(OffsetDateTime::now_utc))
         .map_err(|e| Failure::usage(e.to_string()))?;
     let app = std::sync::Arc::new(app);
     runtime()?.block_on(async move {
+        // Say at once whether the store answers; never refuse to start for it:
+        // /readyz stays not-ready until it does, and fedgate reconnects alone.
+        match app.store.ready().await {
+            Ok(()) => tracing::info!(store = %store_kind, "store ready"),
+            Err(e) => tracing::warn!(store = %store_kind, error = %e, "store not ready yet: logins fail closed (503) until it answers"),
+        }
         let result = match tls {
             Some((cert, key)) => {
                 let listener = std::net::TcpListener::bind(listen)
@@ -597,8 +654,24 @@ fn explain(args: &ExplainArgs) -> Result<(), Failure> {
     }
 }
 
-fn demo(keep: bool) -> Result<(), Failure> {
-    match runtime()?.block_on(crate::demo::run(keep)) {
+fn demo(keep: bool, store: Option<&str>) -> Result<(), Failure> {
+    let run = match store {
+        None | Some("memory") => None,
+        Some("redis") => Some(None),
+        Some(s) => match s.strip_prefix("redis=") {
+            Some(url) if !url.is_empty() => Some(Some(url.to_string())),
+            _ => {
+                return Err(Failure::usage(format!(
+                    "--store {s:?}: use memory, redis or redis=URL"
+                )))
+            }
+        },
+    };
+    let outcome = match run {
+        None => runtime()?.block_on(crate::demo::run(keep)),
+        Some(url) => runtime()?.block_on(crate::demo::run_redis(url)),
+    };
+    match outcome {
         Ok(true) => Ok(()),
         Ok(false) => Err(Failure::Rejected {
             code: "demo.unexpected_outcome",
@@ -606,6 +679,58 @@ fn demo(keep: bool) -> Result<(), Failure> {
         }),
         Err(e) => Err(Failure::usage(format!("demo: {e}"))),
     }
+}
+
+fn mock(cmd: MockCmd) -> Result<(), Failure> {
+    init_logging();
+    let bind = |addr: std::net::SocketAddr| async move {
+        tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| Failure::usage(format!("cannot listen on {addr}: {e}")))
+    };
+    let served = match cmd {
+        MockCmd::Init {
+            dir,
+            listen,
+            public_url,
+            console_url,
+        } => {
+            let path = crate::demo::mock_init(&dir, &listen, &public_url, &console_url)
+                .map_err(|e| Failure::usage(format!("mock init: {e}")))?;
+            println!("{}", path.display());
+            return Ok(());
+        }
+        MockCmd::Entra { listen, public_url } => runtime()?.block_on(async move {
+            let listener = bind(listen).await?;
+            tracing::info!("mock Entra tenant on http://{listen} for {public_url}");
+            Ok::<_, Failure>(
+                crate::demo::serve_mock_entra(listener, &public_url, shutdown_signal()).await,
+            )
+        })?,
+        MockCmd::Console {
+            listen,
+            base_url,
+            fedgate_url,
+            cert_file,
+        } => {
+            let pem = String::from_utf8_lossy(&read_file(&cert_file)?).to_string();
+            runtime()?.block_on(async move {
+                let listener = bind(listen).await?;
+                tracing::info!("mock console on http://{listen} ({base_url})");
+                Ok::<_, Failure>(
+                    crate::demo::serve_mock_console(
+                        listener,
+                        &base_url,
+                        &fedgate_url,
+                        &pem,
+                        shutdown_signal(),
+                    )
+                    .await,
+                )
+            })?
+        }
+    };
+    served.map_err(|e| Failure::usage(format!("mock: {e}")))
 }
 
 fn short_binding(b: &str) -> &str {

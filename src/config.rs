@@ -55,6 +55,8 @@ pub struct Config {
     #[serde(default)]
     pub audit: Audit,
     #[serde(default)]
+    pub store: StoreConfig,
+    #[serde(default)]
     pub tenants: Vec<Tenant>,
     #[serde(default)]
     pub consoles: Vec<Console>,
@@ -106,6 +108,57 @@ pub struct Signing {
 pub struct Audit {
     /// JSON-lines file every decision is appended to (besides the log).
     pub file: Option<PathBuf>,
+}
+
+/// Where sessions, login state and the replay cache live.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `memory` (one instance; the default) or `redis` (several instances).
+    #[serde(default = "default_store_kind")]
+    pub kind: String,
+    /// `redis://host:6379/0` or `rediss://…` (TLS). The environment variable
+    /// `FEDGATE_STORE_URL` wins over this key. May carry `:password@`.
+    pub url: Option<String>,
+    /// A file holding the Redis password (wins over a password in the URL).
+    pub password_file: Option<PathBuf>,
+    /// Bound on each store operation, in milliseconds.
+    #[serde(default = "default_store_timeout")]
+    pub timeout_ms: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            kind: default_store_kind(),
+            url: None,
+            password_file: None,
+            timeout_ms: default_store_timeout(),
+        }
+    }
+}
+
+/// Never shows a password that the URL carries.
+impl std::fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreConfig")
+            .field("kind", &self.kind)
+            .field(
+                "url",
+                &self.url.as_deref().map(crate::store::redis::redact_url),
+            )
+            .field("password_file", &self.password_file)
+            .field("timeout_ms", &self.timeout_ms)
+            .finish()
+    }
+}
+
+fn default_store_kind() -> String {
+    "memory".into()
+}
+
+fn default_store_timeout() -> u64 {
+    250
 }
 
 /// One customer's Entra tenant.
@@ -292,10 +345,16 @@ impl Config {
             file: file.to_string(),
             reason: e.to_string().trim().to_string(),
         })?;
+        let mut store_url = None;
         for (k, v) in env {
             let Some(path) = k.strip_prefix("FEDGATE_") else {
                 continue;
             };
+            // FEDGATE_STORE_URL names store.url, and wins over FEDGATE_STORE__URL.
+            if path == "STORE_URL" {
+                store_url = Some(v);
+                continue;
+            }
             // FEDGATE_CONFIG and FEDGATE_LOG are not keys.
             if !path.contains("__") && matches!(path, "CONFIG" | "LOG" | "ADMIN_TOKEN") {
                 continue;
@@ -305,6 +364,27 @@ impl Config {
                 key: k.clone(),
                 reason,
             })?;
+        }
+        if let Some(url) = store_url {
+            let store = value
+                .as_table_mut()
+                .map(|t| {
+                    t.entry("store")
+                        .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                })
+                .and_then(|s| s.as_table_mut());
+            match store {
+                Some(t) => {
+                    t.insert("url".into(), toml::Value::String(url.clone()));
+                }
+                None => {
+                    return Err(ConfigError::Invalid {
+                        file: format!("{file} (environment)"),
+                        key: "FEDGATE_STORE_URL".into(),
+                        reason: "[store] is not a table".into(),
+                    })
+                }
+            }
         }
         let mut config: Config =
             serde_path_to_error::deserialize(value).map_err(|e| ConfigError::Invalid {
@@ -352,6 +432,7 @@ impl Config {
             &mut self.signing.cert_file,
             &mut self.signing.token_key_file,
             &mut self.audit.file,
+            &mut self.store.password_file,
             &mut self.server.tls_cert_file,
             &mut self.server.tls_key_file,
         ]
@@ -397,6 +478,37 @@ impl Config {
                     "{} is not a loopback address: plain HTTP is only allowed on loopback; set tls_cert_file and tls_key_file",
                     self.server.listen
                 ),
+            ));
+        }
+        match self.store.kind.as_str() {
+            "memory" => {}
+            "redis" => {
+                let url = self.store.url.as_deref().unwrap_or_default();
+                if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                    return Err(invalid(
+                        "store.url".into(),
+                        if url.is_empty() {
+                            "kind = \"redis\" needs a redis:// or rediss:// URL (store.url or FEDGATE_STORE_URL)".into()
+                        } else {
+                            format!(
+                                "{} is not a redis:// or rediss:// (TLS) URL",
+                                crate::store::redis::redact_url(url)
+                            )
+                        },
+                    ));
+                }
+            }
+            other => {
+                return Err(invalid(
+                    "store.kind".into(),
+                    format!("unknown store kind {other:?}: use \"memory\" (one instance) or \"redis\" (several)"),
+                ))
+            }
+        }
+        if !(10..=60_000).contains(&self.store.timeout_ms) {
+            return Err(invalid(
+                "store.timeout_ms".into(),
+                format!("{} is out of range (10 to 60000)", self.store.timeout_ms),
             ));
         }
         let mut seen = HashSet::new();
@@ -629,6 +741,52 @@ public_url = "http://127.0.0.1:8443"
         let c = Config::from_str(MIN, "t.toml", &env, Path::new(".")).unwrap();
         assert_eq!(c.server.listen.port(), 9000);
         assert_eq!(c.server.assertion_lifetime_secs, 120);
+    }
+
+    #[test]
+    fn the_store_is_memory_by_default_and_redis_takes_its_url_from_the_environment() {
+        let c = Config::from_str(MIN, "t.toml", &[], Path::new(".")).unwrap();
+        assert_eq!((c.store.kind.as_str(), c.store.timeout_ms), ("memory", 250));
+        let redis = format!("{MIN}\n[store]\nkind = \"redis\"\nurl = \"redis://file:6379\"\npassword_file = \"pw\"\n");
+        let c = Config::from_str(&redis, "t.toml", &[], Path::new("/etc/fedgate")).unwrap();
+        assert_eq!(c.store.url.as_deref(), Some("redis://file:6379"));
+        assert_eq!(
+            c.store.password_file.as_deref(),
+            Some(Path::new("/etc/fedgate/pw"))
+        );
+        // FEDGATE_STORE_URL wins, over the file and over FEDGATE_STORE__URL, in any order.
+        let env = vec![
+            (
+                "FEDGATE_STORE_URL".to_string(),
+                "rediss://:pw@env:6380/1".to_string(),
+            ),
+            (
+                "FEDGATE_STORE__URL".to_string(),
+                "redis://nested:6379".to_string(),
+            ),
+        ];
+        let c = Config::from_str(&redis, "t.toml", &env, Path::new(".")).unwrap();
+        assert_eq!(c.store.url.as_deref(), Some("rediss://:pw@env:6380/1"));
+        assert!(
+            !format!("{c:?}").contains(":pw@"),
+            "Debug shows no password"
+        );
+        // Redis without a URL, a URL of another scheme, an unknown kind: config.invalid with the key.
+        for (toml, key) in [
+            ("[store]\nkind = \"redis\"\n", "store.url"),
+            (
+                "[store]\nkind = \"redis\"\nurl = \"http://:pw@x:1\"\n",
+                "store.url",
+            ),
+            ("[store]\nkind = \"memcached\"\n", "store.kind"),
+            ("[store]\ntimeout_ms = 0\n", "store.timeout_ms"),
+        ] {
+            let e = Config::from_str(&format!("{MIN}\n{toml}"), "t.toml", &[], Path::new("."))
+                .unwrap_err();
+            assert_eq!(e.code(), "config.invalid");
+            assert!(e.to_string().contains(key), "{e}");
+            assert!(!e.to_string().contains(":pw@"), "{e}");
+        }
     }
 
     #[test]

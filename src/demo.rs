@@ -17,7 +17,6 @@ use crate::mock::console::MockConsole;
 use crate::mock::entra::{self, MockLogin, MockUser};
 use crate::mock::entra_oidc::{MockClient, MockEntraOidc};
 use crate::mock::oidc_console::{MockApiConsole, MockOidcConsole};
-use crate::store::memory::MemoryStore;
 use crate::trust::metadata::IdpMetadata;
 use crate::trust::signing::{JwtSigner, SigningKey};
 
@@ -25,6 +24,8 @@ const ENTRA_KEY: &str = include_str!("../fixtures/saml/keys/idp_current_key.pem"
 const ENTRA_CERT: &str = include_str!("../fixtures/saml/keys/idp_current_cert.pem");
 const FEDGATE_KEY: &str = include_str!("../tests/data/fedgate_rsa_key.pem");
 const FEDGATE_CERT: &str = include_str!("../tests/data/fedgate_rsa_cert.pem");
+const TLS_CERT: &str = include_str!("../tests/data/tls_cert.pem");
+const TLS_KEY: &str = include_str!("../tests/data/tls_key.pem");
 
 /// The demo tenant's Entra id, and its "Backup Engineering" group.
 pub const TENANT_ID: &str = "7d3a0c5e-1b2f-4c8d-9e6a-5f4b3c2d1e0f";
@@ -78,6 +79,17 @@ impl Environment {
     /// The same, with more configuration appended to the demo's
     /// (`{console_url}` in it is replaced by the mock console's base URL).
     pub async fn start_with(extra_toml: &str) -> Result<Environment, String> {
+        Self::start_instance(extra_toml, None).await
+    }
+
+    /// The same, as one of several fedgate instances behind a load balancer:
+    /// all answer to the same `public_url` (Entra's Identifier and Reply URL
+    /// name it), each on its own loopback port. The store is the one
+    /// `extra_toml`'s `[store]` names (memory by default).
+    pub async fn start_instance(
+        extra_toml: &str,
+        public_url: Option<&str>,
+    ) -> Result<Environment, String> {
         crate::trust::install_crypto_provider();
         let entra_key = SigningKey::from_pem(ENTRA_KEY, ENTRA_CERT).map_err(err)?;
         let dir = std::env::temp_dir().join(format!(
@@ -86,21 +98,6 @@ impl Environment {
             crate::gateway::random_id().unwrap_or_default()
         ));
         std::fs::create_dir_all(&dir).map_err(err)?;
-        let write = |name: &str, body: &str| -> Result<std::path::PathBuf, String> {
-            let p = dir.join(name);
-            std::fs::write(&p, body).map_err(|e| format!("{}: {e}", p.display()))?;
-            Ok(p)
-        };
-        write(
-            "contoso-federationmetadata.xml",
-            &entra::federation_metadata(TENANT_ID, &[&entra_key.cert]),
-        )?;
-        write("fedgate-key.pem", FEDGATE_KEY)?;
-        write("contoso-oidc-secret.txt", FEDGATE_CLIENT_SECRET)?;
-        write("acronis-client-secret.txt", ACRONIS_SECRET)?;
-        write("fedgate-token-ec.pem", FEDGATE_EC_KEY)?;
-        write("fedgate-cert.pem", FEDGATE_CERT)?;
-
         let fedgate_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .map_err(err)?;
@@ -123,95 +120,22 @@ impl Environment {
         let console_addr: SocketAddr = console_listener.local_addr().map_err(err)?;
         let fedgate_url = format!("http://{fedgate_addr}");
         let console_url = format!("http://{console_addr}");
+        let public_url = public_url.unwrap_or(&fedgate_url).to_string();
 
-        let toml = format!(
-            r#"
-[server]
-listen = "{fedgate_addr}"
-public_url = "{fedgate_url}"
-
-[signing]
-key_file = "fedgate-key.pem"
-cert_file = "fedgate-cert.pem"
-token_key_file = "fedgate-token-ec.pem"
-
-[audit]
-file = "audit.jsonl"
-
-[[tenants]]
-id = "contoso"
-entra_tenant_id = "{TENANT_ID}"
-metadata_file = "contoso-federationmetadata.xml"
-
-[tenants.oidc]
-issuer = "{entra_url}/{TENANT_ID}/v2.0"
-client_id = "{FEDGATE_CLIENT_ID}"
-client_secret_file = "contoso-oidc-secret.txt"
-audiences = ["{FEDGATE_API}"]
-
-[[consoles]]
-id = "{CONSOLE_ID}"
-kind = "autotask"
-display_name = "Contoso Backup (Autotask-style, mock)"
-identifier = "{console_url}/singlesignon/saml/metadata"
-reply_url = "{console_url}/singlesignon/saml/SSO"
-extra_roles = ["Backup Operator"]
-
-[[consoles]]
-id = "{ACRONIS_ID}"
-kind = "acronis"
-display_name = "Contoso Cyber Protect (Acronis-style, mock)"
-[consoles.oidc]
-client_id = "{ACRONIS_ID}"
-client_secret_file = "acronis-client-secret.txt"
-redirect_uris = ["{acronis_url}/callback"]
-tenants = ["contoso"]
-initiate_login_uri = "{acronis_url}/login"
-
-[[consoles]]
-id = "{COMMVAULT_ID}"
-kind = "commvault"
-display_name = "Contoso Commvault API (mock)"
-identifier = "{COMMVAULT_AUDIENCE}"
-reply_url = "{api_url}/webconsole/samlAcsIdpInitCallback.do"
-
-[[rules]]
-id = "engineering-backup-operators"
-tenant = "contoso"
-console = "{CONSOLE_ID}"
-groups = ["{ENGINEERING_GROUP}"]
-roles = ["Backup Operator"]
-scope = "contoso"
-
-[[rules]]
-id = "unit-admins-engineering"
-tenant = "contoso"
-console = "{ACRONIS_ID}"
-groups = ["{UNIT_ADMINS_GROUP}"]
-roles = ["unit_admin"]
-scope = "contoso/engineering"
-
-[[rules]]
-id = "automation-service-account"
-tenant = "contoso"
-console = "{COMMVAULT_ID}"
-app_ids = ["{AUTOMATION_CLIENT_ID}"]
-app_roles = ["Backup.Automation"]
-roles = ["Tenant Users"]
-scope = "contoso"
-max_token_lifetime_secs = 300
-"#
-        ) + &extra_toml.replace("{console_url}", &console_url);
-        let config_path = write("fedgate.toml", &toml)?;
+        let config_path = write_files(
+            &dir,
+            &DemoUrls {
+                listen: fedgate_addr.to_string(),
+                public_url: public_url.clone(),
+                console_url: console_url.clone(),
+                oidc: Some((entra_url.clone(), acronis_url.clone(), api_url.clone())),
+            },
+            &extra_toml.replace("{console_url}", &console_url),
+        )?;
         let config = Config::load(&config_path, &[]).map_err(err)?;
-        let app = Arc::new(
-            App::new(
-                config,
-                Arc::new(MemoryStore::new()),
-                Box::new(OffsetDateTime::now_utc),
-            )
-            .map_err(err)?,
-        );
+        let store = crate::store::from_config(&config.store).map_err(err)?;
+        let app =
+            Arc::new(App::new(config, store, Box::new(OffsetDateTime::now_utc)).map_err(err)?);
 
         let mut shutdown = Vec::new();
         let mut tasks = Vec::new();
@@ -275,7 +199,7 @@ max_token_lifetime_secs = 300
                 MockClient {
                     client_id: FEDGATE_CLIENT_ID.into(),
                     secret: Some(FEDGATE_CLIENT_SECRET.into()),
-                    redirect_uris: vec![format!("{fedgate_url}/oidc/contoso/callback")],
+                    redirect_uris: vec![format!("{public_url}/oidc/contoso/callback")],
                     ..MockClient::default()
                 },
                 MockClient {
@@ -436,6 +360,222 @@ max_token_lifetime_secs = 300
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Write the demo's files into `dir`: the mock tenant's federation
+/// metadata, fedgate's (test-only) signing key and certificate, and
+/// `fedgate.toml` (listening on `listen`, answering to `public_url`, with the
+/// mock console at `console_url`), followed by `extra_toml`. Returns the
+/// configuration's path.
+/// Where the demo's pieces listen. `oidc` (the mock Entra tenant's base URL,
+/// the Acronis-style console's and the Commvault-style API's) adds the OIDC
+/// half: fedgate's app registration, the two consoles and their rules.
+pub struct DemoUrls {
+    pub listen: String,
+    pub public_url: String,
+    pub console_url: String,
+    pub oidc: Option<(String, String, String)>,
+}
+
+/// Write the demo's keys, metadata, secrets and `fedgate.toml` into `dir`.
+pub fn write_files(
+    dir: &std::path::Path,
+    urls: &DemoUrls,
+    extra_toml: &str,
+) -> Result<std::path::PathBuf, String> {
+    let entra_key = SigningKey::from_pem(ENTRA_KEY, ENTRA_CERT).map_err(err)?;
+    let write = |name: &str, body: &str| -> Result<std::path::PathBuf, String> {
+        let p = dir.join(name);
+        std::fs::write(&p, body).map_err(|e| format!("{}: {e}", p.display()))?;
+        Ok(p)
+    };
+    write(
+        "contoso-federationmetadata.xml",
+        &entra::federation_metadata(TENANT_ID, &[&entra_key.cert]),
+    )?;
+    write("fedgate-key.pem", FEDGATE_KEY)?;
+    write("fedgate-cert.pem", FEDGATE_CERT)?;
+    write("fedgate-token-ec.pem", FEDGATE_EC_KEY)?;
+    let DemoUrls {
+        listen,
+        public_url,
+        console_url,
+        oidc,
+    } = urls;
+    let (tenant_oidc, oidc_consoles) = match oidc {
+        None => (String::new(), String::new()),
+        Some((entra_url, acronis_url, api_url)) => {
+            write("contoso-oidc-secret.txt", FEDGATE_CLIENT_SECRET)?;
+            write("acronis-client-secret.txt", ACRONIS_SECRET)?;
+            (
+                format!(
+                    r#"
+[tenants.oidc]
+issuer = "{entra_url}/{TENANT_ID}/v2.0"
+client_id = "{FEDGATE_CLIENT_ID}"
+client_secret_file = "contoso-oidc-secret.txt"
+audiences = ["{FEDGATE_API}"]
+"#
+                ),
+                format!(
+                    r#"
+[[consoles]]
+id = "{ACRONIS_ID}"
+kind = "acronis"
+display_name = "Contoso Cyber Protect (Acronis-style, mock)"
+[consoles.oidc]
+client_id = "{ACRONIS_ID}"
+client_secret_file = "acronis-client-secret.txt"
+redirect_uris = ["{acronis_url}/callback"]
+tenants = ["contoso"]
+initiate_login_uri = "{acronis_url}/login"
+
+[[consoles]]
+id = "{COMMVAULT_ID}"
+kind = "commvault"
+display_name = "Contoso Commvault API (mock)"
+identifier = "{COMMVAULT_AUDIENCE}"
+reply_url = "{api_url}/webconsole/samlAcsIdpInitCallback.do"
+
+[[rules]]
+id = "unit-admins-engineering"
+tenant = "contoso"
+console = "{ACRONIS_ID}"
+groups = ["{UNIT_ADMINS_GROUP}"]
+roles = ["unit_admin"]
+scope = "contoso/engineering"
+
+[[rules]]
+id = "automation-service-account"
+tenant = "contoso"
+console = "{COMMVAULT_ID}"
+app_ids = ["{AUTOMATION_CLIENT_ID}"]
+app_roles = ["Backup.Automation"]
+roles = ["Tenant Users"]
+scope = "contoso"
+max_token_lifetime_secs = 300
+"#
+                ),
+            )
+        }
+    };
+    let toml = format!(
+        r#"
+[server]
+listen = "{listen}"
+public_url = "{public_url}"
+
+[signing]
+key_file = "fedgate-key.pem"
+cert_file = "fedgate-cert.pem"
+token_key_file = "fedgate-token-ec.pem"
+
+[audit]
+file = "audit.jsonl"
+
+[[tenants]]
+id = "contoso"
+entra_tenant_id = "{TENANT_ID}"
+metadata_file = "contoso-federationmetadata.xml"
+{tenant_oidc}
+[[consoles]]
+id = "{CONSOLE_ID}"
+kind = "autotask"
+display_name = "Contoso Backup (Autotask-style, mock)"
+identifier = "{console_url}/singlesignon/saml/metadata"
+reply_url = "{console_url}/singlesignon/saml/SSO"
+extra_roles = ["Backup Operator"]
+
+[[rules]]
+id = "engineering-backup-operators"
+tenant = "contoso"
+console = "{CONSOLE_ID}"
+groups = ["{ENGINEERING_GROUP}"]
+roles = ["Backup Operator"]
+scope = "contoso"
+{oidc_consoles}"#
+    ) + extra_toml;
+    write("fedgate.toml", &toml)
+}
+
+/// `fedgate mock init`: the demo's files for a fedgate that listens on
+/// `listen` with the repository's test-only TLS certificate (CN localhost),
+/// for docker-compose. Demo keys: never use them anywhere else.
+pub fn mock_init(
+    dir: &std::path::Path,
+    listen: &str,
+    public_url: &str,
+    console_url: &str,
+) -> Result<std::path::PathBuf, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for (name, body) in [("tls-cert.pem", TLS_CERT), ("tls-key.pem", TLS_KEY)] {
+        let p = dir.join(name);
+        std::fs::write(&p, body).map_err(|e| format!("{}: {e}", p.display()))?;
+    }
+    let extra = "\n# The store: FEDGATE_STORE_URL (redis://…) names the Redis.\n[store]\nkind = \"redis\"\n";
+    let urls = DemoUrls {
+        listen: listen.into(),
+        public_url: public_url.into(),
+        console_url: console_url.into(),
+        oidc: None,
+    };
+    let path = write_files(dir, &urls, extra)?;
+    // TLS belongs in [server]: insert it there.
+    let text = std::fs::read_to_string(&path).map_err(err)?;
+    let text = text.replacen(
+        "[signing]",
+        "tls_cert_file = \"tls-cert.pem\"\ntls_key_file = \"tls-key.pem\"\n\n[signing]",
+        1,
+    );
+    std::fs::write(&path, text).map_err(err)?;
+    Ok(path)
+}
+
+/// `fedgate mock entra`: the mock tenant (federation metadata, IdP-initiated
+/// logins for a browser) for a fedgate at `public_url`, until Ctrl-C/SIGTERM.
+pub async fn serve_mock_entra(
+    listener: tokio::net::TcpListener,
+    public_url: &str,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), String> {
+    let entra = Arc::new(MockEntraHttp {
+        key: SigningKey::from_pem(ENTRA_KEY, ENTRA_CERT).map_err(err)?,
+        sp_entity_id: format!("{public_url}/saml/contoso/metadata"),
+        acs_url: format!("{public_url}/saml/contoso/acs"),
+    });
+    axum::serve(listener, entra.router())
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(err)
+}
+
+/// `fedgate mock console`: the mock Autotask-style console at `base_url`,
+/// trusting the fedgate at `fedgate_public_url` through its signing
+/// certificate (`cert_pem`, as `fedgate mock init` wrote it).
+pub async fn serve_mock_console(
+    listener: tokio::net::TcpListener,
+    base_url: &str,
+    fedgate_public_url: &str,
+    cert_pem: &str,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), String> {
+    let idp = IdpMetadata::from_pem(cert_pem, &format!("{fedgate_public_url}/idp/metadata"))
+        .map_err(err)?;
+    let profile = crate::consoles::profile(crate::consoles::ConsoleKind::Autotask);
+    let console = Arc::new(MockConsole {
+        idp,
+        settings: crate::inbound::saml::SamlSettings::new(
+            format!("{base_url}/singlesignon/saml/metadata"),
+            format!("{base_url}/singlesignon/saml/SSO"),
+        ),
+        users: vec!["alice@contoso.example".into()],
+        role_attribute: profile.role_attribute.to_string(),
+        scope_attribute: profile.scope_attribute.to_string(),
+    });
+    axum::serve(listener, crate::mock::console::router(console))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(err)
 }
 
 /// The mock tenant's HTTP face.
@@ -610,6 +750,129 @@ fn code_in(body: &str) -> String {
         .to_string()
 }
 
+/// Print the table; `true` when every outcome is the expected one.
+fn print_rows(rows: &[Row]) -> bool {
+    let mut all_ok = true;
+    println!("{:<48} {:<6} outcome", "scenario", "ok");
+    for r in rows {
+        let ok = r.got == r.expected;
+        all_ok &= ok;
+        println!(
+            "{:<48} {:<6} {}",
+            r.scenario,
+            if ok { "yes" } else { "NO" },
+            r.got
+        );
+        if !ok {
+            println!("{:<48} {:<6} expected: {}", "", "", r.expected);
+        }
+    }
+    println!();
+    all_ok
+}
+
+/// Post `response` to `env`'s fedgate and follow the form to its console:
+/// what happened, in one line.
+async fn login_line(env: &Environment, response: &str) -> Result<String, String> {
+    let (status, body) = env.post_to_fedgate(response, Some(CONSOLE_ID)).await?;
+    if status != 200 {
+        return Ok(format!("fedgate {status} {}", code_in(&body)));
+    }
+    let (cs, cj) = env.follow_form(&body).await?;
+    Ok(if cs == 200 {
+        format!(
+            "console: {} signed in as {}",
+            cj["user"].as_str().unwrap_or("?"),
+            cj["roles"]
+        )
+    } else {
+        format!("console refused ({cs}): {cj}")
+    })
+}
+
+/// `fedgate demo --store redis[=URL]`: two fedgate instances (A and B, as
+/// behind a load balancer: one public URL) sharing one Redis — `url`, or a
+/// local `redis-server` started on a free loopback port. A login on A; the
+/// same SAMLResponse replayed to B must be refused by B. `Ok(true)` when
+/// every outcome is the expected one.
+pub async fn run_redis(url: Option<String>) -> Result<bool, String> {
+    let mut local = None;
+    let url = match url {
+        Some(u) => u,
+        None => {
+            if !LocalRedis::installed() {
+                return Err("--store redis without a URL starts a local redis-server, and none is installed: \
+                     install it (Debian: apt-get install redis-server) or name one: --store redis=redis://HOST:6379"
+                    .into());
+            }
+            let r = LocalRedis::spawn(false)?;
+            let u = r.url();
+            println!(
+                "redis              {u} (a local redis-server of the demo's own, no persistence)"
+            );
+            local = Some(r);
+            u
+        }
+    };
+    let store = format!("\n[store]\nkind = \"redis\"\nurl = \"{url}\"\n");
+    let a = Environment::start_instance(&store, None).await?;
+    let b = match Environment::start_instance(&store, Some(&a.fedgate_url)).await {
+        Ok(b) => b,
+        Err(e) => {
+            a.stop().await;
+            return Err(e);
+        }
+    };
+    if local.is_none() {
+        println!(
+            "redis              {}",
+            crate::store::redis::redact_url(&url)
+        );
+    }
+    println!(
+        "fedgate A          {} (public URL {})",
+        a.fedgate_url, a.fedgate_url
+    );
+    println!(
+        "fedgate B          {} (same public URL, same Redis)",
+        b.fedgate_url
+    );
+    println!("mock Entra tenant  {}", a.entra_url);
+    println!();
+    let result = redis_rows(&a, &b).await;
+    a.stop().await;
+    b.stop().await;
+    drop(local);
+    Ok(print_rows(&result?))
+}
+
+async fn redis_rows(a: &Environment, b: &Environment) -> Result<Vec<Row>, String> {
+    let signed_in = "console: alice@contoso.example signed in as [\"Backup Operator\"]";
+    let mut rows = Vec::new();
+    let response = a.entra_response(&alice(), None)?;
+    rows.push(Row {
+        scenario: "engineer's login posted to instance A",
+        expected: signed_in.into(),
+        got: login_line(a, &response).await?,
+    });
+    rows.push(Row {
+        scenario: "the same response replayed to instance B",
+        expected: "fedgate 403 saml.replayed".into(),
+        got: login_line(b, &response).await?,
+    });
+    rows.push(Row {
+        scenario: "and to instance A",
+        expected: "fedgate 403 saml.replayed".into(),
+        got: login_line(a, &response).await?,
+    });
+    rows.push(Row {
+        scenario: "a fresh login posted to instance B",
+        expected: signed_in.into(),
+        got: login_line(b, &b.entra_response(&alice(), None)?).await?,
+    });
+    Ok(rows)
+}
+
 /// Run the scripted logins; `Ok(true)` when every outcome is the expected one.
 pub async fn run(keep: bool) -> Result<bool, String> {
     let env = Environment::start().await?;
@@ -679,22 +942,7 @@ pub async fn run(keep: bool) -> Result<bool, String> {
         got: format!("fedgate {status} {}", code_in(&body)),
     });
 
-    let mut all_ok = true;
-    println!("{:<48} {:<6} outcome", "scenario", "ok");
-    for r in &rows {
-        let ok = r.got == r.expected;
-        all_ok &= ok;
-        println!(
-            "{:<48} {:<6} {}",
-            r.scenario,
-            if ok { "yes" } else { "NO" },
-            r.got
-        );
-        if !ok {
-            println!("{:<48} {:<6} expected: {}", "", "", r.expected);
-        }
-    }
-    println!();
+    let all_ok = print_rows(&rows);
     let audit = std::fs::read_to_string(env.dir.join("audit.jsonl")).unwrap_or_default();
     println!(
         "audit: {} decisions recorded as JSON lines; the first:",
@@ -854,5 +1102,140 @@ impl Browser {
     pub async fn submit(&self, page: &Page) -> Result<Page, String> {
         let (action, fields) = parse_form(&page.body).ok_or("the page holds no form")?;
         self.post_form(&action, &fields).await
+    }
+}
+
+/// A `redis-server` of its own on a free loopback port, for the demo and
+/// the tests: no snapshots, no append-only file unless `persistent` (then
+/// AOF with `appendfsync always` in a directory of its own, so a restart
+/// finds every claim). Killed when dropped.
+pub struct LocalRedis {
+    pub port: u16,
+    dir: std::path::PathBuf,
+    persistent: bool,
+    child: Option<std::process::Child>,
+}
+
+impl LocalRedis {
+    /// Whether `redis-server` can be run.
+    pub fn installed() -> bool {
+        std::process::Command::new("redis-server")
+            .arg("--version")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    /// Choose a free port and a directory; nothing runs until [`LocalRedis::start`].
+    pub fn reserve(persistent: bool) -> Result<LocalRedis, String> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(err)?
+            .port();
+        let dir = std::env::temp_dir().join(format!(
+            "fedgate-redis-{}-{}",
+            std::process::id(),
+            crate::gateway::random_id().unwrap_or_default()
+        ));
+        std::fs::create_dir_all(&dir).map_err(err)?;
+        Ok(LocalRedis {
+            port,
+            dir,
+            persistent,
+            child: None,
+        })
+    }
+
+    /// Reserve and start.
+    pub fn spawn(persistent: bool) -> Result<LocalRedis, String> {
+        let mut r = Self::reserve(persistent)?;
+        r.start()?;
+        Ok(r)
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Start (or restart, on the same port and directory) and wait until it
+    /// answers PING, for at most 10 s.
+    pub fn start(&mut self) -> Result<(), String> {
+        self.kill();
+        let port = self.port.to_string();
+        let dir = self.dir.display().to_string();
+        let log = self.dir.join("redis.log").display().to_string();
+        let mut args = vec![
+            "--port",
+            &port,
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--dir",
+            &dir,
+            "--logfile",
+            &log,
+        ];
+        if self.persistent {
+            args.extend(["--appendonly", "yes", "--appendfsync", "always"]);
+        } else {
+            args.extend(["--appendonly", "no"]);
+        }
+        let child = std::process::Command::new("redis-server")
+            .args(&args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| format!("redis-server: {e}"))?;
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            if let Some(c) = self.child.as_mut() {
+                if let Ok(Some(status)) = c.try_wait() {
+                    self.child = None;
+                    let tail = std::fs::read_to_string(&log).unwrap_or_default();
+                    return Err(format!(
+                        "redis-server on port {port} exited ({status}): {}",
+                        tail.lines().last().unwrap_or("")
+                    ));
+                }
+            }
+            if ping(self.port) {
+                return Ok(());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        self.kill();
+        Err(format!(
+            "redis-server on port {port} did not answer within 10 s"
+        ))
+    }
+
+    /// Kill it (SIGKILL: no shutdown save), and wait for it to be gone.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A bare RESP `PING`, without a client library.
+fn ping(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(std::time::Duration::from_millis(500)));
+    let mut buf = [0u8; 7];
+    s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
+}
+
+impl Drop for LocalRedis {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -449,13 +449,7 @@ pub async fn saml_acs(
             );
             return refuse(app, event, r);
         }
-        Err(e) => {
-            return refuse(
-                app,
-                event,
-                Refusal::new(503, "store.unavailable", e.to_string()),
-            )
-        }
+        Err(e) => return refuse(app, event, store_down(app, "claim_once", e)),
     }
 
     let target = match relay_state.map(str::trim).filter(|s| !s.is_empty()) {
@@ -489,11 +483,7 @@ async fn complete_login(
         .attributes
         .insert("fedgate:tenant".into(), vec![tenant.to_string()]);
     if let Err(e) = app.store.put_session(&session, &with_tenant, expires).await {
-        return refuse(
-            app,
-            event,
-            Refusal::new(503, "store.unavailable", e.to_string()),
-        );
+        return refuse(app, event, store_down(app, "put_session", e));
     }
     if let Some(key) = target.strip_prefix("authorize:") {
         event.outcome = "allowed";
@@ -715,11 +705,7 @@ pub async fn launch(
             Ok(found) => found,
             Err(e) => {
                 let event = AuditEvent::new(now, "-", "session", client);
-                return refuse(
-                    app,
-                    event,
-                    Refusal::new(503, "store.unavailable", e.to_string()),
-                );
+                return refuse(app, event, store_down(app, "get_session", e));
             }
         },
     };
@@ -893,6 +879,13 @@ fn deliver(
         html,
         session: None,
     }
+}
+
+/// The store did not answer: count it, log it, and fail closed with 503.
+fn store_down(app: &App, op: &'static str, e: crate::store::StoreError) -> Refusal {
+    app.metrics.store_error(op);
+    tracing::warn!(op, error = %e, "store unavailable: login refused (fail closed)");
+    Refusal::new(503, e.code(), e.to_string())
 }
 
 fn refuse(app: &App, mut event: AuditEvent, r: Refusal) -> Outcome {

@@ -1,5 +1,6 @@
-//! Prometheus text metrics: logins by tenant, console, outcome and code, and
-//! a verification latency histogram. Hand-rolled to stay small.
+//! Prometheus text metrics: logins by tenant, console, outcome and code, a
+//! verification latency histogram, and the store's failures and readiness.
+//! Hand-rolled to stay small.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -20,6 +21,9 @@ struct Inner {
     latency_buckets: [u64; BUCKETS.len()],
     latency_count: u64,
     latency_sum: f64,
+    store_errors: BTreeMap<&'static str, u64>,
+    /// The last readiness probe's answer (`None` before the first).
+    store_ready: Option<bool>,
 }
 
 fn label(s: &str) -> String {
@@ -46,6 +50,20 @@ impl Metrics {
             }
             m.latency_count += 1;
             m.latency_sum += secs;
+        }
+    }
+
+    /// A store operation failed (`op`: claim_once, get_session, ready, …).
+    pub fn store_error(&self, op: &'static str) {
+        if let Ok(mut m) = self.inner.lock() {
+            *m.store_errors.entry(op).or_default() += 1;
+        }
+    }
+
+    /// What the last `/readyz` probe found.
+    pub fn store_ready(&self, ready: bool) {
+        if let Ok(mut m) = self.inner.lock() {
+            m.store_ready = Some(ready);
         }
     }
 
@@ -83,6 +101,18 @@ impl Metrics {
             "fedgate_verification_seconds_count {}",
             m.latency_count
         );
+        out.push_str("# HELP fedgate_store_errors_total Store operations that failed (fedgate failed closed).\n");
+        out.push_str("# TYPE fedgate_store_errors_total counter\n");
+        for (op, n) in &m.store_errors {
+            let _ = writeln!(out, "fedgate_store_errors_total{{op=\"{op}\"}} {n}");
+        }
+        if let Some(ready) = m.store_ready {
+            out.push_str(
+                "# HELP fedgate_store_ready Whether the store answered the last readiness probe.\n",
+            );
+            out.push_str("# TYPE fedgate_store_ready gauge\n");
+            let _ = writeln!(out, "fedgate_store_ready {}", u8::from(ready));
+        }
         out
     }
 }

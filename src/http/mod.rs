@@ -374,8 +374,15 @@ async fn idp_metadata(State(app): State<Arc<App>>) -> Response {
 
 async fn readyz(State(app): State<Arc<App>>) -> Response {
     match app.store.ready().await {
-        Ok(()) => "ready\n".into_response(),
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}\n")).into_response(),
+        Ok(()) => {
+            app.metrics.store_ready(true);
+            "ready\n".into_response()
+        }
+        Err(e) => {
+            app.metrics.store_ready(false);
+            app.metrics.store_error("ready");
+            (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}\n")).into_response()
+        }
     }
 }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use axum::extract::{Form, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 
@@ -33,10 +33,12 @@ struct SsoForm {
     saml_response: String,
 }
 
-/// The SP's routes: `POST /singlesignon/saml/SSO` (the Autotask-style Reply URL path).
+/// The SP's routes: `POST /singlesignon/saml/SSO` (the Autotask-style Reply
+/// URL path), and `GET /healthz` for container healthchecks.
 pub fn router(console: Arc<MockConsole>) -> Router {
     Router::new()
         .route("/singlesignon/saml/SSO", post(sso))
+        .route("/healthz", get(|| async { "ok\n" }))
         .with_state(console)
 }
 

@@ -2,12 +2,13 @@
 //! (assertion ids accepted once), and sessions (a verified Identity behind
 //! a random cookie, for the console launcher).
 //!
-//! In memory by default; a Redis implementation (several instances behind a
-//! load balancer) comes with the multi-instance work, behind the same trait.
+//! In memory by default (one instance); Redis when several instances run
+//! behind a load balancer ([`redis::RedisStore`]), behind the same trait.
 //! Keys are namespaced and hashed: nothing that could be replayed is stored
 //! in clear.
 
 pub mod memory;
+pub mod redis;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -83,6 +84,39 @@ pub trait Store: Send + Sync {
 
     /// Whether the store can answer now (`/readyz`).
     fn ready(&self) -> StoreFuture<'_, ()>;
+}
+
+/// The store the configuration names (`[store]`). Reads `password_file`.
+/// Makes no connection: a Redis that is down at startup makes fedgate
+/// not-ready, not unable to start.
+pub fn from_config(
+    config: &crate::config::StoreConfig,
+) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    match config.kind.as_str() {
+        "redis" => {
+            let password = match &config.password_file {
+                Some(p) => Some(
+                    std::fs::read_to_string(p)
+                        .map_err(|e| {
+                            StoreError::Unavailable(format!(
+                                "store.password_file {}: {e}",
+                                p.display()
+                            ))
+                        })?
+                        .trim()
+                        .to_string(),
+                ),
+                None => None,
+            };
+            let settings = redis::RedisSettings {
+                url: config.url.clone().unwrap_or_default(),
+                password,
+                timeout: std::time::Duration::from_millis(config.timeout_ms),
+            };
+            Ok(std::sync::Arc::new(redis::RedisStore::new(&settings)?))
+        }
+        _ => Ok(std::sync::Arc::new(memory::MemoryStore::new())),
+    }
 }
 
 /// The key under which `(ns, key)` is stored: versioned, namespaced, hashed.

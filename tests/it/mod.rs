@@ -1,10 +1,12 @@
 pub mod c14n;
 pub mod cli;
 pub mod corpus;
+pub mod deploy;
 pub mod http;
 pub mod jwt;
 pub mod mutation;
 pub mod oidc;
+pub mod redis;
 pub mod saml_fixtures;
 pub mod token;
 pub mod xmldsig;

@@ -1,0 +1,563 @@
+//! Several fedgate instances sharing one real Redis: each test starts its
+//! own `redis-server` on a free loopback port (killed when the test ends)
+//! and two fedgate instances behind one public URL, as behind a load
+//! balancer.
+//!
+//! Without `redis-server` these tests say so loudly and pass, except under
+//! CI (`CI` set), where a missing `redis-server` fails them:
+//! `scripts/install-test-deps` installs it.
+
+use std::time::{Duration, Instant};
+
+use fedgate::demo::{self, Environment, LocalRedis, CONSOLE_ID};
+use fedgate::store::redis::{RedisSettings, RedisStore};
+use fedgate::store::Store;
+use time::OffsetDateTime;
+
+/// What both instances answer to (Entra's Identifier and Reply URL name it).
+const PUBLIC_URL: &str = "https://fedgate.example.test";
+
+fn code_in(body: &str) -> &str {
+    body.split("<code>")
+        .nth(1)
+        .and_then(|s| s.split("</code>").next())
+        .unwrap_or("?")
+}
+
+/// Whether the tests can run here; panics under CI without redis-server.
+fn redis_available() -> bool {
+    if LocalRedis::installed() {
+        return true;
+    }
+    let ci = std::env::var("CI").unwrap_or_default();
+    if !ci.is_empty() && ci != "0" && ci != "false" {
+        panic!("CI={ci}: redis-server is required (scripts/install-test-deps installs it)");
+    }
+    // Straight to stderr, past the test harness's capture: seen in every run.
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n*** SKIPPED: redis-server is not installed; the multi-instance Redis tests did NOT run. \
+         Run scripts/install-test-deps (apt-get install redis-server). ***\n"
+    );
+    false
+}
+
+fn store_toml(url: &str) -> String {
+    format!("\n[store]\nkind = \"redis\"\nurl = \"{url}\"\n")
+}
+
+/// Two instances, A and B, sharing the Redis at `url`.
+async fn pair(url: &str, extra: &str) -> (Environment, Environment) {
+    let toml = format!("{extra}{}", store_toml(url));
+    let a = Environment::start_instance(&toml, Some(PUBLIC_URL))
+        .await
+        .unwrap();
+    let b = Environment::start_instance(&toml, Some(PUBLIC_URL))
+        .await
+        .unwrap();
+    (a, b)
+}
+
+async fn status(url: String) -> u16 {
+    reqwest::get(url).await.unwrap().status().as_u16()
+}
+
+/// Poll `/readyz` until 200, for at most `limit`.
+async fn wait_ready(env: &Environment, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if status(format!("{}/readyz", env.fedgate_url)).await == 200 {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+/// Every key and value in the Redis at `url`.
+async fn dump(url: &str) -> Vec<(String, Vec<u8>)> {
+    let client = ::redis::Client::open(url).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = ::redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    for k in keys {
+        let v: Vec<u8> = ::redis::cmd("GET")
+            .arg(&k)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        out.push((k, v));
+    }
+    out
+}
+
+/// The ID of the Assertion in a base64 SAMLResponse.
+fn assertion_id(b64: &str) -> String {
+    use base64::Engine;
+    let xml = String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap(),
+    )
+    .unwrap();
+    let at = xml
+        .find("<Assertion")
+        .or_else(|| xml.find(":Assertion "))
+        .unwrap();
+    let rest = &xml[at..];
+    let id = rest.find(" ID=\"").unwrap() + 5;
+    rest[id..id + rest[id..].find('"').unwrap()].to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_response_accepted_by_one_instance_is_refused_by_the_other() {
+    if !redis_available() {
+        return;
+    }
+    let redis = LocalRedis::spawn(false).unwrap();
+    let (a, b) = pair(&redis.url(), "").await;
+    let response = a.entra_response(&demo::alice(), None).unwrap();
+    let (s, html) = a
+        .post_to_fedgate(&response, Some(CONSOLE_ID))
+        .await
+        .unwrap();
+    assert_eq!(s, 200, "{html}");
+    assert_eq!(a.follow_form(&html).await.unwrap().0, 200);
+    // The same response on B: refused, as a replay.
+    let (s, body) = b
+        .post_to_fedgate(&response, Some(CONSOLE_ID))
+        .await
+        .unwrap();
+    assert_eq!((s, code_in(&body)), (403, "saml.replayed"));
+    // B is not merely broken: a fresh login is served.
+    let (s, html) = b.login(&demo::alice(), Some(CONSOLE_ID)).await.unwrap();
+    assert_eq!(s, 200, "{html}");
+    // And the other way round.
+    let fresh = b.entra_response(&demo::alice(), None).unwrap();
+    assert_eq!(
+        b.post_to_fedgate(&fresh, Some(CONSOLE_ID)).await.unwrap().0,
+        200
+    );
+    let (s, body) = a.post_to_fedgate(&fresh, Some(CONSOLE_ID)).await.unwrap();
+    assert_eq!((s, code_in(&body)), (403, "saml.replayed"));
+    // Redis holds hashed, versioned keys only: no assertion id in clear.
+    let id = assertion_id(&response);
+    let stored = dump(&redis.url()).await;
+    let claims: Vec<_> = stored
+        .iter()
+        .filter(|(k, _)| k.starts_with("fedgate:v1:saml-assertion:"))
+        .collect();
+    assert!(claims.len() >= 2, "{stored:?}");
+    for (k, v) in &stored {
+        assert!(!k.contains(&id), "{k}");
+        if k.starts_with("fedgate:v1:saml-assertion:") {
+            assert_eq!(v, b"1");
+        } else {
+            // Every login also keeps a session: sealed, never the identity in clear.
+            assert!(k.starts_with("fedgate:v1:session:"), "{k}");
+            assert!(
+                !String::from_utf8_lossy(v).contains("alice@contoso.example"),
+                "{k}"
+            );
+        }
+    }
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_launcher_session_made_on_one_instance_is_honoured_on_the_other() {
+    if !redis_available() {
+        return;
+    }
+    let redis = LocalRedis::spawn(false).unwrap();
+    let two_consoles = r#"
+[[consoles]]
+id = "generic-reports"
+kind = "generic"
+display_name = "Backup reports"
+identifier = "https://reports.example.test/saml"
+reply_url = "https://reports.example.test/saml/acs"
+
+[[rules]]
+id = "engineering-reports"
+tenant = "contoso"
+console = "generic-reports"
+groups = ["5b8f2a1c-3d4e-4f60-8a9b-0c1d2e3f4a5b"]
+roles = ["viewer"]
+"#;
+    let (a, b) = pair(&redis.url(), two_consoles).await;
+    let resp = reqwest::Client::new()
+        .post(format!("{}/saml/contoso/acs", a.fedgate_url))
+        .form(&[(
+            "SAMLResponse",
+            a.entra_response(&demo::alice(), None).unwrap(),
+        )])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let cookie = resp.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let session = cookie.strip_prefix("fedgate_session=").unwrap().to_string();
+    // On B, with A's cookie: the console is launched with the mapped role.
+    let launch = |env: &Environment| {
+        reqwest::Client::new()
+            .get(format!("{}/launch/{CONSOLE_ID}", env.fedgate_url))
+            .header("cookie", &cookie)
+            .send()
+    };
+    let r = launch(&b).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let (s, body) = b.follow_form(&r.text().await.unwrap()).await.unwrap();
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["roles"], serde_json::json!(["Backup Operator"]));
+    // Neither the session id nor who it is appear in Redis.
+    let stored = dump(&redis.url()).await;
+    assert!(stored
+        .iter()
+        .any(|(k, _)| k.starts_with("fedgate:v1:session:")));
+    for (k, v) in &stored {
+        let v = String::from_utf8_lossy(v);
+        assert!(!k.contains(&session) && !v.contains(&session), "{k}");
+        assert!(!v.contains("alice") && !v.contains("Backup"), "{k}: {v}");
+    }
+    // Signed out on A (the store's delete): B no longer honours it.
+    a.app.store.delete_session(&session).await.unwrap();
+    assert_eq!(launch(&b).await.unwrap().status(), 401);
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_state_put_on_one_instance_is_taken_once_on_the_other() {
+    if !redis_available() {
+        return;
+    }
+    let redis = LocalRedis::spawn(false).unwrap();
+    let (a, b) = pair(&redis.url(), "").await;
+    let now = OffsetDateTime::now_utc();
+    let until = now + time::Duration::minutes(10);
+    a.app
+        .store
+        .put_state("oidc", "state-1", b"verifier-1", until)
+        .await
+        .unwrap();
+    assert_eq!(
+        b.app
+            .store
+            .take_state("oidc", "state-1", now)
+            .await
+            .unwrap(),
+        Some(b"verifier-1".to_vec())
+    );
+    assert_eq!(
+        a.app
+            .store
+            .take_state("oidc", "state-1", now)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        b.app
+            .store
+            .take_state("oidc", "state-1", now)
+            .await
+            .unwrap(),
+        None
+    );
+    // Sixteen takers racing on both instances: exactly one gets it.
+    a.app
+        .store
+        .put_state("oidc", "state-2", b"verifier-2", until)
+        .await
+        .unwrap();
+    let mut takers = Vec::new();
+    for i in 0..16 {
+        let app = if i % 2 == 0 {
+            a.app.clone()
+        } else {
+            b.app.clone()
+        };
+        takers.push(tokio::spawn(async move {
+            app.store.take_state("oidc", "state-2", now).await.unwrap()
+        }));
+    }
+    let mut got = Vec::new();
+    for t in takers {
+        got.extend(t.await.unwrap());
+    }
+    assert_eq!(got, vec![b"verifier-2".to_vec()]);
+    // Expiry: Redis forgets the state after its TTL.
+    a.app
+        .store
+        .put_state(
+            "oidc",
+            "state-3",
+            b"v3",
+            now + time::Duration::milliseconds(300),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        b.app
+            .store
+            .take_state("oidc", "state-3", now)
+            .await
+            .unwrap(),
+        None
+    );
+    a.stop().await;
+    b.stop().await;
+}
+
+/// Redis dies: logins fail closed (503 `store.unavailable`, quickly), both
+/// instances turn not-ready and count it. Redis returns (the same data, as
+/// with append-only persistence in production): both resume by themselves,
+/// and a response accepted before the outage is still refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_outage_fails_closed_and_service_resumes_without_a_replay_window() {
+    if !redis_available() {
+        return;
+    }
+    let mut redis = LocalRedis::spawn(true).unwrap();
+    let (a, b) = pair(&redis.url(), "").await;
+    let before = a.entra_response(&demo::alice(), None).unwrap();
+    assert_eq!(
+        a.post_to_fedgate(&before, Some(CONSOLE_ID))
+            .await
+            .unwrap()
+            .0,
+        200
+    );
+
+    redis.kill();
+    for env in [&a, &b] {
+        let started = Instant::now();
+        let (s, body) = env.login(&demo::alice(), Some(CONSOLE_ID)).await.unwrap();
+        assert_eq!((s, code_in(&body)), (503, "store.unavailable"), "{body}");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "bounded: {:?}",
+            started.elapsed()
+        );
+        assert_eq!(status(format!("{}/readyz", env.fedgate_url)).await, 503);
+        assert_eq!(status(format!("{}/healthz", env.fedgate_url)).await, 200);
+    }
+    // Never open: the replay is refused during the outage too (503, not 200).
+    let (s, _) = b.post_to_fedgate(&before, Some(CONSOLE_ID)).await.unwrap();
+    assert_eq!(s, 503);
+    let metrics = reqwest::get(format!("{}/metrics", a.fedgate_url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("fedgate_store_errors_total{op=\"claim_once\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("fedgate_store_ready 0"), "{metrics}");
+    assert!(
+        metrics.contains("code=\"store.unavailable\"} 1"),
+        "{metrics}"
+    );
+
+    redis.start().unwrap();
+    for env in [&a, &b] {
+        assert!(
+            wait_ready(env, Duration::from_secs(15)).await,
+            "did not resume"
+        );
+    }
+    let (s, html) = b.login(&demo::alice(), Some(CONSOLE_ID)).await.unwrap();
+    assert_eq!(s, 200, "{html}");
+    assert_eq!(
+        a.login(&demo::alice(), Some(CONSOLE_ID)).await.unwrap().0,
+        200
+    );
+    for env in [&a, &b] {
+        let (s, body) = env
+            .post_to_fedgate(&before, Some(CONSOLE_ID))
+            .await
+            .unwrap();
+        assert_eq!((s, code_in(&body)), (403, "saml.replayed"));
+    }
+    a.stop().await;
+    b.stop().await;
+}
+
+/// Redis down when fedgate starts: fedgate starts anyway, not-ready and
+/// failing closed, and serves as soon as Redis answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fedgate_starts_while_redis_is_down_and_serves_when_it_comes() {
+    if !redis_available() {
+        return;
+    }
+    let mut redis = LocalRedis::reserve(false).unwrap();
+    let env = Environment::start_instance(&store_toml(&redis.url()), Some(PUBLIC_URL))
+        .await
+        .unwrap();
+    assert_eq!(status(format!("{}/readyz", env.fedgate_url)).await, 503);
+    let (s, body) = env.login(&demo::alice(), Some(CONSOLE_ID)).await.unwrap();
+    assert_eq!((s, code_in(&body)), (503, "store.unavailable"));
+    redis.start().unwrap();
+    assert!(
+        wait_ready(&env, Duration::from_secs(15)).await,
+        "did not connect"
+    );
+    assert_eq!(
+        env.login(&demo::alice(), Some(CONSOLE_ID)).await.unwrap().0,
+        200
+    );
+    env.stop().await;
+}
+
+/// A Redis that accepts connections and never answers: every operation
+/// gives up after the timeout, as `store.unavailable`. (No redis-server
+/// needed.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_redis_times_out_instead_of_hanging_logins() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    if let Ok((s, _)) = accepted { held.push(s) }
+                }
+                _ = &mut stop_rx => break,
+            }
+        }
+    });
+    let store = RedisStore::new(&RedisSettings {
+        url: format!("redis://127.0.0.1:{port}"),
+        password: None,
+        timeout: Duration::from_millis(100),
+    })
+    .unwrap();
+    let now = OffsetDateTime::now_utc();
+    for _ in 0..3 {
+        let started = Instant::now();
+        let e = store
+            .claim_once(
+                "saml-assertion",
+                "id-1",
+                now + time::Duration::minutes(5),
+                now,
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(e.to_string().contains("unavailable"), "{e}");
+        let started = Instant::now();
+        assert!(store.ready().await.is_err());
+        assert!(started.elapsed() < Duration::from_secs(1));
+    }
+    let _ = stop_tx.send(());
+    silent.await.unwrap();
+}
+
+/// The store against Redis directly: claims expire with their TTL, sessions
+/// round-trip, and a password from the settings is used (and required).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_redis_store_claims_expire_and_a_password_is_used() {
+    if !redis_available() {
+        return;
+    }
+    let redis = LocalRedis::spawn(false).unwrap();
+    let admin = ::redis::Client::open(redis.url()).unwrap();
+    let mut c = admin.get_multiplexed_async_connection().await.unwrap();
+    let settings = |password: Option<&str>| RedisSettings {
+        url: redis.url(),
+        password: password.map(str::to_string),
+        timeout: Duration::from_millis(500),
+    };
+    let store = RedisStore::new(&settings(None)).unwrap();
+    let now = OffsetDateTime::now_utc();
+    let soon = now + time::Duration::milliseconds(300);
+    assert!(store
+        .claim_once("saml-assertion", "x", soon, now)
+        .await
+        .unwrap());
+    assert!(!store
+        .claim_once("saml-assertion", "x", soon, now)
+        .await
+        .unwrap());
+    assert!(store.claim_once("jwt", "x", soon, now).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let now = OffsetDateTime::now_utc();
+    assert!(store
+        .claim_once("saml-assertion", "x", now + time::Duration::minutes(1), now)
+        .await
+        .unwrap());
+    // Now require a password.
+    let _: () = ::redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("requirepass")
+        .arg("s3cret-pw")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let without = RedisStore::new(&settings(None)).unwrap();
+    let e = without.ready().await.unwrap_err().to_string();
+    assert!(!e.contains("s3cret-pw"), "{e}");
+    let wrong = RedisStore::new(&settings(Some("wrong-pw"))).unwrap();
+    let e = wrong.ready().await.unwrap_err().to_string();
+    assert!(!e.contains("wrong-pw"), "{e}");
+    let with = RedisStore::new(&settings(Some("s3cret-pw"))).unwrap();
+    with.ready().await.unwrap();
+    let id = demo::alice();
+    let identity = fedgate::identity::Identity {
+        subject: id.upn.clone(),
+        subject_format: None,
+        issuer: "https://sts.windows.net/t/".into(),
+        tenant_id: Some("t".into()),
+        object_id: Some(id.object_id.clone()),
+        kind: fedgate::identity::PrincipalKind::User,
+        source: fedgate::identity::Source::Saml,
+        upn: Some(id.upn.clone()),
+        email: None,
+        display_name: Some(id.display_name.clone()),
+        groups: id.groups.clone(),
+        groups_overage: false,
+        groups_link: None,
+        roles: vec![],
+        auth_methods: vec![],
+        mfa: true,
+        auth_time: Some(now),
+        expires_at: now + time::Duration::hours(1),
+        app_id: None,
+        token_id: Some("_abc".into()),
+        verification: Default::default(),
+        attributes: Default::default(),
+    };
+    with.put_session("sess-1", &identity, now + time::Duration::minutes(5))
+        .await
+        .unwrap();
+    let back = with.get_session("sess-1", now).await.unwrap().unwrap();
+    assert_eq!(back.user_key(), identity.user_key());
+    assert_eq!(back.groups, identity.groups);
+    assert!(with.get_session("sess-2", now).await.unwrap().is_none());
+    // A session read after its own expiry (by fedgate's clock) is no session.
+    let later = now + time::Duration::minutes(6);
+    assert!(with.get_session("sess-1", later).await.unwrap().is_none());
+}
