@@ -90,6 +90,17 @@ impl Environment {
         extra_toml: &str,
         public_url: Option<&str>,
     ) -> Result<Environment, String> {
+        Self::start_sharing(extra_toml, public_url, None).await
+    }
+
+    /// The same, trusting another environment's mock Entra tenant for OIDC
+    /// (`shared_entra`: its base URL), as instances behind one load balancer
+    /// all trust the one real tenant.
+    pub async fn start_sharing(
+        extra_toml: &str,
+        public_url: Option<&str>,
+        shared_entra: Option<&str>,
+    ) -> Result<Environment, String> {
         crate::trust::install_crypto_provider();
         let entra_key = SigningKey::from_pem(ENTRA_KEY, ENTRA_CERT).map_err(err)?;
         let dir = std::env::temp_dir().join(format!(
@@ -128,7 +139,11 @@ impl Environment {
                 listen: fedgate_addr.to_string(),
                 public_url: public_url.clone(),
                 console_url: console_url.clone(),
-                oidc: Some((entra_url.clone(), acronis_url.clone(), api_url.clone())),
+                oidc: Some((
+                    shared_entra.unwrap_or(&entra_url).to_string(),
+                    acronis_url.clone(),
+                    api_url.clone(),
+                )),
             },
             &extra_toml.replace("{console_url}", &console_url),
         )?;

@@ -561,3 +561,59 @@ async fn the_redis_store_claims_expire_and_a_password_is_used() {
     let later = now + time::Duration::minutes(6);
     assert!(with.get_session("sess-1", later).await.unwrap().is_none());
 }
+
+/// An OIDC login started on A (state, PKCE verifier and nonce kept in Redis)
+/// finishes on B, which trusts the same tenant; the callback then cannot be
+/// used again on either instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oidc_login_started_on_one_instance_completes_on_the_other() {
+    if !redis_available() {
+        return;
+    }
+    let redis = LocalRedis::spawn(false).unwrap();
+    let toml = store_toml(&redis.url());
+    let a = Environment::start_instance(&toml, Some(PUBLIC_URL))
+        .await
+        .unwrap();
+    let b = Environment::start_sharing(&toml, Some(PUBLIC_URL), Some(&a.entra_url))
+        .await
+        .unwrap();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let location = |r: &reqwest::Response| r.headers()["location"].to_str().unwrap().to_string();
+    // A starts the login and sends the browser to the tenant…
+    let r = http
+        .get(format!(
+            "{}/oidc/contoso/login?console={CONSOLE_ID}",
+            a.fedgate_url
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let r = http.get(location(&r)).send().await.unwrap();
+    // …which sends it back to the public URL; the load balancer picks B.
+    let callback = location(&r);
+    assert!(
+        callback.starts_with(&format!("{PUBLIC_URL}/oidc/contoso/callback?")),
+        "{callback}"
+    );
+    let on_b = callback.replace(PUBLIC_URL, &b.fedgate_url);
+    let r = http.get(&on_b).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.unwrap();
+    let (status, console) = b.follow_form(&html).await.unwrap();
+    assert_eq!(status, 200, "{console}");
+    assert_eq!(console["user"], "alice@contoso.example");
+    // The same callback again, on either instance: the state is gone.
+    for env in [&a, &b] {
+        let again = callback.replace(PUBLIC_URL, &env.fedgate_url);
+        let r = http.get(&again).send().await.unwrap();
+        assert_eq!(r.status(), 400);
+        assert_eq!(code_in(&r.text().await.unwrap()), "oidc.state_unknown");
+    }
+    a.stop().await;
+    b.stop().await;
+}
