@@ -93,3 +93,44 @@ async fn groups(
     }
     Json(body).into_response()
 }
+
+/// Serve a mock Graph on a free loopback port (`graph-app` / `graph-secret`):
+/// its base URL, the mock (to count requests), and a sender that stops it.
+pub async fn serve_loopback(
+    memberships: HashMap<String, Vec<String>>,
+    page_size: usize,
+    down: bool,
+) -> std::io::Result<(String, Arc<MockGraph>, tokio::sync::oneshot::Sender<()>)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let g = Arc::new(MockGraph {
+        base: base.clone(),
+        client_id: "graph-app".into(),
+        client_secret: "graph-secret".into(),
+        memberships,
+        page_size,
+        down,
+        requests: AtomicUsize::new(0),
+    });
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let served = g.clone();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router(served))
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            })
+            .await;
+    });
+    Ok((base, g, tx))
+}
+
+/// The `[tenants.graph]` block for a mock Graph at `base` (appended after a
+/// configuration, it belongs to the last `[[tenants]]`); the secret goes to
+/// `secret_file`.
+pub fn tenant_toml(base: &str, secret_file: &std::path::Path) -> std::io::Result<String> {
+    std::fs::write(secret_file, "graph-secret\n")?;
+    Ok(format!(
+        "\n[tenants.graph]\nclient_id = \"graph-app\"\nclient_secret_file = \"{}\"\ntoken_url = \"{base}/token\"\nbase_url = \"{base}/v1.0\"\n",
+        secret_file.display()
+    ))
+}

@@ -42,27 +42,9 @@ pub async fn mock_graph(
     std::sync::Arc<fedgate::mock::graph::MockGraph>,
     tokio::sync::oneshot::Sender<()>,
 ) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let g = std::sync::Arc::new(fedgate::mock::graph::MockGraph {
-        base: base.clone(),
-        client_id: "graph-app".into(),
-        client_secret: "graph-secret".into(),
-        memberships,
-        page_size: 2,
-        down,
-        requests: Default::default(),
-    });
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let served = g.clone();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, fedgate::mock::graph::router(served))
-            .with_graceful_shutdown(async {
-                let _ = rx.await;
-            })
-            .await;
-    });
-    (base, g, tx)
+    fedgate::mock::graph::serve_loopback(memberships, 2, down)
+        .await
+        .unwrap()
 }
 
 /// The `[tenants.graph]` block pointing at a mock Graph (appended after the
@@ -74,9 +56,5 @@ pub fn graph_toml(base: &str) -> String {
         std::process::id(),
         fedgate::gateway::random_id().unwrap()
     ));
-    std::fs::write(&secret, "graph-secret\n").unwrap();
-    format!(
-        "\n[tenants.graph]\nclient_id = \"graph-app\"\nclient_secret_file = \"{}\"\ntoken_url = \"{base}/token\"\nbase_url = \"{base}/v1.0\"\n",
-        secret.display()
-    )
+    fedgate::mock::graph::tenant_toml(base, &secret).unwrap()
 }
