@@ -98,7 +98,7 @@ async fn acs(
 ) -> Response {
     let Ok(Form(form)) = form else {
         // Not a SAML HTTP-POST binding form: say so with a code, as for any refusal.
-        return render(Outcome::Refused(gateway::Refusal {
+        return render(&app, Outcome::Refused(gateway::Refusal {
             status: 400,
             code: "saml.form_invalid",
             message: "expected an HTML form post (application/x-www-form-urlencoded) with a SAMLResponse field".into(),
@@ -113,7 +113,7 @@ async fn acs(
         Some(peer.ip().to_string()),
     )
     .await;
-    render(outcome)
+    render(&app, outcome)
 }
 
 #[derive(Debug, Deserialize)]
@@ -133,6 +133,7 @@ async fn oidc_login(
         .map(|c| format!("console:{c}"))
         .unwrap_or_default();
     render(
+        &app,
         gateway::oidc_login(
             &app,
             &tenant,
@@ -150,7 +151,10 @@ async fn oidc_callback(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Query(cb): Query<crate::inbound::oidc::Callback>,
 ) -> Response {
-    render(gateway::oidc_callback(&app, &tenant, &cb, Some(peer.ip().to_string())).await)
+    render(
+        &app,
+        gateway::oidc_callback(&app, &tenant, &cb, Some(peer.ip().to_string())).await,
+    )
 }
 
 async fn launch(
@@ -161,6 +165,7 @@ async fn launch(
 ) -> Response {
     let session = cookie(&headers, SESSION_COOKIE);
     render(
+        &app,
         gateway::launch(
             &app,
             session.as_deref(),
@@ -171,21 +176,22 @@ async fn launch(
     )
 }
 
-fn render(outcome: Outcome) -> Response {
+fn render(app: &App, outcome: Outcome) -> Response {
+    let secure = app.config.server.public_url.starts_with("https://");
     match outcome {
         Outcome::Deliver { html, session, .. } => {
-            no_store(with_session(Html(html).into_response(), session))
+            no_store(with_session(Html(html).into_response(), session, secure))
         }
         Outcome::Redirect { location, session } => {
             let mut resp = StatusCode::SEE_OTHER.into_response();
             if let Ok(v) = location.parse() {
                 resp.headers_mut().insert(header::LOCATION, v);
             }
-            no_store(with_session(resp, session))
+            no_store(with_session(resp, session, secure))
         }
         Outcome::Launcher { session, consoles } => {
             let resp = Html(pages::launcher(&consoles)).into_response();
-            no_store(with_session(resp, Some(session)))
+            no_store(with_session(resp, Some(session), secure))
         }
         Outcome::ChooseTenant { links } => {
             no_store(Html(pages::tenant_chooser(&links)).into_response())
@@ -197,11 +203,14 @@ fn render(outcome: Outcome) -> Response {
     }
 }
 
-/// Set fedgate's session cookie (HttpOnly, Secure, SameSite=Lax: it must
-/// come along on the top-level navigations of a login).
-fn with_session(mut resp: Response, session: Option<String>) -> Response {
+/// Set fedgate's session cookie (HttpOnly, SameSite=Lax: it must come along
+/// on the top-level navigations of a login; Secure whenever fedgate is
+/// served over HTTPS, i.e. everywhere but loopback, where plain HTTP is
+/// allowed and HTTP clients would not send a Secure cookie back).
+fn with_session(mut resp: Response, session: Option<String>, secure: bool) -> Response {
     if let Some(session) = session {
-        let cookie = format!("{SESSION_COOKIE}={session}; Path=/; HttpOnly; Secure; SameSite=Lax");
+        let secure = if secure { "; Secure" } else { "" };
+        let cookie = format!("{SESSION_COOKIE}={session}; Path=/; HttpOnly; SameSite=Lax{secure}");
         if let Ok(v) = cookie.parse() {
             resp.headers_mut().append(header::SET_COOKIE, v);
         }
@@ -284,6 +293,7 @@ async fn authorize(
 ) -> Response {
     let session = cookie(&headers, SESSION_COOKIE);
     render(
+        &app,
         crate::outbound::oidc_provider::authorize(
             &app,
             q,
@@ -307,6 +317,7 @@ async fn authorize_resume(
 ) -> Response {
     let session = cookie(&headers, SESSION_COOKIE);
     render(
+        &app,
         crate::outbound::oidc_provider::resume(
             &app,
             &q.k,

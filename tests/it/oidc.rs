@@ -470,3 +470,125 @@ fn fedgate_token_claims(token: &serde_json::Value) -> serde_json::Value {
     )
     .unwrap()
 }
+
+// ---- independent peers (Python Authlib) ----
+
+fn python(script: &str, args: &[&str]) -> (bool, serde_json::Value) {
+    let out = std::process::Command::new("python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/").to_string() + script)
+        .args(args)
+        .output()
+        .expect("python3 (scripts/install-test-deps installs it with authlib)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let v = serde_json::from_str(stdout.lines().last().unwrap_or("null")).unwrap_or_else(|_| {
+        panic!(
+            "{script}: no JSON answer\nstdout: {stdout}\nstderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.success(), v)
+}
+
+/// A client registration for the independent RP (RS256 ID tokens), with a
+/// rule granting carol's group a role there.
+const INDEPENDENT_RP: &str = r#"
+[[consoles]]
+id = "independent-rp"
+kind = "acronis"
+display_name = "Authlib relying party"
+token_alg = "RS256"
+[consoles.oidc]
+client_id = "independent-rp"
+client_secret_env = "FEDGATE_TEST_INDEPENDENT_RP_SECRET"
+redirect_uris = ["http://127.0.0.1:9/authlib/callback"]
+tenants = ["contoso"]
+
+[[rules]]
+id = "unit-admins-independent"
+tenant = "contoso"
+console = "independent-rp"
+groups = ["8d2c4b6a-7e1f-4a3b-9c5d-6e7f8a9b0c1d"]
+roles = ["readonly_admin"]
+scope = "contoso/engineering"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_independent_relying_party_signs_in_at_fedgates_openid_provider() {
+    // The secret comes from the environment, as the registration says.
+    std::env::set_var("FEDGATE_TEST_INDEPENDENT_RP_SECRET", "independent-secret");
+    let env = Environment::start_with(INDEPENDENT_RP).await.unwrap();
+    let issuer = env.fedgate_url.clone();
+    let run = |hint: &'static str, secret: &'static str| {
+        let issuer = issuer.clone();
+        tokio::task::spawn_blocking(move || {
+            python(
+                "independent_rp.py",
+                &[
+                    &issuer,
+                    "independent-rp",
+                    secret,
+                    "http://127.0.0.1:9/authlib/callback",
+                    hint,
+                ],
+            )
+        })
+    };
+    let (ok, v) = run("carol@contoso.example", "independent-secret")
+        .await
+        .unwrap();
+    assert!(ok, "{v}");
+    assert_eq!(v["alg"], "RS256");
+    assert_eq!(v["id_token"]["iss"], issuer.as_str());
+    assert_eq!(v["id_token"]["aud"], "independent-rp");
+    assert_eq!(v["id_token"]["email"], "carol@contoso.example");
+    assert_eq!(
+        v["id_token"]["role_assignments"],
+        serde_json::json!([{"role": "readonly_admin", "tenant": "contoso/engineering"}])
+    );
+    assert_eq!(
+        v["userinfo"]["roles"],
+        serde_json::json!(["readonly_admin"])
+    );
+
+    // Alice has no rule for this console: the RP gets access_denied.
+    let (ok, v) = run("alice@contoso.example", "independent-secret")
+        .await
+        .unwrap();
+    assert!(!ok);
+    assert!(
+        v["redirect"]
+            .as_str()
+            .unwrap()
+            .contains("error=access_denied"),
+        "{v}"
+    );
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_session_cookie_is_secure_whenever_fedgate_is_public_over_https() {
+    for (public, secure) in [(None, false), (Some("https://fedgate.example.test"), true)] {
+        let env = Environment::start_instance("", public).await.unwrap();
+        // An IdP-initiated login made for the instance's own ACS URL.
+        let resp = reqwest::Client::new()
+            .post(format!("{}/saml/contoso/acs", env.fedgate_url))
+            .form(&[
+                (
+                    "SAMLResponse",
+                    env.entra_response(&fedgate::demo::alice(), None).unwrap(),
+                ),
+                ("RelayState", CONSOLE_ID.to_string()),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let cookie = resp.headers()["set-cookie"].to_str().unwrap().to_string();
+        assert!(
+            cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+            "{cookie}"
+        );
+        assert_eq!(cookie.contains("; Secure"), secure, "{public:?}: {cookie}");
+        env.stop().await;
+    }
+}
