@@ -592,3 +592,146 @@ async fn the_session_cookie_is_secure_whenever_fedgate_is_public_over_https() {
         env.stop().await;
     }
 }
+
+/// Authlib's OpenID provider as a child process, killed on drop.
+struct IndependentOp {
+    child: std::process::Child,
+    issuer: String,
+}
+
+impl IndependentOp {
+    fn start(secret: &str) -> IndependentOp {
+        use std::io::BufRead;
+        fedgate::trust::install_crypto_provider();
+        let mut child = std::process::Command::new("python3")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/scripts/independent_op.py"
+            ))
+            .args(["fedgate-rp", secret])
+            .arg(super::data("fedgate_rsa_key.pem"))
+            .arg(fedgate::demo::TENANT_ID)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3 with authlib and flask (scripts/install-test-deps)");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .trim()
+            .strip_prefix("listening ")
+            .unwrap_or_else(|| panic!("independent_op.py did not start: {line:?}"));
+        IndependentOp {
+            child,
+            issuer: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    /// Wait until the OP answers discovery.
+    async fn ready(&self) {
+        for _ in 0..100 {
+            if reqwest::get(format!("{}/.well-known/openid-configuration", self.issuer))
+                .await
+                .is_ok_and(|r| r.status() == 200)
+            {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("the independent OP never answered");
+    }
+}
+
+impl Drop for IndependentOp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fedgate_signs_users_in_at_an_independent_openid_provider() {
+    let op = IndependentOp::start("op-secret");
+    op.ready().await;
+    let secret = std::env::temp_dir().join(format!("fedgate-op-secret-{}", std::process::id()));
+    std::fs::write(&secret, "op-secret\n").unwrap();
+    // A second tenant that signs in by OIDC only, at Authlib's provider.
+    let extra = format!(
+        r#"
+[[tenants]]
+id = "indep"
+entra_tenant_id = "{tid}"
+[tenants.oidc]
+issuer = "{issuer}"
+client_id = "fedgate-rp"
+client_secret_file = "{secret}"
+
+[[rules]]
+id = "indep-engineering"
+tenant = "indep"
+console = "{CONSOLE_ID}"
+groups = ["{group}"]
+roles = ["Backup Operator"]
+scope = "contoso"
+"#,
+        tid = fedgate::demo::TENANT_ID,
+        issuer = op.issuer,
+        secret = secret.display(),
+        group = fedgate::demo::ENGINEERING_GROUP,
+    );
+    let env = Environment::start_with(&extra).await.unwrap();
+    let browser = Browser::new();
+    let page = browser
+        .get(&format!(
+            "{}/oidc/indep/login?console={CONSOLE_ID}&login_hint=alice@contoso.example",
+            env.fedgate_url
+        ))
+        .await
+        .unwrap();
+    assert_eq!(page.status, 200, "{} {:?}", page.body, page.hops);
+    assert!(page.hops[1].starts_with(&format!("{}/authorize?", op.issuer)));
+    let console = browser.submit(&page).await.unwrap();
+    let v: serde_json::Value = serde_json::from_str(&console.body).unwrap();
+    assert_eq!(v["user"], "alice@contoso.example", "{v}");
+    assert_eq!(v["roles"], serde_json::json!(["Backup Operator"]));
+
+    // A user the provider refuses: its error is shown with fedgate's code.
+    let page = Browser::new()
+        .get(&format!(
+            "{}/oidc/indep/login?console={CONSOLE_ID}&login_hint=nobody@contoso.example",
+            env.fedgate_url
+        ))
+        .await
+        .unwrap();
+    assert_eq!(code_in(&page.body), "oidc.provider_error", "{}", page.body);
+    // A user with no mapped group: policy refuses.
+    let page = Browser::new()
+        .get(&format!(
+            "{}/oidc/indep/login?console={CONSOLE_ID}&login_hint=mallory@contoso.example",
+            env.fedgate_url
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        code_in(&page.body),
+        "policy.no_rule_matched",
+        "{}",
+        page.body
+    );
+    // The SAML path is not configured for this tenant.
+    let r = reqwest::Client::new()
+        .post(format!("{}/saml/indep/acs", env.fedgate_url))
+        .form(&[("SAMLResponse", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(
+        code_in(&r.text().await.unwrap()),
+        "tenant.saml_not_configured"
+    );
+    let _ = std::fs::remove_file(&secret);
+    env.stop().await;
+}
