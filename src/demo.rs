@@ -101,6 +101,22 @@ impl Environment {
         public_url: Option<&str>,
         shared_entra: Option<&str>,
     ) -> Result<Environment, String> {
+        Self::start_full(extra_toml, public_url, shared_entra, true).await
+    }
+
+    /// The demo with a tenant fedgate signs users in to by SAML only (no
+    /// `[tenants.oidc]`): the OpenID provider then signs users in at the
+    /// tenant with an SP-initiated SAML AuthnRequest.
+    pub async fn start_saml_only() -> Result<Environment, String> {
+        Self::start_full("", None, None, false).await
+    }
+
+    async fn start_full(
+        extra_toml: &str,
+        public_url: Option<&str>,
+        shared_entra: Option<&str>,
+        tenant_oidc: bool,
+    ) -> Result<Environment, String> {
         crate::trust::install_crypto_provider();
         let entra_key = SigningKey::from_pem(ENTRA_KEY, ENTRA_CERT).map_err(err)?;
         let dir = std::env::temp_dir().join(format!(
@@ -144,6 +160,7 @@ impl Environment {
                     acronis_url.clone(),
                     api_url.clone(),
                 )),
+                tenant_oidc,
             },
             &extra_toml.replace("{console_url}", &console_url),
         )?;
@@ -203,6 +220,7 @@ impl Environment {
         // IdP-initiated logins a browser can click (My Apps, in short).
         let tenant_rt = app.tenants.get("contoso").ok_or("no tenant")?;
         let entra = Arc::new(MockEntraHttp {
+            base: entra_url.clone(),
             key: SigningKey::from_pem(ENTRA_KEY, ENTRA_CERT).map_err(err)?,
             sp_entity_id: tenant_rt.settings.sp_entity_id.clone(),
             acs_url: tenant_rt.settings.acs_url.clone(),
@@ -393,6 +411,8 @@ pub struct DemoUrls {
     pub public_url: String,
     pub console_url: String,
     pub oidc: Option<(String, String, String)>,
+    /// With `oidc`: whether the tenant has its `[tenants.oidc]` block.
+    pub tenant_oidc: bool,
 }
 
 /// Write the demo's keys, metadata, secrets and `fedgate.toml` into `dir`.
@@ -409,7 +429,12 @@ pub fn write_files(
     };
     write(
         "contoso-federationmetadata.xml",
-        &entra::federation_metadata(TENANT_ID, &[&entra_key.cert]),
+        &match &urls.oidc {
+            Some((entra_url, _, _)) => {
+                entra::federation_metadata_at(entra_url, TENANT_ID, &[&entra_key.cert])
+            }
+            None => entra::federation_metadata(TENANT_ID, &[&entra_key.cert]),
+        },
     )?;
     write("fedgate-key.pem", FEDGATE_KEY)?;
     write("fedgate-cert.pem", FEDGATE_CERT)?;
@@ -419,6 +444,7 @@ pub fn write_files(
         public_url,
         console_url,
         oidc,
+        ..
     } = urls;
     let (tenant_oidc, oidc_consoles) = match oidc {
         None => (String::new(), String::new()),
@@ -426,15 +452,19 @@ pub fn write_files(
             write("contoso-oidc-secret.txt", FEDGATE_CLIENT_SECRET)?;
             write("acronis-client-secret.txt", ACRONIS_SECRET)?;
             (
-                format!(
-                    r#"
+                if !urls.tenant_oidc {
+                    String::new()
+                } else {
+                    format!(
+                        r#"
 [tenants.oidc]
 issuer = "{entra_url}/{TENANT_ID}/v2.0"
 client_id = "{FEDGATE_CLIENT_ID}"
 client_secret_file = "contoso-oidc-secret.txt"
 audiences = ["{FEDGATE_API}"]
 "#
-                ),
+                    )
+                },
                 format!(
                     r#"
 [[consoles]]
@@ -536,6 +566,7 @@ pub fn mock_init(
         public_url: public_url.into(),
         console_url: console_url.into(),
         oidc: None,
+        tenant_oidc: false,
     };
     let path = write_files(dir, &urls, extra)?;
     // TLS belongs in [server]: insert it there.
@@ -557,6 +588,7 @@ pub async fn serve_mock_entra(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
     let entra = Arc::new(MockEntraHttp {
+        base: "https://login.microsoftonline.com".into(),
         key: SigningKey::from_pem(ENTRA_KEY, ENTRA_CERT).map_err(err)?,
         sp_entity_id: format!("{public_url}/saml/contoso/metadata"),
         acs_url: format!("{public_url}/saml/contoso/acs"),
@@ -598,9 +630,20 @@ pub async fn serve_mock_console(
 
 /// The mock tenant's HTTP face.
 struct MockEntraHttp {
+    /// Where its sign-in endpoints are (its metadata says so).
+    base: String,
     key: SigningKey,
     sp_entity_id: String,
     acs_url: String,
+}
+
+#[derive(serde::Deserialize)]
+struct SsoQuery {
+    #[serde(rename = "SAMLRequest")]
+    saml_request: String,
+    #[serde(rename = "RelayState")]
+    relay_state: Option<String>,
+    login_hint: Option<String>,
 }
 
 #[derive(serde::Deserialize)]
@@ -620,7 +663,7 @@ impl MockEntraHttp {
                     axum::http::header::CONTENT_TYPE,
                     "application/samlmetadata+xml",
                 )],
-                entra::federation_metadata(TENANT_ID, &[&m.key.cert]),
+                entra::federation_metadata_at(&m.base, TENANT_ID, &[&m.key.cert]),
             )
                 .into_response()
         }
@@ -657,12 +700,75 @@ impl MockEntraHttp {
                 }
             }
         }
+        /// SP-initiated: an AuthnRequest (HTTP-Redirect binding) answered
+        /// with a signed Response carrying its ID as InResponseTo.
+        async fn sso(
+            State(m): State<Arc<MockEntraHttp>>,
+            Query(q): Query<SsoQuery>,
+        ) -> axum::response::Response {
+            let bad = |aadsts: &str| {
+                (axum::http::StatusCode::BAD_REQUEST, format!("{aadsts}\n")).into_response()
+            };
+            let Some(xml) = crate::inbound::saml::authn_request::decode_redirect(&q.saml_request)
+            else {
+                return bad("AADSTS750054: SAMLRequest or SAMLResponse must be present as query string parameters in HTTP request for SAML Redirect binding.");
+            };
+            let Ok(doc) = crate::xml::parse(&xml) else {
+                return bad("AADSTS7500529: The value is not a valid SAML request.");
+            };
+            let req = doc.root_element();
+            let issuer = req
+                .children()
+                .find(|c| c.tag_name().name() == "Issuer")
+                .map(crate::xml::text_content)
+                .unwrap_or_default();
+            if issuer != m.sp_entity_id {
+                return bad(&format!("AADSTS700016: Application with identifier '{issuer}' was not found in the directory."));
+            }
+            if req
+                .attribute("AssertionConsumerServiceURL")
+                .is_some_and(|a| a != m.acs_url)
+            {
+                return bad("AADSTS50011: The redirect URI specified in the request does not match the redirect URIs configured for the application.");
+            }
+            let Some(id) = req.attribute("ID") else {
+                return bad("AADSTS7500529: The request has no ID.");
+            };
+            let user = match q.login_hint.as_deref().unwrap_or("alice@contoso.example") {
+                "alice@contoso.example" => alice(),
+                "bob@contoso.example" => bob(),
+                "carol@contoso.example" => carol(),
+                "dave@contoso.example" => dave(),
+                _ => return bad("AADSTS50034: The user account does not exist in this directory."),
+            };
+            let login = MockLogin {
+                tenant_id: TENANT_ID.into(),
+                sp_entity_id: m.sp_entity_id.clone(),
+                acs_url: m.acs_url.clone(),
+                issue_instant: OffsetDateTime::now_utc(),
+                in_response_to: Some(id.to_string()),
+                id_seed: crate::gateway::random_id().unwrap_or_default(),
+            };
+            match entra::signed_response(&user, &login, &m.key) {
+                Ok(xml) => Html(crate::outbound::saml_post::post_form(
+                    &m.acs_url,
+                    &xml,
+                    q.relay_state.as_deref(),
+                    "fedgate",
+                ))
+                .into_response(),
+                Err(e) => {
+                    (axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response()
+                }
+            }
+        }
         axum::Router::new()
             .route(
                 &format!("/{TENANT_ID}/federationmetadata/2007-06/federationmetadata.xml"),
                 get(metadata),
             )
             .route(&format!("/{TENANT_ID}/saml2/idp-initiated"), get(login))
+            .route(&format!("/{TENANT_ID}/saml2"), get(sso))
             .with_state(self)
     }
 }

@@ -408,7 +408,35 @@ pub async fn saml_acs(
         );
         return refuse(app, event, r);
     };
-    let verified = saml::verify(saml_response.as_bytes(), idp, &rt.settings, now);
+    // SP-initiated: the RelayState names the AuthnRequest fedgate sent; it is
+    // taken once, and the Response must answer exactly it (InResponseTo).
+    let mut settings = std::borrow::Cow::Borrowed(&rt.settings);
+    let mut requested_target = None;
+    if let Some(id) = relay_state
+        .map(str::trim)
+        .and_then(|r| r.strip_prefix("req:"))
+    {
+        match app
+            .store
+            .take_state(saml::authn_request::REQUEST_NS, id, now)
+            .await
+        {
+            Ok(Some(target)) => {
+                settings.to_mut().expected_in_response_to = Some(id.to_string());
+                requested_target = Some(String::from_utf8_lossy(&target).into_owned());
+            }
+            Ok(None) => {
+                let r = Refusal::new(
+                    403,
+                    "saml.request_unknown",
+                    "this response answers a sign-in request fedgate does not know: expired (10 minutes), already answered, or never sent",
+                );
+                return refuse(app, event, r);
+            }
+            Err(e) => return refuse(app, event, store_down(app, "take_state", e)),
+        }
+    }
+    let verified = saml::verify(saml_response.as_bytes(), idp, &settings, now);
     app.metrics
         .verification_seconds(started.elapsed().as_secs_f64());
     let identity = match verified {
@@ -453,6 +481,7 @@ pub async fn saml_acs(
     }
 
     let target = match relay_state.map(str::trim).filter(|s| !s.is_empty()) {
+        _ if requested_target.is_some() => requested_target.unwrap_or_default(),
         Some(t) if t.contains(':') => t.to_string(),
         Some(console) => format!("console:{console}"),
         None => String::new(),
@@ -560,6 +589,81 @@ pub fn urlencode(s: &str) -> String {
         }
     }
     out
+}
+
+/// `GET /saml/{tenant}/login?console=…`: start an SP-initiated SAML login
+/// (an AuthnRequest to the tenant's SSO endpoint, HTTP-Redirect binding).
+pub async fn saml_login(
+    app: &App,
+    tenant: &str,
+    target: &str,
+    login_hint: Option<&str>,
+    client: Option<String>,
+) -> Outcome {
+    use crate::inbound::saml::authn_request as ar;
+    let now = app.now();
+    let event = AuditEvent::new(now, tenant, "saml", client);
+    let Some(rt) = app.tenants.get(tenant) else {
+        let r = Refusal::new(
+            404,
+            "tenant.unknown",
+            format!("no tenant {tenant:?} is configured"),
+        );
+        return refuse(app, event, r);
+    };
+    let Some(idp) = rt.idp.as_ref() else {
+        let r = Refusal::new(
+            404,
+            "tenant.saml_not_configured",
+            format!("tenant {tenant:?} has no SAML metadata_file"),
+        );
+        return refuse(app, event, r);
+    };
+    let Some(sso) = idp
+        .sso_endpoints
+        .iter()
+        .find(|e| e.binding == "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect")
+    else {
+        let r = Refusal::new(
+            502,
+            "metadata.no_redirect_sso",
+            "the tenant's metadata has no HTTP-Redirect SingleSignOnService: SP-initiated sign-in is not possible",
+        );
+        return refuse(app, event, r);
+    };
+    let Some(id) = random_id().map(|r| format!("_fg{r}")) else {
+        return refuse(app, event, rng_failed());
+    };
+    if let Err(e) = app
+        .store
+        .put_state(
+            ar::REQUEST_NS,
+            &id,
+            target.as_bytes(),
+            now + ar::REQUEST_TTL,
+        )
+        .await
+    {
+        return refuse(app, event, store_down(app, "put_state", e));
+    }
+    let xml = ar::authn_request(
+        &id,
+        &rt.settings.sp_entity_id,
+        &rt.settings.acs_url,
+        &sso.location,
+        now,
+    );
+    match ar::redirect_url(&sso.location, &xml, &format!("req:{id}"), login_hint) {
+        Ok(location) => Outcome::Redirect {
+            location,
+            session: None,
+        },
+        Err(e) => refuse(
+            app,
+            event,
+            Refusal::new(500, "internal.encode_failed", e.to_string()),
+        ),
+    }
 }
 
 /// `GET /oidc/{tenant}/login?console=…`: start an Entra OIDC login.

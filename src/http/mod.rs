@@ -35,6 +35,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/idp/metadata", get(idp_metadata))
         .route("/launch/{console}", get(launch))
         .route("/oidc/{tenant}/login", get(oidc_login))
+        .route("/saml/{tenant}/login", get(saml_login))
         .route("/oidc/{tenant}/callback", get(oidc_callback))
         .route("/oauth2/token", post(token))
         .route("/oauth2/authorize", get(authorize))
@@ -135,6 +136,29 @@ async fn oidc_login(
     render(
         &app,
         gateway::oidc_login(
+            &app,
+            &tenant,
+            &target,
+            q.login_hint.as_deref(),
+            Some(peer.ip().to_string()),
+        )
+        .await,
+    )
+}
+
+async fn saml_login(
+    State(app): State<Arc<App>>,
+    Path(tenant): Path<String>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Query(q): Query<OidcLoginQuery>,
+) -> Response {
+    let target = q
+        .console
+        .map(|c| format!("console:{c}"))
+        .unwrap_or_default();
+    render(
+        &app,
+        gateway::saml_login(
             &app,
             &tenant,
             &target,

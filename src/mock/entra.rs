@@ -154,6 +154,15 @@ pub fn user_with_groups(n: usize) -> MockUser {
 /// reads: entity id, signing certificates, SSO endpoints), for `certs` in
 /// order (during a rollover Entra lists several).
 pub fn federation_metadata(tenant_id: &str, certs: &[&crate::trust::certs::TrustedCert]) -> String {
+    federation_metadata_at("https://login.microsoftonline.com", tenant_id, certs)
+}
+
+/// The same, with the sign-in endpoints at `base` (a mock tenant on loopback).
+pub fn federation_metadata_at(
+    base: &str,
+    tenant_id: &str,
+    certs: &[&crate::trust::certs::TrustedCert],
+) -> String {
     use base64::Engine;
     let mut kds = String::new();
     for c in certs {
@@ -166,9 +175,9 @@ pub fn federation_metadata(tenant_id: &str, certs: &[&crate::trust::certs::Trust
     format!(
         "<?xml version=\"1.0\" encoding=\"utf-8\"?><EntityDescriptor ID=\"_{tenant_id}\" entityID=\"https://sts.windows.net/{tenant_id}/\" xmlns=\"urn:oasis:names:tc:SAML:2.0:metadata\">\
 <IDPSSODescriptor protocolSupportEnumeration=\"urn:oasis:names:tc:SAML:2.0:protocol\">{kds}\
-<SingleLogoutService Binding=\"urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect\" Location=\"https://login.microsoftonline.com/{tenant_id}/saml2\"/>\
-<SingleSignOnService Binding=\"urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect\" Location=\"https://login.microsoftonline.com/{tenant_id}/saml2\"/>\
-<SingleSignOnService Binding=\"urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST\" Location=\"https://login.microsoftonline.com/{tenant_id}/saml2\"/>\
+<SingleLogoutService Binding=\"urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect\" Location=\"{base}/{tenant_id}/saml2\"/>\
+<SingleSignOnService Binding=\"urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect\" Location=\"{base}/{tenant_id}/saml2\"/>\
+<SingleSignOnService Binding=\"urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST\" Location=\"{base}/{tenant_id}/saml2\"/>\
 </IDPSSODescriptor></EntityDescriptor>"
     )
 }

@@ -331,13 +331,6 @@ async fn sign_in_first(
     let Some(rt) = app.tenants.get(&tenant) else {
         return page(404, "tenant.unknown", format!("no tenant {tenant:?}"));
     };
-    if rt.login.is_none() {
-        return page(
-            501,
-            "tenant.no_sp_initiated_login",
-            format!("tenant {tenant:?} signs in by SAML only; configure [tenants.oidc] client_id so consoles using OpenID Connect can start logins"),
-        );
-    }
     let Some(key) = random_id() else {
         return page(
             500,
@@ -361,14 +354,14 @@ async fn sign_in_first(
     {
         return page(503, "store.unavailable", e.to_string());
     }
-    crate::gateway::oidc_login(
-        app,
-        &tenant,
-        &format!("authorize:{key}"),
-        req.login_hint.as_deref(),
-        None,
-    )
-    .await
+    // Sign in at the tenant by OIDC when fedgate has an app registration
+    // there, else by SP-initiated SAML.
+    let target = format!("authorize:{key}");
+    if rt.login.is_some() {
+        crate::gateway::oidc_login(app, &tenant, &target, req.login_hint.as_deref(), None).await
+    } else {
+        crate::gateway::saml_login(app, &tenant, &target, req.login_hint.as_deref(), None).await
+    }
 }
 
 fn serde_urlencoded(q: &AuthorizeRequest) -> String {

@@ -735,3 +735,106 @@ scope = "contoso"
     let _ = std::fs::remove_file(&secret);
     env.stop().await;
 }
+
+// ---- SP-initiated SAML ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sp_initiated_saml_login_answers_its_request_once() {
+    let env = Environment::start().await.unwrap();
+    let browser = Browser::new();
+    // fedgate → Entra (AuthnRequest, HTTP-Redirect) → the IdP's auto-post page.
+    let idp_page = browser
+        .get(&format!(
+            "{}/saml/contoso/login?console={CONSOLE_ID}",
+            env.fedgate_url
+        ))
+        .await
+        .unwrap();
+    assert_eq!(idp_page.status, 200, "{}", idp_page.body);
+    assert!(
+        idp_page.hops[1].contains("/saml2?SAMLRequest="),
+        "{:?}",
+        idp_page.hops
+    );
+    let (_, fields) = fedgate::demo::parse_form(&idp_page.body).unwrap();
+    let relay = fields
+        .iter()
+        .find(|(k, _)| k == "RelayState")
+        .unwrap()
+        .1
+        .clone();
+    assert!(relay.starts_with("req:_fg"), "{relay}");
+    let fedgate_page = browser.submit(&idp_page).await.unwrap();
+    assert_eq!(fedgate_page.status, 200, "{}", fedgate_page.body);
+    let console = browser.submit(&fedgate_page).await.unwrap();
+    assert_eq!(console.status, 200, "{}", console.body);
+
+    // The IdP's answer posted again: the request was answered already.
+    let again = Browser::new().submit(&idp_page).await.unwrap();
+    assert_eq!(
+        (again.status, code_in(&again.body)),
+        (403, "saml.request_unknown")
+    );
+
+    // A response to one request presented as the answer to another.
+    let other = browser
+        .get(&format!(
+            "{}/saml/contoso/login?console={CONSOLE_ID}",
+            env.fedgate_url
+        ))
+        .await
+        .unwrap();
+    let (_, other_fields) = fedgate::demo::parse_form(&other.body).unwrap();
+    let other_relay = other_fields
+        .iter()
+        .find(|(k, _)| k == "RelayState")
+        .unwrap()
+        .1
+        .clone();
+    let third = browser
+        .get(&format!(
+            "{}/saml/contoso/login?console={CONSOLE_ID}",
+            env.fedgate_url
+        ))
+        .await
+        .unwrap();
+    let (action, mut swapped) = fedgate::demo::parse_form(&third.body).unwrap();
+    for f in swapped.iter_mut().filter(|(k, _)| k == "RelayState") {
+        f.1 = other_relay.clone();
+    }
+    let mixed = browser.post_form(&action, &swapped).await.unwrap();
+    assert_eq!(
+        (mixed.status, code_in(&mixed.body)),
+        (403, "saml.in_response_to_mismatch")
+    );
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openid_provider_signs_in_at_a_saml_only_tenant_with_an_authn_request() {
+    let env = Environment::start_saml_only().await.unwrap();
+    let browser = Browser::new();
+    let idp_page = browser
+        .get(&format!(
+            "{}/login?login_hint=carol@contoso.example",
+            env.acronis_url
+        ))
+        .await
+        .unwrap();
+    // console → fedgate authorize → Entra's SAML endpoint (auto-post page).
+    assert!(
+        idp_page.hops[2].contains("/saml2?SAMLRequest="),
+        "{:?}",
+        idp_page.hops
+    );
+    // The post lands at fedgate's ACS, which resumes the console's request.
+    let page = browser.submit(&idp_page).await.unwrap();
+    assert_eq!(page.status, 200, "{} {:?}", page.body, page.hops);
+    let v: serde_json::Value = serde_json::from_str(&page.body).unwrap();
+    assert_eq!(v["user"], "carol@contoso.example");
+    assert_eq!(
+        v["role_assignments"],
+        serde_json::json!([{"role": "unit_admin", "tenant": "contoso/engineering"}])
+    );
+    env.stop().await;
+}

@@ -10,6 +10,7 @@
 //! one Assertion, a direct child of the Response, so there is no second
 //! candidate for a wrapping attack to slip in.
 
+pub mod authn_request;
 pub mod decode;
 pub mod sp_metadata;
 
