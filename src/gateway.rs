@@ -710,6 +710,9 @@ pub async fn oidc_login(
             session: None,
         },
         Err(e) => {
+            if matches!(e, crate::inbound::oidc::OidcError::Store(_)) {
+                app.metrics.store_error("oidc_state");
+            }
             let r = Refusal::new(e.status(), e.code(), e.to_string());
             refuse(app, event, r)
         }
@@ -749,6 +752,9 @@ pub async fn oidc_callback(
     let finished = match finished {
         Ok(f) => f,
         Err(e) => {
+            if matches!(e, crate::inbound::oidc::OidcError::Store(_)) {
+                app.metrics.store_error("oidc_state");
+            }
             let r = Refusal::new(e.status(), e.code(), e.to_string());
             return refuse(app, event, r);
         }
@@ -783,13 +789,7 @@ pub async fn oidc_callback(
                 );
                 return refuse(app, event, r);
             }
-            Err(e) => {
-                return refuse(
-                    app,
-                    event,
-                    Refusal::new(503, "store.unavailable", e.to_string()),
-                )
-            }
+            Err(e) => return refuse(app, event, store_down(app, "claim_once", e)),
         }
     }
     complete_login(app, rt, identity, &finished.target, event, now).await
@@ -986,7 +986,7 @@ fn deliver(
 }
 
 /// The store did not answer: count it, log it, and fail closed with 503.
-fn store_down(app: &App, op: &'static str, e: crate::store::StoreError) -> Refusal {
+pub(crate) fn store_down(app: &App, op: &'static str, e: crate::store::StoreError) -> Refusal {
     app.metrics.store_error(op);
     tracing::warn!(op, error = %e, "store unavailable: login refused (fail closed)");
     Refusal::new(503, e.code(), e.to_string())

@@ -195,7 +195,7 @@ pub async fn authorize(
     let identity = match session {
         Some(s) => match app.store.get_session(s, now).await {
             Ok(found) => found,
-            Err(e) => return page(503, "store.unavailable", e.to_string()),
+            Err(e) => return Outcome::Refused(crate::gateway::store_down(app, "oauth", e)),
         },
         None => None,
     };
@@ -274,7 +274,7 @@ pub async fn authorize(
         .put_state(CODE_NS, &code, &bytes, now + CODE_TTL)
         .await
     {
-        return page(503, "store.unavailable", e.to_string());
+        return Outcome::Refused(crate::gateway::store_down(app, "oauth", e));
     }
     event.outcome = "allowed";
     event.code = "ok".into();
@@ -352,7 +352,7 @@ async fn sign_in_first(
         )
         .await
     {
-        return page(503, "store.unavailable", e.to_string());
+        return Outcome::Refused(crate::gateway::store_down(app, "oauth", e));
     }
     // Sign in at the tenant by OIDC when fedgate has an app registration
     // there, else by SP-initiated SAML.
@@ -387,7 +387,7 @@ pub async fn resume(
     let saved = match app.store.take_state(PENDING_NS, key, now).await {
         Ok(Some(b)) => b,
         Ok(None) => return page(400, "oauth.request_expired", "the console's sign-in request is unknown, used, or older than 10 minutes: start again at the console"),
-        Err(e) => return page(503, "store.unavailable", e.to_string()),
+        Err(e) => return Outcome::Refused(crate::gateway::store_down(app, "oauth", e)),
     };
     let Ok(req) = serde_json::from_slice::<AuthorizeRequest>(&saved) else {
         return page(
@@ -525,7 +525,10 @@ pub async fn token(
         .store
         .take_state(CODE_NS, code, now)
         .await
-        .map_err(|e| token_error(503, "temporarily_unavailable", "store.unavailable", e))?
+        .map_err(|e| {
+            let r = crate::gateway::store_down(app, "take_state", e);
+            token_error(503, "temporarily_unavailable", r.code, r.message)
+        })?
         .ok_or_else(|| {
             invalid(
                 "oauth.code_invalid",
