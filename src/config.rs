@@ -197,6 +197,9 @@ pub struct TenantGraph {
     /// registration (PEM) and its RSA private key (PEM).
     pub client_cert_file: Option<PathBuf>,
     pub client_key_file: Option<PathBuf>,
+    /// When the client secret expires, as Entra shows it (`YYYY-MM-DD`):
+    /// `fedgate check` and the expiry metric warn before it does.
+    pub secret_expires: Option<String>,
     /// Default: `https://login.microsoftonline.com/{entra_tenant_id}/oauth2/v2.0/token`.
     pub token_url: Option<String>,
     /// Default: `https://graph.microsoft.com/v1.0`.
@@ -228,6 +231,8 @@ pub struct TenantOidc {
     pub client_key_file: Option<PathBuf>,
     pub client_pfx_file: Option<PathBuf>,
     pub client_pfx_password_env: Option<String>,
+    /// When the client secret expires, as Entra shows it (`YYYY-MM-DD`).
+    pub secret_expires: Option<String>,
     /// Scopes asked for at login (default `openid profile email`).
     #[serde(default = "default_scopes")]
     pub scopes: Vec<String>,
@@ -294,6 +299,8 @@ pub struct ConsoleOidc {
     /// The client secret: a file, or an environment variable's name.
     pub client_secret_file: Option<PathBuf>,
     pub client_secret_env: Option<String>,
+    /// When the client secret should be rotated (`YYYY-MM-DD`).
+    pub secret_expires: Option<String>,
     /// Redirect URIs, compared exactly (no prefix, no wildcard).
     pub redirect_uris: Vec<String>,
     /// The tenants whose users may sign in to this console (home realms):
@@ -511,6 +518,11 @@ impl Config {
                 format!("{} is out of range (10 to 60000)", self.store.timeout_ms),
             ));
         }
+        for (key, date) in self.secret_expiry_dates() {
+            if parse_date(&date).is_none() {
+                return Err(invalid(key, format!("{date:?} is not a date (YYYY-MM-DD)")));
+            }
+        }
         let mut seen = HashSet::new();
         for (i, t) in self.tenants.iter().enumerate() {
             if !valid_id(&t.id) {
@@ -652,6 +664,35 @@ impl Config {
         }
         Ok(())
     }
+}
+
+impl Config {
+    /// Every `secret_expires` the configuration records, with its key path.
+    pub fn secret_expiry_dates(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for (i, t) in self.tenants.iter().enumerate() {
+            if let Some(d) = t.oidc.as_ref().and_then(|o| o.secret_expires.clone()) {
+                out.push((format!("tenants[{i}].oidc.secret_expires"), d));
+            }
+            if let Some(d) = t.graph.as_ref().and_then(|g| g.secret_expires.clone()) {
+                out.push((format!("tenants[{i}].graph.secret_expires"), d));
+            }
+        }
+        for (i, c) in self.consoles.iter().enumerate() {
+            if let Some(d) = c.oidc.as_ref().and_then(|o| o.secret_expires.clone()) {
+                out.push((format!("consoles[{i}].oidc.secret_expires"), d));
+            }
+        }
+        out
+    }
+}
+
+/// A `YYYY-MM-DD` date, as midnight UTC.
+pub fn parse_date(s: &str) -> Option<time::OffsetDateTime> {
+    let fmt = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(s.trim(), &fmt)
+        .ok()
+        .map(|d| d.midnight().assume_utc())
 }
 
 fn valid_id(s: &str) -> bool {
