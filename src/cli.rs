@@ -518,6 +518,15 @@ fn serve(path: &Path) -> Result<(), Failure> {
             Ok(()) => tracing::info!(store = %store_kind, "store ready"),
             Err(e) => tracing::warn!(store = %store_kind, error = %e, "store not ready yet: logins fail closed (503) until it answers"),
         }
+        // Metadata URLs: fetched now; a tenant with neither a fetch nor a
+        // last-known-good copy stops the start (it could never sign anyone in).
+        app.refresh_trust().await;
+        if let Some(t) = app.tenants_without_metadata().first() {
+            return Err(Failure::usage(format!(
+                "tenant {t}: its metadata URL cannot be fetched and there is no last-known-good copy in the state directory"
+            )));
+        }
+        app.spawn_refresh();
         let result = match tls {
             Some((cert, key)) => {
                 let listener = std::net::TcpListener::bind(listen)

@@ -79,6 +79,9 @@ pub struct Server {
     /// TLS certificate chain (PEM). Without TLS, fedgate only listens on loopback.
     pub tls_cert_file: Option<PathBuf>,
     pub tls_key_file: Option<PathBuf>,
+    /// Where fedgate keeps what it learned (last-known-good IdP metadata).
+    /// Default: `state/` next to the configuration file.
+    pub state_dir: Option<PathBuf>,
     /// Lifetime of the assertions fedgate issues to consoles.
     #[serde(default = "default_assertion_lifetime")]
     pub assertion_lifetime_secs: u64,
@@ -170,8 +173,14 @@ pub struct Tenant {
     /// The Entra tenant id (GUID).
     pub entra_tenant_id: String,
     /// The tenant's federation metadata XML (Entra: "Federation Metadata XML").
-    /// Without it the tenant signs in by OIDC only.
+    /// Without it (and without `metadata_url`) the tenant signs in by OIDC only.
     pub metadata_file: Option<PathBuf>,
+    /// …or its URL (Entra: "App Federation Metadata Url"), fetched at start
+    /// and every `metadata_refresh_secs` (jittered), the last-known-good copy
+    /// kept in `server.state_dir`.
+    pub metadata_url: Option<String>,
+    #[serde(default = "default_refresh")]
+    pub metadata_refresh_secs: u64,
     /// fedgate's SP entity id for this tenant (Entra: Identifier).
     /// Default: `{public_url}/saml/{id}/metadata`.
     pub sp_entity_id: Option<String>,
@@ -253,6 +262,10 @@ impl Tenant {
             )
         }))
     }
+}
+
+fn default_refresh() -> u64 {
+    3600
 }
 
 fn default_skew() -> u32 {
@@ -429,6 +442,9 @@ impl Config {
                 fix(f);
             }
         }
+        if self.server.state_dir.is_none() {
+            self.server.state_dir = Some(PathBuf::from("state"));
+        }
         for c in &mut self.consoles {
             if let Some(p) = c.oidc.as_mut().and_then(|o| o.client_secret_file.as_mut()) {
                 fix(p);
@@ -442,6 +458,7 @@ impl Config {
             &mut self.store.password_file,
             &mut self.server.tls_cert_file,
             &mut self.server.tls_key_file,
+            &mut self.server.state_dir,
         ]
         .into_iter()
         .flatten()
@@ -537,11 +554,33 @@ impl Config {
                     format!("duplicate tenant id {:?}", t.id),
                 ));
             }
-            if t.metadata_file.is_none() && t.oidc.is_none() {
+            if t.metadata_file.is_none() && t.metadata_url.is_none() && t.oidc.is_none() {
                 return Err(invalid(
                     format!("tenants[{i}]"),
-                    "a tenant needs metadata_file (SAML) or an [tenants.oidc] block, or both"
-                        .into(),
+                    "a tenant needs metadata_file or metadata_url (SAML), or an [tenants.oidc] block".into(),
+                ));
+            }
+            if t.metadata_file.is_some() && t.metadata_url.is_some() {
+                return Err(invalid(
+                    format!("tenants[{i}].metadata_url"),
+                    "metadata_file and metadata_url exclude each other".into(),
+                ));
+            }
+            if let Some(u) = &t.metadata_url {
+                if !(u.starts_with("https://")
+                    || u.starts_with("http://127.0.0.1")
+                    || u.starts_with("http://localhost"))
+                {
+                    return Err(invalid(
+                        format!("tenants[{i}].metadata_url"),
+                        "must be https:// (plain http only on loopback)".into(),
+                    ));
+                }
+            }
+            if t.metadata_refresh_secs < 1 && t.metadata_url.is_some() {
+                return Err(invalid(
+                    format!("tenants[{i}].metadata_refresh_secs"),
+                    "at least 1 second".into(),
                 ));
             }
             if let Some(o) = &t.oidc {

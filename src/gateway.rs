@@ -23,8 +23,9 @@ use crate::trust::signing::SigningKey;
 /// A tenant ready to verify logins.
 pub struct TenantRuntime {
     pub config: crate::config::Tenant,
-    /// The SAML IdP, when the tenant has federation metadata.
-    pub idp: Option<IdpMetadata>,
+    /// The SAML IdP, when the tenant has federation metadata (a file, or a
+    /// URL refreshed on an interval).
+    pub idp: Option<Arc<crate::trust::refresh::IdpTrust>>,
     pub settings: SamlSettings,
     /// The tenant as an OpenID provider (discovery, JWKS), with an `[tenants.oidc]` block.
     pub provider: Option<Arc<crate::trust::oidc::ProviderTrust>>,
@@ -37,7 +38,11 @@ pub struct TenantRuntime {
 }
 
 impl TenantRuntime {
-    fn load(t: &crate::config::Tenant, public: &str) -> Result<Self, StartError> {
+    fn load(
+        t: &crate::config::Tenant,
+        public: &str,
+        state_dir: Option<&std::path::Path>,
+    ) -> Result<Self, StartError> {
         let fail = |file: &std::path::Path, reason: String| StartError::Metadata {
             tenant: t.id.clone(),
             file: file.display().to_string(),
@@ -48,9 +53,8 @@ impl TenantRuntime {
         let mut settings = SamlSettings::new(t.sp_entity_id(public), t.acs_url(public));
         settings.skew = Duration::seconds(i64::from(t.clock_skew_secs));
         settings.profile.allow_sha1 = t.allow_sha1;
-        let idp = match &t.metadata_file {
-            None => None,
-            Some(file) => {
+        let idp = match (&t.metadata_file, &t.metadata_url) {
+            (Some(file), _) => {
                 let idp = IdpMetadata::parse(&read(file)?)
                     .map_err(|e| fail(file, format!("[{}] {e}", e.code())))?;
                 // The metadata must be the configured tenant's: Entra's entity id names it.
@@ -65,8 +69,21 @@ impl TenantRuntime {
                         ));
                     }
                 }
-                Some(idp)
+                Some(Arc::new(crate::trust::refresh::IdpTrust::fixed(&t.id, idp)))
             }
+            (None, Some(url)) => {
+                let state_file = state_dir.map(|d| d.join(format!("{}-metadata.xml", t.id)));
+                let trust = crate::trust::refresh::IdpTrust::remote(
+                    &t.id,
+                    &t.entra_tenant_id,
+                    url.clone(),
+                    state_file,
+                    std::time::Duration::from_secs(t.metadata_refresh_secs),
+                )
+                .map_err(|e| StartError::Signing(format!("tenant {}: {e}", t.id)))?;
+                Some(Arc::new(trust))
+            }
+            (None, None) => None,
         };
         let (mut provider, mut token_policy, mut login) = (None, None, None);
         if let (Some(oidc), Some(issuer)) = (&t.oidc, t.token_issuer()) {
@@ -235,7 +252,10 @@ impl App {
         let mut tenants = HashMap::new();
         let public = config.server.public_url.clone();
         for t in &config.tenants {
-            tenants.insert(t.id.clone(), TenantRuntime::load(t, &public)?);
+            tenants.insert(
+                t.id.clone(),
+                TenantRuntime::load(t, &public, config.server.state_dir.as_deref())?,
+            );
         }
         let (Some(key_file), Some(cert_file)) =
             (&config.signing.key_file, &config.signing.cert_file)
@@ -296,6 +316,138 @@ impl App {
         })
     }
 
+    /// Fetch every tenant's metadata URL once (start-up, drills).
+    pub async fn refresh_trust(
+        &self,
+    ) -> Vec<(
+        String,
+        Result<crate::trust::refresh::Refreshed, crate::trust::refresh::RefreshError>,
+    )> {
+        let mut out = Vec::new();
+        for (id, rt) in &self.tenants {
+            if let Some(t) = rt.idp.as_ref().filter(|t| t.url().is_some()) {
+                let r = t.refresh(self.now()).await;
+                out.push((id.clone(), r));
+            }
+        }
+        out
+    }
+
+    /// Tenants with a metadata URL but no metadata at all.
+    pub fn tenants_without_metadata(&self) -> Vec<String> {
+        self.tenants
+            .iter()
+            .filter(|(_, rt)| rt.idp.as_ref().is_some_and(|t| t.current().is_none()))
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// One refresh loop per metadata URL, on its jittered interval, for as
+    /// long as the runtime runs.
+    pub fn spawn_refresh(self: &Arc<Self>) -> Vec<tokio::task::JoinHandle<()>> {
+        let mut tasks = Vec::new();
+        for (id, rt) in &self.tenants {
+            let Some(trust) = rt.idp.clone().filter(|t| t.url().is_some()) else {
+                continue;
+            };
+            let app = Arc::downgrade(self);
+            let id = id.clone();
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(crate::trust::refresh::jittered(trust.interval)).await;
+                    let Some(app) = app.upgrade() else { return };
+                    if let Ok(crate::trust::refresh::Refreshed::Updated) =
+                        trust.refresh(app.now()).await
+                    {
+                        tracing::info!(tenant = %id, "metadata refreshed");
+                    }
+                }
+            }));
+        }
+        tasks
+    }
+
+    /// Trust health as Prometheus text: metadata age and refresh failures per
+    /// tenant, and `fedgate_cert_expiry_seconds` for every certificate fedgate
+    /// trusts or uses and every client secret with a recorded expiry.
+    pub fn trust_metrics(&self) -> String {
+        use std::fmt::Write;
+        let now = self.now();
+        let mut out = String::new();
+        out.push_str("# HELP fedgate_metadata_refresh_failures_total Failed metadata fetches per tenant (the last-known-good metadata stays in use).\n# TYPE fedgate_metadata_refresh_failures_total counter\n");
+        let mut ages = String::new();
+        for (id, rt) in &self.tenants {
+            if let Some(t) = rt.idp.as_ref().filter(|t| t.url().is_some()) {
+                let st = t.status();
+                let _ = writeln!(
+                    out,
+                    "fedgate_metadata_refresh_failures_total{{tenant=\"{id}\"}} {}",
+                    st.failures_total
+                );
+                if let Some(ok) = st.last_success {
+                    let _ = writeln!(
+                        ages,
+                        "fedgate_metadata_age_seconds{{tenant=\"{id}\"}} {}",
+                        (now - ok).whole_seconds()
+                    );
+                }
+            }
+        }
+        out.push_str("# HELP fedgate_metadata_age_seconds Seconds since the tenant's metadata URL was last fetched successfully.\n# TYPE fedgate_metadata_age_seconds gauge\n");
+        out.push_str(&ages);
+        out.push_str("# HELP fedgate_cert_expiry_seconds Seconds until a certificate or client secret expires (negative: expired).\n# TYPE fedgate_cert_expiry_seconds gauge\n");
+        for e in self.expiries() {
+            let _ = writeln!(
+                out,
+                "fedgate_cert_expiry_seconds{{{}=\"{}\",kind=\"{}\",thumbprint=\"{}\"}} {}",
+                e.owner_kind,
+                e.owner,
+                e.kind,
+                e.thumbprint,
+                (e.not_after - now).whole_seconds()
+            );
+        }
+        out
+    }
+
+    /// Every dated credential fedgate trusts or uses.
+    pub fn expiries(&self) -> Vec<Expiry> {
+        let mut out = Vec::new();
+        for (id, rt) in &self.tenants {
+            if let Some(md) = rt.idp.as_ref().and_then(|t| t.current()) {
+                for c in &md.signing_certs {
+                    out.push(Expiry::cert("tenant", id, "idp_signing", c));
+                }
+            }
+            if let Some(crate::inbound::oidc::OidcClient {
+                credential: crate::trust::credential::ClientCredential::Certificate { cert, .. },
+                ..
+            }) = rt.login.as_ref()
+            {
+                out.push(Expiry::cert("tenant", id, "client_certificate", cert));
+            }
+        }
+        out.push(Expiry::cert(
+            "console",
+            "*",
+            "fedgate_signing",
+            &self.signing.cert,
+        ));
+        for (key, date) in self.config.secret_expiry_dates() {
+            if let Some(d) = crate::config::parse_date(&date) {
+                let (owner_kind, owner) = secret_owner(&self.config, &key);
+                out.push(Expiry {
+                    owner_kind,
+                    owner,
+                    kind: "client_secret",
+                    thumbprint: "-".into(),
+                    not_after: d,
+                });
+            }
+        }
+        out
+    }
+
     pub fn now(&self) -> OffsetDateTime {
         (self.clock)()
     }
@@ -321,6 +473,51 @@ impl App {
             &t.settings.acs_url,
         ))
     }
+}
+
+/// A dated credential: a certificate (by SHA-256 thumbprint) or a client secret.
+#[derive(Debug, Clone)]
+pub struct Expiry {
+    /// `tenant` or `console`.
+    pub owner_kind: &'static str,
+    pub owner: String,
+    /// `idp_signing`, `client_certificate`, `fedgate_signing`, `client_secret`.
+    pub kind: &'static str,
+    pub thumbprint: String,
+    pub not_after: OffsetDateTime,
+}
+
+impl Expiry {
+    fn cert(
+        owner_kind: &'static str,
+        owner: &str,
+        kind: &'static str,
+        c: &crate::trust::certs::TrustedCert,
+    ) -> Self {
+        Expiry {
+            owner_kind,
+            owner: owner.to_string(),
+            kind,
+            thumbprint: c.thumbprint_sha256.clone(),
+            not_after: c.not_after,
+        }
+    }
+}
+
+/// `tenants[0].oidc.secret_expires` → (`tenant`, its id).
+fn secret_owner(config: &Config, key: &str) -> (&'static str, String) {
+    let index = |prefix: &str| {
+        key.strip_prefix(prefix)
+            .and_then(|r| r.split(']').next())
+            .and_then(|n| n.parse::<usize>().ok())
+    };
+    if let Some(t) = index("tenants[").and_then(|i| config.tenants.get(i)) {
+        return ("tenant", t.id.clone());
+    }
+    if let Some(c) = index("consoles[").and_then(|i| config.consoles.get(i)) {
+        return ("console", c.id.clone());
+    }
+    ("tenant", key.to_string())
 }
 
 /// What the browser gets.
@@ -400,11 +597,19 @@ pub async fn saml_acs(
         return refuse(app, event, r);
     };
     let started = std::time::Instant::now();
-    let Some(idp) = rt.idp.as_ref() else {
+    let Some(idp_trust) = rt.idp.as_ref() else {
         let r = Refusal::new(
             404,
             "tenant.saml_not_configured",
-            format!("tenant {tenant:?} has no SAML metadata_file: it signs in by OIDC"),
+            format!("tenant {tenant:?} has no SAML metadata: it signs in by OIDC"),
+        );
+        return refuse(app, event, r);
+    };
+    let Some(idp) = idp_trust.current() else {
+        let r = Refusal::new(
+            503,
+            "metadata.unavailable",
+            format!("tenant {tenant:?}'s metadata URL has not been fetched yet and no last-known-good copy exists"),
         );
         return refuse(app, event, r);
     };
@@ -436,7 +641,7 @@ pub async fn saml_acs(
             Err(e) => return refuse(app, event, store_down(app, "take_state", e)),
         }
     }
-    let verified = saml::verify(saml_response.as_bytes(), idp, &settings, now);
+    let verified = saml::verify(saml_response.as_bytes(), &idp, &settings, now);
     app.metrics
         .verification_seconds(started.elapsed().as_secs_f64());
     let identity = match verified {
@@ -611,11 +816,11 @@ pub async fn saml_login(
         );
         return refuse(app, event, r);
     };
-    let Some(idp) = rt.idp.as_ref() else {
+    let Some(idp) = rt.idp.as_ref().and_then(|t| t.current()) else {
         let r = Refusal::new(
             404,
             "tenant.saml_not_configured",
-            format!("tenant {tenant:?} has no SAML metadata_file"),
+            format!("tenant {tenant:?} has no SAML metadata (or it was never fetched)"),
         );
         return refuse(app, event, r);
     };

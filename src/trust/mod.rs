@@ -6,6 +6,7 @@ pub mod graph;
 pub mod jwks;
 pub mod metadata;
 pub mod oidc;
+pub mod refresh;
 pub mod signing;
 
 /// Make aws-lc-rs rustls's process-wide crypto provider (two providers are

@@ -7,6 +7,7 @@ pub mod jwt;
 pub mod mutation;
 pub mod oidc;
 pub mod redis;
+pub mod rotation;
 pub mod saml_fixtures;
 pub mod token;
 pub mod xmldsig;

@@ -1,0 +1,336 @@
+//! Certificate rotation: a tenant's metadata URL refreshed through the real
+//! fetch path (conditional GET, last-known-good on failure, persisted for a
+//! restart), a two-certificate rollover, and the OIDC JWKS refetch on an
+//! unknown `kid` with its rate limit.
+
+use std::sync::{Arc, Mutex};
+
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use fedgate::demo::{self, CONSOLE_ID, TENANT_ID};
+use fedgate::gateway::{App, Outcome};
+use fedgate::mock::entra::{self, MockLogin};
+use fedgate::trust::refresh::Refreshed;
+use fedgate::trust::signing::SigningKey;
+
+/// What the metadata endpoint serves: a document, or an outage.
+struct Served {
+    body: Option<String>,
+    etag: String,
+    requests: usize,
+    conditional_hits: usize,
+}
+
+async fn serve_metadata(state: Arc<Mutex<Served>>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "http://{}/federationmetadata.xml",
+        listener.local_addr().unwrap()
+    );
+    let app = axum::Router::new().route(
+        "/federationmetadata.xml",
+        axum::routing::get(move |headers: HeaderMap| {
+            let state = state.clone();
+            async move {
+                let mut s = state.lock().unwrap();
+                s.requests += 1;
+                let Some(body) = s.body.clone() else {
+                    return StatusCode::SERVICE_UNAVAILABLE.into_response();
+                };
+                if headers.get("if-none-match").and_then(|v| v.to_str().ok()) == Some(&s.etag) {
+                    s.conditional_hits += 1;
+                    return StatusCode::NOT_MODIFIED.into_response();
+                }
+                ([("etag", s.etag.clone())], body).into_response()
+            }
+        }),
+    );
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    url
+}
+
+fn key(name: &str) -> SigningKey {
+    let read =
+        |f: &str| std::fs::read_to_string(super::fixture(&format!("saml/keys/{f}"))).unwrap();
+    SigningKey::from_pem(
+        &read(&format!("{name}_key.pem")),
+        &read(&format!("{name}_cert.pem")),
+    )
+    .unwrap()
+}
+
+fn metadata(keys: &[&SigningKey]) -> String {
+    let certs: Vec<_> = keys.iter().map(|k| &k.cert).collect();
+    entra::federation_metadata(TENANT_ID, &certs)
+}
+
+/// A config whose tenant reads its metadata from `url`; the state directory in `dir`.
+fn app(dir: &std::path::Path, url: &str) -> Result<App, String> {
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
+    let toml = format!(
+        r#"
+[server]
+public_url = "https://fedgate.example.test"
+[signing]
+key_file = "{data}/fedgate_rsa_key.pem"
+cert_file = "{data}/fedgate_rsa_cert.pem"
+[[tenants]]
+id = "contoso"
+entra_tenant_id = "{TENANT_ID}"
+metadata_url = "{url}"
+metadata_refresh_secs = 1
+[[consoles]]
+id = "{CONSOLE_ID}"
+kind = "autotask"
+display_name = "Console"
+identifier = "https://console.example.test/singlesignon/saml/metadata"
+reply_url = "https://console.example.test/singlesignon/saml/SSO"
+extra_roles = ["Backup Operator"]
+[[rules]]
+id = "eng"
+tenant = "contoso"
+console = "{CONSOLE_ID}"
+groups = ["{group}"]
+roles = ["Backup Operator"]
+scope = "contoso"
+"#,
+        group = demo::ENGINEERING_GROUP
+    );
+    let path = dir.join("fedgate.toml");
+    std::fs::write(&path, toml).unwrap();
+    let config = fedgate::config::Config::load(&path, &[]).map_err(|e| e.to_string())?;
+    App::new(
+        config,
+        Arc::new(fedgate::store::memory::MemoryStore::new()),
+        Box::new(time::OffsetDateTime::now_utc),
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// A login signed with `key`: "ok" or the refusal code.
+async fn login(app: &App, key: &SigningKey) -> String {
+    let login = MockLogin {
+        tenant_id: TENANT_ID.into(),
+        sp_entity_id: "https://fedgate.example.test/saml/contoso/metadata".into(),
+        acs_url: "https://fedgate.example.test/saml/contoso/acs".into(),
+        issue_instant: time::OffsetDateTime::now_utc(),
+        in_response_to: None,
+        id_seed: fedgate::gateway::random_id().unwrap(),
+    };
+    let xml = entra::signed_response(&demo::alice(), &login, key).unwrap();
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(xml);
+    match fedgate::gateway::saml_acs(app, "contoso", &b64, Some(CONSOLE_ID), None).await {
+        Outcome::Deliver { .. } => "ok".into(),
+        Outcome::Refused(r) => r.code.to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
+fn tempdir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "fedgate-{name}-{}-{}",
+        std::process::id(),
+        fedgate::gateway::random_id().unwrap()
+    ));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idp_outage_keeps_the_last_known_good_metadata_even_across_a_restart() {
+    fedgate::trust::install_crypto_provider();
+    let current = key("idp_current");
+    let state = Arc::new(Mutex::new(Served {
+        body: Some(metadata(&[&current])),
+        etag: "\"v1\"".into(),
+        requests: 0,
+        conditional_hits: 0,
+    }));
+    let url = serve_metadata(state.clone()).await;
+    let dir = tempdir("lkg");
+    let a = app(&dir, &url).unwrap();
+    // Before the first fetch nothing is trusted: refused, with its code.
+    assert_eq!(login(&a, &current).await, "metadata.unavailable");
+    let r = a.refresh_trust().await;
+    assert!(matches!(r[0].1, Ok(Refreshed::Updated)), "{r:?}");
+    assert_eq!(login(&a, &current).await, "ok");
+    assert!(dir.join("state/contoso-metadata.xml").exists());
+    // The next fetch is conditional: 304, nothing changes.
+    assert!(matches!(
+        a.refresh_trust().await[0].1,
+        Ok(Refreshed::Unchanged)
+    ));
+    assert_eq!(state.lock().unwrap().conditional_hits, 1);
+
+    // The IdP goes down: refreshes fail and are counted; logins still work.
+    state.lock().unwrap().body = None;
+    let r = a.refresh_trust().await;
+    assert_eq!(
+        r[0].1.as_ref().unwrap_err().to_string().contains("503"),
+        true
+    );
+    assert_eq!(login(&a, &current).await, "ok");
+    assert!(a
+        .trust_metrics()
+        .contains("fedgate_metadata_refresh_failures_total{tenant=\"contoso\"} 1"));
+    // A document without a signing certificate is refused the same way.
+    state.lock().unwrap().body = Some(metadata(&[]));
+    state.lock().unwrap().etag = "\"v-broken\"".into();
+    let r = a.refresh_trust().await;
+    assert_eq!(
+        fedgate::identity::ErrorCode::code(r[0].1.as_ref().unwrap_err()),
+        "metadata.no_signing_cert"
+    );
+    assert_eq!(login(&a, &current).await, "ok");
+
+    // A restart during the outage starts on the saved copy.
+    state.lock().unwrap().body = None;
+    let b = app(&dir, &url).unwrap();
+    assert!(b.refresh_trust().await[0].1.is_err());
+    assert!(b.tenants_without_metadata().is_empty());
+    assert_eq!(login(&b, &current).await, "ok");
+    // Without a saved copy the tenant has no metadata, and `serve` refuses to start.
+    let c = app(&tempdir("lkg-empty"), &url).unwrap();
+    c.refresh_trust().await;
+    assert_eq!(c.tenants_without_metadata(), vec!["contoso".to_string()]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollover_with_two_certificates_then_the_old_one_removed() {
+    fedgate::trust::install_crypto_provider();
+    let (current, next) = (key("idp_current"), key("idp_next"));
+    let state = Arc::new(Mutex::new(Served {
+        body: Some(metadata(&[&current])),
+        etag: "\"1\"".into(),
+        requests: 0,
+        conditional_hits: 0,
+    }));
+    let url = serve_metadata(state.clone()).await;
+    let dir = tempdir("rollover");
+    let a = Arc::new(app(&dir, &url).unwrap());
+    a.refresh_trust().await;
+    assert_eq!(login(&a, &next).await, "saml.cert_untrusted");
+    // Entra publishes the next certificate beside the current one; the
+    // refresh loop (1 s interval here) picks it up.
+    let loops = a.spawn_refresh();
+    {
+        let mut s = state.lock().unwrap();
+        s.body = Some(metadata(&[&current, &next]));
+        s.etag = "\"2\"".into();
+    }
+    let mut waited = 0;
+    while login(&a, &next).await != "ok" {
+        waited += 1;
+        assert!(waited < 50, "the refresh loop never took the new metadata");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(login(&a, &current).await, "ok");
+    // The old certificate is removed: its signatures are refused.
+    {
+        let mut s = state.lock().unwrap();
+        s.body = Some(metadata(&[&next]));
+        s.etag = "\"3\"".into();
+    }
+    a.refresh_trust().await;
+    assert_eq!(login(&a, &current).await, "saml.cert_untrusted");
+    assert_eq!(login(&a, &next).await, "ok");
+    for l in loops {
+        l.abort();
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_kid_refetches_the_jwks_once_and_then_is_rate_limited() {
+    use fedgate::trust::oidc::{verify_token, ProviderTrust};
+    use fedgate::trust::signing::JwtSigner;
+    fedgate::trust::install_crypto_provider();
+    let read =
+        |f: &str| std::fs::read_to_string(super::fixture(&format!("saml/keys/{f}"))).unwrap();
+    let (k1, k2, k3) = (
+        JwtSigner::from_pem(&read("idp_current_key.pem")).unwrap(),
+        JwtSigner::from_pem(&read("idp_next_key.pem")).unwrap(),
+        JwtSigner::from_pem(&read("attacker_key.pem")).unwrap(),
+    );
+    let jwks = Arc::new(Mutex::new((
+        serde_json::json!({"keys": [k1.jwk()]}),
+        0usize,
+    )));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let issuer = format!("{base}/{TENANT_ID}/v2.0");
+    let (j, b) = (jwks.clone(), base.clone());
+    let iss = issuer.clone();
+    let router = axum::Router::new()
+        .route(
+            &format!("/{TENANT_ID}/v2.0/.well-known/openid-configuration"),
+            axum::routing::get(move || {
+                let (b, iss) = (b.clone(), iss.clone());
+                async move {
+                    axum::Json(serde_json::json!({"issuer": iss, "authorization_endpoint": format!("{b}/a"), "token_endpoint": format!("{b}/t"), "jwks_uri": format!("{b}/keys")}))
+                }
+            }),
+        )
+        .route(
+            "/keys",
+            axum::routing::get(move || {
+                let j = j.clone();
+                async move {
+                    let mut g = j.lock().unwrap();
+                    g.1 += 1;
+                    axum::Json(g.0.clone())
+                }
+            }),
+        );
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    let trust = ProviderTrust::new(issuer.clone(), None, None).unwrap();
+    let policy = fedgate::inbound::bearer::BearerPolicy::new(issuer.clone(), "api://fedgate");
+    let now = time::OffsetDateTime::now_utc();
+    let token = |k: &JwtSigner| {
+        k.sign_jwt(&serde_json::json!({"iss": issuer, "aud": "api://fedgate", "tid": TENANT_ID, "oid": "o1", "sub": "s1", "iat": now.unix_timestamp(), "nbf": now.unix_timestamp(), "exp": now.unix_timestamp() + 600}))
+            .unwrap()
+    };
+    let code =
+        |r: Result<fedgate::identity::Identity, fedgate::trust::oidc::TokenTrustError>| match r {
+            Ok(_) => "ok".to_string(),
+            Err(e) => fedgate::identity::ErrorCode::code(&e).to_string(),
+        };
+    assert_eq!(
+        code(verify_token(&trust, &token(&k1), &policy, now).await),
+        "ok"
+    );
+    assert_eq!(jwks.lock().unwrap().1, 1);
+    // Entra rolls its key: the JWKS now holds k2; a k2 token triggers one refetch.
+    jwks.lock().unwrap().0 = serde_json::json!({"keys": [k1.jwk(), k2.jwk()]});
+    assert_eq!(
+        code(verify_token(&trust, &token(&k2), &policy, now).await),
+        "ok"
+    );
+    assert_eq!(jwks.lock().unwrap().1, 2);
+    // Unknown kids right after: no new fetch within 5 minutes, refused.
+    for _ in 0..5 {
+        assert_eq!(
+            code(verify_token(&trust, &token(&k3), &policy, now).await),
+            "jwt.kid_unknown"
+        );
+    }
+    assert_eq!(jwks.lock().unwrap().1, 2, "the refetch is rate limited");
+    // Concurrent unknown kids: still no fetch (single flight + rate limit).
+    let trust = Arc::new(trust);
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let (t, p, tok) = (trust.clone(), policy.clone(), token(&k3));
+            tokio::spawn(async move { verify_token(&t, &tok, &p, now).await.is_err() })
+        })
+        .collect();
+    for t in tasks {
+        assert!(t.await.unwrap());
+    }
+    assert_eq!(jwks.lock().unwrap().1, 2);
+}
