@@ -21,7 +21,7 @@ pub enum ClientCredential {
     Certificate {
         signer: JwtSigner,
         /// The certificate (for its expiry).
-        cert: crate::trust::certs::TrustedCert,
+        cert: Box<crate::trust::certs::TrustedCert>,
         /// base64url SHA-1 of the certificate's DER (`x5t`).
         x5t: String,
         /// base64url SHA-256 of the certificate's DER (`x5t#S256`).
@@ -58,7 +58,7 @@ impl ClientCredential {
         let sha1 = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, der);
         let sha256 = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der);
         Ok(ClientCredential::Certificate {
-            cert: pair.cert.clone(),
+            cert: Box::new(pair.cert.clone()),
             signer,
             x5t: b64(sha1.as_ref()),
             x5t_s256: b64(sha256.as_ref()),
