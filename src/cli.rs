@@ -62,6 +62,12 @@ pub enum Command {
     /// Inspect IdP federation metadata.
     #[command(subcommand)]
     Metadata(MetadataCmd),
+    /// fedgate's own signing keys (a `signing.key_dir`): rollover without a restart.
+    #[command(subcommand)]
+    Keys(KeysCmd),
+    /// Rehearse a certificate rotation.
+    #[command(subcommand)]
+    Drill(DrillCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -216,6 +222,59 @@ pub struct JwtVerifyArgs {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum KeysCmd {
+    /// Make `next/` (and `current/` on first use): published at once, signs nothing yet.
+    GenerateNext {
+        #[arg(long)]
+        dir: PathBuf,
+        /// Certificate validity.
+        #[arg(long, default_value_t = 730)]
+        days: i64,
+    },
+    /// next → current; the old current stays published as previous for the grace period.
+    Promote {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 24)]
+        grace_hours: i64,
+    },
+    /// Stop publishing the previous key now.
+    Retire {
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Each key: role, thumbprint, expiry, whether it signs and is published.
+    Status {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DrillCmd {
+    /// The rotation drill: `--demo` on loopback, or a read-only rehearsal of `--config`.
+    Rotate(DrillArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct DrillArgs {
+    /// Run every phase against the mock tenant and mock console on loopback.
+    #[arg(long, conflicts_with = "config")]
+    pub demo: bool,
+    /// A real configuration: fetch each tenant's metadata now (read-only).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Logins per phase.
+    #[arg(long, default_value_t = 50)]
+    pub logins: usize,
+    /// Write the report as JSON here.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
 pub enum MetadataCmd {
     /// Entity id, endpoints, and each signing certificate with thumbprint and days to expiry.
     Show {
@@ -243,6 +302,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Metadata(MetadataCmd::Show { file, json, now }) => {
             metadata_show(&file, json, now.as_deref())
         }
+        Command::Keys(cmd) => keys(cmd),
+        Command::Drill(DrillCmd::Rotate(args)) => drill_rotate(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -494,6 +555,88 @@ fn init_logging() {
         .try_init();
 }
 
+fn keys(cmd: KeysCmd) -> Result<(), Failure> {
+    use crate::trust::keys;
+    let now = OffsetDateTime::now_utc();
+    let fail = |e: String| Failure::Usage {
+        code: Some("keys.failed"),
+        message: e,
+    };
+    match cmd {
+        KeysCmd::GenerateNext { dir, days } => {
+            let cert = keys::generate_next(&dir, days, now).map_err(fail)?;
+            println!(
+                "next key {} (valid until {}): published at once; run `fedgate keys promote` once every console trusts it",
+                cert.thumbprint_sha256,
+                crate::timefmt::format(cert.not_after)
+            );
+        }
+        KeysCmd::Promote { dir, grace_hours } => {
+            keys::promote(&dir, time::Duration::hours(grace_hours), now).map_err(fail)?;
+            println!(
+                "promoted: the next key signs now; the old one stays published for {grace_hours} h"
+            );
+        }
+        KeysCmd::Retire { dir } => {
+            let retired = keys::retire(&dir).map_err(fail)?;
+            println!(
+                "{}",
+                if retired {
+                    "previous key retired"
+                } else {
+                    "no previous key"
+                }
+            );
+        }
+        KeysCmd::Status { dir, json } => {
+            let st = keys::status(&dir, now).map_err(fail)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&st).unwrap_or_default());
+            } else {
+                println!(
+                    "{:<9} {:<64} {:>9} {:<6} published",
+                    "role", "sha256", "days left", "signs"
+                );
+                for k in st {
+                    println!(
+                        "{:<9} {:<64} {:>9} {:<6} {}",
+                        k.role,
+                        k.thumbprint_sha256,
+                        k.days_left,
+                        if k.signs { "yes" } else { "no" },
+                        match (k.published, k.retire_after) {
+                            (true, Some(t)) => format!("until {}", crate::timefmt::format(t)),
+                            (true, None) => "yes".into(),
+                            (false, _) => "no (retired)".into(),
+                        }
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn drill_rotate(args: &DrillArgs) -> Result<(), Failure> {
+    let rt = runtime()?;
+    let ok = if args.demo {
+        rt.block_on(crate::drill::rotate_demo(
+            args.logins,
+            args.report.as_deref(),
+        ))
+    } else if let Some(config) = &args.config {
+        rt.block_on(crate::drill::rotate_config(config, args.report.as_deref()))
+    } else {
+        return Err(Failure::usage("give --demo or --config FILE".into()));
+    }
+    .map_err(|e| Failure::usage(format!("drill: {e}")))?;
+    if ok {
+        Ok(())
+    } else {
+        Err(Failure::Quiet)
+    }
+}
+
 fn serve(path: &Path) -> Result<(), Failure> {
     init_logging();
     let env: Vec<(String, String)> = std::env::vars()
@@ -527,6 +670,7 @@ fn serve(path: &Path) -> Result<(), Failure> {
             )));
         }
         app.spawn_refresh();
+        app.spawn_key_reload();
         let result = match tls {
             Some((cert, key)) => {
                 let listener = std::net::TcpListener::bind(listen)

@@ -101,6 +101,9 @@ fn default_assertion_lifetime() -> u64 {
 pub struct Signing {
     pub key_file: Option<PathBuf>,
     pub cert_file: Option<PathBuf>,
+    /// …or a key directory with `current/`, `next/`, `previous/` (see
+    /// `fedgate keys`): rollover without a restart.
+    pub key_dir: Option<PathBuf>,
     /// EC P-256 private key (PKCS#8 PEM) for the ES256 console tokens of the
     /// token exchange. RS256 tokens use `key_file` (an RSA key).
     pub token_key_file: Option<PathBuf>,
@@ -452,6 +455,7 @@ impl Config {
         }
         for p in [
             &mut self.signing.key_file,
+            &mut self.signing.key_dir,
             &mut self.signing.cert_file,
             &mut self.signing.token_key_file,
             &mut self.audit.file,

@@ -183,13 +183,17 @@ impl Environment {
 
         // The console learns fedgate's signing certificate the way a real one
         // does: from fedgate's IdP metadata, over HTTP.
-        let md = reqwest::get(format!("{fedgate_url}/idp/metadata"))
-            .await
-            .map_err(err)?
-            .bytes()
-            .await
-            .map_err(err)?;
-        let idp = IdpMetadata::parse(&md).map_err(err)?;
+        let idp = Arc::new(
+            crate::trust::refresh::IdpTrust::remote(
+                "console",
+                "",
+                format!("{fedgate_url}/idp/metadata"),
+                None,
+                std::time::Duration::from_secs(1),
+            )
+            .map_err(err)?,
+        );
+        idp.refresh(OffsetDateTime::now_utc()).await.map_err(err)?;
         let console = Arc::new(MockConsole {
             idp,
             settings: crate::inbound::saml::SamlSettings::new(
@@ -609,8 +613,11 @@ pub async fn serve_mock_console(
     cert_pem: &str,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
-    let idp = IdpMetadata::from_pem(cert_pem, &format!("{fedgate_public_url}/idp/metadata"))
-        .map_err(err)?;
+    let idp = Arc::new(crate::trust::refresh::IdpTrust::fixed(
+        "console",
+        IdpMetadata::from_pem(cert_pem, &format!("{fedgate_public_url}/idp/metadata"))
+            .map_err(err)?,
+    ));
     let profile = crate::consoles::profile(crate::consoles::ConsoleKind::Autotask);
     let console = Arc::new(MockConsole {
         idp,

@@ -18,7 +18,6 @@ use crate::outbound::saml_post;
 use crate::policy::{self, ConsoleRef};
 use crate::store::Store;
 use crate::trust::metadata::IdpMetadata;
-use crate::trust::signing::SigningKey;
 
 /// A tenant ready to verify logins.
 pub struct TenantRuntime {
@@ -213,10 +212,12 @@ fn load_credential(
 pub struct App {
     pub config: Config,
     pub tenants: HashMap<String, TenantRuntime>,
-    pub signing: SigningKey,
-    /// Console-token keys: ES256 (`signing.token_key_file`) and RS256 (the signing key).
+    /// fedgate's signing keys towards the consoles (current, next, previous),
+    /// reloaded from `signing.key_dir` without a restart.
+    keys: std::sync::RwLock<Arc<crate::trust::keys::KeySet>>,
+    /// Console-token key for ES256 (`signing.token_key_file`); RS256 tokens
+    /// use the current signing key.
     pub token_es256: Option<crate::trust::signing::JwtSigner>,
-    pub token_rs256: Option<crate::trust::signing::JwtSigner>,
     pub idp_entity_id: String,
     pub store: Arc<dyn Store>,
     pub audit: AuditLog,
@@ -257,19 +258,30 @@ impl App {
                 TenantRuntime::load(t, &public, config.server.state_dir.as_deref())?,
             );
         }
-        let (Some(key_file), Some(cert_file)) =
-            (&config.signing.key_file, &config.signing.cert_file)
-        else {
-            return Err(StartError::Signing(
-                "signing.key_file and signing.cert_file are required".into(),
-            ));
-        };
         let read = |p: &std::path::Path| {
             std::fs::read_to_string(p)
                 .map_err(|e| StartError::Signing(format!("{}: {e}", p.display())))
         };
-        let signing = SigningKey::from_pem(&read(key_file)?, &read(cert_file)?)
-            .map_err(|e| StartError::Signing(e.to_string()))?;
+        let keys = match (
+            &config.signing.key_dir,
+            &config.signing.key_file,
+            &config.signing.cert_file,
+        ) {
+            (Some(dir), _, _) => {
+                crate::trust::keys::KeySet::from_dir(dir, clock()).map_err(StartError::Signing)?
+            }
+            (None, Some(key_file), Some(cert_file)) => crate::trust::keys::KeySet::single(
+                crate::trust::keys::Key::from_pem(&read(key_file)?, &read(cert_file)?)
+                    .map_err(StartError::Signing)?,
+            ),
+            _ => {
+                return Err(StartError::Signing(
+                    "signing.key_dir, or signing.key_file and signing.cert_file, are required"
+                        .into(),
+                ))
+            }
+        };
+        let signing = &keys.current.saml;
         // ECDSA only towards consoles whose profile accepts it.
         if signing.algorithm() == crate::trust::certs::SigAlg::EcdsaSha256 {
             if let Some(c) = config
@@ -299,16 +311,12 @@ impl App {
                 k.alg()
             )));
         }
-        let token_rs256 = crate::trust::signing::JwtSigner::from_pem(&read(key_file)?)
-            .ok()
-            .filter(|k| k.alg() == "RS256");
         Ok(App {
             token_es256,
-            token_rs256,
+            keys: std::sync::RwLock::new(Arc::new(keys)),
             idp_entity_id: format!("{public}/idp/metadata"),
             config,
             tenants,
-            signing,
             store,
             audit,
             metrics: Metrics::default(),
@@ -427,12 +435,9 @@ impl App {
                 out.push(Expiry::cert("tenant", id, "client_certificate", cert));
             }
         }
-        out.push(Expiry::cert(
-            "console",
-            "*",
-            "fedgate_signing",
-            &self.signing.cert,
-        ));
+        for k in self.keys().published() {
+            out.push(Expiry::cert("console", "*", "fedgate_signing", k.cert()));
+        }
         for (key, date) in self.config.secret_expiry_dates() {
             if let Some(d) = crate::config::parse_date(&date) {
                 let (owner_kind, owner) = secret_owner(&self.config, &key);
@@ -448,6 +453,76 @@ impl App {
         out
     }
 
+    /// The signing keys in force.
+    pub fn keys(&self) -> Arc<crate::trust::keys::KeySet> {
+        match self.keys.read() {
+            Ok(k) => k.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Re-read `signing.key_dir` (SIGHUP, a timer, a drill). Returns whether
+    /// the published keys changed; a directory that does not load keeps the
+    /// keys in force.
+    pub fn reload_keys(&self) -> Result<bool, String> {
+        let Some(dir) = &self.config.signing.key_dir else {
+            return Ok(false);
+        };
+        let fresh = crate::trust::keys::KeySet::from_dir(dir, self.now())?;
+        let thumbs = |k: &crate::trust::keys::KeySet| -> Vec<String> {
+            k.published()
+                .iter()
+                .map(|k| k.cert().thumbprint_sha256.clone())
+                .collect()
+        };
+        let old = self.keys();
+        if thumbs(&old) == thumbs(&fresh) {
+            return Ok(false);
+        }
+        tracing::info!(before = ?thumbs(&old), after = ?thumbs(&fresh), "fedgate's signing keys changed");
+        if let Ok(mut k) = self.keys.write() {
+            *k = Arc::new(fresh);
+        }
+        Ok(true)
+    }
+
+    /// Reload `signing.key_dir` on SIGHUP and every 30 seconds.
+    pub fn spawn_key_reload(self: &Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
+        self.config.signing.key_dir.as_ref()?;
+        let app = Arc::downgrade(self);
+        Some(tokio::spawn(async move {
+            #[cfg(unix)]
+            let mut hup =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+            loop {
+                #[cfg(unix)]
+                {
+                    let sleep = tokio::time::sleep(std::time::Duration::from_secs(30));
+                    match hup.as_mut() {
+                        Some(h) => {
+                            tokio::select! {
+                                _ = h.recv() => tracing::info!("SIGHUP: reloading the signing keys"),
+                                _ = sleep => {}
+                            }
+                        }
+                        None => sleep.await,
+                    }
+                }
+                #[cfg(not(unix))]
+                tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+                let Some(app) = app.upgrade() else { return };
+                if let Err(e) = app.reload_keys() {
+                    tracing::warn!(error = %e, "the key directory does not load: keeping the keys in force");
+                }
+            }
+        }))
+    }
+
+    /// Whether RS256 console tokens can be signed (an RSA current key).
+    pub fn has_rs256(&self) -> bool {
+        self.keys().current.jwt.is_some()
+    }
+
     pub fn now(&self) -> OffsetDateTime {
         (self.clock)()
     }
@@ -461,7 +536,12 @@ impl App {
         saml_post::idp_metadata(
             &self.idp_entity_id,
             &format!("{}/launch", self.config.server.public_url),
-            &[&self.signing.cert],
+            &self
+                .keys()
+                .published()
+                .iter()
+                .map(|k| k.cert())
+                .collect::<Vec<_>>(),
         )
     }
 
@@ -1161,7 +1241,7 @@ fn deliver(
         identity,
         &decision.grants,
         &delivery,
-        &app.signing,
+        &app.keys().current.saml,
         now,
         &seed,
     ) {
@@ -1395,8 +1475,9 @@ pub async fn token_exchange(
         );
         return fail(app, event, e);
     }
+    let keys = app.keys();
     let signer = match console.token_alg.as_str() {
-        "RS256" => app.token_rs256.as_ref(),
+        "RS256" => keys.current.jwt.as_ref(),
         _ => app.token_es256.as_ref(),
     };
     let Some(signer) = signer else {
@@ -1482,9 +1563,11 @@ fn unverified_tid(token: &str) -> Option<String> {
 impl App {
     /// fedgate's JWKS for console tokens (`GET /oauth2/jwks`).
     pub fn jwks(&self) -> serde_json::Value {
-        let keys: Vec<serde_json::Value> = [self.token_es256.as_ref(), self.token_rs256.as_ref()]
-            .into_iter()
-            .flatten()
+        let ks = self.keys();
+        let keys: Vec<serde_json::Value> = self
+            .token_es256
+            .iter()
+            .chain(ks.published().iter().filter_map(|k| k.jwt.as_ref()))
             .map(|k| k.jwk())
             .collect();
         serde_json::json!({ "keys": keys })

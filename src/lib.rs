@@ -24,6 +24,7 @@ pub mod cli;
 pub mod config;
 pub mod consoles;
 pub mod demo;
+pub mod drill;
 pub mod gateway;
 pub mod http;
 pub mod identity;

@@ -374,7 +374,7 @@ async fn openid_configuration(State(app): State<Arc<App>>) -> Response {
     if app.token_es256.is_some() {
         algs.push("ES256");
     }
-    if app.token_rs256.is_some() {
+    if app.has_rs256() {
         algs.push("RS256");
     }
     axum::Json(crate::outbound::oidc_provider::discovery(

@@ -15,11 +15,11 @@ use serde_json::json;
 
 use crate::identity::ErrorCode;
 use crate::inbound::saml::{self, SamlSettings};
-use crate::trust::metadata::IdpMetadata;
 
 pub struct MockConsole {
-    /// fedgate's IdP metadata, as fetched.
-    pub idp: IdpMetadata,
+    /// fedgate's IdP metadata: fetched from fedgate's `/idp/metadata` and
+    /// refreshed like any IdP's (so it follows fedgate's key rollover), or fixed.
+    pub idp: std::sync::Arc<crate::trust::refresh::IdpTrust>,
     pub settings: SamlSettings,
     /// Users that exist in the console (e-mail addresses).
     pub users: Vec<String>,
@@ -44,7 +44,14 @@ pub fn router(console: Arc<MockConsole>) -> Router {
 
 async fn sso(State(c): State<Arc<MockConsole>>, Form(form): Form<SsoForm>) -> Response {
     let now = time::OffsetDateTime::now_utc();
-    match saml::verify(form.saml_response.as_bytes(), &c.idp, &c.settings, now) {
+    let Some(idp) = c.idp.current() else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"ok": false, "error": "idp_metadata_unavailable"})),
+        )
+            .into_response();
+    };
+    match saml::verify(form.saml_response.as_bytes(), &idp, &c.settings, now) {
         Err(e) => (
             StatusCode::FORBIDDEN,
             Json(json!({"ok": false, "error": e.code(), "message": e.to_string()})),
@@ -58,7 +65,7 @@ async fn sso(State(c): State<Arc<MockConsole>>, Form(form): Form<SsoForm>) -> Re
             .into_response(),
         Ok(id) => {
             let get = |k: &str| id.attributes.get(k).cloned().unwrap_or_default();
-            Json(json!({"ok": true, "user": id.subject, "roles": get(&c.role_attribute), "scope": get(&c.scope_attribute)}))
+            Json(json!({"ok": true, "user": id.subject, "roles": get(&c.role_attribute), "scope": get(&c.scope_attribute), "signed_by": id.verification.key}))
                 .into_response()
         }
     }

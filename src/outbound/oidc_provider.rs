@@ -563,8 +563,9 @@ pub async fn token(
         ));
     }
 
+    let keys = app.keys();
     let signer = match console.token_alg.as_str() {
-        "RS256" => app.token_rs256.as_ref(),
+        "RS256" => keys.current.jwt.as_ref(),
         _ => app.token_es256.as_ref(),
     }
     .ok_or_else(|| {

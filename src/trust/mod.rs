@@ -4,6 +4,7 @@ pub mod certs;
 pub mod credential;
 pub mod graph;
 pub mod jwks;
+pub mod keys;
 pub mod metadata;
 pub mod oidc;
 pub mod refresh;

@@ -317,3 +317,21 @@ pub fn jittered(interval: Duration) -> Duration {
     let r = f64::from(u16::from_le_bytes(b)) / f64::from(u16::MAX); // 0..1
     interval.mul_f64(0.9 + 0.2 * r)
 }
+
+impl IdpTrust {
+    /// Refresh on the jittered interval until the returned task is aborted
+    /// or the runtime stops.
+    pub fn spawn_loop(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let me = Arc::downgrade(self);
+        let interval = self.interval;
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(jittered(interval)).await;
+                let Some(t) = me.upgrade() else { return };
+                if let Ok(Refreshed::Updated) = t.refresh(OffsetDateTime::now_utc()).await {
+                    tracing::info!(tenant = %t.tenant, "metadata refreshed");
+                }
+            }
+        })
+    }
+}

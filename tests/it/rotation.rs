@@ -331,3 +331,174 @@ async fn an_unknown_kid_refetches_the_jwks_once_and_then_is_rate_limited() {
     }
     assert_eq!(jwks.lock().unwrap().1, 2);
 }
+
+fn fedgate_cli(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_fedgate"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fedgate_keys_generate_promote_retire_with_reload_and_publication() {
+    fedgate::trust::install_crypto_provider();
+    let dir = tempdir("keys");
+    let keys = dir.join("keys");
+    std::fs::create_dir_all(keys.join("current")).unwrap();
+    std::fs::copy(
+        super::data("fedgate_rsa_key.pem"),
+        keys.join("current/key.pem"),
+    )
+    .unwrap();
+    std::fs::copy(
+        super::data("fedgate_rsa_cert.pem"),
+        keys.join("current/cert.pem"),
+    )
+    .unwrap();
+    let toml = format!(
+        "[server]\npublic_url = \"https://fedgate.example.test\"\n[signing]\nkey_dir = \"keys\"\n\
+[[tenants]]\nid = \"contoso\"\nentra_tenant_id = \"{TENANT_ID}\"\nmetadata_file = \"{}\"\n",
+        super::fixture("saml/idp_metadata.xml").display()
+    );
+    std::fs::write(dir.join("fedgate.toml"), toml).unwrap();
+    let config = fedgate::config::Config::load(&dir.join("fedgate.toml"), &[]).unwrap();
+    let app = App::new(
+        config,
+        Arc::new(fedgate::store::memory::MemoryStore::new()),
+        Box::new(time::OffsetDateTime::now_utc),
+    )
+    .unwrap();
+    let published = |app: &App| {
+        fedgate::trust::metadata::IdpMetadata::parse(app.idp_metadata().as_bytes())
+            .unwrap()
+            .signing_certs
+            .iter()
+            .map(|c| c.thumbprint_sha256.clone())
+            .collect::<Vec<_>>()
+    };
+    let jwks_len = |app: &App| app.jwks()["keys"].as_array().unwrap().len();
+    let original = app.keys().current.cert().thumbprint_sha256.clone();
+    assert_eq!(published(&app), vec![original.clone()]);
+    assert!(!app.reload_keys().unwrap(), "nothing changed yet");
+
+    // generate-next: published at once (metadata and JWKS), signs nothing.
+    let k = keys.to_str().unwrap();
+    let out = fedgate_cli(&["keys", "generate-next", "--dir", k]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(app.reload_keys().unwrap());
+    let both = published(&app);
+    assert_eq!(both.len(), 2);
+    assert_eq!(both[0], original, "current still signs");
+    assert_eq!(jwks_len(&app), 2);
+    assert_eq!(app.keys().current.cert().thumbprint_sha256, original);
+    // A second generate-next is refused: promote first.
+    assert_eq!(
+        fedgate_cli(&["keys", "generate-next", "--dir", k])
+            .status
+            .code(),
+        Some(2)
+    );
+
+    // promote: the next key signs, the old one stays published (grace).
+    assert!(fedgate_cli(&["keys", "promote", "--dir", k])
+        .status
+        .success());
+    assert!(app.reload_keys().unwrap());
+    assert_eq!(app.keys().current.cert().thumbprint_sha256, both[1]);
+    assert_eq!(published(&app), vec![both[1].clone(), original.clone()]);
+    let status: serde_json::Value =
+        serde_json::from_slice(&fedgate_cli(&["keys", "status", "--dir", k, "--json"]).stdout)
+            .unwrap();
+    assert_eq!(status[0]["role"], "current");
+    assert_eq!(status[0]["signs"], true);
+    assert_eq!(status[1]["role"], "previous");
+    assert_eq!(status[1]["published"], true);
+
+    // retire: only the new key is published.
+    assert!(fedgate_cli(&["keys", "retire", "--dir", k])
+        .status
+        .success());
+    assert!(app.reload_keys().unwrap());
+    assert_eq!(published(&app), vec![both[1].clone()]);
+    assert_eq!(jwks_len(&app), 1);
+    // A broken directory keeps the keys in force.
+    std::fs::write(keys.join("current/key.pem"), "not a key").unwrap();
+    assert!(app.reload_keys().is_err());
+    assert_eq!(published(&app), vec![both[1].clone()]);
+    // The expiry metric names every published certificate.
+    assert!(app.trust_metrics().contains(&format!(
+        "fedgate_cert_expiry_seconds{{console=\"*\",kind=\"fedgate_signing\",thumbprint=\"{}\"}}",
+        both[1]
+    )));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_rotation_drill_passes_on_loopback_and_writes_its_report() {
+    let report = std::env::temp_dir().join(format!("fedgate-drill-{}.json", std::process::id()));
+    let out = fedgate_cli(&[
+        "drill",
+        "rotate",
+        "--demo",
+        "--logins",
+        "10",
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(r["ok"], true);
+    let phases = r["phases"].as_array().unwrap();
+    assert_eq!(phases.len(), 7);
+    for p in phases {
+        assert_eq!(p["unexpected"], 0, "{p}");
+    }
+    // Phase 3 refused the old tenant key; phase 6 the retired fedgate key.
+    assert_eq!(phases[3]["refusal_codes"]["saml.cert_untrusted"], 5);
+    assert_eq!(phases[6]["refusal_codes"]["console:saml.cert_untrusted"], 1);
+    let _ = std::fs::remove_file(&report);
+}
+
+#[test]
+fn expiry_dates_feed_the_metric() {
+    // A secret recorded as expiring is exported with its date.
+    let dir = tempdir("expiry");
+    let toml = format!(
+        "[server]\npublic_url = \"https://fedgate.example.test\"\n[signing]\nkey_file = \"{d}/fedgate_rsa_key.pem\"\ncert_file = \"{d}/fedgate_rsa_cert.pem\"\n\
+[[tenants]]\nid = \"contoso\"\nentra_tenant_id = \"{TENANT_ID}\"\nmetadata_file = \"{md}\"\n[tenants.graph]\nclient_id = \"g\"\nclient_secret_file = \"secret\"\nsecret_expires = \"2027-01-31\"\n",
+        d = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data"),
+        md = super::fixture("saml/idp_metadata.xml").display()
+    );
+    std::fs::write(dir.join("secret"), "s").unwrap();
+    std::fs::write(dir.join("fedgate.toml"), &toml).unwrap();
+    let config = fedgate::config::Config::load(&dir.join("fedgate.toml"), &[]).unwrap();
+    let app = App::new(
+        config,
+        Arc::new(fedgate::store::memory::MemoryStore::new()),
+        Box::new(|| time::macros::datetime!(2027-01-01 0:00 UTC)),
+    )
+    .unwrap();
+    let m = app.trust_metrics();
+    assert!(
+        m.contains("fedgate_cert_expiry_seconds{tenant=\"contoso\",kind=\"client_secret\",thumbprint=\"-\"} 2592000"),
+        "{m}"
+    );
+    // A bad date is a configuration error.
+    std::fs::write(
+        dir.join("fedgate.toml"),
+        toml.replace("2027-01-31", "31/01/2027"),
+    )
+    .unwrap();
+    let e = fedgate::config::Config::load(&dir.join("fedgate.toml"), &[]).unwrap_err();
+    assert!(e.to_string().contains("secret_expires"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
