@@ -671,6 +671,7 @@ fn serve(path: &Path) -> Result<(), Failure> {
         }
         app.spawn_refresh();
         app.spawn_key_reload();
+        app.spawn_expiry_warnings();
         let result = match tls {
             Some((cert, key)) => {
                 let listener = std::net::TcpListener::bind(listen)

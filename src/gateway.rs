@@ -518,6 +518,41 @@ impl App {
         }))
     }
 
+    /// Log a warning for every credential expiring within 30 days (or
+    /// expired), at start and then daily.
+    pub fn spawn_expiry_warnings(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let app = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                let Some(a) = app.upgrade() else { return };
+                a.warn_expiries();
+                drop(a);
+                tokio::time::sleep(std::time::Duration::from_secs(24 * 3600)).await;
+            }
+        })
+    }
+
+    /// The warnings of [`App::spawn_expiry_warnings`], once; returns how many.
+    pub fn warn_expiries(&self) -> usize {
+        let now = self.now();
+        let mut n = 0;
+        for e in self.expiries() {
+            let days = (e.not_after - now).whole_days();
+            if days < 30 {
+                n += 1;
+                tracing::warn!(
+                    owner = %format!("{} {}", e.owner_kind, e.owner),
+                    kind = e.kind,
+                    thumbprint = %e.thumbprint,
+                    days_left = days,
+                    "{}",
+                    if days < 0 { "a credential has expired: renew it now" } else { "a credential expires within 30 days: renew it" }
+                );
+            }
+        }
+        n
+    }
+
     /// Whether RS256 console tokens can be signed (an RSA current key).
     pub fn has_rs256(&self) -> bool {
         self.keys().current.jwt.is_some()

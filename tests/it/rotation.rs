@@ -492,6 +492,18 @@ fn expiry_dates_feed_the_metric() {
         m.contains("fedgate_cert_expiry_seconds{tenant=\"contoso\",kind=\"client_secret\",thumbprint=\"-\"} 2592000"),
         "{m}"
     );
+    // Under 30 days: warned about (the daily log of `serve`).
+    let soon = App::new(
+        fedgate::config::Config::load(&dir.join("fedgate.toml"), &[]).unwrap(),
+        Arc::new(fedgate::store::memory::MemoryStore::new()),
+        Box::new(|| time::macros::datetime!(2027-01-20 0:00 UTC)),
+    )
+    .unwrap();
+    assert!(soon.warn_expiries() >= 1);
+    assert!(soon
+        .expiries()
+        .iter()
+        .any(|e| e.kind == "client_secret" && (e.not_after - soon.now()).whole_days() == 11));
     // A bad date is a configuration error.
     std::fs::write(
         dir.join("fedgate.toml"),
