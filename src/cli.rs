@@ -133,6 +133,10 @@ pub struct ExplainArgs {
     /// Instead of --groups/--roles/--mfa: a real SAMLResponse (base64 or XML), verified with the tenant's metadata.
     #[arg(long, conflicts_with_all = ["groups", "roles", "mfa"])]
     pub saml_response: Option<PathBuf>,
+    /// Instead: an Entra access token (a file, or `-`), verified with the tenant's
+    /// `[tenants.oidc]` (pinned JWKS file, or the JWKS its discovery names).
+    #[arg(long, conflicts_with_all = ["groups", "roles", "mfa", "saml_response"])]
+    pub token: Option<String>,
     /// The instant to evaluate at (RFC 3339); default: now.
     #[arg(long)]
     pub now: Option<String>,
@@ -734,8 +738,47 @@ fn explain(args: &ExplainArgs) -> Result<(), Failure> {
                 args.console
             ))
         })?;
-    let identity = match &args.saml_response {
-        Some(file) => {
+    let identity = match (&args.saml_response, &args.token) {
+        (None, Some(token_arg)) => {
+            let token = String::from_utf8(read_input(token_arg)?)
+                .map_err(|_| Failure::usage("the token is not text".into()))?;
+            let oidc = tenant
+                .oidc
+                .as_ref()
+                .filter(|o| !o.audiences.is_empty())
+                .ok_or_else(|| {
+                    Failure::usage(format!(
+                        "tenant {:?} has no [tenants.oidc] audiences: its tokens are not accepted",
+                        tenant.id
+                    ))
+                })?;
+            let issuer = tenant.token_issuer().unwrap_or_default();
+            let pinned = match &oidc.jwks_file {
+                Some(f) => Some(
+                    crate::trust::jwks::Jwks::from_json(&read_file(f)?)
+                        .map_err(|e| Failure::setup("jwks_file", e))?,
+                ),
+                None => None,
+            };
+            let trust = crate::trust::oidc::ProviderTrust::new(
+                issuer.clone(),
+                oidc.discovery_url.clone(),
+                pinned,
+            )
+            .map_err(|e| Failure::setup("oidc", e))?;
+            let mut policy =
+                crate::inbound::bearer::BearerPolicy::new(issuer, oidc.audiences.clone());
+            policy.skew = Duration::seconds(i64::from(tenant.clock_skew_secs));
+            runtime()?
+                .block_on(crate::trust::oidc::verify_token(
+                    &trust,
+                    token.trim(),
+                    &policy,
+                    now,
+                ))
+                .map_err(Failure::rejected)?
+        }
+        (Some(file), _) => {
             let md = tenant.metadata_file.as_deref().ok_or_else(|| {
                 Failure::usage(format!(
                     "tenant {:?} has no metadata_file: it does not sign in by SAML",
@@ -753,7 +796,7 @@ fn explain(args: &ExplainArgs) -> Result<(), Failure> {
             settings.profile.allow_sha1 = tenant.allow_sha1;
             saml::verify(&read_file(file)?, &idp, &settings, now).map_err(Failure::rejected)?
         }
-        None => Identity {
+        (None, None) => Identity {
             subject: "(as described on the command line)".into(),
             subject_format: None,
             issuer: format!("https://sts.windows.net/{}/", tenant.entra_tenant_id),

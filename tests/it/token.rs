@@ -384,3 +384,51 @@ async fn token_overage_is_resolved_through_graph() {
         .starts_with("policy.groups_overage_unresolved"));
     s.stop().await;
 }
+
+/// `fedgate explain --token`: the same token the exchange takes, explained
+/// offline with the tenant's `[tenants.oidc]` trust.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_takes_a_token_and_shows_the_decision() {
+    let s = start().await;
+    let cfg = s.dir.join("fedgate.toml");
+    let now = time::OffsetDateTime::from_unix_timestamp(s.tokens["now"].as_i64().unwrap()).unwrap();
+    let run = |name: &str| {
+        let jwt = s.tokens["tokens"][name]["jwt"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let file = s.dir.join(format!("{name}.jwt"));
+        std::fs::write(&file, jwt).unwrap();
+        std::process::Command::new(env!("CARGO_BIN_EXE_fedgate"))
+            .args([
+                "explain",
+                "--config",
+                cfg.to_str().unwrap(),
+                "--tenant",
+                "contoso",
+                "--console",
+                "commvault-api",
+            ])
+            .args([
+                "--token",
+                file.to_str().unwrap(),
+                "--now",
+                &fedgate::timefmt::format(now),
+                "--json",
+            ])
+            .output()
+            .unwrap()
+    };
+    // The service account's app-only token: the automation rule grants BackupAdmin.
+    let out = run("v2_app_only");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{v}");
+    assert_eq!(v["identity"]["kind"], "service_account");
+    assert_eq!(v["decision"]["grants"][0]["role"], "BackupAdmin");
+    // A token for another audience is refused with its code.
+    let out = run("wrong_audience");
+    assert_eq!(out.status.code(), Some(1));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["error"], "jwt.audience_mismatch");
+    s.stop().await;
+}
