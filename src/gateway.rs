@@ -99,6 +99,10 @@ impl TenantRuntime {
                 pinned,
             )
             .map_err(|e| StartError::Signing(format!("tenant {}: {e}", t.id)))?;
+            let trust = match state_dir {
+                Some(d) => trust.with_state_file(d.join(format!("{}-oidc.json", t.id))),
+                None => trust,
+            };
             provider = Some(Arc::new(trust));
             if !oidc.audiences.is_empty() {
                 let mut policy = crate::inbound::bearer::BearerPolicy::new(

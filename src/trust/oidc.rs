@@ -78,6 +78,9 @@ pub struct ProviderTrust {
     pinned_jwks: Option<Arc<Jwks>>,
     http: reqwest::Client,
     state: RwLock<Option<Fetched>>,
+    /// Where the last good discovery document and JWKS are saved, so a
+    /// restart during an outage still verifies tokens.
+    state_file: Option<std::path::PathBuf>,
     /// Serialises fetches (single flight) and remembers the last kid-driven one.
     fetching: tokio::sync::Mutex<Option<Instant>>,
 }
@@ -123,8 +126,68 @@ impl ProviderTrust {
             pinned_jwks: pinned_jwks.map(Arc::new),
             http,
             state: RwLock::new(None),
+            state_file: None,
             fetching: tokio::sync::Mutex::new(None),
         })
+    }
+
+    /// Save every good fetch to `file`, and start from the copy found there
+    /// (treated as stale: the first use tries a fetch, and falls back to it).
+    pub fn with_state_file(mut self, file: std::path::PathBuf) -> Self {
+        if let Ok(bytes) = std::fs::read(&file) {
+            match self.parse_saved(&bytes) {
+                Some(f) => {
+                    tracing::info!(issuer = %self.issuer, file = %file.display(), "last-known-good OIDC discovery and JWKS loaded");
+                    if let Ok(mut s) = self.state.write() {
+                        *s = Some(f);
+                    }
+                }
+                None => {
+                    tracing::warn!(file = %file.display(), "the saved OIDC discovery and JWKS are not usable; ignoring them")
+                }
+            }
+        }
+        self.state_file = Some(file);
+        self
+    }
+
+    fn parse_saved(&self, bytes: &[u8]) -> Option<Fetched> {
+        let v: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+        let raw = v.get("discovery")?.clone();
+        let fields: DiscoveryFields = serde_json::from_value(raw.clone()).ok()?;
+        if fields.issuer != self.issuer {
+            return None;
+        }
+        let jwks = Jwks::from_json(v.get("jwks")?.to_string().as_bytes()).ok()?;
+        Some(Fetched {
+            discovery: Arc::new(Discovery {
+                issuer: fields.issuer,
+                authorization_endpoint: fields.authorization_endpoint,
+                token_endpoint: fields.token_endpoint,
+                jwks_uri: fields.jwks_uri,
+                raw,
+            }),
+            jwks: Arc::new(jwks),
+            // Stale on purpose: the first use refreshes, keeping this on failure.
+            at: Instant::now().checked_sub(REFRESH_EVERY + Duration::from_secs(1))?,
+        })
+    }
+
+    fn save(&self, discovery: &serde_json::Value, jwks: &[u8]) {
+        let Some(path) = &self.state_file else { return };
+        let Ok(jwks) = serde_json::from_slice::<serde_json::Value>(jwks) else {
+            return;
+        };
+        let doc = serde_json::json!({"discovery": discovery, "jwks": jwks});
+        let tmp = path.with_extension("tmp");
+        let r = path
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::fs::write(&tmp, doc.to_string()))
+            .and_then(|()| std::fs::rename(&tmp, path));
+        if let Err(e) = r {
+            tracing::warn!(file = %path.display(), error = %e, "could not save the last-known-good OIDC discovery and JWKS");
+        }
     }
 
     pub fn issuer(&self) -> &str {
@@ -259,6 +322,7 @@ impl ProviderTrust {
             jwks_uri: fields.jwks_uri,
             raw,
         });
+        self.save(&discovery.raw, &jwks_body);
         let jwks = Arc::new(jwks);
         if let Ok(mut s) = self.state.write() {
             *s = Some(Fetched {

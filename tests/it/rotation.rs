@@ -286,7 +286,10 @@ async fn an_unknown_kid_refetches_the_jwks_once_and_then_is_rate_limited() {
     tokio::spawn(async move {
         let _ = axum::serve(listener, router).await;
     });
-    let trust = ProviderTrust::new(issuer.clone(), None, None).unwrap();
+    let state = tempdir("oidc-state").join("contoso-oidc.json");
+    let trust = ProviderTrust::new(issuer.clone(), None, None)
+        .unwrap()
+        .with_state_file(state.clone());
     let policy = fedgate::inbound::bearer::BearerPolicy::new(issuer.clone(), "api://fedgate");
     let now = time::OffsetDateTime::now_utc();
     let token = |k: &JwtSigner| {
@@ -330,6 +333,31 @@ async fn an_unknown_kid_refetches_the_jwks_once_and_then_is_rate_limited() {
         assert!(t.await.unwrap());
     }
     assert_eq!(jwks.lock().unwrap().1, 2);
+    // A restart while the provider is unreachable: the saved discovery and
+    // JWKS verify tokens (k2 included).
+    assert!(state.exists());
+    let restarted = ProviderTrust::new(
+        issuer.clone(),
+        Some("http://127.0.0.1:9/unreachable/.well-known/openid-configuration".into()),
+        None,
+    )
+    .unwrap()
+    .with_state_file(state.clone());
+    assert_eq!(
+        code(verify_token(&restarted, &token(&k2), &policy, now).await),
+        "ok"
+    );
+    // Without the saved copy the same outage refuses, with the trust's code.
+    let cold = ProviderTrust::new(
+        issuer.clone(),
+        Some("http://127.0.0.1:9/unreachable/.well-known/openid-configuration".into()),
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        code(verify_token(&cold, &token(&k2), &policy, now).await),
+        "oidc.fetch_failed"
+    );
 }
 
 fn fedgate_cli(args: &[&str]) -> std::process::Output {
