@@ -91,7 +91,12 @@ impl AuditEvent {
 /// when configured.
 pub struct AuditLog {
     file: Option<Mutex<std::fs::File>>,
+    /// The last decisions, for the admin page.
+    recent: Mutex<std::collections::VecDeque<serde_json::Value>>,
 }
+
+/// How many decisions the admin page can show.
+const RECENT: usize = 50;
 
 impl AuditLog {
     pub fn new(path: Option<&Path>) -> std::io::Result<Self> {
@@ -104,7 +109,18 @@ impl AuditLog {
             )),
             None => None,
         };
-        Ok(AuditLog { file })
+        Ok(AuditLog {
+            file,
+            recent: Mutex::new(std::collections::VecDeque::with_capacity(RECENT)),
+        })
+    }
+
+    /// The last decisions, newest first.
+    pub fn recent(&self) -> Vec<serde_json::Value> {
+        self.recent
+            .lock()
+            .map(|r| r.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     pub fn record(&self, event: &AuditEvent) {
@@ -116,6 +132,12 @@ impl AuditLog {
         });
         tracing::info!(target: "audit", outcome = event.outcome, code = %event.code, tenant = %event.tenant,
             console = event.console.as_deref().unwrap_or("-"), subject = event.subject.as_deref().unwrap_or("-"), "decision");
+        if let (Ok(mut r), Ok(v)) = (self.recent.lock(), serde_json::to_value(event)) {
+            if r.len() == RECENT {
+                r.pop_back();
+            }
+            r.push_front(v);
+        }
         if let Some(f) = &self.file {
             if let Ok(mut f) = f.lock() {
                 // One write per line, so concurrent events never interleave.

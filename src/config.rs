@@ -62,6 +62,21 @@ pub struct Config {
     pub consoles: Vec<Console>,
     #[serde(default)]
     pub rules: Vec<Rule>,
+    #[serde(default)]
+    pub admin: Admin,
+}
+
+/// Who may open `/admin`: users of `tenant` signed in by SSO with one of
+/// these groups or app roles; and, for first setup, anyone with the local
+/// token in the environment variable `FEDGATE_ADMIN_TOKEN`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Admin {
+    pub tenant: Option<String>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    #[serde(default)]
+    pub app_roles: Vec<String>,
 }
 
 fn one() -> u32 {

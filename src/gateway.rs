@@ -838,6 +838,16 @@ async fn complete_login(
     if let Err(e) = app.store.put_session(&session, &with_tenant, expires).await {
         return refuse(app, event, store_down(app, "put_session", e));
     }
+    if target == "admin" {
+        event.outcome = "allowed";
+        event.code = "ok".into();
+        event.reason = "signed in to the admin page (admin rights are checked there)".into();
+        app.audit.record(&event);
+        return Outcome::Redirect {
+            location: format!("{}/admin", app.config.server.public_url),
+            session: Some(session),
+        };
+    }
     if let Some(key) = target.strip_prefix("authorize:") {
         event.outcome = "allowed";
         event.code = "ok".into();

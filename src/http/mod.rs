@@ -2,6 +2,7 @@
 //! of `gateway`, render the answer. Error pages carry the stable code, what
 //! it means and what the admin should check.
 
+pub mod admin;
 pub mod pages;
 
 use std::collections::HashMap;
@@ -46,6 +47,14 @@ pub fn router(app: Arc<App>) -> Router {
             get(openid_configuration),
         )
         .route("/oauth2/jwks", get(jwks))
+        .route("/admin", get(admin::dashboard))
+        .route("/admin/login", post(admin::login))
+        .route("/admin/logout", post(admin::logout))
+        .route("/admin/sso", get(admin::sso))
+        .route(
+            "/admin/test",
+            get(admin::test_page).post(admin::test_submit),
+        )
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

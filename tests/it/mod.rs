@@ -1,3 +1,4 @@
+pub mod admin;
 pub mod c14n;
 pub mod cli;
 pub mod corpus;
