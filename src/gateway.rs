@@ -1000,6 +1000,38 @@ pub async fn saml_login(
     }
 }
 
+/// A tenant that signs in by OIDC: its runtime, fedgate's app registration
+/// there, and its provider trust.
+fn oidc_tenant<'a>(
+    app: &'a App,
+    tenant: &str,
+) -> Result<
+    (
+        &'a TenantRuntime,
+        &'a crate::inbound::oidc::OidcClient,
+        &'a crate::trust::oidc::ProviderTrust,
+    ),
+    Refusal,
+> {
+    let rt = app.tenants.get(tenant).ok_or_else(|| {
+        Refusal::new(
+            404,
+            "tenant.unknown",
+            format!("no tenant {tenant:?} is configured"),
+        )
+    })?;
+    match (rt.login.as_ref(), rt.provider.as_ref()) {
+        (Some(rp), Some(trust)) => Ok((rt, rp, trust)),
+        _ => Err(Refusal::new(
+            404,
+            "tenant.oidc_not_configured",
+            format!(
+                "tenant {tenant:?} has no [tenants.oidc] client_id: it does not sign in by OIDC"
+            ),
+        )),
+    }
+}
+
 /// `GET /oidc/{tenant}/login?console=…`: start an Entra OIDC login.
 pub async fn oidc_login(
     app: &App,
@@ -1010,23 +1042,9 @@ pub async fn oidc_login(
 ) -> Outcome {
     let now = app.now();
     let event = AuditEvent::new(now, tenant, "oidc", client);
-    let Some(rt) = app.tenants.get(tenant) else {
-        let r = Refusal::new(
-            404,
-            "tenant.unknown",
-            format!("no tenant {tenant:?} is configured"),
-        );
-        return refuse(app, event, r);
-    };
-    let (Some(rp), Some(trust)) = (rt.login.as_ref(), rt.provider.as_ref()) else {
-        let r = Refusal::new(
-            404,
-            "tenant.oidc_not_configured",
-            format!(
-                "tenant {tenant:?} has no [tenants.oidc] client_id: it does not sign in by OIDC"
-            ),
-        );
-        return refuse(app, event, r);
+    let (_, rp, trust) = match oidc_tenant(app, tenant) {
+        Ok(found) => found,
+        Err(r) => return refuse(app, event, r),
     };
     match crate::inbound::oidc::start(
         rp,
@@ -1062,21 +1080,9 @@ pub async fn oidc_callback(
 ) -> Outcome {
     let now = app.now();
     let mut event = AuditEvent::new(now, tenant, "oidc", client);
-    let Some(rt) = app.tenants.get(tenant) else {
-        let r = Refusal::new(
-            404,
-            "tenant.unknown",
-            format!("no tenant {tenant:?} is configured"),
-        );
-        return refuse(app, event, r);
-    };
-    let (Some(rp), Some(trust)) = (rt.login.as_ref(), rt.provider.as_ref()) else {
-        let r = Refusal::new(
-            404,
-            "tenant.oidc_not_configured",
-            format!("tenant {tenant:?} does not sign in by OIDC"),
-        );
-        return refuse(app, event, r);
+    let (rt, rp, trust) = match oidc_tenant(app, tenant) {
+        Ok(found) => found,
+        Err(r) => return refuse(app, event, r),
     };
     let started = std::time::Instant::now();
     let finished =
@@ -1234,12 +1240,7 @@ fn deliver(
         return refuse(app, event, r);
     };
     let decision = decide(app, rt, identity, console, now);
-    event.rules_matched = decision
-        .rules
-        .iter()
-        .filter(|r| r.matched)
-        .map(|r| r.rule.clone())
-        .collect();
+    event.rules_matched = decision.matched_rules();
     if let Some(denial) = decision
         .denial
         .as_ref()
@@ -1484,18 +1485,9 @@ pub async fn token_exchange(
     event.console = Some(console_id.to_string());
     event.via = format!("{:?}", identity.source).to_ascii_lowercase();
     let decision = decide(app, rt, &identity, console, now);
-    event.rules_matched = decision
-        .rules
-        .iter()
-        .filter(|r| r.matched)
-        .map(|r| r.rule.clone())
-        .collect();
+    event.rules_matched = decision.matched_rules();
     if !decision.allowed() {
-        let (code, message) = decision
-            .denial
-            .as_ref()
-            .map(|d| (d.code, d.message.clone()))
-            .unwrap_or(("policy.no_rule_matched", "no rule grants a role".into()));
+        let (code, message) = decision.denial_reason();
         return fail(
             app,
             event,

@@ -151,6 +151,26 @@ pub struct Decision {
     pub denial: Option<Denial>,
 }
 
+impl Decision {
+    /// The ids of the rules that matched.
+    pub fn matched_rules(&self) -> Vec<String> {
+        self.rules
+            .iter()
+            .filter(|r| r.matched)
+            .map(|r| r.rule.clone())
+            .collect()
+    }
+
+    /// The denial's code and message (`policy.no_rule_matched` when policy
+    /// denied without naming one).
+    pub fn denial_reason(&self) -> (&'static str, String) {
+        self.denial
+            .as_ref()
+            .map(|d| (d.code, d.message.clone()))
+            .unwrap_or(("policy.no_rule_matched", "no rule grants a role".into()))
+    }
+}
+
 /// Why access was denied.
 #[derive(Debug, Clone, Serialize)]
 pub struct Denial {

@@ -27,6 +27,7 @@ use axum::response::{Html, IntoResponse, Response};
 use minijinja::{context, Environment};
 use time::{Duration, OffsetDateTime};
 
+use super::cookie;
 use crate::gateway::{random_id, App, Outcome};
 use crate::identity::{ErrorCode, Identity};
 
@@ -119,17 +120,6 @@ fn secure(mut resp: Response) -> Response {
         h.insert(k, HeaderValue::from_static(v));
     }
     resp
-}
-
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_string())
 }
 
 fn sha256_hex(s: &str) -> String {

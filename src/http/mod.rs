@@ -138,21 +138,7 @@ async fn oidc_login(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Query(q): Query<OidcLoginQuery>,
 ) -> Response {
-    let target = q
-        .console
-        .map(|c| format!("console:{c}"))
-        .unwrap_or_default();
-    render(
-        &app,
-        gateway::oidc_login(
-            &app,
-            &tenant,
-            &target,
-            q.login_hint.as_deref(),
-            Some(peer.ip().to_string()),
-        )
-        .await,
-    )
+    sp_login(&app, &tenant, q, peer, false).await
 }
 
 async fn saml_login(
@@ -161,21 +147,29 @@ async fn saml_login(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Query(q): Query<OidcLoginQuery>,
 ) -> Response {
+    sp_login(&app, &tenant, q, peer, true).await
+}
+
+/// Start a login at the tenant (`/oidc/…/login` or `/saml/…/login`).
+async fn sp_login(
+    app: &App,
+    tenant: &str,
+    q: OidcLoginQuery,
+    peer: SocketAddr,
+    saml: bool,
+) -> Response {
     let target = q
         .console
         .map(|c| format!("console:{c}"))
         .unwrap_or_default();
-    render(
-        &app,
-        gateway::saml_login(
-            &app,
-            &tenant,
-            &target,
-            q.login_hint.as_deref(),
-            Some(peer.ip().to_string()),
-        )
-        .await,
-    )
+    let hint = q.login_hint.as_deref();
+    let client = Some(peer.ip().to_string());
+    let outcome = if saml {
+        gateway::saml_login(app, tenant, &target, hint, client).await
+    } else {
+        gateway::oidc_login(app, tenant, &target, hint, client).await
+    };
+    render(app, outcome)
 }
 
 async fn oidc_callback(
@@ -259,7 +253,7 @@ fn no_store(mut resp: Response) -> Response {
     resp
 }
 
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()

@@ -79,6 +79,31 @@ fn http() -> reqwest::Client {
         .unwrap_or_default()
 }
 
+type Client = CoreClient<
+    openidconnect::EndpointSet,
+    openidconnect::EndpointNotSet,
+    openidconnect::EndpointNotSet,
+    openidconnect::EndpointNotSet,
+    openidconnect::EndpointMaybeSet,
+    openidconnect::EndpointMaybeSet,
+>;
+
+/// The console's client of fedgate, from fedgate's discovery document.
+#[allow(clippy::result_large_err)] // a mock: the Response is the error page
+async fn client(c: &MockOidcConsole) -> Result<Client, Response> {
+    let meta = discover(c)
+        .await
+        .map_err(|e| fail(StatusCode::BAD_GATEWAY, "discovery_failed", e))?;
+    let redirect = RedirectUrl::new(c.redirect_uri())
+        .map_err(|_| fail(StatusCode::INTERNAL_SERVER_ERROR, "config", "redirect URI"))?;
+    Ok(CoreClient::from_provider_metadata(
+        meta,
+        ClientId::new(c.client_id.clone()),
+        Some(ClientSecret::new(c.client_secret.clone())),
+    )
+    .set_redirect_uri(redirect))
+}
+
 async fn discover(c: &MockOidcConsole) -> Result<CoreProviderMetadata, String> {
     let issuer = IssuerUrl::new(c.issuer.clone()).map_err(|e| e.to_string())?;
     CoreProviderMetadata::discover_async(issuer, &http())
@@ -93,19 +118,10 @@ struct LoginQuery {
 }
 
 async fn login(State(c): State<Arc<MockOidcConsole>>, Query(q): Query<LoginQuery>) -> Response {
-    let meta = match discover(&c).await {
-        Ok(m) => m,
-        Err(e) => return fail(StatusCode::BAD_GATEWAY, "discovery_failed", e),
+    let client = match client(&c).await {
+        Ok(client) => client,
+        Err(resp) => return resp,
     };
-    let Ok(redirect) = RedirectUrl::new(c.redirect_uri()) else {
-        return fail(StatusCode::INTERNAL_SERVER_ERROR, "config", "redirect URI");
-    };
-    let client = CoreClient::from_provider_metadata(
-        meta,
-        ClientId::new(c.client_id.clone()),
-        Some(ClientSecret::new(c.client_secret.clone())),
-    )
-    .set_redirect_uri(redirect);
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let mut req = client
         .authorize_url(
@@ -161,19 +177,10 @@ async fn callback(
             q.error_description.unwrap_or_default(),
         );
     }
-    let meta = match discover(&c).await {
-        Ok(m) => m,
-        Err(e) => return fail(StatusCode::BAD_GATEWAY, "discovery_failed", e),
+    let client = match client(&c).await {
+        Ok(client) => client,
+        Err(resp) => return resp,
     };
-    let Ok(redirect) = RedirectUrl::new(c.redirect_uri()) else {
-        return fail(StatusCode::INTERNAL_SERVER_ERROR, "config", "redirect URI");
-    };
-    let client = CoreClient::from_provider_metadata(
-        meta,
-        ClientId::new(c.client_id.clone()),
-        Some(ClientSecret::new(c.client_secret.clone())),
-    )
-    .set_redirect_uri(redirect);
     let req = match client.exchange_code(AuthorizationCode::new(q.code.unwrap_or_default())) {
         Ok(r) => r,
         Err(e) => return fail(StatusCode::BAD_GATEWAY, "no_token_endpoint", e),

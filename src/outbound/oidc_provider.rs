@@ -224,18 +224,9 @@ pub async fn authorize(
         AuditEvent::new(now, &tenant, "oidc-provider", client_ip).with_identity(&identity);
     event.console = Some(console.id.clone());
     let decision = crate::gateway::decide(app, rt, &identity, console, now);
-    event.rules_matched = decision
-        .rules
-        .iter()
-        .filter(|r| r.matched)
-        .map(|r| r.rule.clone())
-        .collect();
+    event.rules_matched = decision.matched_rules();
     if !decision.allowed() {
-        let (code, message) = decision
-            .denial
-            .as_ref()
-            .map(|d| (d.code, d.message.clone()))
-            .unwrap_or(("policy.no_rule_matched", "no rule grants a role".into()));
+        let (code, message) = decision.denial_reason();
         event.outcome = "denied";
         event.code = code.to_string();
         event.reason = message.clone();

@@ -499,7 +499,7 @@ display_name = "Authlib relying party"
 token_alg = "RS256"
 [consoles.oidc]
 client_id = "independent-rp"
-client_secret_env = "FEDGATE_TEST_INDEPENDENT_RP_SECRET"
+client_secret_env = "INDEPENDENT_RP_SECRET_FOR_TESTS"
 redirect_uris = ["http://127.0.0.1:9/authlib/callback"]
 tenants = ["contoso"]
 
@@ -515,7 +515,7 @@ scope = "contoso/engineering"
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_independent_relying_party_signs_in_at_fedgates_openid_provider() {
     // The secret comes from the environment, as the registration says.
-    std::env::set_var("FEDGATE_TEST_INDEPENDENT_RP_SECRET", "independent-secret");
+    std::env::set_var("INDEPENDENT_RP_SECRET_FOR_TESTS", "independent-secret");
     let env = Environment::start_with(INDEPENDENT_RP).await.unwrap();
     let issuer = env.fedgate_url.clone();
     let run = |hint: &'static str, secret: &'static str| {
