@@ -68,6 +68,19 @@ pub enum Command {
     /// Rehearse a certificate rotation.
     #[command(subcommand)]
     Drill(DrillCmd),
+    /// Check a configuration: expiring credentials, unreachable metadata, consoles nobody reaches.
+    Check {
+        #[arg(long, env = "FEDGATE_CONFIG")]
+        config: PathBuf,
+        /// Do not fetch metadata URLs or discovery documents.
+        #[arg(long)]
+        offline: bool,
+        /// Evaluate expiries at this instant (RFC 3339); default: now.
+        #[arg(long)]
+        now: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -307,6 +320,12 @@ pub fn run(cli: Cli) -> ExitCode {
             metadata_show(&file, json, now.as_deref())
         }
         Command::Keys(cmd) => keys(cmd),
+        Command::Check {
+            config,
+            offline,
+            now,
+            json,
+        } => check(&config, offline, now.as_deref(), json),
         Command::Drill(DrillCmd::Rotate(args)) => drill_rotate(&args),
     };
     match result {
@@ -619,6 +638,54 @@ fn keys(cmd: KeysCmd) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+fn check(path: &Path, offline: bool, now: Option<&str>, as_json: bool) -> Result<(), Failure> {
+    let now = parse_now(now)?;
+    let env: Vec<(String, String)> = std::env::vars()
+        .filter(|(k, _)| k.starts_with("FEDGATE_"))
+        .collect();
+    let config = match crate::config::Config::load(path, &env) {
+        Ok(c) => c,
+        Err(e) => {
+            let msg = json!({"errors": 1, "findings": [{"code": e.code(), "severity": "error", "subject": "configuration", "message": e.to_string()}]});
+            if as_json {
+                println!("{msg}");
+            } else {
+                println!("ERROR   {}: {e}", e.code());
+            }
+            return Err(Failure::Quiet);
+        }
+    };
+    let app = match crate::gateway::App::new(
+        config,
+        std::sync::Arc::new(crate::store::memory::MemoryStore::new()),
+        Box::new(move || now),
+    ) {
+        Ok(a) => a,
+        Err(e) => {
+            if as_json {
+                println!(
+                    "{}",
+                    json!({"errors": 1, "findings": [{"code": "check.start_failed", "severity": "error", "subject": "fedgate", "message": e.to_string()}]})
+                );
+            } else {
+                println!("ERROR   check.start_failed: {e}");
+            }
+            return Err(Failure::Quiet);
+        }
+    };
+    let report = runtime()?.block_on(crate::check::check(&app, now, offline));
+    if as_json {
+        print_json(&serde_json::to_value(&report).unwrap_or_default())?;
+    } else {
+        print!("{}", crate::check::render(&report));
+    }
+    if report.errors > 0 {
+        Err(Failure::Quiet)
+    } else {
+        Ok(())
+    }
 }
 
 fn drill_rotate(args: &DrillArgs) -> Result<(), Failure> {

@@ -542,3 +542,102 @@ fn expiry_dates_feed_the_metric() {
     assert!(e.to_string().contains("secret_expires"), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn check_reports_expired_and_undated_credentials_and_unreachable_consoles() {
+    let dir = tempdir("check");
+    let read =
+        |f: &str| std::fs::read_to_string(super::fixture(&format!("saml/keys/{f}"))).unwrap();
+    let cert = |f: &str| {
+        fedgate::trust::certs::TrustedCert::from_pem_bundle(&read(f))
+            .unwrap()
+            .remove(0)
+    };
+    let (current, expired) = (cert("idp_current_cert.pem"), cert("idp_expired_cert.pem"));
+    std::fs::write(
+        dir.join("good.xml"),
+        entra::federation_metadata(TENANT_ID, &[&current]),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("old.xml"),
+        entra::federation_metadata(TENANT_ID, &[&current, &expired]),
+    )
+    .unwrap();
+    std::fs::write(dir.join("secret"), "s").unwrap();
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
+    let base = format!(
+        "[server]\npublic_url = \"https://fedgate.example.test\"\n[signing]\nkey_file = \"{data}/fedgate_rsa_key.pem\"\ncert_file = \"{data}/fedgate_rsa_cert.pem\"\n\
+[[consoles]]\nid = \"c1\"\nkind = \"generic\"\ndisplay_name = \"C1\"\nidentifier = \"https://c1.example.test\"\nreply_url = \"https://c1.example.test/acs\"\n\
+[[rules]]\nid = \"r1\"\ntenant = \"contoso\"\nconsole = \"c1\"\ngroups = [\"g\"]\nroles = [\"viewer\"]\n"
+    );
+    let run = |name: &str, toml: String| {
+        let path = dir.join(name);
+        std::fs::write(&path, toml).unwrap();
+        fedgate_cli(&[
+            "check",
+            "--config",
+            path.to_str().unwrap(),
+            "--offline",
+            "--now",
+            "2026-11-23T00:00:00Z",
+            "--json",
+        ])
+    };
+    // A clean configuration: exit 0, no finding.
+    let clean = format!(
+        "{base}[[tenants]]\nid = \"contoso\"\nentra_tenant_id = \"{TENANT_ID}\"\nmetadata_file = \"good.xml\"\n\
+[tenants.graph]\nclient_id = \"g\"\nclient_secret_file = \"secret\"\nsecret_expires = \"2027-06-30\"\n"
+    );
+    let out = run("clean.toml", clean);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{v}");
+    assert_eq!(v["errors"], 0);
+    // Expired certificate, an undated secret, a secret about to expire, SHA-1
+    // allowed, a console nobody reaches.
+    let bad = format!(
+        "{base}[[consoles]]\nid = \"lonely\"\nkind = \"generic\"\ndisplay_name = \"L\"\nidentifier = \"https://l.example.test\"\nreply_url = \"https://l.example.test/acs\"\n\
+[[tenants]]\nid = \"contoso\"\nentra_tenant_id = \"{TENANT_ID}\"\nmetadata_file = \"old.xml\"\nallow_sha1 = true\n\
+[tenants.graph]\nclient_id = \"g\"\nclient_secret_file = \"secret\"\n\
+[[tenants]]\nid = \"fabrikam\"\nentra_tenant_id = \"{TENANT_ID}\"\nmetadata_file = \"good.xml\"\n\
+[tenants.graph]\nclient_id = \"g\"\nclient_secret_file = \"secret\"\nsecret_expires = \"2026-12-01\"\n"
+    );
+    let out = run("bad.toml", bad);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{v}");
+    let codes: Vec<(String, String)> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["code"].as_str().unwrap().to_string(),
+                f["severity"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    for (code, sev) in [
+        ("check.credential_expired", "error"),
+        ("check.secret_without_expiry", "error"),
+        ("check.credential_expiring", "warning"),
+        ("check.sha1_allowed", "warning"),
+        ("check.console_unreachable", "warning"),
+    ] {
+        assert!(
+            codes.contains(&(code.to_string(), sev.to_string())),
+            "{code} {sev}: {codes:?}"
+        );
+    }
+    let contoso = v["summary"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "contoso")
+        .unwrap();
+    assert_eq!(contoso["status"], "error");
+    // A configuration that does not load is itself the finding.
+    let out = run("broken.toml", "[server]\n".into());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("config.invalid"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

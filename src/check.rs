@@ -1,0 +1,270 @@
+//! `fedgate check --config FILE`: what would break, before a user finds out.
+//!
+//! Loads the configuration as `serve` would (every configuration error is
+//! a finding), builds the runtime, fetches every metadata URL and OIDC
+//! discovery document now (unless `--offline`), and reports:
+//!
+//! - credentials: every certificate fedgate trusts or uses and every client
+//!   secret — expired (error), expiring within 30 days (warning), a client
+//!   secret with no `secret_expires` date (error: nobody would see it coming);
+//! - trust: metadata URLs and discovery documents that cannot be fetched
+//!   (error without a last-known-good copy, warning with one), tenants that
+//!   allow SHA-1 (warning);
+//! - reach: consoles no rule grants anything (warning).
+//!
+//! A summary table, then the findings; `--json` for scripts. Exit 1 when any
+//! finding is an error.
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::gateway::App;
+use crate::identity::ErrorCode;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    pub code: &'static str,
+    pub severity: &'static str,
+    pub subject: String,
+    pub message: String,
+    pub fix: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Summary {
+    pub kind: &'static str,
+    pub id: String,
+    pub status: &'static str,
+    pub nearest_expiry_days: Option<i64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CheckReport {
+    pub summary: Vec<Summary>,
+    pub findings: Vec<Finding>,
+    pub errors: usize,
+    pub warnings: usize,
+}
+
+fn finding(
+    code: &'static str,
+    severity: &'static str,
+    subject: String,
+    message: String,
+    fix: &str,
+) -> Finding {
+    Finding {
+        code,
+        severity,
+        subject,
+        message,
+        fix: fix.to_string(),
+    }
+}
+
+/// Check a running configuration (`app`), at `now`.
+pub async fn check(app: &App, now: OffsetDateTime, offline: bool) -> CheckReport {
+    let mut f = Vec::new();
+    let config = &app.config;
+
+    // Trust: fetch now.
+    if !offline {
+        for (tenant, result) in app.refresh_trust().await {
+            if let Err(e) = result {
+                let has_copy = app
+                    .tenants
+                    .get(&tenant)
+                    .and_then(|t| t.idp.as_ref())
+                    .is_some_and(|t| t.current().is_some());
+                f.push(finding(
+                    "check.metadata_unreachable",
+                    if has_copy { "warning" } else { "error" },
+                    format!("tenant {tenant}"),
+                    format!(
+                        "[{}] {e}{}",
+                        e.code(),
+                        if has_copy {
+                            " (the last-known-good copy is used)"
+                        } else {
+                            ""
+                        }
+                    ),
+                    "check metadata_url and outbound HTTPS to the IdP",
+                ));
+            }
+        }
+        for (id, rt) in &app.tenants {
+            if let (Some(p), true) = (
+                rt.provider.as_ref(),
+                rt.login.is_some() || rt.token_policy.is_some(),
+            ) {
+                if let Err(e) = p.jwks().await {
+                    f.push(finding(
+                        "check.discovery_unreachable",
+                        "error",
+                        format!("tenant {id}"),
+                        format!("[{}] {e}", e.code()),
+                        "check [tenants.oidc] issuer / discovery_url and outbound HTTPS",
+                    ));
+                }
+            }
+        }
+    }
+    for t in &config.tenants {
+        if t.allow_sha1 {
+            f.push(finding(
+                "check.sha1_allowed",
+                "warning",
+                format!("tenant {}", t.id),
+                "allow_sha1 = true: SHA-1 signatures are accepted from this tenant".into(),
+                "set the Entra signing algorithm to SHA-256, then remove allow_sha1",
+            ));
+        }
+        let secrets = [
+            t.oidc
+                .as_ref()
+                .filter(|o| o.client_secret_file.is_some())
+                .map(|o| ("oidc", o.secret_expires.is_some())),
+            t.graph
+                .as_ref()
+                .filter(|g| g.client_secret_file.is_some())
+                .map(|g| ("graph", g.secret_expires.is_some())),
+        ];
+        for (block, dated) in secrets.into_iter().flatten() {
+            if !dated {
+                f.push(finding(
+                    "check.secret_without_expiry",
+                    "error",
+                    format!("tenant {} [{block}]", t.id),
+                    "a client secret with no secret_expires date: its expiry would be learned from a failed login".into(),
+                    "add secret_expires = \"YYYY-MM-DD\" (Entra: App registration → Certificates & secrets), or use a certificate credential",
+                ));
+            }
+        }
+    }
+    for c in &config.consoles {
+        if let Some(o) = &c.oidc {
+            if o.secret_expires.is_none() {
+                f.push(finding(
+                    "check.secret_without_expiry",
+                    "error",
+                    format!("console {} [oidc]", c.id),
+                    "the console's client secret has no secret_expires date".into(),
+                    "add secret_expires = \"YYYY-MM-DD\" and rotate it before then",
+                ));
+            }
+        }
+        if !config.rules.iter().any(|r| r.console == c.id) {
+            f.push(finding(
+                "check.console_unreachable",
+                "warning",
+                format!("console {}", c.id),
+                "no rule grants a role on this console: nobody can reach it".into(),
+                "add a [[rules]] block for it, or remove the console",
+            ));
+        }
+    }
+
+    // Credentials.
+    for e in app.expiries() {
+        let days = (e.not_after - now).whole_days();
+        let subject = format!("{} {} {} {}", e.owner_kind, e.owner, e.kind, e.thumbprint);
+        if e.not_after <= now {
+            f.push(finding(
+                "check.credential_expired",
+                "error",
+                subject,
+                format!("expired {} days ago", -days),
+                "renew it now",
+            ));
+        } else if days < 30 {
+            f.push(finding(
+                "check.credential_expiring",
+                "warning",
+                subject,
+                format!("expires in {days} days"),
+                "renew it before then (docs/rotation.md)",
+            ));
+        }
+    }
+
+    // Summary per tenant and console.
+    let mut summary = Vec::new();
+    let nearest = |kind: &str, id: &str| {
+        app.expiries()
+            .iter()
+            .filter(|e| e.owner_kind == kind && (e.owner == id || e.owner == "*"))
+            .map(|e| (e.not_after - now).whole_days())
+            .min()
+    };
+    let worst = |needle: &str| -> &'static str {
+        let mine: Vec<&Finding> = f.iter().filter(|x| x.subject.starts_with(needle)).collect();
+        if mine.iter().any(|x| x.severity == "error") {
+            "error"
+        } else if mine.iter().any(|x| x.severity == "warning") {
+            "warning"
+        } else {
+            "ok"
+        }
+    };
+    let mut tenants: Vec<&String> = app.tenants.keys().collect();
+    tenants.sort();
+    for t in tenants {
+        summary.push(Summary {
+            kind: "tenant",
+            id: t.clone(),
+            status: worst(&format!("tenant {t}")),
+            nearest_expiry_days: nearest("tenant", t),
+        });
+    }
+    for c in &config.consoles {
+        summary.push(Summary {
+            kind: "console",
+            id: c.id.clone(),
+            status: worst(&format!("console {}", c.id)),
+            nearest_expiry_days: nearest("console", &c.id),
+        });
+    }
+    let errors = f.iter().filter(|x| x.severity == "error").count();
+    let warnings = f.iter().filter(|x| x.severity == "warning").count();
+    CheckReport {
+        summary,
+        findings: f,
+        errors,
+        warnings,
+    }
+}
+
+/// The report as text.
+pub fn render(r: &CheckReport) -> String {
+    let mut out = format!(
+        "{:<8} {:<28} {:<8} nearest expiry\n",
+        "kind", "id", "status"
+    );
+    for s in &r.summary {
+        out.push_str(&format!(
+            "{:<8} {:<28} {:<8} {}\n",
+            s.kind,
+            s.id,
+            s.status,
+            s.nearest_expiry_days
+                .map_or("-".into(), |d| format!("{d} days"))
+        ));
+    }
+    out.push('\n');
+    for x in &r.findings {
+        out.push_str(&format!(
+            "{:<7} {:<30} {}: {}\n        fix: {}\n",
+            x.severity.to_uppercase(),
+            x.code,
+            x.subject,
+            x.message,
+            x.fix
+        ));
+    }
+    out.push_str(&format!(
+        "\n{} error(s), {} warning(s)\n",
+        r.errors, r.warnings
+    ));
+    out
+}
