@@ -154,6 +154,26 @@ pub async fn check(app: &App, now: OffsetDateTime, offline: bool) -> CheckReport
                 ));
             }
         }
+        // The console's Identifier and Reply URL against its profile (the linter's checks).
+        if !c.reply_url.is_empty() {
+            let opts = crate::lint::Options {
+                role: None,
+                reply_url: Some(&c.reply_url),
+                identifier: Some(&c.identifier),
+                profile: Some(c.kind),
+                trust: vec![],
+                now,
+            };
+            for x in crate::lint::lint(&[], &opts) {
+                f.push(Finding {
+                    code: x.code,
+                    severity: x.severity,
+                    subject: format!("console {}", c.id),
+                    message: x.message,
+                    fix: x.fix,
+                });
+            }
+        }
         if !config.rules.iter().any(|r| r.console == c.id) {
             f.push(finding(
                 "check.console_unreachable",

@@ -68,6 +68,9 @@ pub enum Command {
     /// Rehearse a certificate rotation.
     #[command(subcommand)]
     Drill(DrillCmd),
+    /// Lint a metadata document, reply URL or identifier.
+    #[command(subcommand)]
+    Lint(LintCmd),
     /// Check a configuration: expiring credentials, unreachable metadata, consoles nobody reaches.
     Check {
         #[arg(long, env = "FEDGATE_CONFIG")]
@@ -270,6 +273,35 @@ pub enum KeysCmd {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum LintCmd {
+    /// A federation metadata document (file or https URL), and/or a reply URL and identifier.
+    Metadata(LintArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct LintArgs {
+    /// The metadata: a file, an https:// URL, or `-`. Optional with --reply-url/--identifier.
+    pub source: Option<String>,
+    /// `idp` (Entra's metadata) or `sp` (a console's); default: what the document holds.
+    #[arg(long = "as", value_parser = ["idp", "sp"])]
+    pub role: Option<String>,
+    #[arg(long)]
+    pub reply_url: Option<String>,
+    #[arg(long)]
+    pub identifier: Option<String>,
+    /// The console profile the URLs must match.
+    #[arg(long, value_parser = ["autotask", "acronis", "commvault", "generic"])]
+    pub profile: Option<String>,
+    /// A PEM certificate the document's own signature must verify with.
+    #[arg(long)]
+    pub trust: Option<PathBuf>,
+    #[arg(long)]
+    pub now: Option<String>,
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    pub format: String,
+}
+
+#[derive(Subcommand, Debug)]
 pub enum DrillCmd {
     /// The rotation drill: `--demo` on loopback, or a read-only rehearsal of `--config`.
     Rotate(DrillArgs),
@@ -320,6 +352,7 @@ pub fn run(cli: Cli) -> ExitCode {
             metadata_show(&file, json, now.as_deref())
         }
         Command::Keys(cmd) => keys(cmd),
+        Command::Lint(LintCmd::Metadata(args)) => lint_metadata(&args),
         Command::Check {
             config,
             offline,
@@ -638,6 +671,80 @@ fn keys(cmd: KeysCmd) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+fn lint_metadata(a: &LintArgs) -> Result<(), Failure> {
+    use crate::consoles::ConsoleKind;
+    let now = parse_now(a.now.as_deref())?;
+    let bytes = match a.source.as_deref() {
+        None => Vec::new(),
+        Some(url)
+            if url.starts_with("https://")
+                || url.starts_with("http://127.0.0.1")
+                || url.starts_with("http://localhost") =>
+        {
+            let http = crate::trust::oidc::http_client().map_err(Failure::usage)?;
+            runtime()?
+                .block_on(async {
+                    let r = http.get(url).send().await.map_err(|e| e.to_string())?;
+                    if !r.status().is_success() {
+                        return Err(format!("HTTP {} (redirects are not followed)", r.status()));
+                    }
+                    r.bytes()
+                        .await
+                        .map(|b| b.to_vec())
+                        .map_err(|e| e.to_string())
+                })
+                .map_err(|e| Failure::Usage {
+                    code: Some("lint.fetch_failed"),
+                    message: format!("{url}: {e}"),
+                })?
+        }
+        Some(other) => read_input(other)?,
+    };
+    if bytes.is_empty() && a.reply_url.is_none() && a.identifier.is_none() {
+        return Err(Failure::usage(
+            "give a metadata document, --reply-url or --identifier".into(),
+        ));
+    }
+    let trust = match &a.trust {
+        Some(p) => crate::trust::certs::TrustedCert::from_pem_bundle(&String::from_utf8_lossy(
+            &read_file(p)?,
+        ))
+        .map_err(|e| Failure::setup("--trust", e))?,
+        None => vec![],
+    };
+    let opts = crate::lint::Options {
+        role: a.role.as_deref().map(|r| {
+            if r == "sp" {
+                crate::lint::Role::Sp
+            } else {
+                crate::lint::Role::Idp
+            }
+        }),
+        reply_url: a.reply_url.as_deref(),
+        identifier: a.identifier.as_deref(),
+        profile: a.profile.as_deref().map(|p| match p {
+            "autotask" => ConsoleKind::Autotask,
+            "acronis" => ConsoleKind::Acronis,
+            "commvault" => ConsoleKind::Commvault,
+            _ => ConsoleKind::Generic,
+        }),
+        trust,
+        now,
+    };
+    let findings = crate::lint::lint(&bytes, &opts);
+    let errors = findings.iter().filter(|x| x.severity == "error").count();
+    if a.format == "json" {
+        print_json(&json!({"errors": errors, "findings": findings}))?;
+    } else {
+        print!("{}", crate::lint::render(&findings));
+    }
+    if errors > 0 {
+        Err(Failure::Quiet)
+    } else {
+        Ok(())
+    }
 }
 
 fn check(path: &Path, offline: bool, now: Option<&str>, as_json: bool) -> Result<(), Failure> {

@@ -30,6 +30,7 @@ pub mod gateway;
 pub mod http;
 pub mod identity;
 pub mod inbound;
+pub mod lint;
 pub mod metrics;
 pub mod mock;
 pub mod outbound;

@@ -5,6 +5,7 @@ pub mod corpus;
 pub mod deploy;
 pub mod http;
 pub mod jwt;
+pub mod lint;
 pub mod mutation;
 pub mod oidc;
 pub mod redis;

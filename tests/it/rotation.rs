@@ -599,6 +599,7 @@ fn check_reports_expired_and_undated_credentials_and_unreachable_consoles() {
         "{base}[[consoles]]\nid = \"lonely\"\nkind = \"generic\"\ndisplay_name = \"L\"\nidentifier = \"https://l.example.test\"\nreply_url = \"https://l.example.test/acs\"\n\
 [[tenants]]\nid = \"contoso\"\nentra_tenant_id = \"{TENANT_ID}\"\nmetadata_file = \"old.xml\"\nallow_sha1 = true\n\
 [tenants.graph]\nclient_id = \"g\"\nclient_secret_file = \"secret\"\n\
+[[consoles]]\nid = \"at\"\nkind = \"autotask\"\ndisplay_name = \"A\"\nidentifier = \"https://contoso.backup.autotask.net/singlesignon/saml/metadata\"\nreply_url = \"https://contoso.backup.autotask.net/singlesignon/saml/SSO/\"\n\
 [[tenants]]\nid = \"fabrikam\"\nentra_tenant_id = \"{TENANT_ID}\"\nmetadata_file = \"good.xml\"\n\
 [tenants.graph]\nclient_id = \"g\"\nclient_secret_file = \"secret\"\nsecret_expires = \"2026-12-01\"\n"
     );
@@ -622,6 +623,7 @@ fn check_reports_expired_and_undated_credentials_and_unreachable_consoles() {
         ("check.credential_expiring", "warning"),
         ("check.sha1_allowed", "warning"),
         ("check.console_unreachable", "warning"),
+        ("lint.trailing_slash", "error"),
     ] {
         assert!(
             codes.contains(&(code.to_string(), sev.to_string())),
