@@ -158,6 +158,35 @@ pub fn lint(bytes: &[u8], o: &Options) -> Vec<Finding> {
                     for c in &md.signing_certs {
                         cert_checks(&mut out, c, o.now);
                     }
+                    let bindings: Vec<String> = md
+                        .sso_endpoints
+                        .iter()
+                        .map(|e| {
+                            format!(
+                                "{} {}",
+                                e.binding.rsplit(':').next().unwrap_or_default(),
+                                e.location
+                            )
+                        })
+                        .collect();
+                    if !bindings.is_empty() {
+                        out.push(f(
+                            "lint.endpoints",
+                            "info",
+                            format!("SingleSignOnService: {}", bindings.join("; ")),
+                            "-",
+                            None,
+                        ));
+                    }
+                    if !md.nameid_formats.is_empty() {
+                        out.push(f(
+                            "lint.nameid_formats",
+                            "info",
+                            format!("NameID formats: {}", md.nameid_formats.join(", ")),
+                            "-",
+                            None,
+                        ));
+                    }
                     if md.sso_endpoints.is_empty() {
                         out.push(f(
                             "lint.no_sso_endpoint",

@@ -297,10 +297,19 @@ pub async fn dashboard(State(app): State<Arc<App>>, headers: HeaderMap) -> Respo
     render(
         "dashboard.html",
         context! {
-            title => "dashboard", admin => id.subject, csrf => csrf_of(&session),
+            title => "dashboard", admin => who(&id), csrf => csrf_of(&session),
             tenants => tenants, consoles => consoles, launch => launch, expiries => expiries, decisions => decisions,
         },
     )
+}
+
+/// How the signed-in admin is named on the page.
+fn who(id: &Identity) -> String {
+    id.upn
+        .clone()
+        .or_else(|| id.email.clone())
+        .or_else(|| id.display_name.clone())
+        .unwrap_or_else(|| id.subject.clone())
 }
 
 fn class(days: i64) -> &'static str {
@@ -489,7 +498,7 @@ fn test_render(
     render(
         "test.html",
         context! {
-            title => "test", admin => id.subject, csrf => csrf_of(session),
+            title => "test", admin => who(&id), csrf => csrf_of(session),
             kinds => ["saml", "token", "metadata"], kind => kind, tenant => tenant, console => console,
             tenants => tenants, consoles => consoles, input => input, result => result,
         },

@@ -243,6 +243,13 @@ async fn the_admin_page_works_in_headless_chromium_without_javascript() {
     )
     .unwrap();
     let url = env.fedgate_url.clone();
+    // Screenshots are kept as test artefacts.
+    let shots = std::path::PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/target/test-artefacts"
+    ));
+    std::fs::create_dir_all(&shots).unwrap();
+    let shots_dir = shots.clone();
     let out = tokio::task::spawn_blocking(move || {
         std::process::Command::new("python3")
             .arg(concat!(
@@ -254,6 +261,7 @@ async fn the_admin_page_works_in_headless_chromium_without_javascript() {
                 TOKEN,
                 valid.to_str().unwrap(),
                 tampered.to_str().unwrap(),
+                shots.to_str().unwrap(),
             ])
             .output()
             .unwrap()
@@ -267,6 +275,14 @@ async fn the_admin_page_works_in_headless_chromium_without_javascript() {
         String::from_utf8_lossy(&out.stderr)
     );
     let v: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    // Signed in through the mock Entra tenant (an SSO admin), a hostile response refused.
+    assert_eq!(v["sso_dashboard"], true, "{v}");
+    assert!(v["sso_launcher"].as_u64().unwrap() >= 1, "{v}");
+    assert_eq!(v["sso_tampered_code"], "saml.digest_mismatch", "{v}");
+    for shot in ["admin-dashboard.png", "admin-hostile-response.png"] {
+        let png = std::fs::read(shots_dir.join(shot)).unwrap();
+        assert!(png.starts_with(b"\x89PNG") && png.len() > 1000, "{shot}");
+    }
     assert_eq!(v["wrong_token_page"], true, "{v}");
     assert!(
         v["dashboard_title"].as_str().unwrap().contains("dashboard"),

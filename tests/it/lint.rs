@@ -80,7 +80,15 @@ fn idp_metadata_certificates_and_structure() {
     );
     let (code, v) = lint(&[&good]);
     assert_eq!(code, Some(0), "{v}");
-    assert_eq!(codes(&v), vec!["info:lint.unsigned"]);
+    assert_eq!(
+        codes(&v),
+        vec!["info:lint.unsigned", "info:lint.endpoints"],
+        "{v}"
+    );
+    assert!(v["findings"][1]["message"]
+        .as_str()
+        .unwrap()
+        .contains("HTTP-Redirect https://login.microsoftonline.com/"));
     // Expired, weak (1024-bit), and expiring within 30 days.
     let bad = write(
         &d,
