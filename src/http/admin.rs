@@ -498,7 +498,7 @@ fn test_render(
     render(
         "test.html",
         context! {
-            title => "test", admin => who(&id), csrf => csrf_of(session),
+            title => "test", admin => who(id), csrf => csrf_of(session),
             kinds => ["saml", "token", "metadata"], kind => kind, tenant => tenant, console => console,
             tenants => tenants, consoles => consoles, input => input, result => result,
         },
