@@ -13,6 +13,11 @@
 
 use std::hint::black_box;
 
+/// The allocator the `fedgate` binary uses (src/main.rs), so the figures are
+/// those of the shipped binary.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use base64::Engine;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 

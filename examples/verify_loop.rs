@@ -1,6 +1,10 @@
 //! Runs `saml::verify` on the 7 KB fixture N times: a driver for profilers
 //! (`valgrind --tool=callgrind target/release/examples/verify_loop 200`).
 
+/// The allocator the `fedgate` binary uses, so the loop measures what runs.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use fedgate::inbound::saml::{self, SamlSettings};
 use fedgate::trust::metadata::IdpMetadata;
 

@@ -729,7 +729,7 @@ impl MockEntraHttp {
                 .find(|c| c.tag_name().name() == "Issuer")
                 .map(crate::xml::text_content)
                 .unwrap_or_default();
-            if issuer != m.sp_entity_id {
+            if *issuer != m.sp_entity_id {
                 return bad(&format!("AADSTS700016: Application with identifier '{issuer}' was not found in the directory."));
             }
             if req

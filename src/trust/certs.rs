@@ -9,6 +9,7 @@
 
 use aws_lc_rs::digest;
 use aws_lc_rs::signature::{self, ParsedPublicKey, VerificationAlgorithm};
+use base64::Engine;
 use serde::Serialize;
 use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, X509Certificate};
@@ -136,6 +137,10 @@ pub struct TrustedCert {
     pub signature_algorithm: String,
     #[serde(skip)]
     pub der: Vec<u8>,
+    /// The DER in standard base64, to recognise this certificate in a
+    /// `ds:X509Certificate` without decoding it on every verification.
+    #[serde(skip)]
+    der_base64: String,
     #[serde(skip)]
     verifiers: Vec<(SigAlg, ParsedPublicKey)>,
 }
@@ -207,6 +212,7 @@ impl TrustedCert {
             key,
             signature_algorithm: sig_alg_name(&cert.signature_algorithm.algorithm.to_id_string()),
             der: der.to_vec(),
+            der_base64: base64::engine::general_purpose::STANDARD.encode(der),
             verifiers,
         })
     }
@@ -234,6 +240,34 @@ impl TrustedCert {
             return Err(CertError::Malformed("no PEM CERTIFICATE block".into()));
         }
         Ok(out)
+    }
+
+    /// Whether `b64` (a `ds:X509Certificate` text, line breaks and all) is
+    /// this certificate's standard base64, byte for byte outside white space.
+    /// `false` is not proof of a different certificate: another encoding of
+    /// the same DER (say, non-zero padding bits) needs decoding to compare.
+    pub fn is_base64_of(&self, b64: &str) -> bool {
+        let mut ours = self.der_base64.as_bytes();
+        if ours.is_empty() {
+            return false;
+        }
+        if b64.len() == ours.len() {
+            return b64.as_bytes() == ours;
+        }
+        // Line-wrapped (every 64 or 76 characters): compare line by line.
+        let text = b64.as_bytes();
+        let mut start = 0;
+        while start <= text.len() {
+            let end = memchr::memchr(b'\n', &text[start..]).map_or(text.len(), |n| start + n);
+            // White space inside a line fails the comparison: the caller decodes.
+            let line = text[start..end].trim_ascii();
+            match ours.strip_prefix(line) {
+                Some(rest) => ours = rest,
+                None => return false,
+            }
+            start = end + 1;
+        }
+        ours.is_empty()
     }
 
     /// Verify `signature` over `message` with this certificate's key.

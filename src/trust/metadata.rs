@@ -198,7 +198,7 @@ fn x509_certificates(key_descriptor: Node) -> Vec<String> {
     children(key_descriptor, NS_DS, "KeyInfo")
         .flat_map(|ki| children(ki, NS_DS, "X509Data"))
         .flat_map(|d| children(d, NS_DS, "X509Certificate"))
-        .map(xml::text_content)
+        .map(|c| xml::text_content(c).into_owned())
         .collect()
 }
 

@@ -68,7 +68,7 @@ struct Canonicalizer<'i> {
 impl<'i> Canonicalizer<'i> {
     fn element(&mut self, node: Node<'i, 'i>) {
         let qname = element_qname(self.input, &node);
-        let own_prefix = qname.split_once(':').map(|(p, _)| p);
+        let own_prefix = prefix_of(qname);
 
         // Which prefixes does this element need declared? (Scratch buffers are
         // reused: each is consumed before the children are visited.)
@@ -206,8 +206,14 @@ fn lookup<'a>(node: &Node<'a, 'a>, prefix: Option<&str>) -> Option<&'a str> {
 
 fn attr_prefix<'i>(input: &'i str, attr: &roxmltree::Attribute<'_, 'i>) -> Option<&'i str> {
     attr.namespace()?;
-    let qn = input.get(attr.range_qname())?;
-    qn.split_once(':').map(|(p, _)| p)
+    prefix_of(input.get(attr.range_qname())?)
+}
+
+/// The prefix of a qualified name as written (`ds` of `ds:Signature`).
+fn prefix_of(qname: &str) -> Option<&str> {
+    // A byte scan: names are short, and `split_once` pays for a searcher.
+    let colon = qname.bytes().position(|b| b == b':')?;
+    qname.get(..colon)
 }
 
 fn escape_text(s: &str, out: &mut Vec<u8>) {
@@ -236,26 +242,37 @@ fn escape_text(s: &str, out: &mut Vec<u8>) {
     out.extend_from_slice(&bytes[last.min(bytes.len())..]);
 }
 
+/// Bytes an attribute value must escape in canonical form: `& < "` TAB LF CR.
+const ATTR_SPECIAL: [bool; 256] = {
+    let mut t = [false; 256];
+    t[b'&' as usize] = true;
+    t[b'<' as usize] = true;
+    t[b'"' as usize] = true;
+    t[b'\t' as usize] = true;
+    t[b'\n' as usize] = true;
+    t[b'\r' as usize] = true;
+    t
+};
+
 fn escape_attr(s: &str, out: &mut Vec<u8>) {
     let bytes = s.as_bytes();
-    if !bytes
-        .iter()
-        .any(|b| matches!(b, b'&' | b'<' | b'"' | b'\t' | b'\n' | b'\r'))
-    {
-        out.extend_from_slice(bytes);
-        return;
-    }
-    for &b in bytes {
-        match b {
-            b'&' => out.extend_from_slice(b"&amp;"),
-            b'<' => out.extend_from_slice(b"&lt;"),
-            b'"' => out.extend_from_slice(b"&quot;"),
-            b'\t' => out.extend_from_slice(b"&#x9;"),
-            b'\n' => out.extend_from_slice(b"&#xA;"),
-            b'\r' => out.extend_from_slice(b"&#xD;"),
-            _ => out.push(b),
+    let mut last = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if !ATTR_SPECIAL[b as usize] {
+            continue;
         }
+        out.extend_from_slice(&bytes[last..i]);
+        out.extend_from_slice(match b {
+            b'&' => b"&amp;",
+            b'<' => b"&lt;",
+            b'"' => b"&quot;",
+            b'\t' => b"&#x9;",
+            b'\n' => b"&#xA;",
+            _ => b"&#xD;",
+        });
+        last = i + 1;
     }
+    out.extend_from_slice(&bytes[last..]);
 }
 
 #[cfg(test)]

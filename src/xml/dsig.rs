@@ -22,6 +22,8 @@
 //! nothing that an unauthenticated `SignedInfo` says is used before its
 //! signature holds, except to choose the algorithm.
 
+use std::borrow::Cow;
+
 use aws_lc_rs::{constant_time, digest};
 use roxmltree::Node;
 
@@ -172,21 +174,9 @@ pub fn verify_enveloped(
         .map_err(|e| DsigError::Malformed(format!("SignatureValue is not base64: {e}")))?;
 
     // Key selection: KeyInfo may only choose among trusted certificates.
-    let named = parts.keyinfo_certs()?;
-    let mut candidates: Vec<usize> = if named.is_empty() {
-        (0..trusted.len()).collect()
-    } else {
-        let picked: Vec<usize> = (0..trusted.len())
-            .filter(|i| named.iter().any(|der| *der == trusted[*i].der))
-            .collect();
-        if picked.is_empty() {
-            let thumb = named
-                .first()
-                .map(|d| crate::trust::certs::hex(digest::digest(&digest::SHA256, d).as_ref()))
-                .unwrap_or_default();
-            return Err(DsigError::CertUntrusted(thumb));
-        }
-        picked
+    let mut candidates: Vec<usize> = match parts.keyinfo_cert_texts() {
+        named if named.is_empty() => (0..trusted.len()).collect(),
+        named => select_named(&named, trusted)?,
     };
     candidates.retain(|i| trusted[*i].supports(sig_alg));
     let strong: Vec<usize> = candidates
@@ -320,22 +310,56 @@ impl<'a, 'i> SignatureParts<'a, 'i> {
         })
     }
 
-    /// DER certificates named in `KeyInfo/X509Data/X509Certificate`.
-    fn keyinfo_certs(&self) -> Result<Vec<Vec<u8>>, DsigError> {
+    /// The base64 texts of the certificates named in
+    /// `KeyInfo/X509Data/X509Certificate`.
+    fn keyinfo_cert_texts(&self) -> Vec<Cow<'a, str>> {
         let Some(ki) = self.key_info else {
-            return Ok(Vec::new());
+            return Vec::new();
         };
-        let mut out = Vec::new();
-        for data in super::children(ki, NS_DS, "X509Data") {
-            for c in super::children(data, NS_DS, "X509Certificate") {
-                let der = base64_decode(&super::text_content(c)).map_err(|e| {
-                    DsigError::Malformed(format!("X509Certificate is not base64: {e}"))
-                })?;
-                out.push(der);
+        super::children(ki, NS_DS, "X509Data")
+            .flat_map(|data| super::children(data, NS_DS, "X509Certificate"))
+            .map(super::text_content)
+            .collect()
+    }
+}
+
+/// The trusted certificates that `KeyInfo` names (by index): KeyInfo may
+/// choose among them, never add one. The usual case, the IdP's certificate
+/// as its own metadata encodes it, is matched on the base64 text; anything
+/// else is decoded and compared as DER.
+fn select_named(named: &[Cow<str>], trusted: &[TrustedCert]) -> Result<Vec<usize>, DsigError> {
+    let mut picked: Vec<usize> = Vec::with_capacity(1);
+    let mut untrusted: Vec<Vec<u8>> = Vec::new();
+    for text in named {
+        let mut matched = false;
+        for (i, cert) in trusted.iter().enumerate() {
+            if cert.is_base64_of(text) {
+                matched = true;
+                if !picked.contains(&i) {
+                    picked.push(i);
+                }
             }
         }
-        Ok(out)
+        if matched {
+            continue;
+        }
+        let der = base64_decode(text)
+            .map_err(|e| DsigError::Malformed(format!("X509Certificate is not base64: {e}")))?;
+        match trusted.iter().position(|c| c.der == der) {
+            Some(i) if !picked.contains(&i) => picked.push(i),
+            Some(_) => {}
+            None => untrusted.push(der),
+        }
     }
+    if picked.is_empty() {
+        let thumb = untrusted
+            .first()
+            .map(|d| crate::trust::certs::hex(digest::digest(&digest::SHA256, d).as_ref()))
+            .unwrap_or_default();
+        return Err(DsigError::CertUntrusted(thumb));
+    }
+    picked.sort_unstable();
+    Ok(picked)
 }
 
 /// Element children, refusing any non-whitespace text between them.

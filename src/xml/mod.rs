@@ -8,6 +8,8 @@
 pub mod c14n;
 pub mod dsig;
 
+use std::borrow::Cow;
+
 use roxmltree::{Document, Node, ParsingOptions};
 
 /// SAML 2.0 protocol namespace (`samlp:`).
@@ -48,6 +50,15 @@ pub fn utf8(bytes: &[u8]) -> Result<&str, XmlError> {
     std::str::from_utf8(bytes).map_err(|e| XmlError::Malformed(format!("not UTF-8: {e}")))
 }
 
+/// [`utf8`] for bytes the caller owns: no copy unless there is a byte-order mark.
+pub fn utf8_owned(mut bytes: Vec<u8>) -> Result<String, XmlError> {
+    if bytes.starts_with(b"\xEF\xBB\xBF") {
+        bytes.drain(..3);
+    }
+    String::from_utf8(bytes)
+        .map_err(|e| XmlError::Malformed(format!("not UTF-8: {}", e.utf8_error())))
+}
+
 /// Parse a document with fedgate's rules: no DTD, bounded size and depth.
 ///
 /// ```
@@ -70,19 +81,36 @@ pub fn parse(input: &str) -> Result<Document<'_>, XmlError> {
 }
 
 fn check_depth(root: Node) -> Result<(), XmlError> {
-    // Iterative on purpose: this is the guard that makes recursion elsewhere safe.
-    let mut stack = vec![(root, 1usize)];
-    while let Some((node, depth)) = stack.pop() {
+    // Iterative on purpose (this is the guard that makes recursion elsewhere
+    // safe), and without a stack: a depth-first walk by sibling and parent links.
+    let mut node = root;
+    let mut depth = 1usize;
+    loop {
         if depth > MAX_DEPTH {
             return Err(XmlError::TooDeep);
         }
-        stack.extend(
-            node.children()
-                .filter(Node::is_element)
-                .map(|c| (c, depth + 1)),
-        );
+        if let Some(child) = node.first_element_child() {
+            node = child;
+            depth += 1;
+            continue;
+        }
+        loop {
+            if node == root {
+                return Ok(());
+            }
+            if let Some(next) = node.next_sibling_element() {
+                node = next;
+                break;
+            }
+            match node.parent_element() {
+                Some(parent) => {
+                    node = parent;
+                    depth -= 1;
+                }
+                None => return Ok(()),
+            }
+        }
     }
-    Ok(())
 }
 
 /// The whole text content of an element: every descendant text node, in
@@ -93,14 +121,28 @@ fn check_depth(root: Node) -> Result<(), XmlError> {
 /// let doc = fedgate::xml::parse("<NameID>alice@<!-- c -->contoso.example</NameID>").unwrap();
 /// assert_eq!(fedgate::xml::text_content(doc.root_element()), "alice@contoso.example");
 /// ```
-pub fn text_content(node: Node) -> String {
-    let mut out = String::new();
+pub fn text_content<'a>(node: Node<'a, '_>) -> Cow<'a, str> {
+    // Almost every element read here holds one text node: borrow it, and
+    // allocate only when there are several (text split by a comment).
+    let mut out = Cow::Borrowed("");
     for d in node.descendants() {
-        if d.is_text() {
-            out.push_str(d.text().unwrap_or_default());
+        if let Some(t) = d.is_text().then(|| d.text()).flatten() {
+            if out.is_empty() {
+                out = Cow::Borrowed(t);
+            } else if !t.is_empty() {
+                out.to_mut().push_str(t);
+            }
         }
     }
     out
+}
+
+/// [`text_content`] without leading and trailing white space.
+pub fn trimmed_text<'a>(node: Node<'a, '_>) -> Cow<'a, str> {
+    match text_content(node) {
+        Cow::Borrowed(t) => Cow::Borrowed(t.trim()),
+        Cow::Owned(t) => Cow::Owned(t.trim().to_string()),
+    }
 }
 
 /// True when `node` is an element with this namespace and local name.
@@ -205,6 +247,17 @@ mod tests {
         assert_eq!(parse(&deep).err(), Some(XmlError::TooDeep));
         let ok = format!("{}{}", "<a>".repeat(MAX_DEPTH), "</a>".repeat(MAX_DEPTH));
         assert!(parse(&ok).is_ok());
+        // The walk climbs back and goes on: a too-deep branch after shallow
+        // siblings (and text) is found too.
+        let nest = |n: usize| format!("{}{}", "<a>".repeat(n), "</a>".repeat(n));
+        let late = format!(
+            "<r><x/>t<y><z/></y>{}{}</r>",
+            nest(MAX_DEPTH - 3),
+            nest(MAX_DEPTH)
+        );
+        assert_eq!(parse(&late).err(), Some(XmlError::TooDeep));
+        let fits = format!("<r><x/>t<y><z/></y>{}{}</r>", nest(3), nest(MAX_DEPTH - 1));
+        assert!(parse(&fits).is_ok());
     }
 
     #[test]

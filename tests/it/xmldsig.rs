@@ -196,3 +196,71 @@ fn any_change_to_a_signed_assertion_is_caught() {
         "saml.digest_mismatch"
     );
 }
+
+/// `KeyInfo` selects among the trusted certificates, however its base64 is
+/// laid out: on one line (Entra), wrapped at 64 or 76 characters with LF or
+/// CRLF and indentation (xmlsec1, ADFS), or with stray spaces (decoded and
+/// compared as DER). A certificate that is not trusted is refused with its
+/// thumbprint, whatever the layout; one that is not base64 is malformed.
+/// (KeyInfo sits inside the enveloped Signature, so none of this touches
+/// the digest or the signed SignedInfo.)
+#[test]
+fn keyinfo_selects_a_trusted_certificate_in_any_base64_layout() {
+    let key = key("rsa");
+    let xml = entra::signed_response(&entra::user_with_groups(3), &login(), &key).unwrap();
+    let (open, close) = ("<ds:X509Certificate>", "</ds:X509Certificate>");
+    let start = xml.find(open).expect("KeyInfo certificate") + open.len();
+    let end = xml[start..].find(close).unwrap() + start;
+    let cert = xml[start..end].to_string();
+    assert!(cert.len() > 600 && !cert.contains(char::is_whitespace));
+    let wrap = |width: usize, eol: &str, indent: &str| {
+        let lines: Vec<String> = cert
+            .as_bytes()
+            .chunks(width)
+            .map(|c| format!("{indent}{}", std::str::from_utf8(c).unwrap()))
+            .collect();
+        format!("{eol}{}{eol}", lines.join(eol))
+    };
+    let with_cert = |text: &str| format!("{}{text}{}", &xml[..start], &xml[end..]);
+    let idp = idp_from("fedgate_rsa_cert.pem");
+    let now = fedgate::timefmt::parse("2026-03-02T10:01:00Z").unwrap();
+    let verify = |doc: &str| saml::verify(doc.as_bytes(), &idp, &SamlSettings::new(SP, ACS), now);
+
+    let spaced = format!("{} {}", &cert[..100], &cert[100..]);
+    for layout in [
+        cert.clone(),
+        wrap(64, "\n", ""),
+        wrap(76, "\r\n", "        "),
+        wrap(64, "\n", "\t"),
+        spaced,
+    ] {
+        let id = verify(&with_cert(&layout)).unwrap_or_else(|e| panic!("{layout:?}: {e}"));
+        assert_eq!(id.subject, "alice@contoso.example");
+        assert_eq!(
+            id.verification.key, idp.signing_certs[0].thumbprint_sha256,
+            "the trusted certificate is the one that verified"
+        );
+    }
+
+    let other = data("fedgate_ec_cert.pem");
+    let other_b64: String = other
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let other_thumb = fedgate::trust::certs::TrustedCert::from_pem_bundle(&other).unwrap()[0]
+        .thumbprint_sha256
+        .clone();
+    for text in [other_b64.replace('\n', ""), other_b64.clone()] {
+        let err = verify(&with_cert(&text)).unwrap_err();
+        assert_eq!(err.code(), "saml.cert_untrusted", "{err}");
+        assert!(err.to_string().contains(&other_thumb), "{err}");
+    }
+    // One byte off in the middle: not the trusted certificate any more.
+    let mut bent = cert.clone().into_bytes();
+    bent[300] = if bent[300] == b'A' { b'B' } else { b'A' };
+    let err = verify(&with_cert(std::str::from_utf8(&bent).unwrap())).unwrap_err();
+    assert_eq!(err.code(), "saml.cert_untrusted", "{err}");
+    let err = verify(&with_cert("not*base64")).unwrap_err();
+    assert_eq!(err.code(), "saml.signature_malformed", "{err}");
+}

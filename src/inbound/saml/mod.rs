@@ -14,6 +14,8 @@ pub mod authn_request;
 pub mod decode;
 pub mod sp_metadata;
 
+use std::borrow::Cow;
+
 use roxmltree::{Document, Node};
 use time::{Duration, OffsetDateTime};
 
@@ -249,7 +251,7 @@ pub fn decode_input(input: &[u8], max_bytes: usize) -> Result<String, SamlError>
     if bytes.len() > max_bytes {
         return Err(SamlError::TooLarge(bytes.len(), max_bytes));
     }
-    Ok(xml::utf8(&bytes)?.to_string())
+    Ok(xml::utf8_owned(bytes)?)
 }
 
 /// Verify a SAML Response and return the Identity it proves.
@@ -402,7 +404,7 @@ pub fn verify_document(
                 SamlError::SubjectMissing("no NameID".into())
             }
         })?;
-    let subject_value = xml::text_content(name_id).trim().to_string();
+    let subject_value = xml::trimmed_text(name_id).into_owned();
     if subject_value.is_empty() {
         return Err(SamlError::SubjectMissing("the NameID is empty".into()));
     }
@@ -414,17 +416,17 @@ pub fn verify_document(
     let attrs = read_attributes(assertion)?;
 
     let single = |name: &str| -> Result<Option<String>, SamlError> {
-        match attrs.iter().find(|(n, _)| n == name) {
+        match attrs.iter().find(|(n, _)| *n == name) {
             None => Ok(None),
-            Some((_, v)) if v.len() == 1 && !v[0].is_empty() => Ok(Some(v[0].clone())),
+            Some((_, v)) if v.len() == 1 && !v[0].is_empty() => Ok(Some(v[0].to_string())),
             Some(_) => Err(SamlError::AttributeInvalid(name.into())),
         }
     };
     let multi = |name: &str| -> Vec<String> {
         attrs
             .iter()
-            .filter(|(n, _)| n == name)
-            .flat_map(|(_, v)| v.iter().filter(|s| !s.is_empty()).cloned())
+            .filter(|(n, _)| *n == name)
+            .flat_map(|(_, v)| v.iter().filter(|s| !s.is_empty()).map(|s| s.to_string()))
             .collect()
     };
     let tenant_id = single(claims::TENANT_ID)?;
@@ -460,7 +462,10 @@ pub fn verify_document(
     let email = single(claims::EMAIL)?;
     let display_name = single(claims::DISPLAY_NAME)?;
     let groups = multi(claims::GROUPS);
-    let attributes = attrs.into_iter().collect();
+    let attributes = attrs
+        .into_iter()
+        .map(|(n, v)| (n.to_string(), v.into_iter().map(Cow::into_owned).collect()))
+        .collect();
 
     Ok(Identity {
         subject: subject_value,
@@ -568,7 +573,7 @@ fn scan_document<'a, 'i>(doc: &'a Document<'i>) -> Result<Scan<'a, 'i>, SamlErro
 fn issuer(node: Node) -> Result<Option<String>, SamlError> {
     let issuer = only_child(node, NS_SAML, "Issuer")
         .map_err(|()| SamlError::Malformed("more than one Issuer".into()))?;
-    Ok(issuer.map(|i| xml::text_content(i).trim().to_string()))
+    Ok(issuer.map(|i| xml::trimmed_text(i).into_owned()))
 }
 
 fn timestamp(node: Node, attr: &str) -> Result<Option<OffsetDateTime>, SamlError> {
@@ -713,10 +718,11 @@ fn check_conditions(
     for c in conditions.children().filter(Node::is_element) {
         if is(&c, NS_SAML, "AudienceRestriction") {
             restrictions += 1;
-            let audiences: Vec<String> = children(c, NS_SAML, "Audience")
-                .map(|a| xml::text_content(a).trim().to_string())
-                .collect();
-            if !audiences.contains(&settings.sp_entity_id) {
+            let mut audiences = children(c, NS_SAML, "Audience").map(xml::trimmed_text);
+            if !audiences.any(|a| a == settings.sp_entity_id.as_str()) {
+                let audiences: Vec<_> = children(c, NS_SAML, "Audience")
+                    .map(xml::trimmed_text)
+                    .collect();
                 return Err(SamlError::AudienceMismatch(format!(
                     "Audience {audiences:?} does not contain fedgate's entity id {:?} (Entra: the application's Identifier)",
                     settings.sp_entity_id
@@ -760,9 +766,13 @@ fn check_authn_statement(
     timestamp(statement, "AuthnInstant")
 }
 
-/// Every Attribute by Name, with its values' whole text. A Name twice is an error.
-fn read_attributes(assertion: Node) -> Result<Vec<(String, Vec<String>)>, SamlError> {
-    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+/// Every Attribute by Name, with its values' whole text (trimmed), borrowed
+/// from the document until the Identity is built. A Name twice is an error.
+#[allow(clippy::type_complexity)]
+fn read_attributes<'a>(
+    assertion: Node<'a, '_>,
+) -> Result<Vec<(&'a str, Vec<Cow<'a, str>>)>, SamlError> {
+    let mut out: Vec<(&'a str, Vec<Cow<'a, str>>)> = Vec::with_capacity(16);
     for statement in children(assertion, NS_SAML, "AttributeStatement") {
         if children(statement, NS_SAML, "EncryptedAttribute")
             .next()
@@ -776,13 +786,13 @@ fn read_attributes(assertion: Node) -> Result<Vec<(String, Vec<String>)>, SamlEr
             let name = attr
                 .attribute("Name")
                 .ok_or_else(|| SamlError::Malformed("an Attribute has no Name".into()))?;
-            if out.iter().any(|(n, _)| n == name) {
+            if out.iter().any(|(n, _)| *n == name) {
                 return Err(SamlError::DuplicateAttribute(name.into()));
             }
             let values = children(attr, NS_SAML, "AttributeValue")
-                .map(|v| xml::text_content(v).trim().to_string())
+                .map(xml::trimmed_text)
                 .collect();
-            out.push((name.to_string(), values));
+            out.push((name, values));
         }
     }
     Ok(out)
