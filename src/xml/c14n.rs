@@ -112,7 +112,8 @@ impl<'i> Canonicalizer<'i> {
                 .map(|(_, u)| *u);
             let already = match (prefix, current) {
                 (None, None) => uri.is_empty(),
-                (_, Some(c)) => c == uri,
+                // Inherited bindings are the very same string: skip the compare.
+                (_, Some(c)) => std::ptr::eq(c, uri) || c == uri,
                 (Some(_), None) => false,
             };
             if !already {

@@ -559,12 +559,15 @@ fn scan_document<'a, 'i>(doc: &'a Document<'i>) -> Result<Scan<'a, 'i>, SamlErro
                 seen.push(attr.value());
             }
         }
-        if node.tag_name().namespace() == Some(NS_SAML) {
-            match node.tag_name().name() {
-                "Assertion" => scan.assertions.push(node),
-                "EncryptedAssertion" => scan.encrypted = true,
-                _ => {}
+        // The local name first: it is short, and rarely matches.
+        match node.tag_name().name() {
+            "Assertion" if node.tag_name().namespace() == Some(NS_SAML) => {
+                scan.assertions.push(node)
             }
+            "EncryptedAssertion" if node.tag_name().namespace() == Some(NS_SAML) => {
+                scan.encrypted = true
+            }
+            _ => {}
         }
     }
     Ok(scan)
