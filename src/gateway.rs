@@ -491,13 +491,24 @@ impl App {
     }
 
     /// Reload `signing.key_dir` on SIGHUP and every 30 seconds.
-    pub fn spawn_key_reload(self: &Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
-        self.config.signing.key_dir.as_ref()?;
+    ///
+    /// The SIGHUP handler is installed before this returns (so a reload sent
+    /// while the server is still starting is not the default action, which
+    /// ends the process), and also when there is no key directory: then a
+    /// SIGHUP (`systemctl reload`) is logged as having nothing to reload.
+    /// Call it from within the runtime.
+    pub fn spawn_key_reload(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let has_dir = self.config.signing.key_dir.is_some();
         let app = Arc::downgrade(self);
-        Some(tokio::spawn(async move {
-            #[cfg(unix)]
-            let mut hup =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+        #[cfg(unix)]
+        let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(h) => Some(h),
+            Err(e) => {
+                tracing::warn!(error = %e, "no SIGHUP handler: keys reload every 30 s only");
+                None
+            }
+        };
+        tokio::spawn(async move {
             loop {
                 #[cfg(unix)]
                 {
@@ -505,7 +516,11 @@ impl App {
                     match hup.as_mut() {
                         Some(h) => {
                             tokio::select! {
-                                _ = h.recv() => tracing::info!("SIGHUP: reloading the signing keys"),
+                                _ = h.recv() => if has_dir {
+                                    tracing::info!("SIGHUP: reloading the signing keys");
+                                } else {
+                                    tracing::info!("SIGHUP: nothing to reload (no signing.key_dir; other settings need a restart)");
+                                },
                                 _ = sleep => {}
                             }
                         }
@@ -515,11 +530,14 @@ impl App {
                 #[cfg(not(unix))]
                 tokio::time::sleep(std::time::Duration::from_secs(30)).await;
                 let Some(app) = app.upgrade() else { return };
+                if !has_dir {
+                    continue;
+                }
                 if let Err(e) = app.reload_keys() {
                     tracing::warn!(error = %e, "the key directory does not load: keeping the keys in force");
                 }
             }
-        }))
+        })
     }
 
     /// Log a warning for every credential expiring within 30 days (or

@@ -643,3 +643,147 @@ fn check_reports_expired_and_undated_credentials_and_unreachable_consoles() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("config.invalid"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A running `fedgate serve`: its child process and port. SIGTERM on drop.
+struct RunningServer {
+    child: std::process::Child,
+    port: u16,
+    dir: std::path::PathBuf,
+}
+
+impl RunningServer {
+    /// Start `fedgate serve` on a free loopback port, `key_dir` or not, and
+    /// wait until it answers.
+    fn start(name: &str, with_key_dir: bool) -> Self {
+        let dir = tempdir(name);
+        let signing = if with_key_dir {
+            let keys = dir.join("keys/current");
+            std::fs::create_dir_all(&keys).unwrap();
+            std::fs::copy(super::data("fedgate_rsa_key.pem"), keys.join("key.pem")).unwrap();
+            std::fs::copy(super::data("fedgate_rsa_cert.pem"), keys.join("cert.pem")).unwrap();
+            "key_dir = \"keys\"".to_string()
+        } else {
+            let data = format!("{}/tests/data", env!("CARGO_MANIFEST_DIR"));
+            format!("key_file = \"{data}/fedgate_rsa_key.pem\"\ncert_file = \"{data}/fedgate_rsa_cert.pem\"")
+        };
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        std::fs::write(
+            dir.join("fedgate.toml"),
+            format!(
+                "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\n[signing]\n{signing}\n\
+[[tenants]]\nid = \"contoso\"\nentra_tenant_id = \"{TENANT_ID}\"\nmetadata_file = \"{}\"\n",
+                super::fixture("saml/idp_metadata.xml").display()
+            ),
+        )
+        .unwrap();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_fedgate"))
+            .args([
+                "serve",
+                "--config",
+                dir.join("fedgate.toml").to_str().unwrap(),
+            ])
+            .env_remove("FEDGATE_CONFIG")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let served = RunningServer { child, port, dir };
+        for _ in 0..200 {
+            if served.get("/healthz").is_some() {
+                return served;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("fedgate serve did not answer on port {port}");
+    }
+
+    /// GET a path over HTTP/1.0; the body of a 200, or `None`.
+    fn get(&self, path: &str) -> Option<String> {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
+            .ok()?;
+        let mut response = String::new();
+        s.read_to_string(&mut response).ok()?;
+        let (head, body) = response.split_once("\r\n\r\n")?;
+        head.split(' ')
+            .nth(1)
+            .filter(|code| *code == "200")
+            .map(|_| body.to_string())
+    }
+
+    /// How many signing certificates fedgate's IdP metadata publishes.
+    fn published_keys(&self) -> usize {
+        let md = self.get("/idp/metadata").expect("/idp/metadata");
+        fedgate::trust::metadata::IdpMetadata::parse(md.as_bytes())
+            .unwrap()
+            .signing_certs
+            .len()
+    }
+
+    fn signal(&self, sig: &str) {
+        let status = std::process::Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// SIGTERM, and the exit status.
+    fn stop(mut self) -> std::process::ExitStatus {
+        self.signal("-TERM");
+        let status = self.child.wait().unwrap();
+        let _ = std::fs::remove_dir_all(&self.dir);
+        status
+    }
+}
+
+/// `systemctl reload` (SIGHUP) reloads fedgate's signing keys at once, not
+/// at the next 30-second tick; without a key directory it changes nothing
+/// and, unlike the default action of SIGHUP, does not stop the server.
+#[test]
+fn sighup_reloads_the_signing_keys_and_never_stops_the_server() {
+    let started = std::time::Instant::now();
+    let served = RunningServer::start("sighup", true);
+    assert_eq!(served.published_keys(), 1);
+    let keys = served.dir.join("keys");
+    let out = fedgate_cli(&["keys", "generate-next", "--dir", keys.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    served.signal("-HUP");
+    let mut published = 1;
+    for _ in 0..100 {
+        published = served.published_keys();
+        if published == 2 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(published, 2, "the next key is published after SIGHUP");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(25),
+        "too slow to tell SIGHUP from the 30 s timer: {:?}",
+        started.elapsed()
+    );
+    let status = served.stop();
+    assert!(status.success(), "fedgate serve exited with {status}");
+
+    // No key directory: SIGHUP is logged and the server goes on.
+    let served = RunningServer::start("sighup-nodir", false);
+    served.signal("-HUP");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(
+        served.get("/healthz").is_some(),
+        "still serving after SIGHUP"
+    );
+    assert_eq!(served.published_keys(), 1);
+    let status = served.stop();
+    assert!(status.success(), "fedgate serve exited with {status}");
+}
