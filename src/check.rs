@@ -8,8 +8,9 @@
 //!   secret — expired (error), expiring within 30 days (warning), a client
 //!   secret with no `secret_expires` date (error: nobody would see it coming);
 //! - trust: metadata URLs and discovery documents that cannot be fetched
-//!   (error without a last-known-good copy, warning with one), tenants that
-//!   allow SHA-1 (warning);
+//!   (error without a last-known-good copy or with one the IdP has not
+//!   confirmed for over a week, warning with a fresher one, its age given),
+//!   tenants that allow SHA-1 (warning);
 //! - reach: consoles no rule grants anything (warning).
 //!
 //! A summary table, then the findings; `--json` for scripts. Exit 1 when any
@@ -62,6 +63,10 @@ fn finding(
     }
 }
 
+/// How long a last-known-good metadata copy may go unconfirmed by the IdP
+/// before `check` calls it an error.
+pub const STALE_COPY: time::Duration = time::Duration::days(7);
+
 /// Check a running configuration (`app`), at `now`.
 pub async fn check(app: &App, now: OffsetDateTime, offline: bool) -> CheckReport {
     let mut f = Vec::new();
@@ -71,24 +76,33 @@ pub async fn check(app: &App, now: OffsetDateTime, offline: bool) -> CheckReport
     if !offline {
         for (tenant, result) in app.refresh_trust().await {
             if let Err(e) = result {
-                let has_copy = app
-                    .tenants
-                    .get(&tenant)
-                    .and_then(|t| t.idp.as_ref())
-                    .is_some_and(|t| t.current().is_some());
+                let trust = app.tenants.get(&tenant).and_then(|t| t.idp.as_ref());
+                let has_copy = trust.is_some_and(|t| t.current().is_some());
+                let confirmed = trust.and_then(|t| t.confirmed_at());
+                let age = confirmed.map(|at| now - at);
+                // A copy the IdP has not confirmed for a week may predate a
+                // certificate rollover (Entra publishes the next certificate
+                // weeks ahead, but not for ever): an error, not a warning.
+                let stale = age.is_none_or(|a| a > STALE_COPY);
+                let copy = match (has_copy, age) {
+                    (false, _) => String::new(),
+                    (true, Some(a)) => format!(
+                        " (the last-known-good copy is used; the IdP last confirmed it {})",
+                        crate::inbound::saml::decode::relative(-a)
+                    ),
+                    (true, None) => {
+                        " (the last-known-good copy is used; its age is unknown)".into()
+                    }
+                };
                 f.push(finding(
                     "check.metadata_unreachable",
-                    if has_copy { "warning" } else { "error" },
+                    if has_copy && !stale {
+                        "warning"
+                    } else {
+                        "error"
+                    },
                     format!("tenant {tenant}"),
-                    format!(
-                        "[{}] {e}{}",
-                        e.code(),
-                        if has_copy {
-                            " (the last-known-good copy is used)"
-                        } else {
-                            ""
-                        }
-                    ),
+                    format!("[{}] {e}{copy}", e.code()),
                     "check metadata_url and outbound HTTPS to the IdP",
                 ));
             }

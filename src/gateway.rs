@@ -396,7 +396,7 @@ impl App {
                     "fedgate_metadata_refresh_failures_total{{tenant=\"{id}\"}} {}",
                     st.failures_total
                 );
-                if let Some(ok) = st.last_success {
+                if let Some(ok) = t.confirmed_at() {
                     let _ = writeln!(
                         ages,
                         "fedgate_metadata_age_seconds{{tenant=\"{id}\"}} {}",
@@ -405,7 +405,7 @@ impl App {
                 }
             }
         }
-        out.push_str("# HELP fedgate_metadata_age_seconds Seconds since the tenant's metadata URL was last fetched successfully.\n# TYPE fedgate_metadata_age_seconds gauge\n");
+        out.push_str("# HELP fedgate_metadata_age_seconds Seconds since the IdP last confirmed the tenant's metadata (fetched, or 304), counting a saved copy's age after a restart.\n# TYPE fedgate_metadata_age_seconds gauge\n");
         out.push_str(&ages);
         out.push_str("# HELP fedgate_cert_expiry_seconds Seconds until a certificate or client secret expires (negative: expired).\n# TYPE fedgate_cert_expiry_seconds gauge\n");
         for e in self.expiries() {

@@ -220,10 +220,12 @@ pub async fn dashboard(State(app): State<Arc<App>>, headers: HeaderMap) -> Respo
                     None => ("none (OIDC only)".to_string(), vec![]),
                     Some(t) => {
                         let st = t.status();
-                        let age = match (t.url(), st.last_success) {
-                            (None, _) => "file".to_string(),
-                            (Some(_), Some(ok)) => format!("fetched {} ago{}", crate::inbound::saml::decode::relative(now - ok), if st.consecutive_failures > 0 { format!("; {} failed refreshes since", st.consecutive_failures) } else { String::new() }),
-                            (Some(_), None) => "never fetched (last-known-good copy)".to_string(),
+                        let failed = if st.consecutive_failures > 0 { format!("; {} failed refreshes since", st.consecutive_failures) } else { String::new() };
+                        let age = match (t.url(), st.last_success, t.confirmed_at()) {
+                            (None, _, _) => "file".to_string(),
+                            (Some(_), Some(ok), _) => format!("fetched {}{failed}", crate::inbound::saml::decode::relative(ok - now)),
+                            (Some(_), None, Some(saved)) => format!("last-known-good copy, confirmed by the IdP {}; not fetched since the start{failed}", crate::inbound::saml::decode::relative(saved - now)),
+                            (Some(_), None, None) => "never fetched".to_string(),
                         };
                         let certs = t
                             .current()

@@ -75,6 +75,10 @@ pub struct IdpTrust {
     current: RwLock<Option<Arc<IdpMetadata>>>,
     validators: Mutex<(Option<String>, Option<String>, Vec<u8>)>,
     status: Mutex<RefreshStatus>,
+    /// When the IdP last confirmed the metadata in force: a fetch that
+    /// returned it (or 304 Not Modified), or, after a restart, the saved
+    /// copy's modification time (touched on every such confirmation).
+    confirmed: Mutex<Option<OffsetDateTime>>,
 }
 
 impl std::fmt::Debug for IdpTrust {
@@ -99,6 +103,7 @@ impl IdpTrust {
             current: RwLock::new(Some(Arc::new(md))),
             validators: Mutex::new((None, None, Vec::new())),
             status: Mutex::new(RefreshStatus::default()),
+            confirmed: Mutex::new(None),
         }
     }
 
@@ -123,14 +128,22 @@ impl IdpTrust {
             current: RwLock::new(None),
             validators: Mutex::new((None, None, Vec::new())),
             status: Mutex::new(RefreshStatus::default()),
+            confirmed: Mutex::new(None),
         };
         // The last-known-good copy, if a previous run left one.
         if let Some(path) = &t.state_file {
             if let Ok(bytes) = std::fs::read(path) {
                 match t.accept(&bytes) {
                     Ok(md) => {
-                        tracing::info!(tenant, file = %path.display(), "last-known-good metadata loaded");
+                        let saved = std::fs::metadata(path)
+                            .and_then(|m| m.modified())
+                            .ok()
+                            .map(OffsetDateTime::from);
+                        tracing::info!(tenant, file = %path.display(), saved = ?saved.map(crate::timefmt::format), "last-known-good metadata loaded");
                         t.set(md, &bytes);
+                        if let Ok(mut c) = t.confirmed.lock() {
+                            *c = saved;
+                        }
                     }
                     Err((code, reason)) => {
                         tracing::warn!(tenant, file = %path.display(), code, %reason, "the saved metadata is not usable; ignoring it");
@@ -153,6 +166,13 @@ impl IdpTrust {
 
     pub fn status(&self) -> RefreshStatus {
         self.status.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// When the IdP last confirmed the metadata in force (a successful fetch
+    /// or a 304; after a restart, when the saved copy was last confirmed).
+    /// `None` for file tenants and for metadata never fetched nor saved.
+    pub fn confirmed_at(&self) -> Option<OffsetDateTime> {
+        self.confirmed.lock().ok().and_then(|c| *c)
     }
 
     /// Check a fetched document: parses, has a signing certificate (the
@@ -180,6 +200,21 @@ impl IdpTrust {
         }
         if let Ok(mut v) = self.validators.lock() {
             v.2 = bytes.to_vec();
+        }
+    }
+
+    /// The IdP confirmed the saved copy: its modification time says when, so
+    /// that a restart during a later outage knows how old the copy is.
+    fn touch_saved_copy(&self) {
+        let Some(path) = &self.state_file else {
+            return;
+        };
+        let result = std::fs::File::options()
+            .write(true)
+            .open(path)
+            .and_then(|f| f.set_modified(std::time::SystemTime::now()));
+        if let Err(e) = result {
+            tracing::debug!(tenant = %self.tenant, file = %path.display(), error = %e, "could not touch the saved metadata");
         }
     }
 
@@ -211,6 +246,9 @@ impl IdpTrust {
                     s.last_success = Some(now);
                     s.consecutive_failures = 0;
                     s.last_error = None;
+                    if let Ok(mut c) = self.confirmed.lock() {
+                        *c = Some(now);
+                    }
                 }
                 Err(e) => {
                     s.failures_total += 1;
@@ -218,6 +256,9 @@ impl IdpTrust {
                     s.last_error = Some(format!("[{}] {e}", e.code()));
                 }
             }
+        }
+        if let Ok(Refreshed::Unchanged) = &result {
+            self.touch_saved_copy();
         }
         if let Err(e) = &result {
             let kept = if self.current().is_some() {

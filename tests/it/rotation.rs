@@ -129,6 +129,24 @@ async fn login(app: &App, key: &SigningKey) -> String {
     }
 }
 
+/// Set a file's modification time `secs_ago` seconds in the past.
+fn set_mtime(path: &std::path::Path, secs_ago: u64) {
+    let when = std::time::SystemTime::now() - std::time::Duration::from_secs(secs_ago);
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .and_then(|f| f.set_modified(when))
+        .unwrap();
+}
+
+/// Seconds since a file was last modified.
+fn age_of(path: &std::path::Path) -> u64 {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .map(|t| t.elapsed().unwrap_or_default().as_secs())
+        .unwrap()
+}
+
 fn tempdir(name: &str) -> std::path::PathBuf {
     let d = std::env::temp_dir().join(format!(
         "fedgate-{name}-{}-{}",
@@ -158,12 +176,16 @@ async fn an_idp_outage_keeps_the_last_known_good_metadata_even_across_a_restart(
     assert!(matches!(r[0].1, Ok(Refreshed::Updated)), "{r:?}");
     assert_eq!(login(&a, &current).await, "ok");
     assert!(dir.join("state/contoso-metadata.xml").exists());
-    // The next fetch is conditional: 304, nothing changes.
+    // The next fetch is conditional: 304, nothing changes, and the saved
+    // copy's modification time records that the IdP confirmed it.
+    let saved = dir.join("state/contoso-metadata.xml");
+    set_mtime(&saved, 3 * 86_400);
     assert!(matches!(
         a.refresh_trust().await[0].1,
         Ok(Refreshed::Unchanged)
     ));
     assert_eq!(state.lock().unwrap().conditional_hits, 1);
+    assert!(age_of(&saved) < 60, "touched on the 304");
 
     // The IdP goes down: refreshes fail and are counted; logins still work.
     state.lock().unwrap().body = None;
@@ -183,12 +205,36 @@ async fn an_idp_outage_keeps_the_last_known_good_metadata_even_across_a_restart(
     );
     assert_eq!(login(&a, &current).await, "ok");
 
-    // A restart during the outage starts on the saved copy.
+    // A restart during the outage starts on the saved copy, and knows its
+    // age: the metric shows it, `check` warns with it, and past a week
+    // without the IdP confirming it, `check` calls it an error.
     state.lock().unwrap().body = None;
-    let b = app(&dir, &url).unwrap();
-    assert!(b.refresh_trust().await[0].1.is_err());
-    assert!(b.tenants_without_metadata().is_empty());
-    assert_eq!(login(&b, &current).await, "ok");
+    for (days, severity) in [(2, "warning"), (10, "error")] {
+        set_mtime(&saved, days * 86_400);
+        let b = app(&dir, &url).unwrap();
+        assert!(b.refresh_trust().await[0].1.is_err());
+        assert!(b.tenants_without_metadata().is_empty());
+        assert_eq!(login(&b, &current).await, "ok");
+        let metric = b
+            .trust_metrics()
+            .lines()
+            .find_map(|l| l.strip_prefix("fedgate_metadata_age_seconds{tenant=\"contoso\"} "))
+            .map(|v| v.parse::<i64>().unwrap())
+            .expect("the age of the saved copy is a metric");
+        assert!((metric - days as i64 * 86_400).abs() < 120, "{metric}");
+        let report = fedgate::check::check(&b, time::OffsetDateTime::now_utc(), false).await;
+        let finding = report
+            .findings
+            .iter()
+            .find(|f| f.code == "check.metadata_unreachable")
+            .expect("the outage is a finding");
+        assert_eq!(finding.severity, severity, "{}", finding.message);
+        assert!(
+            finding.message.contains(&format!("confirmed it {days}d ")),
+            "{}",
+            finding.message
+        );
+    }
     // Without a saved copy the tenant has no metadata, and `serve` refuses to start.
     let c = app(&tempdir("lkg-empty"), &url).unwrap();
     c.refresh_trust().await;
