@@ -4,36 +4,27 @@
 //! `verify_loop N --paired` alternates blocks of SAML verifications with
 //! blocks of bare RSA-2048 verifies (the floor of any verification) and
 //! prints both and their ratio. On a shared machine whose speed drifts from
-//! minute to minute, the ratio measured this way is what stays put, and it
-//! is what the code controls (docs/performance.md).
+//! minute to minute, the ratio measured this way is steadier than either
+//! time (though a busy hour still moves it), and it is what the code
+//! controls (docs/performance.md).
+
+mod common;
 
 use std::hint::black_box;
 use std::time::Instant;
 
-use fedgate::inbound::saml::{self, SamlSettings};
-use fedgate::trust::certs::SigAlg;
-use fedgate::trust::metadata::IdpMetadata;
-use fedgate::trust::signing::SigningKey;
+use fedgate::inbound::saml;
 
 /// The allocator the `fedgate` binary uses, so the loop measures what runs.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> Result<(), common::Error> {
     let mut args = std::env::args().skip(1);
     let n: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(1000);
     let paired = args.next().as_deref() == Some("--paired");
-    let dir = env!("CARGO_MANIFEST_DIR");
-    let posted = std::fs::read(format!("{dir}/fixtures/saml/valid_main_20_groups.b64"))?;
-    let idp = IdpMetadata::parse(&std::fs::read(format!(
-        "{dir}/fixtures/saml/idp_metadata.xml"
-    ))?)?;
-    let settings = SamlSettings::new(
-        "https://fedgate.example.test/saml/contoso/metadata",
-        "https://fedgate.example.test/saml/contoso/acs",
-    );
-    let now = fedgate::timefmt::parse("2026-03-02T10:00:00Z").ok_or("time")?;
-    let saml_once = || saml::verify(black_box(&posted), &idp, &settings, now);
+    let f = common::fixture()?;
+    let saml_once = || saml::verify(black_box(&f.posted), &f.idp, &f.settings, f.now);
     saml_once()?;
 
     if !paired {
@@ -50,21 +41,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Ok(());
     }
 
-    // The floor: one RSA-2048 PKCS#1 v1.5 SHA-256 verify of a SignedInfo-sized
-    // message with a pre-parsed key, as `saml/rsa2048_verify_floor` in the bench.
-    let read = |f: &str| std::fs::read_to_string(format!("{dir}/tests/data/{f}"));
-    let key = SigningKey::from_pem(
-        &read("fedgate_rsa_key.pem")?,
-        &read("fedgate_rsa_cert.pem")?,
-    )?;
-    let trust = IdpMetadata::from_pem(&read("fedgate_rsa_cert.pem")?, "https://idp.example/")?;
-    let msg = b"x".repeat(600);
-    let sig = key.sign(&msg)?;
-    let floor_once = || trust.signing_certs[0].verify(SigAlg::RsaSha256, black_box(&msg), &sig);
-    if floor_once() != Some(true) {
-        return Err("the floor signature does not verify".into());
-    }
-
+    let floor = common::RsaFloor::new()?;
     const BLOCK: usize = 200;
     let mut saml_us = Vec::new();
     let mut floor_us = Vec::new();
@@ -77,7 +54,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let s = t.elapsed().as_secs_f64() * 1e6 / BLOCK as f64;
         let t = Instant::now();
         for _ in 0..BLOCK {
-            black_box(floor_once());
+            black_box(floor.verify());
         }
         let f = t.elapsed().as_secs_f64() * 1e6 / BLOCK as f64;
         saml_us.push(s);

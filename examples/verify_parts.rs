@@ -3,13 +3,12 @@
 //! Each line times one step alone, in a loop, with the binary's allocator.
 //! (docs/performance.md has figures and how to read them.)
 
+mod common;
+
 use std::hint::black_box;
 use std::time::Instant;
 
-use fedgate::inbound::saml::{self, SamlSettings};
-use fedgate::trust::certs::SigAlg;
-use fedgate::trust::metadata::IdpMetadata;
-use fedgate::trust::signing::SigningKey;
+use fedgate::inbound::saml;
 use fedgate::xml::{self, c14n, NS_DS, NS_SAML};
 
 #[global_allocator]
@@ -27,21 +26,17 @@ fn time<T>(name: &str, n: usize, mut f: impl FnMut() -> T) {
     println!("{name:44} {us:7.2} µs");
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> Result<(), common::Error> {
     let n: usize = std::env::args()
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(20_000);
-    let dir = env!("CARGO_MANIFEST_DIR");
-    let posted = std::fs::read(format!("{dir}/fixtures/saml/valid_main_20_groups.b64"))?;
-    let idp = IdpMetadata::parse(&std::fs::read(format!(
-        "{dir}/fixtures/saml/idp_metadata.xml"
-    ))?)?;
-    let settings = SamlSettings::new(
-        "https://fedgate.example.test/saml/contoso/metadata",
-        "https://fedgate.example.test/saml/contoso/acs",
-    );
-    let now = fedgate::timefmt::parse("2026-03-02T10:00:00Z").ok_or("time")?;
+    let common::Fixture {
+        posted,
+        idp,
+        settings,
+        now,
+    } = common::fixture()?;
     let text = saml::decode_input(&posted, saml::DEFAULT_MAX_BYTES)?;
     let doc = xml::parse(&text)?;
     let assertion = doc
@@ -58,14 +53,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .ok_or("no SignedInfo")?;
     let canonical = c14n::canonicalize(&text, assertion, Some(sig.id()), &[]);
     let identity = saml::verify(&posted, &idp, &settings, now)?;
-    let read = |f: &str| std::fs::read_to_string(format!("{dir}/tests/data/{f}"));
-    let key = SigningKey::from_pem(
-        &read("fedgate_rsa_key.pem")?,
-        &read("fedgate_rsa_cert.pem")?,
-    )?;
-    let trust = IdpMetadata::from_pem(&read("fedgate_rsa_cert.pem")?, "https://idp.example/")?;
-    let msg = b"x".repeat(600);
-    let rsa_sig = key.sign(&msg)?;
+    let floor = common::RsaFloor::new()?;
 
     time("saml::verify (all of it)", n, || {
         saml::verify(black_box(&posted), &idp, &settings, now)
@@ -90,7 +78,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     });
     time("    Identity: clone and drop", n, || identity.clone());
     time("RSA-2048 verify of 600 bytes (the floor)", n, || {
-        trust.signing_certs[0].verify(SigAlg::RsaSha256, black_box(&msg), &rsa_sig)
+        floor.verify()
     });
     println!("(the canonical Assertion is {} bytes)", canonical.len());
     Ok(())

@@ -399,11 +399,7 @@ fn serve_runs_answers_and_stops_on_sigterm() {
         fedgate::mock::entra::federation_metadata(tid, &[&cert[0]]),
     )
     .unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = super::free_port();
     std::fs::write(
         dir.join("fedgate.toml"),
         format!(

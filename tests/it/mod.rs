@@ -15,6 +15,14 @@ pub mod token;
 pub mod xmldsig;
 use std::path::PathBuf;
 
+/// A free TCP port on 127.0.0.1, for a server a test starts as a process.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
 /// A file of the shared third-party corpus, read in place.
 pub fn corpus_path(rel: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

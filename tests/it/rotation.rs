@@ -712,11 +712,7 @@ impl RunningServer {
             let data = format!("{}/tests/data", env!("CARGO_MANIFEST_DIR"));
             format!("key_file = \"{data}/fedgate_rsa_key.pem\"\ncert_file = \"{data}/fedgate_rsa_cert.pem\"")
         };
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = super::free_port();
         std::fs::write(
             dir.join("fedgate.toml"),
             format!(
