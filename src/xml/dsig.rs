@@ -330,25 +330,27 @@ impl<'a, 'i> SignatureParts<'a, 'i> {
 fn select_named(named: &[Cow<str>], trusted: &[TrustedCert]) -> Result<Vec<usize>, DsigError> {
     let mut picked: Vec<usize> = Vec::with_capacity(1);
     let mut untrusted: Vec<Vec<u8>> = Vec::new();
-    for text in named {
+    // Every trusted certificate `is` names (the same one may be listed twice).
+    let mut pick = |is: &dyn Fn(&TrustedCert) -> bool| {
         let mut matched = false;
         for (i, cert) in trusted.iter().enumerate() {
-            if cert.is_base64_of(text) {
+            if is(cert) {
                 matched = true;
                 if !picked.contains(&i) {
                     picked.push(i);
                 }
             }
         }
-        if matched {
+        matched
+    };
+    for text in named {
+        if pick(&|c| c.is_base64_of(text)) {
             continue;
         }
         let der = base64_decode(text)
             .map_err(|e| DsigError::Malformed(format!("X509Certificate is not base64: {e}")))?;
-        match trusted.iter().position(|c| c.der == der) {
-            Some(i) if !picked.contains(&i) => picked.push(i),
-            Some(_) => {}
-            None => untrusted.push(der),
+        if !pick(&|c| c.der == der) {
+            untrusted.push(der);
         }
     }
     if picked.is_empty() {
