@@ -143,6 +143,9 @@ pub struct StoreConfig {
     pub url: Option<String>,
     /// A file holding the Redis password (wins over a password in the URL).
     pub password_file: Option<PathBuf>,
+    /// PEM CA certificate(s) to trust for `rediss://` instead of the
+    /// system's roots (a Redis with a private CA).
+    pub ca_file: Option<PathBuf>,
     /// Bound on each store operation, in milliseconds.
     #[serde(default = "default_store_timeout")]
     pub timeout_ms: u64,
@@ -154,6 +157,7 @@ impl Default for StoreConfig {
             kind: default_store_kind(),
             url: None,
             password_file: None,
+            ca_file: None,
             timeout_ms: default_store_timeout(),
         }
     }
@@ -169,6 +173,7 @@ impl std::fmt::Debug for StoreConfig {
                 &self.url.as_deref().map(crate::store::redis::redact_url),
             )
             .field("password_file", &self.password_file)
+            .field("ca_file", &self.ca_file)
             .field("timeout_ms", &self.timeout_ms)
             .finish()
     }
@@ -475,6 +480,7 @@ impl Config {
             &mut self.signing.token_key_file,
             &mut self.audit.file,
             &mut self.store.password_file,
+            &mut self.store.ca_file,
             &mut self.server.tls_cert_file,
             &mut self.server.tls_key_file,
             &mut self.server.state_dir,

@@ -108,10 +108,17 @@ pub fn from_config(
                 ),
                 None => None,
             };
+            let ca_pem = match &config.ca_file {
+                Some(p) => Some(std::fs::read(p).map_err(|e| {
+                    StoreError::Unavailable(format!("store.ca_file {}: {e}", p.display()))
+                })?),
+                None => None,
+            };
             let settings = redis::RedisSettings {
                 url: config.url.clone().unwrap_or_default(),
                 password,
                 timeout: std::time::Duration::from_millis(config.timeout_ms),
+                ca_pem,
             };
             Ok(std::sync::Arc::new(redis::RedisStore::new(&settings)?))
         }

@@ -45,6 +45,9 @@ pub struct RedisSettings {
     /// A password that overrides the URL's (from `store.password_file`).
     pub password: Option<String>,
     pub timeout: Duration,
+    /// PEM certificates to trust for `rediss://` instead of the system's
+    /// (`store.ca_file`): a Redis behind a private CA.
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for RedisSettings {
@@ -53,6 +56,7 @@ impl std::fmt::Debug for RedisSettings {
             .field("url", &redact_url(&self.url))
             .field("password", &self.password.as_ref().map(|_| "***"))
             .field("timeout", &self.timeout)
+            .field("ca_pem", &self.ca_pem.as_ref().map(|_| "(set)"))
             .finish()
     }
 }
@@ -106,7 +110,23 @@ impl RedisStore {
             let redis = info.redis_settings().clone().set_password(p);
             info = info.set_redis_settings(redis);
         }
-        let client = ::redis::Client::open(info).map_err(|e| {
+        let client = match &settings.ca_pem {
+            None => ::redis::Client::open(info),
+            Some(_) if !settings.url.starts_with("rediss://") => {
+                return Err(StoreError::Unavailable(
+                    "store.ca_file is set but store.url is not rediss://: the CA would never be used"
+                        .into(),
+                ))
+            }
+            Some(pem) => ::redis::Client::build_with_tls(
+                info,
+                ::redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem.clone()),
+                },
+            ),
+        }
+        .map_err(|e| {
             StoreError::Unavailable(format!("store.url: {}", scrub(&e.to_string(), &secrets)))
         })?;
         Ok(RedisStore {
@@ -449,6 +469,7 @@ mod tests {
             url: url.into(),
             password: None,
             timeout: DEFAULT_TIMEOUT,
+            ca_pem: None,
         };
         assert!(RedisStore::new(&s("redis://127.0.0.1:6379/0")).is_ok());
         assert!(RedisStore::new(&s("rediss://cache.example.test:6380")).is_ok());

@@ -448,6 +448,7 @@ async fn a_silent_redis_times_out_instead_of_hanging_logins() {
         url: format!("redis://127.0.0.1:{port}"),
         password: None,
         timeout: Duration::from_millis(100),
+        ca_pem: None,
     })
     .unwrap();
     let now = OffsetDateTime::now_utc();
@@ -490,6 +491,7 @@ async fn the_redis_store_claims_expire_and_a_password_is_used() {
         url: redis.url(),
         password: password.map(str::to_string),
         timeout: Duration::from_millis(500),
+        ca_pem: None,
     };
     let store = RedisStore::new(&settings(None)).unwrap();
     let now = OffsetDateTime::now_utc();
@@ -616,4 +618,124 @@ async fn an_oidc_login_started_on_one_instance_completes_on_the_other() {
     }
     a.stop().await;
     b.stop().await;
+}
+
+/// `rediss://` to a Redis whose certificate comes from a private CA: with
+/// `store.ca_file` the store works; with the system's roots the same server
+/// is refused (not ready, never a plain-text fallback); a CA with a plain
+/// `redis://` URL is a configuration error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_over_tls_trusts_the_configured_ca_and_nothing_else() {
+    if !redis_available() {
+        return;
+    }
+    fedgate::trust::install_crypto_provider();
+    let dir = std::env::temp_dir().join(format!(
+        "fedgate-redis-tls-{}-{}",
+        std::process::id(),
+        fedgate::gateway::random_id().unwrap()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    // A private CA, and a server certificate for 127.0.0.1 it signs.
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "fedgate test Redis CA");
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, &ca_key);
+    let server_key = rcgen::KeyPair::generate().unwrap();
+    let server_cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&server_key, &issuer)
+        .unwrap();
+    let file = |name: &str, body: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, body).unwrap();
+        p.display().to_string()
+    };
+    let (cert, key, ca) = (
+        file("server.pem", &server_cert.pem()),
+        file("server.key", &server_key.serialize_pem()),
+        file("ca.pem", &ca_cert.pem()),
+    );
+    let port = super::free_port().to_string();
+    let dir_s = dir.display().to_string();
+    let mut server = std::process::Command::new("redis-server")
+        .args([
+            "--port",
+            "0",
+            "--tls-port",
+            &port,
+            "--bind",
+            "127.0.0.1",
+            "--tls-cert-file",
+            &cert,
+            "--tls-key-file",
+            &key,
+            "--tls-ca-cert-file",
+            &ca,
+            "--tls-auth-clients",
+            "no",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            &dir_s,
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+
+    let settings = |url: String, ca_pem: Option<Vec<u8>>| RedisSettings {
+        url,
+        password: None,
+        timeout: Duration::from_millis(500),
+        ca_pem,
+    };
+    let url = format!("rediss://127.0.0.1:{port}");
+    let trusted =
+        RedisStore::new(&settings(url.clone(), Some(ca_cert.pem().into_bytes()))).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while trusted.ready().await.is_err() {
+        assert!(Instant::now() < deadline, "the TLS Redis did not answer");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let now = OffsetDateTime::now_utc();
+    let later = now + time::Duration::minutes(5);
+    assert!(trusted
+        .claim_once("saml", "_tls1", later, now)
+        .await
+        .unwrap());
+    assert!(!trusted
+        .claim_once("saml", "_tls1", later, now)
+        .await
+        .unwrap());
+
+    // The same server with the system's roots: refused, and the claim too.
+    let system = RedisStore::new(&settings(url.clone(), None)).unwrap();
+    let err = system.ready().await.unwrap_err();
+    assert_eq!(
+        fedgate::identity::ErrorCode::code(&err),
+        "store.unavailable"
+    );
+    assert!(system
+        .claim_once("saml", "_tls2", later, now)
+        .await
+        .is_err());
+
+    // A CA for a plain-text URL is a mistake said at start.
+    let plain = RedisStore::new(&settings(
+        format!("redis://127.0.0.1:{port}"),
+        Some(ca_cert.pem().into_bytes()),
+    ));
+    assert!(plain.err().unwrap().to_string().contains("rediss://"));
+
+    let _ = server.kill();
+    let _ = server.wait();
+    let _ = std::fs::remove_dir_all(&dir);
 }
