@@ -61,6 +61,10 @@ pub struct RefreshStatus {
     pub failures_total: u64,
     pub consecutive_failures: u64,
     pub last_error: Option<String>,
+    /// When the IdP last confirmed the metadata in force: a fetch that
+    /// returned it (or 304 Not Modified), or, after a restart, the saved
+    /// copy's modification time (touched on every such confirmation).
+    pub confirmed_at: Option<OffsetDateTime>,
 }
 
 /// One tenant's SAML IdP trust.
@@ -75,10 +79,6 @@ pub struct IdpTrust {
     current: RwLock<Option<Arc<IdpMetadata>>>,
     validators: Mutex<(Option<String>, Option<String>, Vec<u8>)>,
     status: Mutex<RefreshStatus>,
-    /// When the IdP last confirmed the metadata in force: a fetch that
-    /// returned it (or 304 Not Modified), or, after a restart, the saved
-    /// copy's modification time (touched on every such confirmation).
-    confirmed: Mutex<Option<OffsetDateTime>>,
 }
 
 impl std::fmt::Debug for IdpTrust {
@@ -103,7 +103,6 @@ impl IdpTrust {
             current: RwLock::new(Some(Arc::new(md))),
             validators: Mutex::new((None, None, Vec::new())),
             status: Mutex::new(RefreshStatus::default()),
-            confirmed: Mutex::new(None),
         }
     }
 
@@ -128,7 +127,6 @@ impl IdpTrust {
             current: RwLock::new(None),
             validators: Mutex::new((None, None, Vec::new())),
             status: Mutex::new(RefreshStatus::default()),
-            confirmed: Mutex::new(None),
         };
         // The last-known-good copy, if a previous run left one.
         if let Some(path) = &t.state_file {
@@ -141,8 +139,8 @@ impl IdpTrust {
                             .map(OffsetDateTime::from);
                         tracing::info!(tenant, file = %path.display(), saved = ?saved.map(crate::timefmt::format), "last-known-good metadata loaded");
                         t.set(md, &bytes);
-                        if let Ok(mut c) = t.confirmed.lock() {
-                            *c = saved;
+                        if let Ok(mut s) = t.status.lock() {
+                            s.confirmed_at = saved;
                         }
                     }
                     Err((code, reason)) => {
@@ -172,7 +170,7 @@ impl IdpTrust {
     /// or a 304; after a restart, when the saved copy was last confirmed).
     /// `None` for file tenants and for metadata never fetched nor saved.
     pub fn confirmed_at(&self) -> Option<OffsetDateTime> {
-        self.confirmed.lock().ok().and_then(|c| *c)
+        self.status().confirmed_at
     }
 
     /// Check a fetched document: parses, has a signing certificate (the
@@ -246,9 +244,7 @@ impl IdpTrust {
                     s.last_success = Some(now);
                     s.consecutive_failures = 0;
                     s.last_error = None;
-                    if let Ok(mut c) = self.confirmed.lock() {
-                        *c = Some(now);
-                    }
+                    s.confirmed_at = Some(now);
                 }
                 Err(e) => {
                     s.failures_total += 1;

@@ -181,11 +181,7 @@ pub fn only_child<'a, 'input: 'a>(
 pub fn element_qname<'input>(input: &'input str, node: &Node) -> &'input str {
     let start = node.range().start + 1; // skip '<'
     let rest = input.get(start..).unwrap_or_default();
-    let ends_name = |i: usize| {
-        rest.as_bytes()
-            .get(i)
-            .is_some_and(|b| b.is_ascii_whitespace() || *b == b'/' || *b == b'>')
-    };
+    let ends_name = |i: usize| rest.as_bytes().get(i).is_some_and(|b| ends_qname(*b));
     // The local name is known: check it is the whole name, or what follows
     // `prefix:`, rather than scanning the name a byte at a time.
     let local = node.tag_name().name();
@@ -198,11 +194,13 @@ pub fn element_qname<'input>(input: &'input str, node: &Node) -> &'input str {
             return &rest[..end];
         }
     }
-    let end = rest
-        .bytes()
-        .position(|b| b.is_ascii_whitespace() || b == b'/' || b == b'>')
-        .unwrap_or(rest.len());
+    let end = rest.bytes().position(ends_qname).unwrap_or(rest.len());
     rest.get(..end).unwrap_or_default()
+}
+
+/// A byte that ends a name in a start tag.
+fn ends_qname(b: u8) -> bool {
+    b.is_ascii_whitespace() || b == b'/' || b == b'>'
 }
 
 /// The prefix of an element as written (`None` for the default namespace).

@@ -43,6 +43,16 @@ fn redis_available() -> bool {
     false
 }
 
+/// Settings for a store at `url`: no password, no private CA.
+fn settings(url: String, timeout_ms: u64) -> RedisSettings {
+    RedisSettings {
+        url,
+        password: None,
+        timeout: Duration::from_millis(timeout_ms),
+        ca_pem: None,
+    }
+}
+
 fn store_toml(url: &str) -> String {
     format!("\n[store]\nkind = \"redis\"\nurl = \"{url}\"\n")
 }
@@ -444,13 +454,7 @@ async fn a_silent_redis_times_out_instead_of_hanging_logins() {
             }
         }
     });
-    let store = RedisStore::new(&RedisSettings {
-        url: format!("redis://127.0.0.1:{port}"),
-        password: None,
-        timeout: Duration::from_millis(100),
-        ca_pem: None,
-    })
-    .unwrap();
+    let store = RedisStore::new(&settings(format!("redis://127.0.0.1:{port}"), 100)).unwrap();
     let now = OffsetDateTime::now_utc();
     for _ in 0..3 {
         let started = Instant::now();
@@ -488,10 +492,8 @@ async fn the_redis_store_claims_expire_and_a_password_is_used() {
     let admin = ::redis::Client::open(redis.url()).unwrap();
     let mut c = admin.get_multiplexed_async_connection().await.unwrap();
     let settings = |password: Option<&str>| RedisSettings {
-        url: redis.url(),
         password: password.map(str::to_string),
-        timeout: Duration::from_millis(500),
-        ca_pem: None,
+        ..settings(redis.url(), 500)
     };
     let store = RedisStore::new(&settings(None)).unwrap();
     let now = OffsetDateTime::now_utc();
@@ -692,10 +694,8 @@ async fn redis_over_tls_trusts_the_configured_ca_and_nothing_else() {
         .unwrap();
 
     let settings = |url: String, ca_pem: Option<Vec<u8>>| RedisSettings {
-        url,
-        password: None,
-        timeout: Duration::from_millis(500),
         ca_pem,
+        ..settings(url, 500)
     };
     let url = format!("rediss://127.0.0.1:{port}");
     let trusted =
