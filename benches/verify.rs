@@ -101,7 +101,7 @@ fn saml_benches(c: &mut Criterion) {
         .find(|n| n.tag_name().name() == "Assertion")
         .expect("assertion");
     g.bench_function("c14n_assertion_only", |b| {
-        b.iter(|| fedgate::xml::c14n::canonicalize(black_box(&xml), assertion, None, &[]).len())
+        b.iter(|| fedgate::xml::c14n::canonicalize(assertion, None, &[]).len())
     });
     let msg = b"x".repeat(600);
     let sig = key.sign(&msg).expect("sign");

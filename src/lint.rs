@@ -120,7 +120,7 @@ pub fn lint(bytes: &[u8], o: &Options) -> Vec<Finding> {
         (None, false) => out.push(f("lint.unsigned", "error", "a trust anchor was given, but the document is not signed".into(), "use the signed metadata the IdP publishes", None)),
         (Some(_), true) => out.push(f("lint.signed_not_checked", "info", "the document is signed; pass --trust CERT to verify it".into(), "--trust the IdP's metadata signing certificate", None)),
         (Some(s), false) => {
-            match xml::dsig::verify_enveloped(text, entity, s, &o.trust, &xml::dsig::Profile { allow_sha1: true, ..Default::default() }) {
+            match xml::dsig::verify_enveloped(entity, s, &o.trust, &xml::dsig::Profile { allow_sha1: true, ..Default::default() }) {
                 Ok(_) => out.push(f("lint.signature_valid", "info", "the document's signature verifies with the trust anchor".into(), "-", None)),
                 Err(e) => out.push(f("lint.signature_invalid", "error", format!("the document's signature does not verify: {e}"), "the document was altered, or the trust anchor is not the IdP's signing certificate", None)),
             }

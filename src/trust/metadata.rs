@@ -8,13 +8,12 @@
 //! SSO and SLO endpoints and NameID formats. A document with no signing
 //! certificate is an error: there is no "accept unsigned" mode.
 
-use roxmltree::Node;
 use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::identity::ErrorCode;
 use crate::trust::certs::{CertError, TrustedCert};
-use crate::xml::{self, children, is, XmlError, NS_DS, NS_MD};
+use crate::xml::{self, children, is, Node, XmlError, NS_DS, NS_MD};
 
 /// Why a metadata document was refused.
 #[derive(Debug, thiserror::Error)]

@@ -21,29 +21,25 @@
 //! - `xml:*` attributes of ancestors are not inherited (unlike C14N 1.0);
 //! - text escapes `& < >` and CR; attribute values escape `& < "` TAB LF CR.
 
-use roxmltree::{Node, NodeId, NodeType};
-
-use super::element_qname;
+use super::tree::Attribute;
+use super::{Node, NodeId, NodeType};
 
 const XML_PREFIX: &str = "xml";
 
 /// Canonicalize `apex` and its descendants, minus `exclude` (and its subtree).
 ///
-/// `input` must be the text `apex`'s document was parsed from: prefixes are
-/// read from it. `inclusive_prefixes` is the `InclusiveNamespaces PrefixList`
+/// `inclusive_prefixes` is the `InclusiveNamespaces PrefixList`
 /// (`#default` names the default namespace).
 pub fn canonicalize<'d>(
-    input: &'d str,
     apex: Node<'d, 'd>,
     exclude: Option<NodeId>,
     inclusive_prefixes: &'d [&'d str],
 ) -> Vec<u8> {
     let mut c = Canonicalizer {
-        input,
         exclude,
         inclusive: inclusive_prefixes,
         rendered: Vec::with_capacity(8),
-        out: Vec::with_capacity(input.len()),
+        out: Vec::with_capacity(apex.range().len()),
         scratch_wanted: Vec::with_capacity(4),
         scratch_decls: Vec::with_capacity(4),
         scratch_attrs: Vec::with_capacity(8),
@@ -53,7 +49,6 @@ pub fn canonicalize<'d>(
 }
 
 struct Canonicalizer<'i> {
-    input: &'i str,
     exclude: Option<NodeId>,
     inclusive: &'i [&'i str],
     /// Namespace bindings rendered by output ancestors, innermost last.
@@ -62,13 +57,13 @@ struct Canonicalizer<'i> {
     out: Vec<u8>,
     scratch_wanted: Vec<Option<&'i str>>,
     scratch_decls: Vec<(Option<&'i str>, &'i str)>,
-    scratch_attrs: Vec<roxmltree::Attribute<'i, 'i>>,
+    scratch_attrs: Vec<Attribute<'i, 'i>>,
 }
 
 impl<'i> Canonicalizer<'i> {
     fn element(&mut self, node: Node<'i, 'i>) {
-        let qname = element_qname(self.input, &node);
-        let own_prefix = prefix_of(qname);
+        let qname = node.qname();
+        let own_prefix = node.prefix();
 
         // Which prefixes does this element need declared? (Scratch buffers are
         // reused: each is consumed before the children are visited.)
@@ -76,7 +71,7 @@ impl<'i> Canonicalizer<'i> {
         wanted.clear();
         wanted.push(own_prefix);
         for attr in node.attributes() {
-            if let Some(p) = attr_prefix(self.input, &attr) {
+            if let Some(p) = attr.prefix() {
                 if p != XML_PREFIX && !wanted.contains(&Some(p)) {
                     wanted.push(Some(p));
                 }
@@ -150,11 +145,7 @@ impl<'i> Canonicalizer<'i> {
         }
         for attr in &attrs {
             self.out.push(b' ');
-            let qn = self
-                .input
-                .get(attr.range_qname())
-                .unwrap_or_else(|| attr.name());
-            self.out.extend_from_slice(qn.as_bytes());
+            self.out.extend_from_slice(attr.qname().as_bytes());
             self.out.extend_from_slice(b"=\"");
             escape_attr(attr.value(), &mut self.out);
             self.out.push(b'"');
@@ -193,28 +184,14 @@ impl<'i> Canonicalizer<'i> {
 }
 
 /// C14N attribute order: (namespace URI, local name), unqualified first.
-fn attr_key<'a>(a: &roxmltree::Attribute<'a, 'a>) -> (&'a str, &'a str) {
+fn attr_key<'a>(a: &Attribute<'a, 'a>) -> (&'a str, &'a str) {
     (a.namespace().unwrap_or(""), a.name())
 }
 
 /// The namespace URI bound to `prefix` in scope at `node`. The default
 /// namespace undeclared with `xmlns=""` reads as `Some("")`.
 fn lookup<'a>(node: &Node<'a, 'a>, prefix: Option<&str>) -> Option<&'a str> {
-    node.namespaces()
-        .find(|ns| ns.name() == prefix)
-        .map(|ns| ns.uri())
-}
-
-fn attr_prefix<'i>(input: &'i str, attr: &roxmltree::Attribute<'_, 'i>) -> Option<&'i str> {
-    attr.namespace()?;
-    prefix_of(input.get(attr.range_qname())?)
-}
-
-/// The prefix of a qualified name as written (`ds` of `ds:Signature`).
-fn prefix_of(qname: &str) -> Option<&str> {
-    // A byte scan: names are short, and `split_once` pays for a searcher.
-    let colon = qname.bytes().position(|b| b == b':')?;
-    qname.get(..colon)
+    node.lookup_namespace_uri(prefix)
 }
 
 fn escape_text(s: &str, out: &mut Vec<u8>) {
@@ -288,7 +265,7 @@ mod tests {
             .filter(|n| n.is_element())
             .nth(nth)
             .unwrap();
-        String::from_utf8(canonicalize(src, el, None, prefixes)).unwrap()
+        String::from_utf8(canonicalize(el, None, prefixes)).unwrap()
     }
 
     #[test]
@@ -347,7 +324,7 @@ mod tests {
             .descendants()
             .find(|n| n.tag_name().name() == "Signature")
             .unwrap();
-        let out = canonicalize(src, doc.root_element(), Some(sig.id()), &[]);
+        let out = canonicalize(doc.root_element(), Some(sig.id()), &[]);
         assert_eq!(
             String::from_utf8(out).unwrap(),
             r#"<r ID="x"><a></a><b></b></r>"#

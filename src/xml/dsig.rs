@@ -24,8 +24,8 @@
 
 use std::borrow::Cow;
 
+use super::Node;
 use aws_lc_rs::{constant_time, digest};
-use roxmltree::Node;
 
 use super::{base64_decode, c14n, is, NS_DS};
 use crate::trust::certs::{SigAlg, TrustedCert};
@@ -133,9 +133,8 @@ pub fn signature_child<'a, 'i>(element: Node<'a, 'i>) -> Result<Option<Node<'a, 
 }
 
 /// Verify the enveloped signature `sig` (a direct child of `element`) with
-/// the trusted certificates. `input` is the text the document was parsed from.
+/// the trusted certificates.
 pub fn verify_enveloped(
-    input: &str,
     element: Node,
     sig: Node,
     trusted: &[TrustedCert],
@@ -199,7 +198,7 @@ pub fn verify_enveloped(
     // §3.2.2: the signature over the canonical SignedInfo.
     let si_prefixes = inclusive_prefixes(parts.c14n_method);
     let si_prefixes: Vec<&str> = si_prefixes.iter().map(String::as_str).collect();
-    let signed_info = c14n::canonicalize(input, parts.signed_info, None, &si_prefixes);
+    let signed_info = c14n::canonicalize(parts.signed_info, None, &si_prefixes);
     let cert_index = strong
         .into_iter()
         .find(|i| trusted[*i].verify(sig_alg, &signed_info, &signature_value) == Some(true))
@@ -211,7 +210,7 @@ pub fn verify_enveloped(
         .iter()
         .map(String::as_str)
         .collect();
-    let canonical = c14n::canonicalize(input, element, Some(sig.id()), &ref_prefixes);
+    let canonical = c14n::canonicalize(element, Some(sig.id()), &ref_prefixes);
     let actual = digest::digest(digest_alg.0, &canonical);
     if constant_time::verify_slices_are_equal(actual.as_ref(), &digest_value).is_err() {
         return Err(DsigError::DigestMismatch);
@@ -527,10 +526,7 @@ pub fn sign_enveloped(
             .map(|c| c.range().start)
             .ok_or_else(|| SignError::NotSignable(id.to_string()))?,
     };
-    let digest = digest::digest(
-        &digest::SHA256,
-        &c14n::canonicalize(xml_text, element, None, &[]),
-    );
+    let digest = digest::digest(&digest::SHA256, &c14n::canonicalize(element, None, &[]));
     let sig_alg = match key.algorithm() {
         SigAlg::EcdsaSha256 => ALG_ECDSA_SHA256,
         _ => ALG_RSA_SHA256,
@@ -567,7 +563,7 @@ pub fn sign_enveloped(
                     && n.ancestors().nth(2).and_then(|e| e.attribute("ID")) == Some(id)
             })
             .ok_or_else(|| SignError::NoElement(id.to_string()))?;
-        c14n::canonicalize(&with_sig, si, None, &[])
+        c14n::canonicalize(si, None, &[])
     };
     let value = key.sign(&signed_info_c14n)?;
     let placeholder_at = insert_at

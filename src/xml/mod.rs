@@ -1,16 +1,17 @@
 //! The one XML parser fedgate uses, and the helpers every reader shares.
 //!
-//! Everything XML goes through [`parse`]: roxmltree with DTDs refused (no
-//! entities, no XXE, no billion laughs), a node limit and a nesting limit, so
-//! that the canonicalizer and the readers, which recurse, can never be driven
-//! into a stack overflow by hostile input.
+//! Everything XML goes through [`parse`]: fedgate's own parser ([`tree`])
+//! with DTDs refused (no entities, no XXE, no billion laughs), a node limit
+//! and a nesting limit, so that the canonicalizer and the readers, which
+//! recurse, can never be driven into a stack overflow by hostile input.
 
 pub mod c14n;
 pub mod dsig;
+pub mod tree;
 
 use std::borrow::Cow;
 
-use roxmltree::{Document, Node, ParsingOptions};
+pub use tree::{Document, Node, NodeId, NodeType};
 
 /// SAML 2.0 protocol namespace (`samlp:`).
 pub const NS_SAMLP: &str = "urn:oasis:names:tc:SAML:2.0:protocol";
@@ -67,50 +68,7 @@ pub fn utf8_owned(mut bytes: Vec<u8>) -> Result<String, XmlError> {
 /// assert_eq!(parse(xxe).err(), Some(XmlError::Doctype));
 /// ```
 pub fn parse(input: &str) -> Result<Document<'_>, XmlError> {
-    let opts = ParsingOptions {
-        allow_dtd: false,
-        nodes_limit: MAX_NODES,
-        ..ParsingOptions::default()
-    };
-    let doc = Document::parse_with_options(input, opts).map_err(|e| match e {
-        roxmltree::Error::DtdDetected => XmlError::Doctype,
-        other => XmlError::Malformed(other.to_string()),
-    })?;
-    check_depth(doc.root_element())?;
-    Ok(doc)
-}
-
-fn check_depth(root: Node) -> Result<(), XmlError> {
-    // Iterative on purpose (this is the guard that makes recursion elsewhere
-    // safe), and without a stack: a depth-first walk by sibling and parent links.
-    let mut node = root;
-    let mut depth = 1usize;
-    loop {
-        if depth > MAX_DEPTH {
-            return Err(XmlError::TooDeep);
-        }
-        if let Some(child) = node.first_element_child() {
-            node = child;
-            depth += 1;
-            continue;
-        }
-        loop {
-            if node == root {
-                return Ok(());
-            }
-            if let Some(next) = node.next_sibling_element() {
-                node = next;
-                break;
-            }
-            match node.parent_element() {
-                Some(parent) => {
-                    node = parent;
-                    depth -= 1;
-                }
-                None => return Ok(()),
-            }
-        }
-    }
+    Document::parse(input, MAX_NODES as usize, MAX_DEPTH)
 }
 
 /// The whole text content of an element: every descendant text node, in
@@ -173,39 +131,6 @@ pub fn only_child<'a, 'input: 'a>(
         return Err(());
     }
     Ok(first)
-}
-
-/// The qualified name of an element exactly as written (`samlp:Response`),
-/// read from the source text, because roxmltree keeps only the expanded name
-/// and exclusive C14N must render the prefix the document used.
-pub fn element_qname<'input>(input: &'input str, node: &Node) -> &'input str {
-    let start = node.range().start + 1; // skip '<'
-    let rest = input.get(start..).unwrap_or_default();
-    let ends_name = |i: usize| rest.as_bytes().get(i).is_some_and(|b| ends_qname(*b));
-    // The local name is known: check it is the whole name, or what follows
-    // `prefix:`, rather than scanning the name a byte at a time.
-    let local = node.tag_name().name();
-    if rest.starts_with(local) && ends_name(local.len()) {
-        return &rest[..local.len()];
-    }
-    if let Some(colon) = memchr::memchr(b':', &rest.as_bytes()[..rest.len().min(256)]) {
-        let end = colon + 1 + local.len();
-        if rest.get(colon + 1..end) == Some(local) && ends_name(end) {
-            return &rest[..end];
-        }
-    }
-    let end = rest.bytes().position(ends_qname).unwrap_or(rest.len());
-    rest.get(..end).unwrap_or_default()
-}
-
-/// A byte that ends a name in a start tag.
-fn ends_qname(b: u8) -> bool {
-    b.is_ascii_whitespace() || b == b'/' || b == b'>'
-}
-
-/// The prefix of an element as written (`None` for the default namespace).
-pub fn element_prefix<'input>(input: &'input str, node: &Node) -> Option<&'input str> {
-    element_qname(input, node).split_once(':').map(|(p, _)| p)
 }
 
 /// Escape text for XML (and HTML) text and double-quoted attribute values:
@@ -309,17 +234,16 @@ mod tests {
     }
 
     #[test]
-    fn qualified_names_come_from_the_source() {
+    fn qualified_names_are_kept_as_written() {
         let names = |src: &str| -> Vec<String> {
             let doc = parse(src).unwrap();
             doc.descendants()
                 .filter(Node::is_element)
-                .map(|n| element_qname(src, &n).to_string())
+                .map(|n| n.qname().to_string())
                 .collect()
         };
         let src = r#"<a:r xmlns:a="u" xmlns:b="u"><b:c/><d xmlns="v"/></a:r>"#;
         assert_eq!(names(src), ["a:r", "b:c", "d"]);
-        // Names that begin like their prefix or local part, end tags, tabs.
         let src = "<ab:ab xmlns:ab=\"u\"><ab:a/><a xmlns:x=\"v\" x:y=\"1\"/><ab:abc\t/><abc>t</abc></ab:ab>";
         assert_eq!(names(src), ["ab:ab", "ab:a", "a", "ab:abc", "abc"]);
     }

@@ -12,6 +12,8 @@ pub mod redis;
 pub mod rotation;
 pub mod saml_fixtures;
 pub mod token;
+pub mod xml_oracle;
+pub mod xml_parser;
 pub mod xmldsig;
 use std::path::PathBuf;
 

@@ -6,12 +6,11 @@
 use crate::xml::escape as esc;
 use std::fmt::Write;
 
-use roxmltree::Node;
 use time::OffsetDateTime;
 
 use super::{decode_input, signature_of, SamlError, DEFAULT_MAX_BYTES};
 use crate::trust::certs::TrustedCert;
-use crate::xml::{self, children, element_qname, is, NS_DS, NS_SAML, NS_SAMLP};
+use crate::xml::{self, children, is, Node, NS_DS, NS_SAML, NS_SAMLP};
 
 /// A human-readable report of a SAML Response (or bare Assertion).
 pub fn report(input: &[u8], now: OffsetDateTime) -> Result<String, SamlError> {
@@ -45,7 +44,7 @@ pub fn report(input: &[u8], now: OffsetDateTime) -> Result<String, SamlError> {
     }
 
     let _ = writeln!(out, "\n--- XML ---");
-    pretty(&text, root, 0, &mut out);
+    pretty(root, 0, &mut out);
     Ok(out)
 }
 
@@ -233,9 +232,9 @@ pub fn relative(d: time::Duration) -> String {
 }
 
 /// Indented XML for reading (not for verifying: white space is added).
-fn pretty(input: &str, node: Node, depth: usize, out: &mut String) {
+fn pretty(node: Node, depth: usize, out: &mut String) {
     let pad = "  ".repeat(depth);
-    let qname = element_qname(input, &node);
+    let qname = node.qname();
     let _ = write!(out, "{pad}<{qname}");
     let parent_ns: Vec<_> = node
         .parent_element()
@@ -255,7 +254,7 @@ fn pretty(input: &str, node: Node, depth: usize, out: &mut String) {
         }
     }
     for a in node.attributes() {
-        let qn = input.get(a.range_qname()).unwrap_or(a.name());
+        let qn = a.qname();
         let _ = write!(out, " {qn}=\"{}\"", esc(a.value()));
     }
     let kids: Vec<Node> = node
@@ -278,7 +277,7 @@ fn pretty(input: &str, node: Node, depth: usize, out: &mut String) {
     let _ = writeln!(out, ">");
     for k in kids {
         if k.is_element() {
-            pretty(input, k, depth + 1, out);
+            pretty(k, depth + 1, out);
         } else {
             let _ = writeln!(out, "{pad}  {}", esc(k.text().unwrap_or_default().trim()));
         }

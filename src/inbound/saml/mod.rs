@@ -5,7 +5,7 @@
 //! processing rules (SAML Profiles §4.1.4.3), quoted where they are applied.
 //! The one rule that matters most is fedgate's own: **every value in the
 //! Identity is read from the element whose signature was verified** — the
-//! very roxmltree nodes the digest covered. Nothing is looked up again by
+//! very parsed nodes the digest covered. Nothing is looked up again by
 //! ID or path after the signature check, and the document must hold exactly
 //! one Assertion, a direct child of the Response, so there is no second
 //! candidate for a wrapping attack to slip in.
@@ -16,13 +16,14 @@ pub mod sp_metadata;
 
 use std::borrow::Cow;
 
-use roxmltree::{Document, Node};
 use time::{Duration, OffsetDateTime};
 
 use crate::identity::{ErrorCode, Identity, PrincipalKind, Source, Verification};
 use crate::trust::metadata::IdpMetadata;
 use crate::xml::dsig::{self, DsigError, Profile};
-use crate::xml::{self, children, is, only_child, XmlError, NS_DS, NS_SAML, NS_SAMLP};
+use crate::xml::{
+    self, children, is, only_child, Document, Node, XmlError, NS_DS, NS_SAML, NS_SAMLP,
+};
 
 /// Default largest decoded SAMLResponse accepted.
 pub const DEFAULT_MAX_BYTES: usize = 512 * 1024;
@@ -263,12 +264,11 @@ pub fn verify(
 ) -> Result<Identity, SamlError> {
     let text = decode_input(input, settings.max_bytes)?;
     let doc = xml::parse(&text)?;
-    verify_document(&text, &doc, idp, settings, now)
+    verify_document(&doc, idp, settings, now)
 }
 
-/// Verify an already-parsed Response (`text` is what `doc` was parsed from).
+/// Verify an already-parsed Response.
 pub fn verify_document(
-    text: &str,
     doc: &Document,
     idp: &IdpMetadata,
     settings: &SamlSettings,
@@ -321,7 +321,7 @@ pub fn verify_document(
         ("Assertion", assertion, assertion_sig),
     ] {
         let Some(sig) = sig else { continue };
-        let v = dsig::verify_enveloped(text, node, sig, &idp.signing_certs, &settings.profile)
+        let v = dsig::verify_enveloped(node, sig, &idp.signing_certs, &settings.profile)
             .map_err(sig_err(element))?;
         verification.signed.push(element.to_ascii_lowercase());
         verification.algorithm = v.algorithm_uri.to_string();
