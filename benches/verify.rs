@@ -18,20 +18,14 @@ use std::hint::black_box;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use base64::Engine;
+#[path = "../examples/common/mod.rs"]
+mod common;
+
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 use fedgate::inbound::bearer::{self, BearerPolicy};
-use fedgate::inbound::saml::{self, SamlSettings};
-use fedgate::mock::entra::{self, MockLogin};
-use fedgate::trust::certs::SigAlg;
+use fedgate::inbound::saml;
 use fedgate::trust::jwks::Jwks;
-use fedgate::trust::metadata::IdpMetadata;
-use fedgate::trust::signing::SigningKey;
-
-const SP: &str = "https://fedgate.example.test/saml/contoso/metadata";
-const ACS: &str = "https://fedgate.example.test/saml/contoso/acs";
-const TID: &str = "7d3a0c5e-1b2f-4c8d-9e6a-5f4b3c2d1e0f";
 
 fn file(rel: &str) -> String {
     std::fs::read_to_string(format!("{}/{rel}", env!("CARGO_MANIFEST_DIR")))
@@ -39,59 +33,27 @@ fn file(rel: &str) -> String {
 }
 
 fn saml_benches(c: &mut Criterion) {
-    let key = SigningKey::from_pem(
-        &file("tests/data/fedgate_rsa_key.pem"),
-        &file("tests/data/fedgate_rsa_cert.pem"),
-    )
-    .expect("test key");
-    let login = MockLogin {
-        tenant_id: TID.into(),
-        sp_entity_id: SP.into(),
-        acs_url: ACS.into(),
-        issue_instant: fedgate::timefmt::parse("2026-03-02T10:00:00Z").expect("time"),
-        in_response_to: None,
-        id_seed: "bench0000000000000000".into(),
-    };
-    let xml = entra::signed_response(&entra::user_with_groups(20), &login, &key).expect("sign");
-    let posted = base64::engine::general_purpose::STANDARD.encode(&xml);
-    let idp = IdpMetadata::from_pem(
-        &file("tests/data/fedgate_rsa_cert.pem"),
-        &format!("https://sts.windows.net/{TID}/"),
-    )
-    .expect("trust");
-    let settings = SamlSettings::new(SP, ACS);
-    let now = fedgate::timefmt::parse("2026-03-02T10:01:00Z").expect("time");
+    // The two responses, their trust and instants: examples/common/mod.rs,
+    // shared with `verify_loop` and `verify_parts`.
+    let entra = common::entra_fixture().expect("the Entra-shaped response");
+    let xml = fedgate::inbound::saml::decode_input(&entra.posted, saml::DEFAULT_MAX_BYTES)
+        .expect("decode");
+    let main = common::fixture().expect("the xmlsec1 fixture");
     // The benchmark measures the success path: make sure it is one.
-    saml::verify(posted.as_bytes(), &idp, &settings, now).expect("the bench response verifies");
-
-    // The same shape, signed independently (xmlsec1), as posted (base64): 7 KB, 20 groups.
-    let main_posted = file("fixtures/saml/valid_main_20_groups.b64");
-    let main_idp =
-        IdpMetadata::parse(file("fixtures/saml/idp_metadata.xml").as_bytes()).expect("metadata");
-    let main_now = fedgate::timefmt::parse("2026-03-02T10:00:00Z").expect("time");
-    saml::verify(main_posted.as_bytes(), &main_idp, &settings, main_now)
-        .expect("the fixture verifies");
+    for f in [&entra, &main] {
+        saml::verify(&f.posted, &f.idp, &f.settings, f.now).expect("the bench response verifies");
+    }
 
     let mut g = c.benchmark_group("saml");
     g.throughput(Throughput::Elements(1));
-    g.bench_function("verify_xmlsec1_signed_7kb_20_groups", |b| {
-        b.iter(|| {
-            saml::verify(
-                black_box(main_posted.as_bytes()),
-                &main_idp,
-                &settings,
-                main_now,
-            )
-        })
-    });
-    eprintln!(
-        "saml bench response: {} bytes XML, {} bytes posted",
-        xml.len(),
-        posted.len()
-    );
-    g.bench_function("verify_entra_20_groups", |b| {
-        b.iter(|| saml::verify(black_box(posted.as_bytes()), &idp, &settings, now))
-    });
+    for (name, f) in [
+        ("verify_xmlsec1_signed_7kb_20_groups", &main),
+        ("verify_entra_20_groups", &entra),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter(|| saml::verify(black_box(&f.posted), &f.idp, &f.settings, f.now))
+        });
+    }
     g.bench_function("parse_only", |b| {
         b.iter(|| fedgate::xml::parse(black_box(&xml)).map(|d| d.descendants().count()))
     });
@@ -103,11 +65,8 @@ fn saml_benches(c: &mut Criterion) {
     g.bench_function("c14n_assertion_only", |b| {
         b.iter(|| fedgate::xml::c14n::canonicalize(assertion, None, &[]).len())
     });
-    let msg = b"x".repeat(600);
-    let sig = key.sign(&msg).expect("sign");
-    g.bench_function("rsa2048_verify_floor", |b| {
-        b.iter(|| idp.signing_certs[0].verify(SigAlg::RsaSha256, black_box(&msg), &sig))
-    });
+    let floor = common::RsaFloor::new().expect("floor");
+    g.bench_function("rsa2048_verify_floor", |b| b.iter(|| floor.verify()));
     g.finish();
 }
 

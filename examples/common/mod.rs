@@ -1,6 +1,8 @@
-//! What the measuring examples share: the 7 KB fixture with its trust, and
-//! the RSA-2048 floor. (Not an example itself: cargo builds only
-//! `examples/*.rs` and `examples/*/main.rs`.)
+//! What the measuring examples and the bench share: the two SAML responses
+//! with their trust, and the RSA-2048 floor. (Not an example itself: cargo
+//! builds only `examples/*.rs` and `examples/*/main.rs`; `benches/verify.rs`
+//! includes it by path.)
+#![allow(dead_code)] // each user takes what it needs
 
 use fedgate::inbound::saml::SamlSettings;
 use fedgate::trust::certs::SigAlg;
@@ -9,8 +11,8 @@ use fedgate::trust::signing::SigningKey;
 
 pub type Error = Box<dyn std::error::Error>;
 
-/// The posted SAMLResponse of `fixtures/saml/valid_main_20_groups.b64`,
-/// its IdP, fedgate's settings and the instant it is valid at.
+/// A posted SAMLResponse, its IdP, fedgate's settings and the instant it
+/// is valid at.
 pub struct Fixture {
     pub posted: Vec<u8>,
     pub idp: IdpMetadata,
@@ -18,6 +20,8 @@ pub struct Fixture {
     pub now: time::OffsetDateTime,
 }
 
+/// `fixtures/saml/valid_main_20_groups.b64`: 7,043 bytes of XML with 20
+/// groups, signed by xmlsec1, base64 wrapped at 64 columns.
 pub fn fixture() -> Result<Fixture, Error> {
     let dir = env!("CARGO_MANIFEST_DIR");
     Ok(Fixture {
@@ -30,6 +34,45 @@ pub fn fixture() -> Result<Fixture, Error> {
             "https://fedgate.example.test/saml/contoso/acs",
         ),
         now: fedgate::timefmt::parse("2026-03-02T10:00:00Z").ok_or("time")?,
+    })
+}
+
+/// An Entra-shaped Response with 20 groups (6.5 KB) signed by fedgate's mock
+/// Entra ID (`mock::entra`) with `tests/data/fedgate_rsa_key.pem`, posted as
+/// Entra posts it: base64 on one line. The bench's `saml/verify_entra_20_groups`.
+pub fn entra_fixture() -> Result<Fixture, Error> {
+    use base64::Engine;
+    use fedgate::mock::entra::{self, MockLogin};
+    const TID: &str = "7d3a0c5e-1b2f-4c8d-9e6a-5f4b3c2d1e0f";
+    let read =
+        |f: &str| std::fs::read_to_string(format!("{}/tests/data/{f}", env!("CARGO_MANIFEST_DIR")));
+    let key = SigningKey::from_pem(
+        &read("fedgate_rsa_key.pem")?,
+        &read("fedgate_rsa_cert.pem")?,
+    )?;
+    let settings = SamlSettings::new(
+        "https://fedgate.example.test/saml/contoso/metadata",
+        "https://fedgate.example.test/saml/contoso/acs",
+    );
+    let login = MockLogin {
+        tenant_id: TID.into(),
+        sp_entity_id: settings.sp_entity_id.clone(),
+        acs_url: settings.acs_url.clone(),
+        issue_instant: fedgate::timefmt::parse("2026-03-02T10:00:00Z").ok_or("time")?,
+        in_response_to: None,
+        id_seed: "bench0000000000000000".into(),
+    };
+    let xml = entra::signed_response(&entra::user_with_groups(20), &login, &key)?;
+    Ok(Fixture {
+        posted: base64::engine::general_purpose::STANDARD
+            .encode(xml)
+            .into_bytes(),
+        idp: IdpMetadata::from_pem(
+            &read("fedgate_rsa_cert.pem")?,
+            &format!("https://sts.windows.net/{TID}/"),
+        )?,
+        settings,
+        now: fedgate::timefmt::parse("2026-03-02T10:01:00Z").ok_or("time")?,
     })
 }
 

@@ -995,27 +995,30 @@ impl<'i> Parser<'i> {
         // most one ':', a name start after it).
         let start = self.pos;
         let rest = self.rest();
-        let n = rest.iter().take_while(|&&c| NAME_BYTE[c as usize]).count();
+        let (mut n, mut colon, mut colons) = (0, 0, 0);
+        while let Some(&c) = rest.get(n) {
+            if !NAME_BYTE[c as usize] {
+                break;
+            }
+            if c == b':' {
+                colon = n;
+                colons += 1;
+            }
+            n += 1;
+        }
         if rest.get(n).is_some_and(|&c| c >= 0x80) {
             return self.qname_slow();
         }
-        let name = rest.get(..n).unwrap_or_default();
-        let starts_name = |i: usize| name.get(i).is_some_and(|&c| NAME[c as usize] == START);
-        if !starts_name(0) {
+        let starts_name = |i: usize| rest.get(i).is_some_and(|&c| NAME[c as usize] == START);
+        if !starts_name(0) || n == 0 {
             return self.err("expected a name");
         }
-        let colon = match memchr(b':', name) {
-            None => 0,
-            Some(c) => {
-                if memchr(b':', name.get(c + 1..).unwrap_or_default()).is_some() {
-                    return self.err_at(start + c, "a qualified name has at most one ':'");
-                }
-                if !starts_name(c + 1) {
-                    return self.err_at(start + c, "a name cannot end with ':'");
-                }
-                c
-            }
-        };
+        if colons > 1 {
+            return self.err_at(start + colon, "a qualified name has at most one ':'");
+        }
+        if colons == 1 && (colon + 1 == n || !starts_name(colon + 1)) {
+            return self.err_at(start + colon, "a name cannot end with ':'");
+        }
         self.pos = start + n;
         Ok((self.str_at(start..start + n), colon))
     }
@@ -1271,7 +1274,7 @@ impl<'i> Parser<'i> {
         };
         let raw = self.str_at(vstart..vstart + len);
         self.pos = vstart + len + 1;
-        let value = if raw.bytes().any(|c| ATTR_SPECIAL[c as usize]) {
+        let value = if needs_attr_decode(raw.as_bytes()) {
             if let Some(i) = memchr(b'<', raw.as_bytes()) {
                 return self.err_at(vstart + i, "'<' in an attribute value");
             }
@@ -1450,16 +1453,15 @@ fn is_ws(c: u8) -> bool {
     matches!(c, b' ' | b'\t' | b'\n' | b'\r')
 }
 
-/// Attribute-value bytes that need [`Parser::decode`] (or are an error).
-const ATTR_SPECIAL: [bool; 256] = {
-    let mut t = [false; 256];
-    t[b'&' as usize] = true;
-    t[b'<' as usize] = true;
-    t[b'\t' as usize] = true;
-    t[b'\n' as usize] = true;
-    t[b'\r' as usize] = true;
-    t
-};
+/// True when an attribute value holds a byte that [`Parser::decode`]
+/// replaces (`&`, TAB, LF, CR) or that is an error (`<`). After the
+/// document-wide character check the only bytes below 0x20 are TAB, LF and
+/// CR. Without an early exit, so that it compiles to SIMD.
+fn needs_attr_decode(b: &[u8]) -> bool {
+    b.iter().fold(false, |acc, &c| {
+        acc | (c < 0x20) | (c == b'&') | (c == b'<')
+    })
+}
 
 const OTHER: u8 = 0;
 const START: u8 = 1;
