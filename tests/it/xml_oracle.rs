@@ -17,24 +17,14 @@ pub fn ours(text: &str) -> Result<String, String> {
         let _ = write!(out, "{depth} ");
         match n.node_type() {
             fedgate::xml::NodeType::Element => {
-                let mut attrs: Vec<_> = n
-                    .attributes()
-                    .map(|a| (a.namespace(), a.name(), a.qname(), a.value()))
-                    .collect();
-                attrs.sort();
-                let mut ns: Vec<_> = n
-                    .namespaces()
-                    .filter(|ns| ns.name() != Some("xml"))
-                    .map(|ns| (ns.name(), ns.uri()))
-                    .collect();
-                ns.sort();
                 let t = n.tag_name();
-                let _ = writeln!(
-                    out,
-                    "E {:?} {} {} {attrs:?} {ns:?}",
-                    t.namespace(),
-                    t.name(),
-                    n.qname()
+                element(
+                    &mut out,
+                    (t.namespace(), t.name(), n.qname()),
+                    n.attributes()
+                        .map(|a| (a.namespace(), a.name(), a.qname(), a.value()))
+                        .collect(),
+                    n.namespaces().map(|ns| (ns.name(), ns.uri())).collect(),
                 );
             }
             fedgate::xml::NodeType::Text => {
@@ -78,20 +68,6 @@ pub fn roxml(text: &str) -> Result<String, String> {
         let _ = write!(out, "{depth} ");
         match n.node_type() {
             roxmltree::NodeType::Element => {
-                let mut attrs: Vec<_> = n
-                    .attributes()
-                    .map(|a| {
-                        let qname = text.get(a.range_qname()).unwrap_or_default();
-                        (a.namespace(), a.name(), qname, a.value())
-                    })
-                    .collect();
-                attrs.sort();
-                let mut ns: Vec<_> = n
-                    .namespaces()
-                    .filter(|ns| ns.name() != Some("xml"))
-                    .map(|ns| (ns.name(), ns.uri()))
-                    .collect();
-                ns.sort();
                 let rest = text.get(n.range().start + 1..).unwrap_or_default();
                 let end = rest
                     .find(|c: char| c.is_ascii_whitespace() || c == '/' || c == '>')
@@ -99,12 +75,20 @@ pub fn roxml(text: &str) -> Result<String, String> {
                 let t = n.tag_name();
                 // roxmltree reads an element under `xmlns=""` as in the
                 // namespace "": that is no namespace (Namespaces 1.0 §6.2).
-                let _ = writeln!(
-                    out,
-                    "E {:?} {} {} {attrs:?} {ns:?}",
-                    t.namespace().filter(|u| !u.is_empty()),
-                    t.name(),
-                    &rest[..end]
+                element(
+                    &mut out,
+                    (
+                        t.namespace().filter(|u| !u.is_empty()),
+                        t.name(),
+                        &rest[..end],
+                    ),
+                    n.attributes()
+                        .map(|a| {
+                            let qname = text.get(a.range_qname()).unwrap_or_default();
+                            (a.namespace(), a.name(), qname, a.value())
+                        })
+                        .collect(),
+                    n.namespaces().map(|ns| (ns.name(), ns.uri())).collect(),
                 );
             }
             roxmltree::NodeType::Text => {
@@ -126,4 +110,20 @@ pub fn roxml(text: &str) -> Result<String, String> {
         }
     }
     Ok(out)
+}
+
+type Attr<'a> = (Option<&'a str>, &'a str, &'a str, &'a str);
+
+/// One element's line: (namespace, local name, qualified name), its
+/// attributes and the namespaces in scope (`xml` left out), both sorted.
+fn element(
+    out: &mut String,
+    (ns, name, qname): (Option<&str>, &str, &str),
+    mut attrs: Vec<Attr>,
+    mut scope: Vec<(Option<&str>, &str)>,
+) {
+    attrs.sort();
+    scope.retain(|(prefix, _)| *prefix != Some("xml"));
+    scope.sort();
+    let _ = writeln!(out, "E {ns:?} {name} {qname} {attrs:?} {scope:?}");
 }
