@@ -441,7 +441,9 @@ impl<'a, 'input: 'a> Node<'a, 'input> {
     }
 
     /// The namespace bindings in scope here, innermost first, each prefix
-    /// once (the `xml` prefix included).
+    /// once (the `xml` prefix included). Quadratic in the bindings in scope
+    /// (at most [`MAX_BINDINGS_IN_SCOPE`]): for tests and tools; the
+    /// verifier uses [`Node::lookup_namespace_uri`].
     pub fn namespaces(&self) -> impl Iterator<Item = Namespace<'a>> + 'a {
         let doc = self.doc;
         let mut at = self.scope();
@@ -459,6 +461,28 @@ impl<'a, 'input: 'a> Node<'a, 'input> {
             }
             None
         })
+    }
+
+    /// The namespace declarations written on this element, in the order
+    /// written (none for other nodes). Costs only what the element declares.
+    pub fn namespace_declarations(&self) -> impl Iterator<Item = Namespace<'a>> + 'a {
+        let doc = self.doc;
+        let (mut at, stop) = match self.data().kind {
+            Kind::Element { scope, .. } => (scope, self.parent().map_or(0, |p| p.scope())),
+            _ => (NONE, NONE),
+        };
+        let mut found = Vec::new();
+        while at != stop {
+            let Some(b) = doc.bindings.get(at as usize) else {
+                break;
+            };
+            found.push(Namespace {
+                name: b.prefix,
+                uri: &b.uri,
+            });
+            at = b.outer;
+        }
+        found.into_iter().rev()
     }
 
     fn scope(&self) -> u32 {
@@ -1585,6 +1609,17 @@ mod tests {
             in_scope,
             [(None, ""), (Some("p"), "urn:q"), (Some("xml"), NS_XML_URI)]
         );
+        fn declared<'a>(n: Node<'a, '_>) -> Vec<(Option<&'a str>, &'a str)> {
+            n.namespace_declarations()
+                .map(|ns| (ns.name(), ns.uri()))
+                .collect()
+        }
+        assert_eq!(
+            declared(doc.root_element()),
+            [(None, "urn:d"), (Some("p"), "urn:p")]
+        );
+        assert_eq!(declared(a), [(Some("p"), "urn:q")]);
+        assert_eq!(declared(b), [(None, "")]);
     }
 
     #[test]

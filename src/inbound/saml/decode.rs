@@ -236,14 +236,7 @@ fn pretty(node: Node, depth: usize, out: &mut String) {
     let pad = "  ".repeat(depth);
     let qname = node.qname();
     let _ = write!(out, "{pad}<{qname}");
-    let parent_ns: Vec<_> = node
-        .parent_element()
-        .map(|p| p.namespaces().map(|n| (n.name(), n.uri())).collect())
-        .unwrap_or_default();
-    for ns in node.namespaces() {
-        if ns.name() == Some("xml") || parent_ns.contains(&(ns.name(), ns.uri())) {
-            continue;
-        }
+    for ns in node.namespace_declarations() {
         match ns.name() {
             Some(p) => {
                 let _ = write!(out, " xmlns:{p}=\"{}\"", esc(ns.uri()));
