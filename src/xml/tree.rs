@@ -1033,7 +1033,10 @@ impl<'i> Parser<'i> {
         if rest.get(n).is_some_and(|&c| c >= 0x80) {
             return self.qname_slow();
         }
-        let starts_name = |i: usize| rest.get(i).is_some_and(|&c| NAME[c as usize] == START);
+        let starts_name = |i: usize| {
+            rest.get(i)
+                .is_some_and(|&c| NAME.get(c as usize) == Some(&START))
+        };
         if !starts_name(0) || n == 0 {
             return self.err("expected a name");
         }
