@@ -81,7 +81,7 @@ impl<'i> Canonicalizer<'i> {
             let p = if *p == "#default" { None } else { Some(*p) };
             if p != Some(XML_PREFIX) && !wanted.contains(&p) {
                 // Inclusive prefixes are rendered only when in scope here.
-                if lookup(&node, p).is_some() || p.is_none() {
+                if node.lookup_namespace_uri(p).is_some() || p.is_none() {
                     wanted.push(p);
                 }
             }
@@ -91,7 +91,7 @@ impl<'i> Canonicalizer<'i> {
         let mut decls = std::mem::take(&mut self.scratch_decls);
         decls.clear();
         for prefix in wanted.iter().copied() {
-            let uri = match lookup(&node, prefix) {
+            let uri = match node.lookup_namespace_uri(prefix) {
                 Some(u) => u,
                 // An unprefixed name with no default in scope is in no namespace.
                 None if prefix.is_none() => "",
@@ -188,12 +188,6 @@ fn attr_key<'a>(a: &Attribute<'a, 'a>) -> (&'a str, &'a str) {
     (a.namespace().unwrap_or(""), a.name())
 }
 
-/// The namespace URI bound to `prefix` in scope at `node`. The default
-/// namespace undeclared with `xmlns=""` reads as `Some("")`.
-fn lookup<'a>(node: &Node<'a, 'a>, prefix: Option<&str>) -> Option<&'a str> {
-    node.lookup_namespace_uri(prefix)
-}
-
 fn escape_text(s: &str, out: &mut Vec<u8>) {
     // Most text needs no escaping: find the special bytes with SIMD scans.
     let bytes = s.as_bytes();
@@ -234,11 +228,8 @@ const ATTR_SPECIAL: [bool; 256] = {
 
 fn escape_attr(s: &str, out: &mut Vec<u8>) {
     let bytes = s.as_bytes();
-    // Most values need no escaping: a branch-free test (SIMD) first. Bytes
-    // below 0x20 in a parsed value are only TAB, LF and CR.
-    if !bytes.iter().fold(false, |acc, &c| {
-        acc | (c < 0x20) | (c == b'&') | (c == b'<') | (c == b'"')
-    }) {
+    // Most values need no escaping: a branch-free test (SIMD) first.
+    if !super::tree::has_special_byte(bytes, b'"') {
         out.extend_from_slice(bytes);
         return;
     }

@@ -1301,7 +1301,7 @@ impl<'i> Parser<'i> {
         };
         let raw = self.str_at(vstart..vstart + len);
         self.pos = vstart + len + 1;
-        let value = if needs_attr_decode(raw.as_bytes()) {
+        let value = if has_special_byte(raw.as_bytes(), b'<') {
             if let Some(i) = memchr(b'<', raw.as_bytes()) {
                 return self.err_at(vstart + i, "'<' in an attribute value");
             }
@@ -1480,13 +1480,14 @@ fn is_ws(c: u8) -> bool {
     matches!(c, b' ' | b'\t' | b'\n' | b'\r')
 }
 
-/// True when an attribute value holds a byte that [`Parser::decode`]
-/// replaces (`&`, TAB, LF, CR) or that is an error (`<`). After the
-/// document-wide character check the only bytes below 0x20 are TAB, LF and
-/// CR. Without an early exit, so that it compiles to SIMD.
-fn needs_attr_decode(b: &[u8]) -> bool {
+/// True when `b` holds `&`, `<`, `also`, or a byte below 0x20 (after the
+/// document-wide character check, only TAB, LF and CR): the bytes that
+/// attribute-value normalisation ([`Parser::decode`], `also` = `<`) and
+/// C14N's attribute escaping (`also` = `"`) act on. Without an early exit,
+/// so that it compiles to SIMD.
+pub(crate) fn has_special_byte(b: &[u8], also: u8) -> bool {
     b.iter().fold(false, |acc, &c| {
-        acc | (c < 0x20) | (c == b'&') | (c == b'<')
+        acc | (c < 0x20) | (c == b'&') | (c == b'<') | (c == also)
     })
 }
 
