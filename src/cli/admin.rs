@@ -1,0 +1,220 @@
+//! `keys`, `lint metadata`, `check`, `drill rotate`: the admin's tools.
+
+use std::path::Path;
+
+use serde_json::json;
+use time::OffsetDateTime;
+
+use super::{
+    parse_now, print_json, read_file, read_input, runtime, DrillArgs, Failure, KeysCmd, LintArgs,
+};
+use crate::identity::ErrorCode;
+
+pub(super) fn keys(cmd: KeysCmd) -> Result<(), Failure> {
+    use crate::trust::keys;
+    let now = OffsetDateTime::now_utc();
+    let fail = |e: String| Failure::Usage {
+        code: Some("keys.failed"),
+        message: e,
+    };
+    match cmd {
+        KeysCmd::GenerateNext { dir, days } => {
+            let cert = keys::generate_next(&dir, days, now).map_err(fail)?;
+            println!(
+                "next key {} (valid until {}): published at once; run `fedgate keys promote` once every console trusts it",
+                cert.thumbprint_sha256,
+                crate::timefmt::format(cert.not_after)
+            );
+        }
+        KeysCmd::Promote { dir, grace_hours } => {
+            keys::promote(&dir, time::Duration::hours(grace_hours), now).map_err(fail)?;
+            println!(
+                "promoted: the next key signs now; the old one stays published for {grace_hours} h"
+            );
+        }
+        KeysCmd::Retire { dir } => {
+            let retired = keys::retire(&dir).map_err(fail)?;
+            println!(
+                "{}",
+                if retired {
+                    "previous key retired"
+                } else {
+                    "no previous key"
+                }
+            );
+        }
+        KeysCmd::Status { dir, json } => {
+            let st = keys::status(&dir, now).map_err(fail)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&st).unwrap_or_default());
+            } else {
+                println!(
+                    "{:<9} {:<64} {:>9} {:<6} published",
+                    "role", "sha256", "days left", "signs"
+                );
+                for k in st {
+                    println!(
+                        "{:<9} {:<64} {:>9} {:<6} {}",
+                        k.role,
+                        k.thumbprint_sha256,
+                        k.days_left,
+                        if k.signs { "yes" } else { "no" },
+                        match (k.published, k.retire_after) {
+                            (true, Some(t)) => format!("until {}", crate::timefmt::format(t)),
+                            (true, None) => "yes".into(),
+                            (false, _) => "no (retired)".into(),
+                        }
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn lint_metadata(a: &LintArgs) -> Result<(), Failure> {
+    use crate::consoles::ConsoleKind;
+    let now = parse_now(a.now.as_deref())?;
+    let bytes = match a.source.as_deref() {
+        None => Vec::new(),
+        Some(url)
+            if url.starts_with("https://")
+                || url.starts_with("http://127.0.0.1")
+                || url.starts_with("http://localhost") =>
+        {
+            let http = crate::trust::oidc::http_client().map_err(Failure::usage)?;
+            runtime()?
+                .block_on(async {
+                    let r = http.get(url).send().await.map_err(|e| e.to_string())?;
+                    if !r.status().is_success() {
+                        return Err(format!("HTTP {} (redirects are not followed)", r.status()));
+                    }
+                    r.bytes()
+                        .await
+                        .map(|b| b.to_vec())
+                        .map_err(|e| e.to_string())
+                })
+                .map_err(|e| Failure::Usage {
+                    code: Some("lint.fetch_failed"),
+                    message: format!("{url}: {e}"),
+                })?
+        }
+        Some(other) => read_input(other)?,
+    };
+    if bytes.is_empty() && a.reply_url.is_none() && a.identifier.is_none() {
+        return Err(Failure::usage(
+            "give a metadata document, --reply-url or --identifier".into(),
+        ));
+    }
+    let trust = match &a.trust {
+        Some(p) => crate::trust::certs::TrustedCert::from_pem_bundle(&String::from_utf8_lossy(
+            &read_file(p)?,
+        ))
+        .map_err(|e| Failure::setup("--trust", e))?,
+        None => vec![],
+    };
+    let opts = crate::lint::Options {
+        role: a.role.as_deref().map(|r| {
+            if r == "sp" {
+                crate::lint::Role::Sp
+            } else {
+                crate::lint::Role::Idp
+            }
+        }),
+        reply_url: a.reply_url.as_deref(),
+        identifier: a.identifier.as_deref(),
+        profile: a.profile.as_deref().map(|p| match p {
+            "autotask" => ConsoleKind::Autotask,
+            "acronis" => ConsoleKind::Acronis,
+            "commvault" => ConsoleKind::Commvault,
+            _ => ConsoleKind::Generic,
+        }),
+        trust,
+        now,
+    };
+    let findings = crate::lint::lint(&bytes, &opts);
+    let errors = findings.iter().filter(|x| x.severity == "error").count();
+    if a.format == "json" {
+        print_json(&json!({"errors": errors, "findings": findings}))?;
+    } else {
+        print!("{}", crate::lint::render(&findings));
+    }
+    if errors > 0 {
+        Err(Failure::Quiet)
+    } else {
+        Ok(())
+    }
+}
+
+pub(super) fn check(
+    path: &Path,
+    offline: bool,
+    now: Option<&str>,
+    as_json: bool,
+) -> Result<(), Failure> {
+    let now = parse_now(now)?;
+    let env: Vec<(String, String)> = std::env::vars()
+        .filter(|(k, _)| k.starts_with("FEDGATE_"))
+        .collect();
+    let config = match crate::config::Config::load(path, &env) {
+        Ok(c) => c,
+        Err(e) => {
+            let msg = json!({"errors": 1, "findings": [{"code": e.code(), "severity": "error", "subject": "configuration", "message": e.to_string()}]});
+            if as_json {
+                println!("{msg}");
+            } else {
+                println!("ERROR   {}: {e}", e.code());
+            }
+            return Err(Failure::Quiet);
+        }
+    };
+    let app = match crate::gateway::App::new(
+        config,
+        std::sync::Arc::new(crate::store::memory::MemoryStore::new()),
+        Box::new(move || now),
+    ) {
+        Ok(a) => a,
+        Err(e) => {
+            if as_json {
+                println!(
+                    "{}",
+                    json!({"errors": 1, "findings": [{"code": "check.start_failed", "severity": "error", "subject": "fedgate", "message": e.to_string()}]})
+                );
+            } else {
+                println!("ERROR   check.start_failed: {e}");
+            }
+            return Err(Failure::Quiet);
+        }
+    };
+    let report = runtime()?.block_on(crate::check::check(&app, now, offline));
+    if as_json {
+        print_json(&serde_json::to_value(&report).unwrap_or_default())?;
+    } else {
+        print!("{}", crate::check::render(&report));
+    }
+    if report.errors > 0 {
+        Err(Failure::Quiet)
+    } else {
+        Ok(())
+    }
+}
+
+pub(super) fn drill_rotate(args: &DrillArgs) -> Result<(), Failure> {
+    let rt = runtime()?;
+    let ok = if args.demo {
+        rt.block_on(crate::drill::rotate_demo(
+            args.logins,
+            args.report.as_deref(),
+        ))
+    } else if let Some(config) = &args.config {
+        rt.block_on(crate::drill::rotate_config(config, args.report.as_deref()))
+    } else {
+        return Err(Failure::usage("give --demo or --config FILE".into()));
+    }
+    .map_err(|e| Failure::usage(format!("drill: {e}")))?;
+    if ok {
+        Ok(())
+    } else {
+        Err(Failure::Quiet)
+    }
+}

@@ -1,0 +1,498 @@
+//! The command line: offline tools for admins and scripts.
+//!
+//! Exit codes: 0 accepted (the Identity as one JSON object on stdout);
+//! 1 rejected (`{"error": "<code>", "message": "…"}` on stdout);
+//! 2 usage or setup errors (bad flags, unreadable files, unusable trust
+//! material), with the same JSON shape where there is a code.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use serde_json::json;
+use time::OffsetDateTime;
+
+use crate::identity::ErrorCode;
+use crate::inbound::saml;
+use crate::trust::metadata::IdpMetadata;
+
+mod admin;
+mod explain;
+mod inspect;
+mod serve;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "fedgate",
+    version,
+    about = "Identity bridge: verifies Entra ID SAML and OIDC logins and forwards them to backup consoles"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the gateway.
+    Serve {
+        /// The configuration file (keys can be overridden by FEDGATE_* variables).
+        #[arg(long, env = "FEDGATE_CONFIG")]
+        config: PathBuf,
+    },
+    /// Everything on loopback: a mock Entra tenant, fedgate and a mock console, with scripted logins.
+    Demo {
+        /// Leave everything running afterwards, to click through in a browser.
+        #[arg(long, conflicts_with = "store")]
+        keep: bool,
+        /// `redis` or `redis=URL`: two fedgate instances sharing one Redis
+        /// (a local redis-server on a free port when no URL is given), and a
+        /// response replayed from one to the other. Default: `memory`.
+        #[arg(long, value_name = "memory|redis[=URL]")]
+        store: Option<String>,
+    },
+    /// The demo's mock peers as long-running services (docker-compose): test-only keys.
+    #[command(subcommand)]
+    Mock(MockCmd),
+    /// What a user would be granted on a console, and why.
+    Explain(ExplainArgs),
+    /// Verify or inspect SAML responses offline.
+    #[command(subcommand)]
+    Saml(SamlCmd),
+    /// Verify Entra access and ID tokens offline.
+    #[command(subcommand)]
+    Jwt(JwtCmd),
+    /// Inspect IdP federation metadata.
+    #[command(subcommand)]
+    Metadata(MetadataCmd),
+    /// fedgate's own signing keys (a `signing.key_dir`): rollover without a restart.
+    #[command(subcommand)]
+    Keys(KeysCmd),
+    /// Rehearse a certificate rotation.
+    #[command(subcommand)]
+    Drill(DrillCmd),
+    /// Lint a metadata document, reply URL or identifier.
+    #[command(subcommand)]
+    Lint(LintCmd),
+    /// Check a configuration: expiring credentials, unreachable metadata, consoles nobody reaches.
+    Check {
+        #[arg(long, env = "FEDGATE_CONFIG")]
+        config: PathBuf,
+        /// Do not fetch metadata URLs or discovery documents.
+        #[arg(long)]
+        offline: bool,
+        /// Evaluate expiries at this instant (RFC 3339); default: now.
+        #[arg(long)]
+        now: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MockCmd {
+    /// Write the demo's fedgate.toml, test-only keys, TLS certificate and the
+    /// mock tenant's metadata into a directory, for `fedgate serve`.
+    Init {
+        #[arg(long)]
+        dir: PathBuf,
+        /// Where fedgate listens (TLS with the test certificate for CN localhost).
+        #[arg(long, default_value = "0.0.0.0:8443")]
+        listen: String,
+        /// The URL users and the mock tenant reach fedgate at.
+        #[arg(long)]
+        public_url: String,
+        /// The URL browsers reach the mock console at.
+        #[arg(long)]
+        console_url: String,
+    },
+    /// Serve the mock Entra tenant: federation metadata and IdP-initiated logins.
+    Entra {
+        #[arg(long, default_value = "127.0.0.1:9000")]
+        listen: std::net::SocketAddr,
+        /// fedgate's public URL (the SAML audience and Reply URL).
+        #[arg(long)]
+        public_url: String,
+    },
+    /// Serve the mock Autotask-style console (a SAML SP trusting fedgate).
+    Console {
+        #[arg(long, default_value = "127.0.0.1:9100")]
+        listen: std::net::SocketAddr,
+        /// The URL browsers reach this console at.
+        #[arg(long)]
+        base_url: String,
+        /// fedgate's public URL (its IdP entity id is `{URL}/idp/metadata`).
+        #[arg(long)]
+        fedgate_url: String,
+        /// fedgate's signing certificate (PEM), as `mock init` wrote it.
+        #[arg(long)]
+        cert_file: PathBuf,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct ExplainArgs {
+    #[arg(long, env = "FEDGATE_CONFIG")]
+    pub config: PathBuf,
+    /// fedgate's tenant id.
+    #[arg(long)]
+    pub tenant: String,
+    /// The console id.
+    #[arg(long)]
+    pub console: String,
+    /// Group object ids (or names) the user is in (repeat, or comma-separate).
+    #[arg(long, value_delimiter = ',')]
+    pub groups: Vec<String>,
+    /// App roles the user has.
+    #[arg(long, value_delimiter = ',')]
+    pub roles: Vec<String>,
+    /// The login used multi-factor authentication.
+    #[arg(long)]
+    pub mfa: bool,
+    /// Instead of --groups/--roles/--mfa: a real SAMLResponse (base64 or XML), verified with the tenant's metadata.
+    #[arg(long, conflicts_with_all = ["groups", "roles", "mfa"])]
+    pub saml_response: Option<PathBuf>,
+    /// Instead: an Entra access token (a file, or `-`), verified with the tenant's
+    /// `[tenants.oidc]` (pinned JWKS file, or the JWKS its discovery names).
+    #[arg(long, conflicts_with_all = ["groups", "roles", "mfa", "saml_response"])]
+    pub token: Option<String>,
+    /// The instant to evaluate at (RFC 3339); default: now.
+    #[arg(long)]
+    pub now: Option<String>,
+    /// Print the Identity and the Decision as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SamlCmd {
+    /// Verify a SAMLResponse (base64 as posted, or XML) and print the Identity.
+    Verify(SamlVerifyArgs),
+    /// Show what a SAML message says: signed elements, certificate, times. No verdict.
+    Decode {
+        /// The response (base64 or XML); `-` reads standard input.
+        input: String,
+        /// The time to show relative times against (RFC 3339); default: now.
+        #[arg(long)]
+        now: Option<String>,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct SamlVerifyArgs {
+    /// The IdP's federation metadata XML, or a PEM certificate bundle (then --idp-entity-id is required).
+    #[arg(long)]
+    pub metadata: PathBuf,
+    /// The IdP entity id: selects an entity in a multi-entity document, or names the issuer for PEM trust.
+    #[arg(long)]
+    pub idp_entity_id: Option<String>,
+    /// fedgate's SP entity id (Entra: Identifier), expected in the AudienceRestriction.
+    #[arg(long)]
+    pub sp_entity_id: String,
+    /// fedgate's ACS URL (Entra: Reply URL), expected as Destination and Recipient.
+    #[arg(long)]
+    pub acs_url: String,
+    /// Verify as of this instant (RFC 3339), instead of the clock.
+    #[arg(long)]
+    pub now: Option<String>,
+    /// Allowed clock skew in seconds.
+    #[arg(long, default_value_t = 180)]
+    pub skew: u32,
+    /// Accept RSA-SHA1 signatures and SHA-1 digests (legacy IdPs only).
+    #[arg(long)]
+    pub allow_sha1: bool,
+    /// Smallest RSA key accepted, in bits (1024 to 4096).
+    #[arg(long, default_value_t = 2048, value_parser = clap::value_parser!(u32).range(1024..=4096))]
+    pub min_rsa_bits: u32,
+    /// The AuthnRequest ID of an SP-initiated login: InResponseTo must equal it.
+    #[arg(long)]
+    pub in_response_to: Option<String>,
+    /// Largest decoded response accepted, in bytes.
+    #[arg(long, default_value_t = saml::DEFAULT_MAX_BYTES)]
+    pub max_bytes: usize,
+    /// The response (base64 or XML); `-` reads standard input.
+    pub input: String,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum JwtCmd {
+    /// Verify a JWT against a JWKS and print the Identity.
+    Verify(JwtVerifyArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct JwtVerifyArgs {
+    /// The issuer's JWKS (JSON file, as served at jwks_uri).
+    #[arg(long)]
+    pub jwks: PathBuf,
+    /// The exact expected `iss`.
+    #[arg(long)]
+    pub issuer: String,
+    /// An accepted `aud` (repeat for several).
+    #[arg(long, required = true)]
+    pub audience: Vec<String>,
+    /// Verify as of this instant (RFC 3339), instead of the clock.
+    #[arg(long)]
+    pub now: Option<String>,
+    /// Allowed clock skew in seconds.
+    #[arg(long, default_value_t = 180)]
+    pub skew: u32,
+    /// An accepted algorithm (repeat for several; default RS256). HMAC and `none` are never accepted.
+    #[arg(long = "alg")]
+    pub algorithms: Vec<String>,
+    /// The token; `-` reads standard input.
+    pub input: String,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeysCmd {
+    /// Make `next/` (and `current/` on first use): published at once, signs nothing yet.
+    GenerateNext {
+        #[arg(long)]
+        dir: PathBuf,
+        /// Certificate validity.
+        #[arg(long, default_value_t = 730)]
+        days: i64,
+    },
+    /// next → current; the old current stays published as previous for the grace period.
+    Promote {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 24)]
+        grace_hours: i64,
+    },
+    /// Stop publishing the previous key now.
+    Retire {
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Each key: role, thumbprint, expiry, whether it signs and is published.
+    Status {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LintCmd {
+    /// A federation metadata document (file or https URL), and/or a reply URL and identifier.
+    Metadata(LintArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct LintArgs {
+    /// The metadata: a file, an https:// URL, or `-`. Optional with --reply-url/--identifier.
+    pub source: Option<String>,
+    /// `idp` (Entra's metadata) or `sp` (a console's); default: what the document holds.
+    #[arg(long = "as", value_parser = ["idp", "sp"])]
+    pub role: Option<String>,
+    #[arg(long)]
+    pub reply_url: Option<String>,
+    #[arg(long)]
+    pub identifier: Option<String>,
+    /// The console profile the URLs must match.
+    #[arg(long, value_parser = ["autotask", "acronis", "commvault", "generic"])]
+    pub profile: Option<String>,
+    /// A PEM certificate the document's own signature must verify with.
+    #[arg(long)]
+    pub trust: Option<PathBuf>,
+    #[arg(long)]
+    pub now: Option<String>,
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    pub format: String,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DrillCmd {
+    /// The rotation drill: `--demo` on loopback, or a read-only rehearsal of `--config`.
+    Rotate(DrillArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct DrillArgs {
+    /// Run every phase against the mock tenant and mock console on loopback.
+    #[arg(long, conflicts_with = "config")]
+    pub demo: bool,
+    /// A real configuration: fetch each tenant's metadata now (read-only).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Logins per phase.
+    #[arg(long, default_value_t = 50)]
+    pub logins: usize,
+    /// Write the report as JSON here.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MetadataCmd {
+    /// Entity id, endpoints, and each signing certificate with thumbprint and days to expiry.
+    Show {
+        file: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Count days to expiry from this instant (RFC 3339); default: now.
+        #[arg(long)]
+        now: Option<String>,
+    },
+}
+
+/// Run the CLI; returns the process exit code.
+pub fn run(cli: Cli) -> ExitCode {
+    crate::trust::install_crypto_provider();
+    let result = match cli.command {
+        Command::Serve { config } => serve::serve(&config),
+        Command::Demo { keep, store } => serve::demo(keep, store.as_deref()),
+        Command::Mock(cmd) => serve::mock(cmd),
+        Command::Explain(args) => explain::explain(&args),
+        Command::Saml(SamlCmd::Verify(args)) => inspect::saml_verify(&args),
+        Command::Saml(SamlCmd::Decode { input, now }) => {
+            inspect::saml_decode(&input, now.as_deref())
+        }
+        Command::Jwt(JwtCmd::Verify(args)) => inspect::jwt_verify(&args),
+        Command::Metadata(MetadataCmd::Show { file, json, now }) => {
+            inspect::metadata_show(&file, json, now.as_deref())
+        }
+        Command::Keys(cmd) => admin::keys(cmd),
+        Command::Lint(LintCmd::Metadata(args)) => admin::lint_metadata(&args),
+        Command::Check {
+            config,
+            offline,
+            now,
+            json,
+        } => admin::check(&config, offline, now.as_deref(), json),
+        Command::Drill(DrillCmd::Rotate(args)) => admin::drill_rotate(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Quiet) => ExitCode::from(1),
+        Err(Failure::Rejected { code, message }) => {
+            println!("{}", json!({"error": code, "message": message}));
+            ExitCode::from(1)
+        }
+        Err(Failure::Usage { code, message }) => {
+            match code {
+                Some(code) => println!("{}", json!({"error": code, "message": message})),
+                None => eprintln!("fedgate: {message}"),
+            }
+            ExitCode::from(2)
+        }
+    }
+}
+
+pub(super) enum Failure {
+    /// A refusal already explained on stdout: exit 1 without more output.
+    Quiet,
+    /// The evidence was examined and refused.
+    Rejected { code: &'static str, message: String },
+    /// The invocation or the trust material is wrong.
+    Usage {
+        code: Option<&'static str>,
+        message: String,
+    },
+}
+
+impl Failure {
+    pub(super) fn rejected<E: ErrorCode + std::fmt::Display>(e: E) -> Self {
+        Failure::Rejected {
+            code: e.code(),
+            message: e.to_string(),
+        }
+    }
+    pub(super) fn setup<E: ErrorCode + std::fmt::Display>(what: &str, e: E) -> Self {
+        Failure::Usage {
+            code: Some(e.code()),
+            message: format!("{what}: {e}"),
+        }
+    }
+    pub(super) fn usage(message: String) -> Self {
+        Failure::Usage {
+            code: None,
+            message,
+        }
+    }
+}
+
+pub(super) fn read_input(arg: &str) -> Result<Vec<u8>, Failure> {
+    if arg == "-" {
+        let mut buf = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .map_err(|e| Failure::usage(format!("reading standard input: {e}")))?;
+        return Ok(buf);
+    }
+    read_file(Path::new(arg))
+}
+
+pub(super) fn read_file(path: &Path) -> Result<Vec<u8>, Failure> {
+    std::fs::read(path).map_err(|e| Failure::usage(format!("{}: {e}", path.display())))
+}
+
+pub(super) fn parse_now(now: Option<&str>) -> Result<OffsetDateTime, Failure> {
+    match now {
+        None => Ok(OffsetDateTime::now_utc()),
+        Some(s) => crate::timefmt::parse(s)
+            .ok_or_else(|| Failure::usage(format!("--now {s:?} is not an RFC 3339 timestamp"))),
+    }
+}
+
+pub(super) fn print_json<T: serde::Serialize>(value: &T) -> Result<(), Failure> {
+    let s = serde_json::to_string(value).map_err(|e| Failure::usage(format!("output: {e}")))?;
+    println!("{s}");
+    Ok(())
+}
+
+/// Load IdP trust from metadata XML or a PEM bundle.
+pub fn load_idp(path: &Path, entity_id: Option<&str>) -> Result<IdpMetadata, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let text = String::from_utf8_lossy(&bytes);
+    if text.contains("-----BEGIN CERTIFICATE-----") {
+        let Some(id) = entity_id else {
+            return Err(format!(
+                "{}: a PEM certificate names no issuer; add --idp-entity-id",
+                path.display()
+            ));
+        };
+        return IdpMetadata::from_pem(&text, id).map_err(|e| format!("{}: {e}", path.display()));
+    }
+    IdpMetadata::parse_entity(&bytes, entity_id)
+        .map_err(|e| format!("{} [{}]: {e}", path.display(), e.code()))
+}
+
+pub(super) fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::usage(format!("cannot start the async runtime: {e}")))
+}
+
+pub(super) fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FEDGATE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+pub(super) async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

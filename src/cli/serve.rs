@@ -1,0 +1,140 @@
+//! `serve`, `demo`, `mock`: the long-running commands.
+
+use std::path::Path;
+
+use time::OffsetDateTime;
+
+use super::{init_logging, read_file, runtime, shutdown_signal, Failure, MockCmd};
+
+pub(super) fn serve(path: &Path) -> Result<(), Failure> {
+    init_logging();
+    let env: Vec<(String, String)> = std::env::vars()
+        .filter(|(k, _)| k.starts_with("FEDGATE_"))
+        .collect();
+    let config =
+        crate::config::Config::load(path, &env).map_err(|e| Failure::setup("configuration", e))?;
+    let listen = config.server.listen;
+    let tls = match (&config.server.tls_cert_file, &config.server.tls_key_file) {
+        (Some(c), Some(k)) => Some((c.clone(), k.clone())),
+        _ => None,
+    };
+    let store = crate::store::from_config(&config.store).map_err(|e| Failure::setup("store", e))?;
+    let store_kind = config.store.kind.clone();
+    let app = crate::gateway::App::new(config, store, Box::new(OffsetDateTime::now_utc))
+        .map_err(|e| Failure::usage(e.to_string()))?;
+    let app = std::sync::Arc::new(app);
+    runtime()?.block_on(async move {
+        // Say at once whether the store answers; never refuse to start for it:
+        // /readyz stays not-ready until it does, and fedgate reconnects alone.
+        match app.store.ready().await {
+            Ok(()) => tracing::info!(store = %store_kind, "store ready"),
+            Err(e) => tracing::warn!(store = %store_kind, error = %e, "store not ready yet: logins fail closed (503) until it answers"),
+        }
+        // Metadata URLs: fetched now; a tenant with neither a fetch nor a
+        // last-known-good copy stops the start (it could never sign anyone in).
+        app.refresh_trust().await;
+        if let Some(t) = app.tenants_without_metadata().first() {
+            return Err(Failure::usage(format!(
+                "tenant {t}: its metadata URL cannot be fetched and there is no last-known-good copy in the state directory"
+            )));
+        }
+        app.spawn_refresh();
+        app.spawn_key_reload();
+        app.spawn_expiry_warnings();
+        let result = match tls {
+            Some((cert, key)) => {
+                let listener = std::net::TcpListener::bind(listen)
+                    .map_err(|e| Failure::usage(format!("cannot listen on {listen}: {e}")))?;
+                tracing::info!("fedgate listening on https://{listen}");
+                crate::http::serve_tls(app, listener, &cert, &key, shutdown_signal()).await
+            }
+            None => {
+                let listener = tokio::net::TcpListener::bind(listen)
+                    .await
+                    .map_err(|e| Failure::usage(format!("cannot listen on {listen}: {e}")))?;
+                tracing::info!("fedgate listening on http://{listen} (loopback, plain HTTP)");
+                crate::http::serve(app, listener, shutdown_signal()).await
+            }
+        };
+        result.map_err(|e| Failure::usage(format!("server error: {e}")))
+    })
+}
+
+pub(super) fn demo(keep: bool, store: Option<&str>) -> Result<(), Failure> {
+    let run = match store {
+        None | Some("memory") => None,
+        Some("redis") => Some(None),
+        Some(s) => match s.strip_prefix("redis=") {
+            Some(url) if !url.is_empty() => Some(Some(url.to_string())),
+            _ => {
+                return Err(Failure::usage(format!(
+                    "--store {s:?}: use memory, redis or redis=URL"
+                )))
+            }
+        },
+    };
+    let outcome = match run {
+        None => runtime()?.block_on(crate::demo::run(keep)),
+        Some(url) => runtime()?.block_on(crate::demo::run_redis(url)),
+    };
+    match outcome {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(Failure::Rejected {
+            code: "demo.unexpected_outcome",
+            message: "at least one scripted login did not end as expected (see the table)".into(),
+        }),
+        Err(e) => Err(Failure::usage(format!("demo: {e}"))),
+    }
+}
+
+pub(super) fn mock(cmd: MockCmd) -> Result<(), Failure> {
+    init_logging();
+    let bind = |addr: std::net::SocketAddr| async move {
+        tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| Failure::usage(format!("cannot listen on {addr}: {e}")))
+    };
+    let served = match cmd {
+        MockCmd::Init {
+            dir,
+            listen,
+            public_url,
+            console_url,
+        } => {
+            let path = crate::demo::mock_init(&dir, &listen, &public_url, &console_url)
+                .map_err(|e| Failure::usage(format!("mock init: {e}")))?;
+            println!("{}", path.display());
+            return Ok(());
+        }
+        MockCmd::Entra { listen, public_url } => runtime()?.block_on(async move {
+            let listener = bind(listen).await?;
+            tracing::info!("mock Entra tenant on http://{listen} for {public_url}");
+            Ok::<_, Failure>(
+                crate::demo::serve_mock_entra(listener, &public_url, shutdown_signal()).await,
+            )
+        })?,
+        MockCmd::Console {
+            listen,
+            base_url,
+            fedgate_url,
+            cert_file,
+        } => {
+            let pem = String::from_utf8_lossy(&read_file(&cert_file)?).to_string();
+            runtime()?.block_on(async move {
+                let listener = bind(listen).await?;
+                tracing::info!("mock console on http://{listen} ({base_url})");
+                Ok::<_, Failure>(
+                    crate::demo::serve_mock_console(
+                        listener,
+                        &base_url,
+                        &fedgate_url,
+                        &pem,
+                        shutdown_signal(),
+                    )
+                    .await,
+                )
+            })?
+        }
+    };
+    served.map_err(|e| Failure::usage(format!("mock: {e}")))
+}
