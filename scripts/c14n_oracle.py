@@ -79,7 +79,7 @@ libxml2):
      with --prefixes "xs xsi" and with --prefixes "p";
    - fixtures/saml: 65 of 70 files parsed (5 skipped on purpose: DOCTYPE x3,
      truncated, bad base64), 200 elements, all equal;
-   - /work/shared/corpus (every file except PEM/JSON/JWT/key/text/LICENSE
+   - tests/corpus (every file except PEM/JSON/JWT/key/text/LICENSE
      files, i.e. 305 files: .xml, .base64, extension-less testdata, .html,
      .url): 272 parsed (98 of them base64-decoded), 587 elements, all equal,
      with no PrefixList and with "xs xsi saml ds"; 33 skipped (8 with a

@@ -22,8 +22,9 @@ against the certificates of its metadata file (``xmlsec1_verify``); the
 script aborts if a case does not verify (or verifies) when it should not
 (or should).
 
-Nothing here is copied from the corpus generator
-(/work/shared/corpus/generators); the corpus was only read for the shape.
+Nothing here is copied from the generator of the corpus's synthetic Entra
+cases (``generators/make_entra_cases.py``, named in tests/corpus/INDEX.md and
+not part of this repository); the corpus was only read for the shape.
 
 Usage:  python3 scripts/make_saml_fixtures.py [--regenerate-keys] [--out DIR]
 Needs:  python3 with lxml, signxml, cryptography; the xmlsec1 CLI.

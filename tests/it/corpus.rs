@@ -1,8 +1,9 @@
-//! Conformance against third-party vectors in ../shared/corpus (read in
-//! place, never edited): real IdP responses (Google, OneLogin, SecureWorks,
-//! SimpleSAMLphp via python3-saml), real Entra metadata and a real
-//! Entra-issued assertion, the synthetic Entra-shaped cases, and the
-//! published XML-signature-wrapping permutations. Each case pins `now`
+//! Conformance against third-party vectors in tests/corpus (unmodified
+//! copies, never edited; sources and licences in tests/corpus/README.md):
+//! real IdP responses (Google, OneLogin, SecureWorks, SimpleSAMLphp via
+//! python3-saml), real Entra metadata and a real Entra-issued assertion, the
+//! synthetic Entra-shaped cases, and the published XML-signature-wrapping
+//! permutations. Each case pins `now`
 //! inside its window and asserts either the subject or the exact error code.
 
 use fedgate::identity::ErrorCode;

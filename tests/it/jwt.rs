@@ -2,7 +2,7 @@
 //!
 //! Three sources of tokens, none signed by fedgate's own code under test:
 //! - `fixtures/jwt/` made by `scripts/make_jwt_fixtures.py` with PyJWT;
-//! - the shared corpus: real 2014 AAD tokens and JWKS (identitymodel), Entra's
+//! - the third-party corpus, tests/corpus: real 2014 AAD tokens and JWKS (identitymodel), Entra's
 //!   2024 JWKS (panva-wellknown), and synthetic Entra-shaped tokens (generated/);
 //! - edge cases signed here with aws-lc-rs and the fixture's private test keys,
 //!   for shapes PyJWT will not produce (non-JSON payloads, exact skew edges).

@@ -1,5 +1,5 @@
 //! `fedgate lint metadata`, driven as an admin would: real files (fedgate's
-//! fixtures, Entra's real metadata from the corpus read in place), console
+//! fixtures, Entra's real metadata from tests/corpus), console
 //! SP metadata with the usual mistakes, a URL served on loopback.
 
 use std::process::{Command, Output};

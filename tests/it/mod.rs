@@ -15,7 +15,7 @@ pub mod token;
 pub mod xml_oracle;
 pub mod xml_parser;
 pub mod xmldsig;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// A free TCP port on 127.0.0.1, for a server a test starts as a process.
 pub fn free_port() -> u16 {
@@ -25,25 +25,71 @@ pub fn free_port() -> u16 {
         .expect("a free loopback port")
 }
 
-/// A file of the shared third-party corpus, read in place.
+/// `rel` inside the repository folder `dir`, which must exist: every file
+/// the tests read is part of the repository, so a missing one is named, with
+/// the likely cause, rather than left to a bare "No such file or directory".
+#[track_caller]
+fn repo_path(dir: &str, rel: &str) -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir).join(rel);
+    if !path.exists() {
+        panic!(
+            "test data missing: {} ({dir} is part of the repository; is the checkout complete?)",
+            path.display()
+        );
+    }
+    path
+}
+
+/// A file (or, with "", the folder) of the third-party corpus, tests/corpus
+/// (sources and licences in tests/corpus/README.md, per-file index in
+/// tests/corpus/INDEX.md).
+#[track_caller]
 pub fn corpus_path(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/corpus")
-        .join(rel)
+    repo_path("tests/corpus", rel)
 }
 
 /// A file of fedgate's own fixtures.
+#[track_caller]
 pub fn fixture(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures")
-        .join(rel)
+    repo_path("fixtures", rel)
 }
 
 /// A file of tests/data (keys and certificates made for the tests).
+#[track_caller]
 pub fn data(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data")
-        .join(rel)
+    repo_path("tests/data", rel)
+}
+
+/// Every file under `dir` (from `corpus_path` or `fixture`), recursively and
+/// sorted. Panics, naming `dir`, if it holds fewer than `min` files: a suite
+/// that walks a folder must not pass on a short checkout by comparing less.
+#[track_caller]
+pub fn files_under(dir: &Path, min: usize) -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        let entries = std::fs::read_dir(dir)
+            .unwrap_or_else(|e| panic!("test data unreadable: {}: {e}", dir.display()));
+        for e in entries {
+            let p = e
+                .unwrap_or_else(|e| panic!("test data unreadable: {}: {e}", dir.display()))
+                .path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, &mut out);
+    if out.len() < min {
+        panic!(
+            "test data short: only {} files under {}, expected at least {min} (it is part of the repository; is the checkout complete?)",
+            out.len(),
+            dir.display()
+        );
+    }
+    out.sort();
+    out
 }
 
 /// A mock Microsoft Graph on loopback (2 groups per page), and a handle to stop it.
