@@ -3,7 +3,7 @@
 the xmlsec1 tool) as a test peer for fedgate's outgoing assertions.
 
 Usage:
-    python3 scripts/independent_sp.py --idp-metadata IDP.xml \
+    target/test-venv/bin/python scripts/independent_sp.py --idp-metadata IDP.xml \
         --sp-entity-id ID --acs-url URL RESPONSE_FILE
 
 RESPONSE_FILE holds the SAMLResponse form value (base64, as posted) or raw

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Make the JWT test fixtures under fixtures/jwt/ with PyJWT, an independent signer.
 
-    python3 scripts/make_jwt_fixtures.py            # from the crate root
+    target/test-venv/bin/python scripts/make_jwt_fixtures.py            # from the crate root
 
 Writes:
   fixtures/jwt/rsa1.pem, rsa2.pem, ec1.pem   private test keys (PKCS#8 PEM) of the JWKS

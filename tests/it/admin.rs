@@ -208,7 +208,7 @@ async fn sso_admins_are_let_in_and_other_users_are_not() {
 async fn the_admin_page_works_in_headless_chromium_without_javascript() {
     let have = std::path::Path::new("/usr/bin/chromium").exists()
         && std::path::Path::new("/usr/bin/chromedriver").exists()
-        && std::process::Command::new("python3")
+        && super::python()
             .args(["-c", "import selenium"])
             .status()
             .is_ok_and(|s| s.success());
@@ -251,7 +251,7 @@ async fn the_admin_page_works_in_headless_chromium_without_javascript() {
     std::fs::create_dir_all(&shots).unwrap();
     let shots_dir = shots.clone();
     let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("python3")
+        super::python()
             .arg(concat!(
                 env!("CARGO_MANIFEST_DIR"),
                 "/scripts/admin_browser.py"

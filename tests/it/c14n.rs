@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use base64::Engine;
 use serde_json::Value;
@@ -135,7 +134,7 @@ fn every_corpus_and_fixture_document_matches_libxml2() {
     let mut failures = Vec::new();
     let mut counts = BTreeMap::new();
     for prefixes in [vec![], vec!["xs", "xsi", "saml"]] {
-        let mut cmd = Command::new("python3");
+        let mut cmd = super::python();
         cmd.arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/c14n_oracle.py"));
         if !prefixes.is_empty() {
             cmd.arg("--prefixes").arg(prefixes.join(" "));
@@ -143,7 +142,7 @@ fn every_corpus_and_fixture_document_matches_libxml2() {
         let out = cmd
             .args(&files)
             .output()
-            .expect("python3 with lxml is required: run scripts/install-test-deps");
+            .expect("the tests' Python, with lxml (scripts/install-test-deps)");
         assert!(
             out.status.success(),
             "oracle failed: {}",

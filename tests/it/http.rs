@@ -163,7 +163,7 @@ async fn an_independent_sp_accepts_fedgates_assertion_and_rejects_a_tampered_cop
     std::fs::write(dir.join("idp.xml"), &idp_md).unwrap();
     let run = |resp: &str| {
         std::fs::write(dir.join("resp.b64"), resp).unwrap();
-        Command::new("python3")
+        super::python()
             .arg(format!(
                 "{}/scripts/independent_sp.py",
                 env!("CARGO_MANIFEST_DIR")
@@ -176,7 +176,7 @@ async fn an_independent_sp_accepts_fedgates_assertion_and_rejects_a_tampered_cop
             .arg(format!("{}/singlesignon/saml/SSO", env.console_url))
             .arg(dir.join("resp.b64"))
             .output()
-            .expect("python3 with pysaml2 is required: run scripts/install-test-deps")
+            .expect("the tests' Python, with pysaml2 (scripts/install-test-deps)")
     };
     let ok = run(&response_b64);
     let out = String::from_utf8_lossy(&ok.stdout).to_string();

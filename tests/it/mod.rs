@@ -117,3 +117,22 @@ pub fn graph_toml(base: &str) -> String {
     ));
     fedgate::mock::graph::tenant_toml(base, &secret).unwrap()
 }
+
+/// A `Command` for the Python the tests run their oracles and independent
+/// peers with: the virtual environment `scripts/install-test-deps` makes at
+/// `target/test-venv`, or the interpreter `FEDGATE_TEST_PYTHON` names (for
+/// those who manage Python themselves). Never the system's `python3`.
+pub fn python() -> std::process::Command {
+    if let Some(p) = std::env::var_os("FEDGATE_TEST_PYTHON").filter(|p| !p.is_empty()) {
+        return std::process::Command::new(p);
+    }
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-venv/bin/python");
+    assert!(
+        venv.exists(),
+        "the tests' Python is missing: {} does not exist; run scripts/install-test-deps \
+         (or set FEDGATE_TEST_PYTHON to a Python with lxml, signxml, pyjwt, cryptography, \
+         pysaml2, authlib, flask, requests and selenium)",
+        venv.display()
+    );
+    std::process::Command::new(venv)
+}

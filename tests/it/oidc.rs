@@ -183,13 +183,13 @@ enc = (serialization.PrivateFormat.PKCS12.encryption_builder().kdf_rounds(2048)
        .key_cert_algorithm(pkcs12.PBES.PBESv1SHA1And3KeyTripleDESCBC).hmac_hash(hashes.SHA1()).build(b"pfx-pass"))
 open(sys.argv[3] + "/legacy.pfx", "wb").write(pkcs12.serialize_key_and_certificates(b"app", key, cert, None, enc))
 "#;
-    let out = std::process::Command::new("python3")
+    let out = super::python()
         .args(["-c", script])
         .arg(super::data("fedgate_rsa_key.pem"))
         .arg(super::data("fedgate_rsa_cert.pem"))
         .arg(&dir)
         .output()
-        .expect("python3 (scripts/install-test-deps installs it with cryptography)");
+        .expect("the tests' Python, with cryptography (scripts/install-test-deps)");
     assert!(
         out.status.success(),
         "{}",
@@ -474,11 +474,11 @@ fn fedgate_token_claims(token: &serde_json::Value) -> serde_json::Value {
 // ---- independent peers (Python Authlib) ----
 
 fn python(script: &str, args: &[&str]) -> (bool, serde_json::Value) {
-    let out = std::process::Command::new("python3")
+    let out = super::python()
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/").to_string() + script)
         .args(args)
         .output()
-        .expect("python3 (scripts/install-test-deps installs it with authlib)");
+        .expect("the tests' Python, with authlib (scripts/install-test-deps)");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let v = serde_json::from_str(stdout.lines().last().unwrap_or("null")).unwrap_or_else(|_| {
         panic!(
@@ -603,7 +603,7 @@ impl IndependentOp {
     fn start(secret: &str) -> IndependentOp {
         use std::io::BufRead;
         fedgate::trust::install_crypto_provider();
-        let mut child = std::process::Command::new("python3")
+        let mut child = super::python()
             .arg(concat!(
                 env!("CARGO_MANIFEST_DIR"),
                 "/scripts/independent_op.py"
@@ -614,7 +614,7 @@ impl IndependentOp {
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
             .spawn()
-            .expect("python3 with authlib and flask (scripts/install-test-deps)");
+            .expect("the tests' Python, with authlib and flask (scripts/install-test-deps)");
         let mut line = String::new();
         std::io::BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)

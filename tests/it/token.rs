@@ -2,7 +2,6 @@
 //! PyJWT (fixtures/jwt/) in, console-scoped JWTs out — verified by fedgate's
 //! own verifier against fedgate's published JWKS, and independently by PyJWT.
 
-use std::process::Command;
 use std::sync::Arc;
 
 use fedgate::config::Config;
@@ -210,7 +209,7 @@ claims = jwt.decode(token, key.key, algorithms=["ES256"], audience=aud, issuer=i
 assert int(now) < claims["exp"], "expired"
 print(json.dumps(claims))
 "#;
-    let out = Command::new("python3")
+    let out = super::python()
         .args([
             "-c",
             script,
@@ -221,7 +220,7 @@ print(json.dumps(claims))
             &s.tokens["now"].to_string(),
         ])
         .output()
-        .expect("python3 with PyJWT is required: run scripts/install-test-deps");
+        .expect("the tests' Python, with PyJWT (scripts/install-test-deps)");
     assert!(
         out.status.success(),
         "PyJWT refused fedgate's token: {}",
