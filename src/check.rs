@@ -11,14 +11,26 @@
 //!   (error without a last-known-good copy or with one the IdP has not
 //!   confirmed for over a week, warning with a fresher one, its age given),
 //!   tenants that allow SHA-1 (warning);
-//! - reach: consoles no rule grants anything (warning).
+//! - reach: consoles no rule grants anything (warning);
+//! - start-up ([`preflight`], before the runtime is built, so these are
+//!   reported even when it cannot be): the TLS certificate and key readable,
+//!   parseable and belonging together (what `serve` would refuse to start
+//!   on), the certificate's expiry and names against `public_url`; an
+//!   `http://` `public_url` on a non-loopback host or with TLS configured
+//!   (Entra refuses http Reply URLs); the audit file's directory writable
+//!   (error), the state directory writable (warning: last-known-good copies
+//!   could not be saved). Loopback http URLs are reported as "loopback, test
+//!   only" (info), never as errors.
 //!
 //! A summary table, then the findings; `--json` for scripts. Exit 1 when any
 //! finding is an error.
 
+use std::path::Path;
+
 use serde::Serialize;
 use time::OffsetDateTime;
 
+use crate::config::Config;
 use crate::gateway::App;
 use crate::identity::ErrorCode;
 
@@ -67,9 +79,183 @@ fn finding(
 /// before `check` calls it an error.
 pub const STALE_COPY: time::Duration = time::Duration::days(7);
 
-/// Check a running configuration (`app`), at `now`.
-pub async fn check(app: &App, now: OffsetDateTime, offline: bool) -> CheckReport {
+/// What is wrong with `server.public_url` (also logged by `serve` at start).
+pub fn public_url_findings(config: &Config) -> Vec<Finding> {
+    let url = config.server.public_url.as_str();
     let mut f = Vec::new();
+    if !url.starts_with("http://") {
+        return f;
+    }
+    let subject = "server public_url".to_string();
+    if config.server.tls_cert_file.is_some() {
+        f.push(finding(
+            "check.public_url_http",
+            "error",
+            subject,
+            format!("{url} is http://, but fedgate serves TLS itself (server.tls_cert_file): Entra, browsers and consoles would be sent to the wrong scheme"),
+            "use the https:// URL users reach fedgate at",
+        ));
+    } else if !crate::consoles::is_loopback_url(url) {
+        f.push(finding(
+            "check.public_url_http",
+            "error",
+            subject,
+            format!("{url} is http:// on a host that is not loopback: Entra refuses http Reply URLs (AADSTS50011) and assertions would cross the network in clear"),
+            "put fedgate behind TLS (its own tls_cert_file, or a TLS-terminating proxy) and set public_url to the https:// URL",
+        ));
+    } else {
+        f.push(finding(
+            "check.public_url_loopback",
+            "info",
+            subject,
+            format!("{url}: loopback, test only"),
+            "for a deployment, the https:// URL users reach fedgate at",
+        ));
+    }
+    f
+}
+
+/// Whether fedgate could write a file in `dir` (or create `dir`): the
+/// nearest existing ancestor must take a new file.
+fn probe_writable(dir: &Path) -> Result<(), String> {
+    let mut at = dir;
+    while !at.exists() {
+        match at.parent() {
+            Some(p) if !p.as_os_str().is_empty() => at = p,
+            _ => return Err(format!("{}: no existing parent directory", dir.display())),
+        }
+    }
+    if !at.is_dir() {
+        return Err(format!("{} is not a directory", at.display()));
+    }
+    let probe = at.join(format!(".fedgate-check-{}", std::process::id()));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+        .map_err(|e| format!("{}: cannot create a file there: {e}", at.display()))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
+/// The checks that need no runtime: what `serve` would refuse to start on
+/// (TLS), and what it would start with but fail later (public URL, audit
+/// file, state directory). Writes nothing (a probe file is removed at once).
+pub fn preflight(config: &Config, now: OffsetDateTime) -> Vec<Finding> {
+    let mut f = Vec::new();
+    if let (Some(cert), Some(key)) = (&config.server.tls_cert_file, &config.server.tls_key_file) {
+        match crate::trust::tls::load(cert, key) {
+            Err(e) => f.push(finding(
+                e.code(),
+                "error",
+                "server TLS".into(),
+                format!("{e}: fedgate serve would refuse to start"),
+                "point tls_cert_file at the certificate chain (leaf first) and tls_key_file at its own private key, both PEM, readable by fedgate",
+            )),
+            Ok(tls) => {
+                let days = tls.leaf.days_left(now);
+                let subject = format!("server TLS {}", tls.leaf.thumbprint_sha256);
+                if tls.leaf.is_expired(now) {
+                    f.push(finding(
+                        "check.credential_expired",
+                        "error",
+                        subject.clone(),
+                        format!("the TLS certificate {} expired {} days ago: browsers and Entra refuse the connection", cert.display(), -days),
+                        "renew it now",
+                    ));
+                } else if days < 30 {
+                    f.push(finding(
+                        "check.credential_expiring",
+                        "warning",
+                        subject.clone(),
+                        format!("the TLS certificate {} expires in {days} days", cert.display()),
+                        "renew it before then",
+                    ));
+                }
+                let host = crate::consoles::url_host(&config.server.public_url);
+                if config.server.public_url.starts_with("https://")
+                    && !crate::trust::tls::covers(&tls.names, host)
+                {
+                    f.push(finding(
+                        "check.tls_name_mismatch",
+                        "warning",
+                        subject,
+                        format!(
+                            "the TLS certificate is for {:?}, not for public_url's host {host:?}: browsers would refuse it unless a proxy in front presents another",
+                            tls.names
+                        ),
+                        "issue the certificate for the public_url host (subjectAltName)",
+                    ));
+                }
+            }
+        }
+    }
+    f.extend(public_url_findings(config));
+    if let Some(file) = &config.audit.file {
+        let result = if file.exists() {
+            std::fs::OpenOptions::new()
+                .append(true)
+                .open(file)
+                .map(drop)
+                .map_err(|e| format!("{}: {e}", file.display()))
+        } else {
+            file.parent()
+                .map_or(Ok(()), probe_writable)
+                .map_err(|e| format!("{}: {e}", file.display()))
+        };
+        if let Err(e) = result {
+            f.push(finding(
+                "check.audit_unwritable",
+                "error",
+                "audit file".into(),
+                format!("{e}: fedgate serve would refuse to start (checked as the user running check)"),
+                "create the directory and give the user fedgate runs as write access (systemd: LogsDirectory=fedgate)",
+            ));
+        }
+    }
+    let saves_state = config
+        .tenants
+        .iter()
+        .any(|t| t.metadata_url.is_some() || t.oidc.is_some());
+    if let (true, Some(dir)) = (saves_state, &config.server.state_dir) {
+        if let Err(e) = probe_writable(dir) {
+            f.push(finding(
+                "check.state_dir_unwritable",
+                "warning",
+                "state directory".into(),
+                format!("{e}: last-known-good metadata and JWKS could not be saved, so a restart during an IdP outage would start without them"),
+                "give the user fedgate runs as write access to server.state_dir (systemd: StateDirectory=fedgate)",
+            ));
+        }
+    }
+    f
+}
+
+/// A report of findings that stopped before the runtime could be built.
+pub fn report_without_runtime(findings: Vec<Finding>) -> CheckReport {
+    finish(Vec::new(), findings)
+}
+
+fn finish(summary: Vec<Summary>, findings: Vec<Finding>) -> CheckReport {
+    let errors = findings.iter().filter(|x| x.severity == "error").count();
+    let warnings = findings.iter().filter(|x| x.severity == "warning").count();
+    CheckReport {
+        summary,
+        findings,
+        errors,
+        warnings,
+    }
+}
+
+/// Check a running configuration (`app`), at `now`; `pre` are the
+/// [`preflight`] findings, reported first.
+pub async fn check(
+    app: &App,
+    now: OffsetDateTime,
+    offline: bool,
+    pre: Vec<Finding>,
+) -> CheckReport {
+    let mut f = pre;
     let config = &app.config;
 
     // Trust: fetch now.
@@ -259,14 +445,7 @@ pub async fn check(app: &App, now: OffsetDateTime, offline: bool) -> CheckReport
             nearest_expiry_days: nearest("console", &c.id),
         });
     }
-    let errors = f.iter().filter(|x| x.severity == "error").count();
-    let warnings = f.iter().filter(|x| x.severity == "warning").count();
-    CheckReport {
-        summary,
-        findings: f,
-        errors,
-        warnings,
-    }
+    finish(summary, f)
 }
 
 /// The report as text.

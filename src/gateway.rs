@@ -245,6 +245,16 @@ pub enum StartError {
     Audit(String),
 }
 
+impl ErrorCode for StartError {
+    fn code(&self) -> &'static str {
+        match self {
+            StartError::Metadata { .. } => "start.metadata_invalid",
+            StartError::Signing(_) => "start.signing_key",
+            StartError::Audit(_) => "start.audit_file",
+        }
+    }
+}
+
 impl App {
     /// Load trust material and keys named by the configuration.
     pub fn new(
@@ -300,8 +310,14 @@ impl App {
                 )));
             }
         }
-        let audit = AuditLog::new(config.audit.file.as_deref())
-            .map_err(|e| StartError::Audit(e.to_string()))?;
+        let audit = AuditLog::new(config.audit.file.as_deref()).map_err(|e| {
+            let path = config
+                .audit
+                .file
+                .as_deref()
+                .unwrap_or(std::path::Path::new("-"));
+            StartError::Audit(format!("{} (audit.file): {e}", path.display()))
+        })?;
         let token_es256 = match &config.signing.token_key_file {
             Some(p) => Some(
                 crate::trust::signing::JwtSigner::from_pem(&read(p)?)

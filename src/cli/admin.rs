@@ -153,21 +153,35 @@ pub(super) fn check(
     as_json: bool,
 ) -> Result<(), Failure> {
     let now = parse_now(now)?;
-    let env: Vec<(String, String)> = std::env::vars()
-        .filter(|(k, _)| k.starts_with("FEDGATE_"))
-        .collect();
-    let config = match crate::config::Config::load(path, &env) {
-        Ok(c) => c,
-        Err(e) => {
-            let msg = json!({"errors": 1, "findings": [{"code": e.code(), "severity": "error", "subject": "configuration", "message": e.to_string()}]});
-            if as_json {
-                println!("{msg}");
-            } else {
-                println!("ERROR   {}: {e}", e.code());
-            }
-            return Err(Failure::Quiet);
+    let print = |report: &crate::check::CheckReport| -> Result<(), Failure> {
+        if as_json {
+            print_json(&serde_json::to_value(report).unwrap_or_default())?;
+        } else {
+            print!("{}", crate::check::render(report));
+        }
+        if report.errors > 0 {
+            Err(Failure::Quiet)
+        } else {
+            Ok(())
         }
     };
+    let finding = |code: &'static str, subject: &str, message: String| crate::check::Finding {
+        code,
+        severity: "error",
+        subject: subject.into(),
+        message,
+        fix: "correct what the message names; fedgate serve would refuse to start".into(),
+    };
+    let mut config = match super::load_config(path) {
+        Ok(c) => c,
+        Err(e) => {
+            let f = finding(e.code(), "configuration", e.to_string());
+            return print(&crate::check::report_without_runtime(vec![f]));
+        }
+    };
+    let pre = crate::check::preflight(&config, now);
+    // check writes nothing: the audit file was checked above, not opened.
+    config.audit.file = None;
     let app = match crate::gateway::App::new(
         config,
         std::sync::Arc::new(crate::store::memory::MemoryStore::new()),
@@ -175,28 +189,17 @@ pub(super) fn check(
     ) {
         Ok(a) => a,
         Err(e) => {
-            if as_json {
-                println!(
-                    "{}",
-                    json!({"errors": 1, "findings": [{"code": "check.start_failed", "severity": "error", "subject": "fedgate", "message": e.to_string()}]})
-                );
-            } else {
-                println!("ERROR   check.start_failed: {e}");
-            }
-            return Err(Failure::Quiet);
+            let mut f = pre;
+            f.push(finding(
+                "check.start_failed",
+                "fedgate",
+                format!("[{}] {e}", e.code()),
+            ));
+            return print(&crate::check::report_without_runtime(f));
         }
     };
-    let report = runtime()?.block_on(crate::check::check(&app, now, offline));
-    if as_json {
-        print_json(&serde_json::to_value(&report).unwrap_or_default())?;
-    } else {
-        print!("{}", crate::check::render(&report));
-    }
-    if report.errors > 0 {
-        Err(Failure::Quiet)
-    } else {
-        Ok(())
-    }
+    let report = runtime()?.block_on(crate::check::check(&app, now, offline, pre));
+    print(&report)
 }
 
 pub(super) fn drill_rotate(args: &DrillArgs) -> Result<(), Failure> {

@@ -11,11 +11,7 @@ use crate::inbound::saml;
 pub(super) fn explain(args: &ExplainArgs) -> Result<(), Failure> {
     use crate::identity::{Identity, PrincipalKind, Source, Verification};
     let now = parse_now(args.now.as_deref())?;
-    let env: Vec<(String, String)> = std::env::vars()
-        .filter(|(k, _)| k.starts_with("FEDGATE_"))
-        .collect();
-    let config = crate::config::Config::load(&args.config, &env)
-        .map_err(|e| Failure::setup("configuration", e))?;
+    let config = super::load_config(&args.config).map_err(Failure::start)?;
     let tenant = config
         .tenants
         .iter()

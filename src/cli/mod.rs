@@ -374,6 +374,10 @@ pub fn run(cli: Cli) -> ExitCode {
             println!("{}", json!({"error": code, "message": message}));
             ExitCode::from(1)
         }
+        Err(Failure::Start { code, message }) => {
+            eprintln!("fedgate: cannot start: {message}\n  (error code {code})");
+            ExitCode::from(2)
+        }
         Err(Failure::Usage { code, message }) => {
             match code {
                 Some(code) => println!("{}", json!({"error": code, "message": message})),
@@ -389,6 +393,9 @@ pub(super) enum Failure {
     Quiet,
     /// The evidence was examined and refused.
     Rejected { code: &'static str, message: String },
+    /// A long-running command (`serve`, `mock`) cannot start: text on
+    /// stderr, whatever the cause, with its stable code.
+    Start { code: &'static str, message: String },
     /// The invocation or the trust material is wrong.
     Usage {
         code: Option<&'static str>,
@@ -407,6 +414,12 @@ impl Failure {
         Failure::Usage {
             code: Some(e.code()),
             message: format!("{what}: {e}"),
+        }
+    }
+    pub(super) fn start<E: ErrorCode + std::fmt::Display>(e: E) -> Self {
+        Failure::Start {
+            code: e.code(),
+            message: e.to_string(),
         }
     }
     pub(super) fn usage(message: String) -> Self {
@@ -438,6 +451,17 @@ pub(super) fn parse_now(now: Option<&str>) -> Result<OffsetDateTime, Failure> {
         Some(s) => crate::timefmt::parse(s)
             .ok_or_else(|| Failure::usage(format!("--now {s:?} is not an RFC 3339 timestamp"))),
     }
+}
+
+/// The configuration as every command loads it: the file, then the
+/// `FEDGATE_*` variables of the environment.
+pub(super) fn load_config(
+    path: &Path,
+) -> Result<crate::config::Config, crate::config::ConfigError> {
+    let env: Vec<(String, String)> = std::env::vars()
+        .filter(|(k, _)| k.starts_with("FEDGATE_"))
+        .collect();
+    crate::config::Config::load(path, &env)
 }
 
 pub(super) fn print_json<T: serde::Serialize>(value: &T) -> Result<(), Failure> {
@@ -473,9 +497,14 @@ pub(super) fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
 pub(super) fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("FEDGATE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colours only for a person at a terminal (not for journald, a file or
+    // a pipe), and never when NO_COLOR is set (https://no-color.org).
+    use std::io::IsTerminal;
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .try_init();
 }
 

@@ -8,20 +8,21 @@ use super::{init_logging, read_file, runtime, shutdown_signal, Failure, MockCmd}
 
 pub(super) fn serve(path: &Path) -> Result<(), Failure> {
     init_logging();
-    let env: Vec<(String, String)> = std::env::vars()
-        .filter(|(k, _)| k.starts_with("FEDGATE_"))
-        .collect();
-    let config =
-        crate::config::Config::load(path, &env).map_err(|e| Failure::setup("configuration", e))?;
+    let config = super::load_config(path).map_err(Failure::start)?;
     let listen = config.server.listen;
+    // TLS files first: a server that says "listening" and then dies on a
+    // key that does not match its certificate helps nobody.
     let tls = match (&config.server.tls_cert_file, &config.server.tls_key_file) {
-        (Some(c), Some(k)) => Some((c.clone(), k.clone())),
+        (Some(c), Some(k)) => Some(crate::trust::tls::load(c, k).map_err(Failure::start)?),
         _ => None,
     };
-    let store = crate::store::from_config(&config.store).map_err(|e| Failure::setup("store", e))?;
+    for warning in crate::check::public_url_findings(&config) {
+        tracing::warn!(code = warning.code, "{}", warning.message);
+    }
+    let store = crate::store::from_config(&config.store).map_err(Failure::start)?;
     let store_kind = config.store.kind.clone();
     let app = crate::gateway::App::new(config, store, Box::new(OffsetDateTime::now_utc))
-        .map_err(|e| Failure::usage(e.to_string()))?;
+        .map_err(Failure::start)?;
     let app = std::sync::Arc::new(app);
     runtime()?.block_on(async move {
         // Say at once whether the store answers; never refuse to start for it:
@@ -34,30 +35,45 @@ pub(super) fn serve(path: &Path) -> Result<(), Failure> {
         // last-known-good copy stops the start (it could never sign anyone in).
         app.refresh_trust().await;
         if let Some(t) = app.tenants_without_metadata().first() {
-            return Err(Failure::usage(format!(
-                "tenant {t}: its metadata URL cannot be fetched and there is no last-known-good copy in the state directory"
-            )));
+            return Err(Failure::Start {
+                code: "start.metadata_unavailable",
+                message: format!(
+                    "tenant {t}: its metadata URL cannot be fetched and there is no last-known-good copy in the state directory"
+                ),
+            });
         }
         app.spawn_refresh();
         app.spawn_key_reload();
         app.spawn_expiry_warnings();
         let result = match tls {
-            Some((cert, key)) => {
-                let listener = std::net::TcpListener::bind(listen)
-                    .map_err(|e| Failure::usage(format!("cannot listen on {listen}: {e}")))?;
-                tracing::info!("fedgate listening on https://{listen}");
-                crate::http::serve_tls(app, listener, &cert, &key, shutdown_signal()).await
+            Some(tls) => {
+                let listener = std::net::TcpListener::bind(listen).map_err(|e| cannot_listen(listen, e))?;
+                tracing::info!(
+                    certificate = %tls.leaf.thumbprint_sha256,
+                    "fedgate listening on https://{listen}"
+                );
+                crate::http::serve_tls(app, listener, &tls, shutdown_signal()).await
             }
             None => {
                 let listener = tokio::net::TcpListener::bind(listen)
                     .await
-                    .map_err(|e| Failure::usage(format!("cannot listen on {listen}: {e}")))?;
+                    .map_err(|e| cannot_listen(listen, e))?;
                 tracing::info!("fedgate listening on http://{listen} (loopback, plain HTTP)");
                 crate::http::serve(app, listener, shutdown_signal()).await
             }
         };
-        result.map_err(|e| Failure::usage(format!("server error: {e}")))
+        result.map_err(|e| Failure::Start {
+            code: "start.server_error",
+            message: format!("server error: {e}"),
+        })
     })
+}
+
+fn cannot_listen(listen: std::net::SocketAddr, e: std::io::Error) -> Failure {
+    Failure::Start {
+        code: "start.cannot_listen",
+        message: format!("cannot listen on {listen} (server.listen): {e}"),
+    }
 }
 
 pub(super) fn demo(keep: bool, store: Option<&str>) -> Result<(), Failure> {

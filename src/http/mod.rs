@@ -79,14 +79,10 @@ pub async fn serve(
 pub async fn serve_tls(
     app: Arc<App>,
     listener: std::net::TcpListener,
-    cert_file: &std::path::Path,
-    key_file: &std::path::Path,
+    tls: &crate::trust::tls::TlsCredentials,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    // Two crypto providers are compiled in (aws-lc-rs and, through
-    // dependencies, possibly ring): choose aws-lc-rs explicitly, once.
-    crate::trust::install_crypto_provider();
-    let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert_file, key_file).await?;
+    let config = axum_server::tls_rustls::RustlsConfig::from_config(tls.config.clone());
     let handle = axum_server::Handle::new();
     let stopper = handle.clone();
     tokio::spawn(async move {

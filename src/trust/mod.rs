@@ -9,6 +9,7 @@ pub mod metadata;
 pub mod oidc;
 pub mod refresh;
 pub mod signing;
+pub mod tls;
 
 /// Make aws-lc-rs rustls's process-wide crypto provider (two providers are
 /// compiled in through dependencies; the first call wins, later ones are no-ops).
