@@ -18,6 +18,33 @@ pub(super) fn keys(cmd: KeysCmd) -> Result<(), Failure> {
         message: e,
     };
     match cmd {
+        KeysCmd::Init { dir, days } => {
+            let made = keys::init(&dir, days, now).map_err(fail)?;
+            let toml_str =
+                |p: &Path| serde_json::to_string(&p.to_string_lossy()).unwrap_or_default();
+            println!(
+                "signing key  {}/current/key.pem (RSA-2048, 0600) and cert.pem (self-signed, valid until {})",
+                made.key_dir.display(),
+                crate::timefmt::format(made.cert.not_after)
+            );
+            println!(
+                "             sha256 thumbprint {}",
+                made.cert.thumbprint_sha256
+            );
+            println!(
+                "token key    {} (EC P-256 for ES256 console tokens, 0600), kid {}",
+                made.token_key_file.display(),
+                made.token_kid
+            );
+            println!("\nPut these lines in fedgate.toml (instead of key_file/cert_file):\n");
+            println!("[signing]");
+            println!("key_dir = {}", toml_str(&made.key_dir));
+            println!("token_key_file = {}", toml_str(&made.token_key_file));
+            println!(
+                "\nfedgate's service user must be able to read them: run this as that user, or give it the directory afterwards (chown -R fedgate: {}).",
+                dir.display()
+            );
+        }
         KeysCmd::GenerateNext { dir, days } => {
             let cert = keys::generate_next(&dir, days, now).map_err(fail)?;
             println!(

@@ -94,21 +94,29 @@ pub enum Command {
 pub enum MockCmd {
     /// Write the demo's fedgate.toml, test-only keys, TLS certificate and the
     /// mock tenant's metadata into a directory, for `fedgate serve`.
+    ///
+    /// The fedgate.toml it writes has `[store] kind = "redis"` (for
+    /// docker-compose: two instances on one Redis), so `serve` needs
+    /// FEDGATE_STORE_URL=redis://…; for one instance without Redis, set
+    /// `kind = "memory"` (or FEDGATE_STORE__KIND=memory). Not for production:
+    /// the keys are public test keys (docs/install.md makes real ones).
     Init {
-        #[arg(long)]
+        /// The directory to write into (created if missing; files in it are overwritten).
+        #[arg(long, value_name = "DIR")]
         dir: PathBuf,
         /// Where fedgate listens (TLS with the test certificate for CN localhost).
-        #[arg(long, default_value = "0.0.0.0:8443")]
+        #[arg(long, default_value = "0.0.0.0:8443", value_name = "ADDR:PORT")]
         listen: String,
-        /// The URL users and the mock tenant reach fedgate at.
-        #[arg(long)]
+        /// The URL users and the mock tenant reach fedgate at, e.g. https://localhost:8443.
+        #[arg(long, value_name = "URL")]
         public_url: String,
-        /// The URL browsers reach the mock console at.
-        #[arg(long)]
+        /// The URL browsers reach the mock console at, e.g. http://localhost:9100.
+        #[arg(long, value_name = "URL")]
         console_url: String,
     },
     /// Serve the mock Entra tenant: federation metadata and IdP-initiated logins.
     Entra {
+        /// Where the mock tenant listens (plain HTTP).
         #[arg(long, default_value = "127.0.0.1:9000")]
         listen: std::net::SocketAddr,
         /// fedgate's public URL (the SAML audience and Reply URL).
@@ -117,6 +125,7 @@ pub enum MockCmd {
     },
     /// Serve the mock Autotask-style console (a SAML SP trusting fedgate).
     Console {
+        /// Where the mock console listens (plain HTTP).
         #[arg(long, default_value = "127.0.0.1:9100")]
         listen: std::net::SocketAddr,
         /// The URL browsers reach this console at.
@@ -247,30 +256,52 @@ pub struct JwtVerifyArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum KeysCmd {
+    /// First setup: a new key directory DIR/signing and token key DIR/token-key.pem.
+    ///
+    /// DIR/signing/current/ holds the IdP signing key (RSA-2048, key.pem 0600) and
+    /// its self-signed certificate (cert.pem), as `generate-next` + `promote` make
+    /// them; DIR/token-key.pem is an EC P-256 key (PKCS#8, 0600) for the ES256
+    /// console tokens. Prints the thumbprint and the [signing] lines for
+    /// fedgate.toml. Refuses (exit 2, nothing written) if either exists.
+    Init {
+        /// Where to make them (created 0700 if missing), e.g. /etc/fedgate/keys.
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// Validity of the signing certificate, in days.
+        #[arg(long, default_value_t = 730, value_parser = clap::value_parser!(i64).range(1..=36500))]
+        days: i64,
+    },
     /// Make `next/` (and `current/` on first use): published at once, signs nothing yet.
     GenerateNext {
-        #[arg(long)]
+        /// The key directory (`signing.key_dir`), e.g. /etc/fedgate/keys/signing.
+        #[arg(long, value_name = "DIR")]
         dir: PathBuf,
-        /// Certificate validity.
-        #[arg(long, default_value_t = 730)]
+        /// Validity of the new certificate, in days.
+        #[arg(long, default_value_t = 730, value_parser = clap::value_parser!(i64).range(1..=36500))]
         days: i64,
     },
     /// next → current; the old current stays published as previous for the grace period.
     Promote {
-        #[arg(long)]
+        /// The key directory (`signing.key_dir`).
+        #[arg(long, value_name = "DIR")]
         dir: PathBuf,
-        #[arg(long, default_value_t = 24)]
+        /// How long the old key stays published (for consoles that have not
+        /// refreshed fedgate's metadata yet), in hours.
+        #[arg(long, default_value_t = 24, value_name = "HOURS")]
         grace_hours: i64,
     },
     /// Stop publishing the previous key now.
     Retire {
-        #[arg(long)]
+        /// The key directory (`signing.key_dir`).
+        #[arg(long, value_name = "DIR")]
         dir: PathBuf,
     },
     /// Each key: role, thumbprint, expiry, whether it signs and is published.
     Status {
-        #[arg(long)]
+        /// The key directory (`signing.key_dir`); an error if it does not exist.
+        #[arg(long, value_name = "DIR")]
         dir: PathBuf,
+        /// Print JSON (one object per key) instead of a table.
         #[arg(long)]
         json: bool,
     },

@@ -12,6 +12,7 @@
 //!   refreshed yet keeps working; then `retire` (or any reload after that
 //!   time) drops it.
 //!
+//! `fedgate keys init` makes the directory (and the token key beside it);
 //! `fedgate keys generate-next | promote | retire | status` change the
 //! directory; a running fedgate reloads it on SIGHUP and every 30 seconds.
 
@@ -135,21 +136,47 @@ fn rustls_pki_types_der(der: &[u8]) -> rustls::pki_types::PrivatePkcs8KeyDer<'_>
     rustls::pki_types::PrivatePkcs8KeyDer::from(der)
 }
 
-fn write_key(dir: &Path, key: &str, cert: &str) -> Result<(), String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let w = |f: &str, body: &str| {
-        let p = dir.join(f);
-        std::fs::write(&p, body).map_err(|e| format!("{}: {e}", p.display()))
-    };
-    w("key.pem", key)?;
-    w("cert.pem", cert)?;
+/// Create `dir` with mode 0700 (on Unix) unless it exists; missing parents
+/// get the usual mode (a 0700 `/etc/fedgate` would lock out the config).
+fn create_private_dir(dir: &Path) -> Result<(), String> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+    }
+    let mut b = std::fs::DirBuilder::new();
     #[cfg(unix)]
     {
-        use std::os::unix::fs::PermissionsExt;
-        let _ =
-            std::fs::set_permissions(dir.join("key.pem"), std::fs::Permissions::from_mode(0o600));
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
     }
-    Ok(())
+    b.create(dir).map_err(|e| format!("{}: {e}", dir.display()))
+}
+
+/// Write a new file; private ones are created 0600 (never readable by
+/// others, not even for a moment). Refused if the file exists.
+fn write_new(path: &Path, body: &str, private: bool) -> Result<(), String> {
+    use std::io::Write;
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(if private { 0o600 } else { 0o644 });
+    }
+    #[cfg(not(unix))]
+    let _ = private;
+    o.open(path)
+        .and_then(|mut f| f.write_all(body.as_bytes()).and_then(|_| f.sync_all()))
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// `dir/key.pem` (0600) and `dir/cert.pem`, in a new or empty `dir` (0700).
+fn write_key(dir: &Path, key: &str, cert: &str) -> Result<(), String> {
+    create_private_dir(dir)?;
+    write_new(&dir.join("key.pem"), key, true)?;
+    write_new(&dir.join("cert.pem"), cert, false)
 }
 
 /// `keys generate-next`: make `next/` (refused if one exists). Creates
@@ -169,6 +196,83 @@ pub fn generate_next(dir: &Path, days: i64, now: OffsetDateTime) -> Result<Trust
     Key::load(&staging)?;
     std::fs::rename(&staging, dir.join("next")).map_err(|e| e.to_string())?;
     Ok(Key::load(&dir.join("next"))?.saml.cert)
+}
+
+/// What `keys init` made.
+pub struct Initialized {
+    /// `DIR/signing`: the `signing.key_dir`, holding `current/`.
+    pub key_dir: PathBuf,
+    /// `DIR/token-key.pem`: the `signing.token_key_file`.
+    pub token_key_file: PathBuf,
+    /// The signing certificate (`current/cert.pem`).
+    pub cert: TrustedCert,
+    /// The token key's `kid` in `/oauth2/jwks`.
+    pub token_kid: String,
+}
+
+/// A new EC P-256 key (PKCS#8 PEM) for the ES256 console tokens.
+pub fn generate_token_key() -> Result<String, String> {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+        .map_err(|e| format!("key generation failed: {e}"))?;
+    Ok(key.serialize_pem())
+}
+
+/// `keys init`: a new `DIR/signing/` with `current/` (the key and
+/// certificate `generate-next` + `promote` would leave there) and
+/// `DIR/token-key.pem`. Refused, with nothing written, if either exists.
+/// Everything is made in a staging directory inside `DIR` and moved into
+/// place; private keys are 0600, directories 0700.
+pub fn init(dir: &Path, days: i64, now: OffsetDateTime) -> Result<Initialized, String> {
+    let key_dir = dir.join("signing");
+    let token_key_file = dir.join("token-key.pem");
+    for p in [&key_dir, &token_key_file] {
+        if p.symlink_metadata().is_ok() {
+            return Err(format!(
+                "{} exists already: refusing to overwrite it (to rotate the signing key, use `fedgate keys generate-next --dir {}`)",
+                p.display(),
+                key_dir.display()
+            ));
+        }
+    }
+    if dir.exists() && !dir.is_dir() {
+        return Err(format!("{}: not a directory", dir.display()));
+    }
+    // Make and check every key before anything is written.
+    let (k, c) = generate("fedgate signing key", days, now)?;
+    let cert = Key::from_pem(&k, &c)?.saml.cert;
+    let token = generate_token_key()?;
+    let signer = JwtSigner::from_pem(&token).map_err(|e| e.to_string())?;
+    if signer.alg() != "ES256" {
+        return Err(format!("the token key is {}, not ES256", signer.alg()));
+    }
+    create_private_dir(dir)?;
+    let staging = dir.join(format!(".keys-init.{}.tmp", std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    let placed = (|| {
+        create_private_dir(&staging)?;
+        create_private_dir(&staging.join("signing"))?;
+        write_key(&staging.join("signing/current"), &k, &c)?;
+        write_new(&staging.join("token-key.pem"), &token, true)?;
+        Key::load(&staging.join("signing/current"))?;
+        // A hard link never replaces an existing file (a rename would).
+        std::fs::hard_link(staging.join("token-key.pem"), &token_key_file)
+            .map_err(|e| format!("{}: {e}", token_key_file.display()))?;
+        // A directory renames only onto nothing (or an empty directory).
+        if let Err(e) = std::fs::rename(staging.join("signing"), &key_dir) {
+            let _ = std::fs::remove_file(&token_key_file);
+            return Err(format!("{}: {e}", key_dir.display()));
+        }
+        Ok(())
+    })();
+    let _ = std::fs::remove_dir_all(&staging);
+    placed?;
+    let abs = |p: PathBuf| std::fs::canonicalize(&p).unwrap_or(p);
+    Ok(Initialized {
+        key_dir: abs(key_dir),
+        token_key_file: abs(token_key_file),
+        cert,
+        token_kid: signer.kid,
+    })
 }
 
 /// `keys promote`: next → current; current → previous, published until
@@ -216,6 +320,23 @@ pub struct KeyStatus {
 }
 
 pub fn status(dir: &Path, now: OffsetDateTime) -> Result<Vec<KeyStatus>, String> {
+    if !dir.is_dir() {
+        return Err(format!(
+            "{}: no such key directory (make one with `fedgate keys init`)",
+            dir.display()
+        ));
+    }
+    if !dir.join("current").exists() {
+        let hint = if dir.join("signing/current").exists() {
+            format!(" (`keys init` made {})", dir.join("signing").display())
+        } else {
+            String::new()
+        };
+        return Err(format!(
+            "{}: no current/ key, so not a signing.key_dir{hint}",
+            dir.display()
+        ));
+    }
     let mut out = Vec::new();
     for (role, sub) in [
         ("current", "current"),

@@ -448,3 +448,38 @@ fn serve_runs_answers_and_stops_on_sigterm() {
     assert!(status.success(), "fedgate serve exited with {status}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Every flag of `keys` and `mock` says what it is for; `mock init` says it
+/// writes a Redis store.
+#[test]
+fn every_keys_and_mock_flag_has_help_text() {
+    use clap::CommandFactory;
+    let cli = fedgate::cli::Cli::command();
+    let mut seen = 0;
+    for group in ["keys", "mock"] {
+        let group = cli.find_subcommand(group).unwrap();
+        for sub in group.get_subcommands() {
+            for arg in sub.get_arguments() {
+                if arg.get_id() == "help" {
+                    continue;
+                }
+                seen += 1;
+                assert!(
+                    arg.get_help().is_some() || arg.get_long_help().is_some(),
+                    "{} {}: --{} has no help text",
+                    group.get_name(),
+                    sub.get_name(),
+                    arg.get_id()
+                );
+            }
+        }
+    }
+    assert!(seen >= 16, "{seen}");
+    let init = cli
+        .find_subcommand("mock")
+        .and_then(|m| m.find_subcommand("init"))
+        .unwrap();
+    let about = init.get_long_about().unwrap().to_string();
+    assert!(about.contains("kind = \"redis\""), "{about}");
+    assert!(about.contains("FEDGATE_STORE_URL"), "{about}");
+}

@@ -829,3 +829,188 @@ fn sighup_reloads_the_signing_keys_and_never_stops_the_server() {
     let status = served.stop();
     assert!(status.success(), "fedgate serve exited with {status}");
 }
+
+#[cfg(unix)]
+fn mode(p: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+fn names(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// `fedgate keys init`, a new admin's first command: a key directory and a
+/// token key that fedgate loads as printed, private, and never overwritten.
+#[test]
+fn keys_init_makes_keys_that_load_and_refuses_to_overwrite() {
+    let dir = tempdir("init");
+    let keys = dir.join("etc/keys");
+    let out = fedgate_cli(&["keys", "init", "--dir", keys.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // What it made, with what permissions; no staging directory left behind.
+    assert_eq!(names(&keys), ["signing", "token-key.pem"]);
+    assert_eq!(names(&keys.join("signing")), ["current"]);
+    assert_eq!(
+        names(&keys.join("signing/current")),
+        ["cert.pem", "key.pem"]
+    );
+    #[cfg(unix)]
+    {
+        for d in ["", "signing", "signing/current"] {
+            assert_eq!(mode(&keys.join(d)), 0o700, "{d}/");
+        }
+        for f in ["signing/current/key.pem", "token-key.pem"] {
+            assert_eq!(mode(&keys.join(f)), 0o600, "{f}");
+        }
+    }
+    // The lines to paste, and the thumbprint.
+    let signing: String = stdout
+        .lines()
+        .skip_while(|l| *l != "[signing]")
+        .take(3)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let abs = std::fs::canonicalize(&keys).unwrap();
+    assert_eq!(
+        signing,
+        format!(
+            "[signing]\nkey_dir = \"{}/signing\"\ntoken_key_file = \"{}/token-key.pem\"\n",
+            abs.display(),
+            abs.display()
+        ),
+        "{stdout}"
+    );
+    let status = fedgate_cli(&[
+        "keys",
+        "status",
+        "--dir",
+        keys.join("signing").to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(status.status.success());
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let status = status.as_array().unwrap();
+    assert_eq!(status.len(), 1, "{status:?}");
+    assert_eq!(status[0]["role"], "current");
+    assert_eq!(status[0]["signs"], true);
+    let thumb = status[0]["thumbprint_sha256"].as_str().unwrap();
+    assert!(
+        stdout.contains(&format!("sha256 thumbprint {thumb}")),
+        "{stdout}"
+    );
+    assert!(status[0]["days_left"].as_i64().unwrap() >= 729);
+
+    // A configuration with those lines loads, fedgate starts on it (the token
+    // key is ES256 in the JWKS), and `check --offline` finds nothing.
+    let toml = format!(
+        "[server]\npublic_url = \"https://fedgate.example.test\"\n{signing}\
+[[tenants]]\nid = \"contoso\"\nentra_tenant_id = \"{TENANT_ID}\"\nmetadata_file = \"{md}\"\n\
+[[consoles]]\nid = \"{CONSOLE_ID}\"\nkind = \"autotask\"\ndisplay_name = \"Console\"\n\
+identifier = \"https://contoso.backup.autotask.net/singlesignon/saml/metadata\"\n\
+reply_url = \"https://contoso.backup.autotask.net/singlesignon/saml/SSO\"\n\
+[[rules]]\nid = \"admins\"\ntenant = \"contoso\"\nconsole = \"{CONSOLE_ID}\"\ngroups = [\"{group}\"]\nroles = [\"Administrator\"]\nscope = \"contoso\"\n",
+        md = super::fixture("saml/idp_metadata.xml").display(),
+        group = demo::ENGINEERING_GROUP
+    );
+    let config_path = dir.join("fedgate.toml");
+    std::fs::write(&config_path, toml).unwrap();
+    let config = fedgate::config::Config::load(&config_path, &[]).unwrap();
+    fedgate::trust::install_crypto_provider();
+    let app = App::new(
+        config,
+        Arc::new(fedgate::store::memory::MemoryStore::new()),
+        Box::new(time::OffsetDateTime::now_utc),
+    )
+    .unwrap();
+    assert_eq!(app.keys().current.cert().thumbprint_sha256, thumb);
+    let jwks = app.jwks();
+    let kty: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kty"].as_str().unwrap())
+        .collect();
+    assert_eq!(kty, ["EC", "RSA"], "{jwks}");
+    let check = fedgate_cli(&[
+        "check",
+        "--config",
+        config_path.to_str().unwrap(),
+        "--offline",
+        "--json",
+    ]);
+    let report: serde_json::Value = serde_json::from_slice(&check.stdout).unwrap();
+    assert_eq!(check.status.code(), Some(0), "{report}");
+    assert_eq!(report["errors"], 0, "{report}");
+    for f in report["findings"].as_array().unwrap() {
+        let text = f.to_string();
+        assert!(
+            !text.contains("signing") && !text.contains("token_key") && !text.contains(thumb),
+            "a key finding: {f}"
+        );
+    }
+
+    // A second init changes nothing: exit 2, naming the path.
+    let key_before = std::fs::read(keys.join("signing/current/key.pem")).unwrap();
+    let token_before = std::fs::read(keys.join("token-key.pem")).unwrap();
+    let again = fedgate_cli(&["keys", "init", "--dir", keys.to_str().unwrap()]);
+    assert_eq!(again.status.code(), Some(2));
+    let msg = String::from_utf8_lossy(&again.stdout);
+    assert!(
+        msg.contains(&format!("{}", keys.join("signing").display())),
+        "{msg}"
+    );
+    assert!(msg.contains("refusing to overwrite"), "{msg}");
+    assert_eq!(
+        std::fs::read(keys.join("signing/current/key.pem")).unwrap(),
+        key_before
+    );
+    assert_eq!(
+        std::fs::read(keys.join("token-key.pem")).unwrap(),
+        token_before
+    );
+    assert_eq!(names(&keys), ["signing", "token-key.pem"]);
+
+    // Only the token key exists: refused too, and no signing/ half-written.
+    let other = dir.join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("token-key.pem"), "mine").unwrap();
+    let out = fedgate_cli(&["keys", "init", "--dir", other.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let msg = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        msg.contains(&format!("{}", other.join("token-key.pem").display())),
+        "{msg}"
+    );
+    assert_eq!(names(&other), ["token-key.pem"]);
+    assert_eq!(
+        std::fs::read_to_string(other.join("token-key.pem")).unwrap(),
+        "mine"
+    );
+
+    // `status` on a directory that is not there is an error naming it, not
+    // an empty table; on the parent of the key directory, it says where it is.
+    let missing = dir.join("no-such-dir");
+    let out = fedgate_cli(&["keys", "status", "--dir", missing.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let msg = String::from_utf8_lossy(&out.stdout);
+    assert!(msg.contains(missing.to_str().unwrap()), "{msg}");
+    let out = fedgate_cli(&["keys", "status", "--dir", keys.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let msg = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        msg.contains(&format!("{}", keys.join("signing").display())),
+        "{msg}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
