@@ -389,6 +389,9 @@ impl Config {
             reason: e.to_string().trim().to_string(),
         })?;
         let mut store_url = None;
+        // Which key paths came from which variable: an error in one of them
+        // names the variable, not the file (which does not hold that key).
+        let mut from_env: Vec<(String, String)> = Vec::new();
         for (k, v) in env {
             let Some(path) = k.strip_prefix("FEDGATE_") else {
                 continue;
@@ -403,10 +406,11 @@ impl Config {
                 continue;
             }
             apply_override(&mut value, path, v).map_err(|reason| ConfigError::Invalid {
-                file: format!("{file} (environment)"),
+                file: "environment".into(),
                 key: k.clone(),
                 reason,
             })?;
+            from_env.push((env_key_path(path), k.clone()));
         }
         if let Some(url) = store_url {
             let store = value
@@ -422,19 +426,30 @@ impl Config {
                 }
                 None => {
                     return Err(ConfigError::Invalid {
-                        file: format!("{file} (environment)"),
+                        file: "environment".into(),
                         key: "FEDGATE_STORE_URL".into(),
                         reason: "[store] is not a table".into(),
                     })
                 }
             }
         }
-        let mut config: Config =
-            serde_path_to_error::deserialize(value).map_err(|e| ConfigError::Invalid {
-                file: file.to_string(),
-                key: e.path().to_string(),
+        if store_url.is_some() {
+            from_env.push(("store.url".into(), "FEDGATE_STORE_URL".into()));
+        }
+        let mut config: Config = serde_path_to_error::deserialize(value).map_err(|e| {
+            let key = e.path().to_string();
+            let var = from_env.iter().rev().find(|(p, _)| {
+                key == *p || key.starts_with(&format!("{p}.")) || key.starts_with(&format!("{p}["))
+            });
+            ConfigError::Invalid {
+                file: match var {
+                    Some((_, var)) => format!("environment variable {var}"),
+                    None => file.to_string(),
+                },
+                key,
                 reason: e.inner().to_string(),
-            })?;
+            }
+        })?;
         config.resolve_paths(base);
         config.validate(file)?;
         Ok(config)
@@ -766,6 +781,23 @@ fn valid_id(s: &str) -> bool {
 }
 
 /// Set the value at `PATH__TO__KEY` (upper case; array indexes as numbers).
+/// `TENANTS__0__METADATA_FILE` as serde_path_to_error writes it:
+/// `tenants[0].metadata_file`.
+fn env_key_path(path: &str) -> String {
+    let mut out = String::new();
+    for part in path.split("__").map(str::to_ascii_lowercase) {
+        if part.bytes().all(|b| b.is_ascii_digit()) && !part.is_empty() {
+            out.push_str(&format!("[{part}]"));
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(&part);
+        }
+    }
+    out
+}
+
 fn apply_override(root: &mut toml::Value, path: &str, raw: &str) -> Result<(), String> {
     let parts: Vec<String> = path.split("__").map(|p| p.to_ascii_lowercase()).collect();
     let parsed: toml::Value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
@@ -828,6 +860,37 @@ public_url = "http://127.0.0.1:8443"
         let bad = format!("{MIN}\nlisten_on = 1\n");
         let e = Config::from_str(&bad, "t.toml", &[], Path::new(".")).unwrap_err();
         assert!(e.to_string().starts_with("t.toml"), "{e}");
+    }
+
+    #[test]
+    fn a_bad_key_from_the_environment_names_the_variable_not_the_file() {
+        for (var, value, key) in [
+            ("FEDGATE_SERVER__LISTN", "127.0.0.1:1", "server"),
+            (
+                "FEDGATE_SERVER__ASSERTION_LIFETIME_SECS",
+                "\"soon\"",
+                "server.assertion_lifetime_secs",
+            ),
+            (
+                "FEDGATE_TENANTS__0__CLOCK_SKEW_SECS",
+                "\"x\"",
+                "tenants[0].clock_skew_secs",
+            ),
+        ] {
+            let text = format!("{MIN}\n[[tenants]]\nid = \"a\"\nentra_tenant_id = \"x\"\nmetadata_file = \"m.xml\"\n");
+            let env = vec![(var.to_string(), value.to_string())];
+            let e = Config::from_str(&text, "t.toml", &env, Path::new(".")).unwrap_err();
+            let s = e.to_string();
+            assert!(
+                s.starts_with(&format!("environment variable {var}: {key}")),
+                "{s}"
+            );
+            assert!(!s.contains("t.toml"), "{s}");
+        }
+        // The same mistake in the file names the file.
+        let text = format!("{MIN}listn = 1\n");
+        let e = Config::from_str(&text, "t.toml", &[], Path::new(".")).unwrap_err();
+        assert!(e.to_string().starts_with("t.toml: server"), "{e}");
     }
 
     #[test]
@@ -932,11 +995,17 @@ mod example_tests {
     #[test]
     fn a_rule_naming_an_unknown_role_is_refused_with_its_path() {
         let text = include_str!("../fedgate.example.toml")
-            .replace("roles = [\"Administrator\"]", "roles = [\"Wizard\"]");
+            .replace("roles = [\"Administrator\"]", "roles = [\"Wizard\"]")
+            .replace("extra_roles = []", "extra_roles = [\"Backup Operator\"]");
         let e = Config::from_str(&text, "f.toml", &[], Path::new(".")).unwrap_err();
         let s = e.to_string();
         assert!(
             s.contains("rules[0]") && s.contains("policy.unknown_role"),
+            "{s}"
+        );
+        // Every role the rule could have named: the profile's and the console's own.
+        assert!(
+            s.contains("\"Administrator\"") && s.contains("extra_roles: [\"Backup Operator\"]"),
             "{s}"
         );
     }

@@ -77,6 +77,7 @@ pub enum Command {
     Lint(LintCmd),
     /// Check a configuration: expiring credentials, unreachable metadata, consoles nobody reaches.
     Check {
+        /// The configuration file to check (FEDGATE_* variables apply, as for serve).
         #[arg(long, env = "FEDGATE_CONFIG")]
         config: PathBuf,
         /// Do not fetch metadata URLs or discovery documents.
@@ -85,6 +86,7 @@ pub enum Command {
         /// Evaluate expiries at this instant (RFC 3339); default: now.
         #[arg(long)]
         now: Option<String>,
+        /// Print the summary and findings as one JSON object.
         #[arg(long)]
         json: bool,
     },
@@ -142,6 +144,7 @@ pub enum MockCmd {
 
 #[derive(Args, Debug)]
 pub struct ExplainArgs {
+    /// The configuration file (FEDGATE_* variables apply, as for serve).
     #[arg(long, env = "FEDGATE_CONFIG")]
     pub config: PathBuf,
     /// fedgate's tenant id.
@@ -320,8 +323,10 @@ pub struct LintArgs {
     /// `idp` (Entra's metadata) or `sp` (a console's); default: what the document holds.
     #[arg(long = "as", value_parser = ["idp", "sp"])]
     pub role: Option<String>,
+    /// A console's Reply URL (ACS) to check against --profile's pattern (Entra: AADSTS50011).
     #[arg(long)]
     pub reply_url: Option<String>,
+    /// A console's Identifier (entity id) to check against --profile's pattern (Entra: AADSTS700016).
     #[arg(long)]
     pub identifier: Option<String>,
     /// The console profile the URLs must match.
@@ -330,8 +335,10 @@ pub struct LintArgs {
     /// A PEM certificate the document's own signature must verify with.
     #[arg(long)]
     pub trust: Option<PathBuf>,
+    /// Judge certificate expiry at this instant (RFC 3339); default: now.
     #[arg(long)]
     pub now: Option<String>,
+    /// `text` for a person, `json` for scripts.
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     pub format: String,
 }
@@ -362,6 +369,7 @@ pub struct DrillArgs {
 pub enum MetadataCmd {
     /// Entity id, endpoints, and each signing certificate with thumbprint and days to expiry.
     Show {
+        /// The federation metadata XML file.
         file: PathBuf,
         /// Print JSON instead of text.
         #[arg(long)]

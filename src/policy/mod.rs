@@ -298,10 +298,11 @@ pub fn validate(rules: &[Rule], consoles: &[ConsoleRef], tenants: &[&str]) -> Ve
                     rule,
                     "policy.unknown_role",
                     format!(
-                        "console {:?} ({}) has no role {role:?}; known roles: {:?} (add it to the console's extra_roles if the console has it)",
+                        "console {:?} ({}) has no role {role:?}; known roles: {:?}, and from its extra_roles: {:?} (add it to the console's extra_roles if the console has it)",
                         console.id,
                         consoles::profile(console.kind).label,
-                        consoles::profile(console.kind).roles
+                        consoles::profile(console.kind).roles,
+                        console.extra_roles
                     ),
                 );
             }

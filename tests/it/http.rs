@@ -278,10 +278,13 @@ async fn serves_https_with_rustls() {
     let port = listener.local_addr().unwrap().port();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let app = env.app.clone();
-    let cert = std::path::PathBuf::from(format!("{data}/tls_cert.pem"));
-    let key = std::path::PathBuf::from(format!("{data}/tls_key.pem"));
+    let tls = fedgate::trust::tls::load(
+        std::path::Path::new(&format!("{data}/tls_cert.pem")),
+        std::path::Path::new(&format!("{data}/tls_key.pem")),
+    )
+    .unwrap();
     let server = tokio::spawn(async move {
-        fedgate::http::serve_tls(app, listener, &cert, &key, async {
+        fedgate::http::serve_tls(app, listener, &tls, async {
             let _ = rx.await;
         })
         .await

@@ -222,7 +222,8 @@ async fn an_idp_outage_keeps_the_last_known_good_metadata_even_across_a_restart(
             .map(|v| v.parse::<i64>().unwrap())
             .expect("the age of the saved copy is a metric");
         assert!((metric - days as i64 * 86_400).abs() < 120, "{metric}");
-        let report = fedgate::check::check(&b, time::OffsetDateTime::now_utc(), false).await;
+        let report =
+            fedgate::check::check(&b, time::OffsetDateTime::now_utc(), false, vec![]).await;
         let finding = report
             .findings
             .iter()

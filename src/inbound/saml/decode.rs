@@ -141,16 +141,32 @@ fn describe_element(out: &mut String, el: Node, now: OffsetDateTime) {
     }
 }
 
+/// A short name for an XML-DSig algorithm URI: the fragment or last path
+/// segment (`rsa-sha256`, `sha256`), and the canonicalization methods by
+/// their names (their URIs end in `#` or carry `#WithComments`).
+fn algorithm_name(uri: &str) -> &str {
+    match uri {
+        "http://www.w3.org/2001/10/xml-exc-c14n#" => "exc-c14n",
+        "http://www.w3.org/2001/10/xml-exc-c14n#WithComments" => "exc-c14n with comments",
+        "http://www.w3.org/TR/2001/REC-xml-c14n-20010315" => "c14n 1.0",
+        "http://www.w3.org/TR/2001/REC-xml-c14n-20010315#WithComments" => "c14n 1.0 with comments",
+        "http://www.w3.org/2006/12/xml-c14n11" => "c14n 1.1",
+        "http://www.w3.org/2006/12/xml-c14n11#WithComments" => "c14n 1.1 with comments",
+        other => match other.trim_end_matches(['#', '/']).rsplit(['#', '/']).next() {
+            Some(name) if !name.is_empty() => name,
+            _ => other,
+        },
+    }
+}
+
 fn describe_signature(out: &mut String, sig: Node, now: OffsetDateTime) {
     let alg = |local: &str| {
-        sig.descendants()
+        let uri = sig
+            .descendants()
             .find(|n| is(n, NS_DS, local))
             .and_then(|n| n.attribute("Algorithm"))
-            .unwrap_or("?")
-            .rsplit(['#', '/'])
-            .next()
-            .unwrap_or("?")
-            .to_string()
+            .unwrap_or("?");
+        algorithm_name(uri).to_string()
     };
     let reference = sig
         .descendants()
@@ -276,4 +292,26 @@ fn pretty(node: Node, depth: usize, out: &mut String) {
         }
     }
     let _ = writeln!(out, "{pad}</{qname}>");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::algorithm_name;
+
+    #[test]
+    fn algorithm_names_are_never_blank() {
+        assert_eq!(
+            algorithm_name("http://www.w3.org/2001/10/xml-exc-c14n#"),
+            "exc-c14n"
+        );
+        assert_eq!(
+            algorithm_name("http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"),
+            "rsa-sha256"
+        );
+        assert_eq!(
+            algorithm_name("http://www.w3.org/2001/04/xmlenc#sha256"),
+            "sha256"
+        );
+        assert_eq!(algorithm_name("urn:example:odd/"), "urn:example:odd");
+    }
 }
