@@ -143,7 +143,32 @@ fn probe_writable(dir: &Path) -> Result<(), String> {
 /// file, state directory). Writes nothing (a probe file is removed at once).
 pub fn preflight(config: &Config, now: OffsetDateTime) -> Vec<Finding> {
     let mut f = Vec::new();
-    if let (Some(cert), Some(key)) = (&config.server.tls_cert_file, &config.server.tls_key_file) {
+    // Every file the configuration names, at once (serve would stop at the
+    // first): the example configuration, checked as it is, lists them all.
+    for (key, path) in config.input_files() {
+        if let Err(e) = std::fs::File::open(path).and_then(|file| file.metadata()) {
+            f.push(finding(
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    "check.file_missing"
+                } else {
+                    "check.file_unreadable"
+                },
+                "error",
+                format!("file {key}"),
+                format!("{}: {e}", path.display()),
+                "create it (docs/install.md), or correct the path; relative paths are relative to the configuration file",
+            ));
+        }
+    }
+    let missing = |p: &Path| {
+        f.iter()
+            .any(|x: &Finding| x.message.starts_with(&format!("{}: ", p.display())))
+    };
+    let tls_files = match (&config.server.tls_cert_file, &config.server.tls_key_file) {
+        (Some(c), Some(k)) if !missing(c) && !missing(k) => Some((c, k)),
+        _ => None,
+    };
+    if let Some((cert, key)) = tls_files {
         match crate::trust::tls::load(cert, key) {
             Err(e) => f.push(finding(
                 e.code(),
@@ -199,9 +224,16 @@ pub fn preflight(config: &Config, now: OffsetDateTime) -> Vec<Finding> {
                 .map(drop)
                 .map_err(|e| format!("{}: {e}", file.display()))
         } else {
-            file.parent()
-                .map_or(Ok(()), probe_writable)
-                .map_err(|e| format!("{}: {e}", file.display()))
+            // serve creates the file, not its directory.
+            match file.parent().filter(|d| !d.as_os_str().is_empty()) {
+                Some(dir) if !dir.is_dir() => Err(format!(
+                    "{}: the directory {} does not exist",
+                    file.display(),
+                    dir.display()
+                )),
+                dir => probe_writable(dir.unwrap_or(Path::new(".")))
+                    .map_err(|e| format!("{}: {e}", file.display())),
+            }
         };
         if let Err(e) = result {
             f.push(finding(
@@ -247,69 +279,11 @@ fn finish(summary: Vec<Summary>, findings: Vec<Finding>) -> CheckReport {
     }
 }
 
-/// Check a running configuration (`app`), at `now`; `pre` are the
-/// [`preflight`] findings, reported first.
-pub async fn check(
-    app: &App,
-    now: OffsetDateTime,
-    offline: bool,
-    pre: Vec<Finding>,
-) -> CheckReport {
-    let mut f = pre;
-    let config = &app.config;
-
-    // Trust: fetch now.
-    if !offline {
-        for (tenant, result) in app.refresh_trust().await {
-            if let Err(e) = result {
-                let trust = app.tenants.get(&tenant).and_then(|t| t.idp.as_ref());
-                let has_copy = trust.is_some_and(|t| t.current().is_some());
-                let confirmed = trust.and_then(|t| t.confirmed_at());
-                let age = confirmed.map(|at| now - at);
-                // A copy the IdP has not confirmed for a week may predate a
-                // certificate rollover (Entra publishes the next certificate
-                // weeks ahead, but not for ever): an error, not a warning.
-                let stale = age.is_none_or(|a| a > STALE_COPY);
-                let copy = match (has_copy, age) {
-                    (false, _) => String::new(),
-                    (true, Some(a)) => format!(
-                        " (the last-known-good copy is used; the IdP last confirmed it {})",
-                        crate::inbound::saml::decode::relative(-a)
-                    ),
-                    (true, None) => {
-                        " (the last-known-good copy is used; its age is unknown)".into()
-                    }
-                };
-                f.push(finding(
-                    "check.metadata_unreachable",
-                    if has_copy && !stale {
-                        "warning"
-                    } else {
-                        "error"
-                    },
-                    format!("tenant {tenant}"),
-                    format!("[{}] {e}{copy}", e.code()),
-                    "check metadata_url and outbound HTTPS to the IdP",
-                ));
-            }
-        }
-        for (id, rt) in &app.tenants {
-            if let (Some(p), true) = (
-                rt.provider.as_ref(),
-                rt.login.is_some() || rt.token_policy.is_some(),
-            ) {
-                if let Err(e) = p.jwks().await {
-                    f.push(finding(
-                        "check.discovery_unreachable",
-                        "error",
-                        format!("tenant {id}"),
-                        format!("[{}] {e}", e.code()),
-                        "check [tenants.oidc] issuer / discovery_url and outbound HTTPS",
-                    ));
-                }
-            }
-        }
-    }
+/// What the configuration alone says (no file read, nothing fetched):
+/// SHA-1 allowed, secrets without an expiry date, console URLs against
+/// their profile, consoles no rule reaches.
+pub fn config_findings(config: &Config, now: OffsetDateTime) -> Vec<Finding> {
+    let mut f = Vec::new();
     for t in &config.tenants {
         if t.allow_sha1 {
             f.push(finding(
@@ -384,6 +358,74 @@ pub async fn check(
             ));
         }
     }
+
+    f
+}
+
+/// Check a running configuration (`app`), at `now`; `pre` are the
+/// [`preflight`] findings, reported first.
+pub async fn check(
+    app: &App,
+    now: OffsetDateTime,
+    offline: bool,
+    pre: Vec<Finding>,
+) -> CheckReport {
+    let mut f = pre;
+    let config = &app.config;
+
+    // Trust: fetch now.
+    if !offline {
+        for (tenant, result) in app.refresh_trust().await {
+            if let Err(e) = result {
+                let trust = app.tenants.get(&tenant).and_then(|t| t.idp.as_ref());
+                let has_copy = trust.is_some_and(|t| t.current().is_some());
+                let confirmed = trust.and_then(|t| t.confirmed_at());
+                let age = confirmed.map(|at| now - at);
+                // A copy the IdP has not confirmed for a week may predate a
+                // certificate rollover (Entra publishes the next certificate
+                // weeks ahead, but not for ever): an error, not a warning.
+                let stale = age.is_none_or(|a| a > STALE_COPY);
+                let copy = match (has_copy, age) {
+                    (false, _) => String::new(),
+                    (true, Some(a)) => format!(
+                        " (the last-known-good copy is used; the IdP last confirmed it {})",
+                        crate::inbound::saml::decode::relative(-a)
+                    ),
+                    (true, None) => {
+                        " (the last-known-good copy is used; its age is unknown)".into()
+                    }
+                };
+                f.push(finding(
+                    "check.metadata_unreachable",
+                    if has_copy && !stale {
+                        "warning"
+                    } else {
+                        "error"
+                    },
+                    format!("tenant {tenant}"),
+                    format!("[{}] {e}{copy}", e.code()),
+                    "check metadata_url and outbound HTTPS to the IdP",
+                ));
+            }
+        }
+        for (id, rt) in &app.tenants {
+            if let (Some(p), true) = (
+                rt.provider.as_ref(),
+                rt.login.is_some() || rt.token_policy.is_some(),
+            ) {
+                if let Err(e) = p.jwks().await {
+                    f.push(finding(
+                        "check.discovery_unreachable",
+                        "error",
+                        format!("tenant {id}"),
+                        format!("[{}] {e}", e.code()),
+                        "check [tenants.oidc] issuer / discovery_url and outbound HTTPS",
+                    ));
+                }
+            }
+        }
+    }
+    f.extend(config_findings(config, now));
 
     // Credentials.
     for e in app.expiries() {

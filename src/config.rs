@@ -374,7 +374,12 @@ impl Config {
             file: file.clone(),
             reason: e.to_string(),
         })?;
-        Self::from_str(&text, &file, env, path.parent().unwrap_or(Path::new(".")))
+        // `fedgate.toml` alone has the parent "": its paths resolve against ".".
+        let base = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        Self::from_str(&text, &file, env, base)
     }
 
     /// Parse `text` (named `file` in errors); relative paths resolve against `base`.
@@ -453,6 +458,51 @@ impl Config {
         config.resolve_paths(base);
         config.validate(file)?;
         Ok(config)
+    }
+
+    /// Every file fedgate reads at start, with the key naming it (the key
+    /// directory and the files fedgate writes are not listed).
+    pub fn input_files(&self) -> Vec<(String, &Path)> {
+        let mut named: Vec<(String, &Option<PathBuf>)> = Vec::new();
+        let mut add = |key: String, p| named.push((key, p));
+        add("server.tls_cert_file".into(), &self.server.tls_cert_file);
+        add("server.tls_key_file".into(), &self.server.tls_key_file);
+        add("signing.key_file".into(), &self.signing.key_file);
+        add("signing.cert_file".into(), &self.signing.cert_file);
+        add(
+            "signing.token_key_file".into(),
+            &self.signing.token_key_file,
+        );
+        add("store.password_file".into(), &self.store.password_file);
+        add("store.ca_file".into(), &self.store.ca_file);
+        for (i, t) in self.tenants.iter().enumerate() {
+            let k = |name: &str| format!("tenants[{i}].{name}");
+            add(k("metadata_file"), &t.metadata_file);
+            if let Some(o) = &t.oidc {
+                add(k("oidc.jwks_file"), &o.jwks_file);
+                add(k("oidc.client_secret_file"), &o.client_secret_file);
+                add(k("oidc.client_cert_file"), &o.client_cert_file);
+                add(k("oidc.client_key_file"), &o.client_key_file);
+                add(k("oidc.client_pfx_file"), &o.client_pfx_file);
+            }
+            if let Some(g) = &t.graph {
+                add(k("graph.client_secret_file"), &g.client_secret_file);
+                add(k("graph.client_cert_file"), &g.client_cert_file);
+                add(k("graph.client_key_file"), &g.client_key_file);
+            }
+        }
+        for (i, c) in self.consoles.iter().enumerate() {
+            if let Some(o) = &c.oidc {
+                add(
+                    format!("consoles[{i}].oidc.client_secret_file"),
+                    &o.client_secret_file,
+                );
+            }
+        }
+        named
+            .into_iter()
+            .filter_map(|(k, p)| p.as_deref().map(|p| (k, p)))
+            .collect()
     }
 
     fn resolve_paths(&mut self, base: &Path) {

@@ -209,6 +209,7 @@ pub(super) fn check(
     let pre = crate::check::preflight(&config, now);
     // check writes nothing: the audit file was checked above, not opened.
     config.audit.file = None;
+    let config_copy = config.clone();
     let app = match crate::gateway::App::new(
         config,
         std::sync::Arc::new(crate::store::memory::MemoryStore::new()),
@@ -216,12 +217,25 @@ pub(super) fn check(
     ) {
         Ok(a) => a,
         Err(e) => {
+            // What could be checked without the runtime, then why it could
+            // not be built (unless a finding above already names the cause).
             let mut f = pre;
-            f.push(finding(
-                "check.start_failed",
-                "fedgate",
-                format!("[{}] {e}", e.code()),
-            ));
+            f.extend(crate::check::config_findings(&config_copy, now));
+            let message = format!("[{}] {e}", e.code());
+            let named = f.iter().any(|x| {
+                x.code == "check.file_missing"
+                    && message.contains(x.message.split(": ").next().unwrap_or("-"))
+            });
+            if !named {
+                f.push(finding("check.start_failed", "fedgate", message));
+            }
+            f.push(crate::check::Finding {
+                code: "check.incomplete",
+                severity: "info",
+                subject: "fedgate".into(),
+                message: "certificate expiries, metadata and discovery were not checked: fedgate cannot start with this configuration".into(),
+                fix: "fix the errors above, then run check again".into(),
+            });
             return print(&crate::check::report_without_runtime(f));
         }
     };

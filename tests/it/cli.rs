@@ -136,6 +136,51 @@ fn saml_verify_reads_base64_from_stdin() {
     );
 }
 
+/// The README's example, as written: one letter of the signed NameID changed
+/// in the decoded response gives `saml.digest_mismatch`, exit 1.
+#[test]
+fn the_readme_tampering_example_gives_a_digest_mismatch() {
+    let readme = std::fs::read_to_string(super::repo_path("", "README.md")).unwrap();
+    assert!(
+        readme.contains("sed 's/>lee.gu@/>lee.gv@/'"),
+        "the README example changed: update this test"
+    );
+    let b64 = std::fs::read_to_string(super::fixture("saml/valid_main_20_groups.b64")).unwrap();
+    let xml =
+        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b64.trim()).unwrap();
+    let xml = String::from_utf8(xml).unwrap();
+    // What sed does without `g`: the first match of each line.
+    let tampered: String = xml
+        .split_inclusive('\n')
+        .map(|line| line.replacen(">lee.gu@", ">lee.gv@", 1))
+        .collect();
+    assert_ne!(tampered, xml);
+    let md = super::fixture("saml/idp_metadata.xml");
+    let args = [
+        "saml",
+        "verify",
+        "--metadata",
+        md.to_str().unwrap(),
+        "--sp-entity-id",
+        "https://fedgate.example.test/saml/contoso/metadata",
+        "--acs-url",
+        "https://fedgate.example.test/saml/contoso/acs",
+        "--now",
+        "2026-03-02T10:00:00Z",
+        "-",
+    ];
+    let out = fedgate(&args, Some(tampered.as_bytes()));
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(json(&out)["error"], "saml.digest_mismatch");
+    let out = fedgate(&args, Some(xml.as_bytes()));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
 #[test]
 fn usage_errors_exit_2() {
     // Missing --acs-url.
@@ -195,7 +240,10 @@ fn saml_decode_shows_signed_elements_certificate_and_times() {
         text.contains("signed: no"),
         "the Response is not signed: {text}"
     );
-    assert!(text.contains("signed: yes — rsa-sha256"), "{text}");
+    assert!(
+        text.contains("signed: yes — rsa-sha256 over exc-c14n, digest sha256"),
+        "{text}"
+    );
     assert!(
         text.contains("certificate in KeyInfo: CN=Test Entra Signing (synthetic)"),
         "{text}"
@@ -319,8 +367,7 @@ fn jwt_verify_accepts_and_rejects() {
 
 #[test]
 fn serve_refuses_a_bad_configuration_with_file_and_key() {
-    let dir = std::env::temp_dir().join(format!("fedgate-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = super::TempDir::new("cli");
     let file = dir.join("bad.toml");
     std::fs::write(
         &file,
@@ -329,14 +376,269 @@ fn serve_refuses_a_bad_configuration_with_file_and_key() {
     .unwrap();
     let out = fedgate(&["serve", "--config", file.to_str().unwrap()], None);
     assert_eq!(out.status.code(), Some(2));
-    let err = json(&out);
-    assert_eq!(err["error"], "config.invalid");
-    let msg = err["message"].as_str().unwrap();
+    // A start-up error is text on stderr, for a person or the journal: never
+    // JSON on stdout, never an escaped "\n".
     assert!(
-        msg.contains("bad.toml") && msg.contains("tenants[0]"),
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with("fedgate: cannot start: "), "{err}");
+    assert!(
+        err.contains("bad.toml") && err.contains("tenants[0]"),
+        "{err}"
+    );
+    assert!(err.contains("(error code config.invalid)"), "{err}");
+    assert!(!err.contains("\\n") && !err.contains('\u{1b}'), "{err}");
+    // A TOML syntax error keeps its own lines (the caret under the mistake).
+    std::fs::write(&file, "[server\npublic_url = 1\n").unwrap();
+    let out = fedgate(&["serve", "--config", file.to_str().unwrap()], None);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        err.lines().count() > 2 && err.contains("config.unreadable"),
+        "{err}"
+    );
+}
+
+/// The configuration `serve_tls_config` writes: loopback, TLS with the given
+/// key, the test signing key, one tenant, one console, one rule.
+fn tls_config(dir: &super::TempDir, tls_key: &str, public_url: &str, audit: &str) -> String {
+    let data = format!("{}/tests/data", env!("CARGO_MANIFEST_DIR"));
+    let cert = fedgate::trust::certs::TrustedCert::from_pem_bundle(
+        &std::fs::read_to_string(format!("{data}/fedgate_rsa_cert.pem")).unwrap(),
+    )
+    .unwrap();
+    let tid = "7d3a0c5e-1b2f-4c8d-9e6a-5f4b3c2d1e0f";
+    std::fs::write(
+        dir.join("md.xml"),
+        fedgate::mock::entra::federation_metadata(tid, &[&cert[0]]),
+    )
+    .unwrap();
+    let port = super::free_port();
+    let path = dir.join("fedgate.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"{public_url}\"\n\
+tls_cert_file = \"{data}/tls_cert.pem\"\ntls_key_file = \"{data}/{tls_key}\"\n\
+[signing]\nkey_file = \"{data}/fedgate_rsa_key.pem\"\ncert_file = \"{data}/fedgate_rsa_cert.pem\"\n\
+[audit]\nfile = \"{audit}\"\n\
+[[tenants]]\nid = \"contoso\"\nentra_tenant_id = \"{tid}\"\nmetadata_file = \"md.xml\"\n\
+[[consoles]]\nid = \"c\"\nkind = \"generic\"\ndisplay_name = \"C\"\nidentifier = \"https://console.example.com/saml\"\nreply_url = \"https://console.example.com/saml/acs\"\nextra_roles = [\"Operator\"]\n\
+[[rules]]\nid = \"r\"\ntenant = \"contoso\"\nconsole = \"c\"\ngroups = [\"g\"]\nroles = [\"Operator\"]\n"
+        ),
+    )
+    .unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+fn check_json(config: &str) -> (Option<i32>, Value) {
+    let out = fedgate(&["check", "--offline", "--json", "--config", config], None);
+    (out.status.code(), json(&out))
+}
+
+fn codes(report: &Value, severity: &str) -> Vec<String> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["severity"] == severity)
+        .map(|f| f["code"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// A TLS key that does not belong to the certificate: check says so, naming
+/// both files, and serve refuses to start, before it says "listening".
+#[test]
+fn check_and_serve_refuse_a_tls_key_that_is_not_the_certificates() {
+    let dir = super::TempDir::new("tls");
+    let audit = dir.join("audit.jsonl");
+    let good = tls_config(
+        &dir,
+        "tls_key.pem",
+        "https://localhost:8443",
+        audit.to_str().unwrap(),
+    );
+    let (code, report) = check_json(&good);
+    assert_eq!(code, Some(0), "{report}");
+    assert!(codes(&report, "error").is_empty(), "{report}");
+    assert!(!audit.exists(), "check must not create the audit file");
+
+    let bad = tls_config(
+        &dir,
+        "fedgate_rsa_key.pem",
+        "https://localhost:8443",
+        audit.to_str().unwrap(),
+    );
+    let (code, report) = check_json(&bad);
+    assert_eq!(code, Some(1));
+    let finding = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["code"] == "tls.key_mismatch")
+        .unwrap_or_else(|| panic!("{report}"));
+    let msg = finding["message"].as_str().unwrap();
+    assert!(
+        msg.contains("fedgate_rsa_key.pem") && msg.contains("tls_cert.pem"),
         "{msg}"
     );
-    std::fs::remove_dir_all(&dir).ok();
+
+    let out = fedgate(&["serve", "--config", &bad], None);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("(error code tls.key_mismatch)") && err.contains("fedgate_rsa_key.pem"),
+        "{err}"
+    );
+    assert!(!err.contains("listening"), "{err}");
+    assert!(
+        !err.contains('\u{1b}'),
+        "no colours when stderr is not a terminal: {err}"
+    );
+}
+
+/// An http:// public URL: an error off loopback and with TLS configured
+/// (Entra refuses http Reply URLs), "loopback, test only" on loopback.
+#[test]
+fn check_reports_an_http_public_url_off_loopback_or_behind_tls() {
+    let dir = super::TempDir::new("url");
+    let audit = dir.join("audit.jsonl");
+    let audit = audit.to_str().unwrap();
+    let with_tls = tls_config(&dir, "tls_key.pem", "http://fedgate.example.com", audit);
+    let (code, report) = check_json(&with_tls);
+    assert_eq!(
+        (code, codes(&report, "error")),
+        (Some(1), vec!["check.public_url_http".to_string()]),
+        "{report}"
+    );
+    // Without TLS, on a public name: the same error, another reason.
+    let text = std::fs::read_to_string(&with_tls).unwrap();
+    let plain: String = text
+        .lines()
+        .filter(|l| !l.starts_with("tls_"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&with_tls, &plain).unwrap();
+    let (code, report) = check_json(&with_tls);
+    assert_eq!(code, Some(1), "{report}");
+    assert!(report.to_string().contains("not loopback"), "{report}");
+    // On loopback: no error, and a word that it is for tests only.
+    std::fs::write(
+        &with_tls,
+        plain.replace("http://fedgate.example.com", "http://127.0.0.1:8080"),
+    )
+    .unwrap();
+    let (code, report) = check_json(&with_tls);
+    assert_eq!(code, Some(0), "{report}");
+    assert_eq!(
+        codes(&report, "info"),
+        vec!["check.public_url_loopback".to_string()],
+        "{report}"
+    );
+    assert!(
+        report.to_string().contains("loopback, test only"),
+        "{report}"
+    );
+}
+
+/// The audit file's directory must exist and take a file: check says so, and
+/// serve's own error names the path.
+#[test]
+fn an_audit_file_in_a_missing_directory_is_named_by_check_and_serve() {
+    let dir = super::TempDir::new("audit");
+    let audit = dir.join("no-such-dir/audit.jsonl");
+    let config = tls_config(
+        &dir,
+        "tls_key.pem",
+        "https://localhost:8443",
+        audit.to_str().unwrap(),
+    );
+    let (code, report) = check_json(&config);
+    assert_eq!(
+        (code, codes(&report, "error")),
+        (Some(1), vec!["check.audit_unwritable".to_string()]),
+        "{report}"
+    );
+    assert!(report.to_string().contains("no-such-dir"), "{report}");
+    let out = fedgate(&["serve", "--config", &config], None);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no-such-dir/audit.jsonl (audit.file)") && err.contains("start.audit_file"),
+        "{err}"
+    );
+}
+
+/// The example configuration, checked as shipped: every file it names is
+/// listed as missing at once (not only the first), and nothing else fails.
+#[test]
+fn check_on_the_example_configuration_lists_every_file_to_supply() {
+    let example = format!("{}/fedgate.example.toml", env!("CARGO_MANIFEST_DIR"));
+    let (code, report) = check_json(&example);
+    assert_eq!(code, Some(1));
+    let errors = codes(&report, "error");
+    let missing = errors.iter().filter(|c| *c == "check.file_missing").count();
+    assert_eq!(missing, 8, "{report}");
+    assert!(
+        errors
+            .iter()
+            .all(|c| c == "check.file_missing" || c == "check.audit_unwritable"),
+        "{report}"
+    );
+    assert_eq!(
+        codes(&report, "info"),
+        vec!["check.incomplete".to_string()],
+        "{report}"
+    );
+}
+
+/// What `fedgate mock init` writes checks clean: its loopback http console
+/// URLs are "loopback, test only", not errors.
+#[test]
+fn check_on_the_mock_init_configuration_has_no_errors() {
+    let dir = super::TempDir::new("mockinit");
+    let out = fedgate(
+        &[
+            "mock",
+            "init",
+            "--dir",
+            dir.path().to_str().unwrap(),
+            "--public-url",
+            "https://localhost:8443",
+            "--console-url",
+            "http://127.0.0.1:9100",
+        ],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let config = dir.join("fedgate.toml");
+    let out = Command::new(env!("CARGO_BIN_EXE_fedgate"))
+        .args([
+            "check",
+            "--offline",
+            "--json",
+            "--config",
+            config.to_str().unwrap(),
+        ])
+        .env("FEDGATE_STORE_URL", "redis://127.0.0.1:1/0")
+        .output()
+        .unwrap();
+    let report = json(&out);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert_eq!(report["errors"], 0, "{report}");
+    let info = codes(&report, "info");
+    assert_eq!(info, vec!["lint.loopback_http".to_string(); 2], "{report}");
+    assert!(
+        report.to_string().contains("loopback, test only"),
+        "{report}"
+    );
 }
 
 #[test]

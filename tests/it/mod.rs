@@ -3,6 +3,7 @@ pub mod c14n;
 pub mod cli;
 pub mod corpus;
 pub mod deploy;
+pub mod example_config;
 pub mod http;
 pub mod jwt;
 pub mod lint;
@@ -29,7 +30,7 @@ pub fn free_port() -> u16 {
 /// the tests read is part of the repository, so a missing one is named, with
 /// the likely cause, rather than left to a bare "No such file or directory".
 #[track_caller]
-fn repo_path(dir: &str, rel: &str) -> PathBuf {
+pub fn repo_path(dir: &str, rel: &str) -> PathBuf {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir).join(rel);
     if !path.exists() {
         panic!(
@@ -135,4 +136,33 @@ pub fn python() -> std::process::Command {
         venv.display()
     );
     std::process::Command::new(venv)
+}
+
+/// A fresh directory under the system temp directory, named
+/// `fedgate-<what>-<pid>-<random>`, removed when dropped (also when the test
+/// panics), so `cargo test` leaves nothing behind.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(what: &str) -> TempDir {
+        let path = std::env::temp_dir().join(format!(
+            "fedgate-{what}-{}-{}",
+            std::process::id(),
+            fedgate::gateway::random_id().expect("randomness")
+        ));
+        std::fs::create_dir_all(&path).expect("a temp directory");
+        TempDir(path)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+    pub fn join(&self, rel: &str) -> PathBuf {
+        self.0.join(rel)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
