@@ -181,6 +181,25 @@ fn the_readme_tampering_example_gives_a_digest_mismatch() {
     );
 }
 
+/// `fedgate metadata show FILE | head`: the reader gone, fedgate stops
+/// quietly (141, as for SIGPIPE), without a panic message.
+#[test]
+fn a_closed_stdout_ends_the_command_quietly() {
+    let md = super::fixture("saml/idp_metadata.xml");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fedgate"))
+        .args(["metadata", "show", md.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close the reading end before fedgate writes its first line.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(141), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
 #[test]
 fn usage_errors_exit_2() {
     // Missing --acs-url.

@@ -110,8 +110,9 @@ pub async fn mock_graph(
 /// The `[tenants.graph]` block pointing at a mock Graph (appended after the
 /// configuration, it belongs to the last `[[tenants]]`).
 pub fn graph_toml(base: &str) -> String {
-    // One file per call: tests run in parallel.
-    let secret = std::env::temp_dir().join(format!(
+    // One file per call: tests run in parallel. In cargo's scratch folder
+    // for integration tests (under target/), not the system's temp dir.
+    let secret = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
         "fedgate-graph-secret-{}-{}",
         std::process::id(),
         fedgate::gateway::random_id().unwrap()

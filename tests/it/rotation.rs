@@ -237,10 +237,12 @@ async fn an_idp_outage_keeps_the_last_known_good_metadata_even_across_a_restart(
         );
     }
     // Without a saved copy the tenant has no metadata, and `serve` refuses to start.
-    let c = app(&tempdir("lkg-empty"), &url).unwrap();
+    let empty = tempdir("lkg-empty");
+    let c = app(&empty, &url).unwrap();
     c.refresh_trust().await;
     assert_eq!(c.tenants_without_metadata(), vec!["contoso".to_string()]);
     let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&empty);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -333,7 +335,8 @@ async fn an_unknown_kid_refetches_the_jwks_once_and_then_is_rate_limited() {
     tokio::spawn(async move {
         let _ = axum::serve(listener, router).await;
     });
-    let state = tempdir("oidc-state").join("contoso-oidc.json");
+    let state_dir = tempdir("oidc-state");
+    let state = state_dir.join("contoso-oidc.json");
     let trust = ProviderTrust::new(issuer.clone(), None, None)
         .unwrap()
         .with_state_file(state.clone());
@@ -405,6 +408,7 @@ async fn an_unknown_kid_refetches_the_jwks_once_and_then_is_rate_limited() {
         code(verify_token(&cold, &token(&k2), &policy, now).await),
         "oidc.fetch_failed"
     );
+    let _ = std::fs::remove_dir_all(&state_dir);
 }
 
 fn fedgate_cli(args: &[&str]) -> std::process::Output {
