@@ -501,6 +501,7 @@ scope = "contoso/engineering"
 id = "automation-service-account"
 tenant = "contoso"
 console = "{COMMVAULT_ID}"
+principals = "service_accounts"
 app_ids = ["{AUTOMATION_CLIENT_ID}"]
 app_roles = ["Backup.Automation"]
 roles = ["Tenant Users"]

@@ -2,9 +2,12 @@
 //! clock reads — so it can be tested exhaustively and explained.
 //!
 //! Deny by default. Only the rules for this tenant and console count. A
-//! rule matches when any of its lists hits (group object ids, group names,
-//! app roles, service-account app ids) and its conditions hold (MFA,
-//! authentication age). Matching rules union their grants. Every rule's
+//! rule says whom it grants — users (the default), service accounts
+//! (app-only tokens), or both — and matches a login of that kind when any of
+//! its lists hits (group object ids, group names, app roles, service-account
+//! app ids) and its conditions hold (MFA, authentication age). An app-only
+//! token carries application permissions in `roles`, which a tenant admin
+//! grants to any service principal: they never satisfy a users-only rule. Matching rules union their grants. Every rule's
 //! outcome is recorded with a reason an admin can read: it feeds the audit
 //! event and `explain`.
 
@@ -42,6 +45,12 @@ pub struct Rule {
     /// Which customer/unit of the console the roles apply to.
     #[serde(default)]
     pub scope: String,
+    /// Whom the rule grants: `users` (the default), `service_accounts`
+    /// (app-only tokens), or `both`.
+    #[serde(default)]
+    pub principals: Principals,
+    /// Deny unless the login used MFA. Users only: a rule that can match
+    /// service accounts (which have no MFA) cannot require it.
     #[serde(default)]
     pub require_mfa: bool,
     #[serde(default)]
@@ -50,6 +59,36 @@ pub struct Rule {
     /// accounts whose tokens never expire are a risk).
     #[serde(default)]
     pub max_token_lifetime_secs: Option<u64>,
+}
+
+/// Whom a rule grants.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Principals {
+    /// Signed-in people (SAML, OIDC, user access tokens).
+    #[default]
+    Users,
+    /// Applications signing in as themselves (app-only tokens).
+    ServiceAccounts,
+    Both,
+}
+
+impl Principals {
+    pub fn admits(self, kind: PrincipalKind) -> bool {
+        matches!(
+            (self, kind),
+            (Principals::Both, _)
+                | (Principals::Users, PrincipalKind::User)
+                | (Principals::ServiceAccounts, PrincipalKind::ServiceAccount)
+        )
+    }
+    pub fn label(self) -> &'static str {
+        match self {
+            Principals::Users => "users only",
+            Principals::ServiceAccounts => "service accounts only",
+            Principals::Both => "users and service accounts",
+        }
+    }
 }
 
 /// The console as policy sees it.
@@ -78,6 +117,17 @@ enum Why {
 
 fn evaluate(identity: &Identity, rule: &Rule, now: OffsetDateTime) -> Why {
     let service = identity.kind == PrincipalKind::ServiceAccount;
+    if !rule.principals.admits(identity.kind) {
+        return Why::NoMatch(format!(
+            "this rule grants {}; the login is {}",
+            rule.principals.label(),
+            if service {
+                "a service account (an app-only token)"
+            } else {
+                "a user"
+            }
+        ));
+    }
     let mut hit = None;
     if let Some(g) = rule.groups.iter().find(|g| identity.groups.contains(g)) {
         hit = Some(format!("member of group {g}"));
@@ -130,7 +180,9 @@ fn evaluate(identity: &Identity, rule: &Rule, now: OffsetDateTime) -> Why {
             identity.roles
         ));
     };
-    if rule.require_mfa && !identity.mfa && !service {
+    // Never skipped: a service account has no MFA, so a rule that requires
+    // it never grants one (the configuration refuses such a rule anyway).
+    if rule.require_mfa && !identity.mfa {
         return Why::Mfa;
     }
     if let Some(max) = rule.max_auth_age_secs {
@@ -171,7 +223,10 @@ pub fn decide(
                         scope: rule.scope.clone(),
                     });
                 }
-                (true, format!("matched: {why}"))
+                (
+                    true,
+                    format!("matched ({}): {why}", rule.principals.label()),
+                )
             }
             Why::NoMatch(why) => (false, format!("no match: {why}")),
             Why::Mfa => {
@@ -292,6 +347,23 @@ pub fn validate(rules: &[Rule], consoles: &[ConsoleRef], tenants: &[&str]) -> Ve
         if rule.roles.is_empty() {
             problem(rule, "policy.no_roles", "the rule grants no role".into());
         }
+        if rule.require_mfa && rule.principals != Principals::Users {
+            problem(
+                rule,
+                "policy.mfa_for_service_accounts",
+                format!(
+                    "require_mfa = true on a rule that grants {}: an app-only token has no MFA, so the rule would read as MFA-protected while a client secret alone satisfies it; split it into a users rule with require_mfa and a service_accounts rule without",
+                    rule.principals.label()
+                ),
+            );
+        }
+        if !rule.app_ids.is_empty() && rule.principals == Principals::Users {
+            problem(
+                rule,
+                "policy.app_ids_need_service_accounts",
+                "app_ids name service accounts, but the rule grants users only: set principals = \"service_accounts\"".into(),
+            );
+        }
         for role in &rule.roles {
             if !consoles::check_role(console.kind, console.extra_roles, role) {
                 problem(
@@ -394,6 +466,7 @@ mod tests {
             app_ids: vec![],
             roles: roles.iter().map(|s| s.to_string()).collect(),
             scope: "contoso".into(),
+            principals: Principals::Users,
             require_mfa: false,
             max_auth_age_secs: None,
             max_token_lifetime_secs: None,
@@ -508,7 +581,7 @@ mod tests {
         assert!(decide(&u, "contoso", &C1, std::slice::from_ref(&r), now()).allowed());
         let mut r = rule("r3", &[], &["Tech"]);
         r.app_ids = vec!["app-1".into()];
-        r.require_mfa = true;
+        r.principals = Principals::ServiceAccounts;
         let mut svc = user(&[], false);
         svc.kind = PrincipalKind::ServiceAccount;
         svc.app_id = Some("app-1".into());
@@ -517,6 +590,63 @@ mod tests {
         let mut u = user(&[], true);
         u.app_id = Some("app-1".into());
         assert!(!decide(&u, "contoso", &C1, &[r], now()).allowed());
+    }
+
+    /// The attack: a rule reading as MFA-protected (`app_roles` + `require_mfa`)
+    /// and a service principal's app-only token carrying that role as an
+    /// application permission (a client secret, no user, no MFA).
+    #[test]
+    fn app_only_tokens_never_pass_users_rules_nor_mfa() {
+        let mut r = rule("admins", &[], &["Tech"]);
+        r.app_roles = vec!["Backup.Admin".into()];
+        r.require_mfa = true;
+        let mut svc = user(&[], false);
+        svc.kind = PrincipalKind::ServiceAccount;
+        svc.app_id = Some("app-1".into());
+        svc.roles = vec!["Backup.Admin".into()];
+        let d = decide(&svc, "contoso", &C1, std::slice::from_ref(&r), now());
+        assert_eq!(codes(&d), Some("policy.no_rule_matched"));
+        assert!(
+            d.rules[0].reason.contains("grants users only"),
+            "{}",
+            d.rules[0].reason
+        );
+        // The same role on a user with MFA: granted; without MFA: refused.
+        let mut u = user(&[], true);
+        u.roles = vec!["Backup.Admin".into()];
+        let d = decide(&u, "contoso", &C1, std::slice::from_ref(&r), now());
+        assert!(d.allowed() && d.rules[0].reason.starts_with("matched (users only)"));
+        u.mfa = false;
+        assert_eq!(
+            codes(&decide(&u, "contoso", &C1, std::slice::from_ref(&r), now())),
+            Some("policy.mfa_required")
+        );
+        // A rule for both kinds with require_mfa: refused by validation, and
+        // if evaluated anyway, never satisfied by an app-only token.
+        r.principals = Principals::Both;
+        let problems = validate(std::slice::from_ref(&r), &[C1], &["contoso"]);
+        assert_eq!(
+            problems.iter().map(|p| p.code).collect::<Vec<_>>(),
+            vec!["policy.mfa_for_service_accounts"]
+        );
+        assert_eq!(
+            codes(&decide(
+                &svc,
+                "contoso",
+                &C1,
+                std::slice::from_ref(&r),
+                now()
+            )),
+            Some("policy.mfa_required")
+        );
+        // app_ids on a users-only rule would never match: a configuration error.
+        let mut a = rule("automation", &[], &["Tech"]);
+        a.app_ids = vec!["app-1".into()];
+        let problems = validate(&[a], &[C1], &["contoso"]);
+        assert_eq!(
+            problems.iter().map(|p| p.code).collect::<Vec<_>>(),
+            vec!["policy.app_ids_need_service_accounts"]
+        );
     }
 
     #[test]

@@ -681,7 +681,7 @@ fn explain_shows_each_rule_and_the_outcome() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(
-        text.contains("rule contoso-backup-admins: matched: member of group 5b8f2a1c"),
+        text.contains("rule contoso-backup-admins: matched (users only): member of group 5b8f2a1c"),
         "{text}"
     );
     assert!(text.contains("granted: Administrator @ contoso"), "{text}");

@@ -94,6 +94,7 @@ scope = "Contoso"
 id = "automation"
 tenant = "contoso"
 console = "commvault-api"
+principals = "service_accounts"
 app_ids = ["0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"]
 roles = ["BackupAdmin"]
 scope = "Contoso"
@@ -275,6 +276,54 @@ async fn service_accounts_by_app_id_with_a_lifetime_cap_and_rs256_by_console() {
         .iter()
         .any(|k| k["kid"] == header["kid"]));
     s.stop().await;
+}
+
+/// The attack of issue 14 (3): a rule that reads as MFA-protected grants an
+/// app role; a service principal whose application permission has that name
+/// exchanges its app-only token (a client secret, no user, no MFA). It gets
+/// only what the service-account rule grants, never the users' rule.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_only_token_never_passes_a_users_rule_with_mfa() {
+    let s = start_with(
+        "[[rules]]\nid = \"mfa-masters\"\ntenant = \"contoso\"\nconsole = \"commvault-api\"\napp_roles = [\"Backup.Automation\"]\nroles = [\"Master\"]\nscope = \"Contoso\"\nrequire_mfa = true\n",
+    )
+    .await;
+    let (status, body) = s.exchange("v2_app_only", "commvault-api").await;
+    assert_eq!(status, 200, "{body}");
+    use base64::Engine;
+    let payload = body["access_token"]
+        .as_str()
+        .unwrap()
+        .split('.')
+        .nth(1)
+        .unwrap()
+        .to_string();
+    let claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["principal"], "service_account");
+    assert_eq!(
+        claims["UserGroups"],
+        serde_json::json!(["BackupAdmin"]),
+        "{claims}"
+    );
+    s.stop().await;
+    // The same rule for both kinds, still with require_mfa: a configuration
+    // error, named with the rule, not a rule that silently skips MFA.
+    let dir = super::TempDir::new("mfa-both");
+    let text = std::fs::read_to_string(super::repo_path("", "fedgate.example.toml"))
+        .unwrap()
+        .replace("# principals = \"users\"", "principals = \"both\"");
+    let e = Config::from_str(&text, "f.toml", &[], dir.path())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("rules[0]") && e.contains("policy.mfa_for_service_accounts"),
+        "{e}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
