@@ -18,6 +18,7 @@ use crate::outbound::saml_post;
 use crate::policy::{self, ConsoleRef};
 use crate::store::Store;
 use crate::trust::metadata::IdpMetadata;
+use crate::util::{random_id, urlencode};
 
 /// A tenant ready to verify logins.
 pub struct TenantRuntime {
@@ -946,19 +947,6 @@ async fn complete_login(
     }
 }
 
-/// Percent-encode a query value (RFC 3986 unreserved characters kept).
-pub fn urlencode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 /// `GET /saml/{tenant}/login?console=…`: start an SP-initiated SAML login
 /// (an AuthnRequest to the tenant's SSO endpoint, HTTP-Redirect binding).
 pub async fn saml_login(
@@ -1373,15 +1361,6 @@ fn refuse(app: &App, mut event: AuditEvent, r: Refusal) -> Outcome {
         r.code,
     );
     Outcome::Refused(r)
-}
-
-/// 128 random bits from the OS, hex. `None` only if the OS RNG fails, and
-/// then nothing that needs an unguessable id may proceed.
-pub fn random_id() -> Option<String> {
-    use aws_lc_rs::rand::SecureRandom;
-    let mut b = [0u8; 16];
-    aws_lc_rs::rand::SystemRandom::new().fill(&mut b).ok()?;
-    Some(crate::trust::certs::hex(&b))
 }
 
 fn rng_failed() -> Refusal {

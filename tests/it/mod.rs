@@ -113,7 +113,7 @@ pub fn graph_toml(base: &str) -> String {
     let secret = std::env::temp_dir().join(format!(
         "fedgate-graph-secret-{}-{}",
         std::process::id(),
-        fedgate::gateway::random_id().unwrap()
+        fedgate::util::random_id().unwrap()
     ));
     fedgate::mock::graph::tenant_toml(base, &secret).unwrap()
 }
