@@ -122,7 +122,7 @@ impl Environment {
         let dir = std::env::temp_dir().join(format!(
             "fedgate-demo-{}-{}",
             std::process::id(),
-            crate::gateway::random_id().unwrap_or_default()
+            crate::util::random_id().unwrap_or_default()
         ));
         std::fs::create_dir_all(&dir).map_err(err)?;
         let fedgate_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -338,7 +338,7 @@ impl Environment {
             acs_url: tenant.settings.acs_url.clone(),
             issue_instant: OffsetDateTime::now_utc(),
             in_response_to: None,
-            id_seed: crate::gateway::random_id().ok_or("rng")?,
+            id_seed: crate::util::random_id().ok_or("rng")?,
         };
         let xml = entra::signed_response(user, &login, &self.entra_key).map_err(err)?;
         use base64::Engine;
@@ -693,7 +693,7 @@ impl MockEntraHttp {
                 acs_url: m.acs_url.clone(),
                 issue_instant: OffsetDateTime::now_utc(),
                 in_response_to: None,
-                id_seed: crate::gateway::random_id().unwrap_or_default(),
+                id_seed: crate::util::random_id().unwrap_or_default(),
             };
             match entra::signed_response(&user, &login, &m.key) {
                 Ok(xml) => Html(crate::outbound::saml_post::post_form(
@@ -755,7 +755,7 @@ impl MockEntraHttp {
                 acs_url: m.acs_url.clone(),
                 issue_instant: OffsetDateTime::now_utc(),
                 in_response_to: Some(id.to_string()),
-                id_seed: crate::gateway::random_id().unwrap_or_default(),
+                id_seed: crate::util::random_id().unwrap_or_default(),
             };
             match entra::signed_response(&user, &login, &m.key) {
                 Ok(xml) => Html(crate::outbound::saml_post::post_form(
@@ -1185,7 +1185,7 @@ pub async fn run(keep: bool) -> Result<bool, String> {
     let graph_secret = std::env::temp_dir().join(format!(
         "fedgate-demo-graph-{}-{}",
         std::process::id(),
-        crate::gateway::random_id().unwrap_or_default()
+        crate::util::random_id().unwrap_or_default()
     ));
     let graph_toml = crate::mock::graph::tenant_toml(&graph_url, &graph_secret).map_err(err)?;
     let env = Environment::start_with(&graph_toml).await?;
@@ -1474,7 +1474,7 @@ impl LocalRedis {
         let dir = std::env::temp_dir().join(format!(
             "fedgate-redis-{}-{}",
             std::process::id(),
-            crate::gateway::random_id().unwrap_or_default()
+            crate::util::random_id().unwrap_or_default()
         ));
         std::fs::create_dir_all(&dir).map_err(err)?;
         Ok(LocalRedis {

@@ -97,7 +97,7 @@ impl Rig {
         let dir = std::env::temp_dir().join(format!(
             "fedgate-drill-{}-{}",
             std::process::id(),
-            crate::gateway::random_id().unwrap_or_default()
+            crate::util::random_id().unwrap_or_default()
         ));
         let key_dir = dir.join("keys");
         std::fs::create_dir_all(key_dir.join("current")).map_err(err)?;
@@ -259,7 +259,7 @@ scope = "contoso"
             acs_url: format!("{}/saml/contoso/acs", self.fedgate_url),
             issue_instant: OffsetDateTime::now_utc(),
             in_response_to: None,
-            id_seed: crate::gateway::random_id().unwrap_or_default(),
+            id_seed: crate::util::random_id().unwrap_or_default(),
         };
         let xml = entra::signed_response(&alice(), &login, key).map_err(err)?;
         use base64::Engine;
@@ -329,7 +329,7 @@ scope = "contoso"
             &delivery,
             old,
             OffsetDateTime::now_utc(),
-            &crate::gateway::random_id().unwrap_or_default(),
+            &crate::util::random_id().unwrap_or_default(),
         )
         .map_err(err)?;
         use base64::Engine;

@@ -38,4 +38,5 @@ pub mod policy;
 pub mod store;
 pub mod timefmt;
 pub mod trust;
+pub mod util;
 pub mod xml;

@@ -28,8 +28,9 @@ use minijinja::{context, Environment};
 use time::{Duration, OffsetDateTime};
 
 use super::cookie;
-use crate::gateway::{random_id, App, Outcome};
+use crate::gateway::{App, Outcome};
 use crate::identity::{ErrorCode, Identity};
+use crate::util::random_id;
 
 const SESSION_COOKIE: &str = "fedgate_session";
 const CSRF_COOKIE: &str = "fedgate_csrf";
@@ -123,9 +124,7 @@ fn secure(mut resp: Response) -> Response {
 }
 
 fn sha256_hex(s: &str) -> String {
-    crate::trust::certs::hex(
-        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, s.as_bytes()).as_ref(),
-    )
+    crate::util::hex(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, s.as_bytes()).as_ref())
 }
 
 /// Equal, in time independent of where they differ (digests compared).

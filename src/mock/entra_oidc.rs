@@ -107,7 +107,7 @@ impl MockEntraOidc {
             "sub": format!("sub-{}", user.object_id),
             "iat": now, "nbf": now, "exp": now + 3600,
             "ver": "2.0",
-            "uti": crate::gateway::random_id().ok_or("rng")?,
+            "uti": crate::util::random_id().ok_or("rng")?,
             "name": user.display_name,
             "preferred_username": user.upn,
             "email": user.upn,
@@ -149,7 +149,7 @@ impl MockEntraOidc {
             "roles": client.app_roles,
             "iat": now, "nbf": now, "exp": now + 3600,
             "ver": "2.0",
-            "uti": crate::gateway::random_id().ok_or("rng")?,
+            "uti": crate::util::random_id().ok_or("rng")?,
         });
         self.signer.sign_jwt(&c).map_err(|e| e.to_string())
     }
@@ -255,7 +255,7 @@ async fn authorize(
     let Some(redirect_uri) = q.redirect_uri.filter(|r| client.redirect_uris.contains(r)) else {
         return aad_error(StatusCode::BAD_REQUEST, "invalid_request", "AADSTS50011: The redirect URI specified in the request does not match the redirect URIs configured for the application.");
     };
-    let enc = crate::gateway::urlencode;
+    let enc = crate::util::urlencode;
     let state = q
         .state
         .as_deref()
@@ -304,7 +304,7 @@ async fn authorize(
             "AADSTS50034: The user account does not exist in this directory.",
         );
     };
-    let Some(code) = crate::gateway::random_id() else {
+    let Some(code) = crate::util::random_id() else {
         return fail("server_error", "rng");
     };
     if let Ok(mut codes) = m.codes.lock() {

@@ -29,8 +29,9 @@ use time::{Duration, OffsetDateTime};
 
 use crate::audit::AuditEvent;
 use crate::config::{Console, ConsoleOidc};
-use crate::gateway::{random_id, urlencode, App, Outcome, Refusal};
+use crate::gateway::{App, Outcome, Refusal};
 use crate::identity::{Grant, Identity};
+use crate::util::{random_id, urlencode};
 
 /// How long an authorization code lives.
 pub const CODE_TTL: Duration = Duration::seconds(60);

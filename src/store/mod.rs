@@ -132,8 +132,5 @@ pub fn storage_key(ns: &str, key: &str) -> String {
         &aws_lc_rs::digest::SHA256,
         format!("{ns}\u{0}{key}").as_bytes(),
     );
-    format!(
-        "fedgate:v1:{ns}:{}",
-        crate::trust::certs::hex(digest.as_ref())
-    )
+    format!("fedgate:v1:{ns}:{}", crate::util::hex(digest.as_ref()))
 }

@@ -16,6 +16,7 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::public_key::PublicKey;
 
 use crate::identity::ErrorCode;
+use crate::util::hex;
 
 /// The kind and size of a certificate's public key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -311,15 +312,4 @@ fn sig_alg_name(oid: &str) -> String {
         "1.2.840.10045.4.3.3" => "ecdsa-with-SHA384".into(),
         other => other.to_string(),
     }
-}
-
-/// Lower-case hex.
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
 }

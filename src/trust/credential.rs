@@ -128,7 +128,7 @@ impl ClientCredential {
                 "a client secret makes no client assertion".into(),
             ));
         };
-        let jti = crate::gateway::random_id().ok_or(SigningError::Failed)?;
+        let jti = crate::util::random_id().ok_or(SigningError::Failed)?;
         let iat = now.unix_timestamp();
         let header = json!({"x5t": x5t, "x5t#S256": x5t_s256});
         let claims = json!({

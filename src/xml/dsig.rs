@@ -355,7 +355,7 @@ fn select_named(named: &[Cow<str>], trusted: &[TrustedCert]) -> Result<Vec<usize
     if picked.is_empty() {
         let thumb = untrusted
             .first()
-            .map(|d| crate::trust::certs::hex(digest::digest(&digest::SHA256, d).as_ref()))
+            .map(|d| crate::util::hex(digest::digest(&digest::SHA256, d).as_ref()))
             .unwrap_or_default();
         return Err(DsigError::CertUntrusted(thumb));
     }

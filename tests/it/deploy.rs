@@ -171,7 +171,7 @@ fn every_compose_command_parses_and_the_configuration_it_writes_loads() {
     let dir = std::env::temp_dir().join(format!(
         "fedgate-compose-{}-{}",
         std::process::id(),
-        fedgate::gateway::random_id().unwrap()
+        fedgate::util::random_id().unwrap()
     ));
     let path = fedgate::demo::mock_init(
         &dir,

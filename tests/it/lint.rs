@@ -63,7 +63,7 @@ fn dir() -> std::path::PathBuf {
     let d = std::env::temp_dir().join(format!(
         "fedgate-lint-{}-{}",
         std::process::id(),
-        fedgate::gateway::random_id().unwrap()
+        fedgate::util::random_id().unwrap()
     ));
     std::fs::create_dir_all(&d).unwrap();
     d

@@ -115,7 +115,7 @@ pub fn graph_toml(base: &str) -> String {
     let secret = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
         "fedgate-graph-secret-{}-{}",
         std::process::id(),
-        fedgate::gateway::random_id().unwrap()
+        fedgate::util::random_id().unwrap()
     ));
     fedgate::mock::graph::tenant_toml(base, &secret).unwrap()
 }

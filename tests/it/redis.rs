@@ -635,7 +635,7 @@ async fn redis_over_tls_trusts_the_configured_ca_and_nothing_else() {
     let dir = std::env::temp_dir().join(format!(
         "fedgate-redis-tls-{}-{}",
         std::process::id(),
-        fedgate::gateway::random_id().unwrap()
+        fedgate::util::random_id().unwrap()
     ));
     std::fs::create_dir_all(&dir).unwrap();
     // A private CA, and a server certificate for 127.0.0.1 it signs.

@@ -117,7 +117,7 @@ async fn login(app: &App, key: &SigningKey) -> String {
         acs_url: "https://fedgate.example.test/saml/contoso/acs".into(),
         issue_instant: time::OffsetDateTime::now_utc(),
         in_response_to: None,
-        id_seed: fedgate::gateway::random_id().unwrap(),
+        id_seed: fedgate::util::random_id().unwrap(),
     };
     let xml = entra::signed_response(&demo::alice(), &login, key).unwrap();
     use base64::Engine;
@@ -151,7 +151,7 @@ fn tempdir(name: &str) -> std::path::PathBuf {
     let d = std::env::temp_dir().join(format!(
         "fedgate-{name}-{}-{}",
         std::process::id(),
-        fedgate::gateway::random_id().unwrap()
+        fedgate::util::random_id().unwrap()
     ));
     std::fs::create_dir_all(&d).unwrap();
     d

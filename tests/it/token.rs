@@ -32,7 +32,7 @@ async fn start_with(extra_toml: &str) -> Server {
     let dir = std::env::temp_dir().join(format!(
         "fedgate-token-{}-{}",
         std::process::id(),
-        fedgate::gateway::random_id().unwrap()
+        fedgate::util::random_id().unwrap()
     ));
     std::fs::create_dir_all(&dir).unwrap();
     let cert = fedgate::trust::certs::TrustedCert::from_pem_bundle(

@@ -52,7 +52,7 @@ pub fn redirect_url(
         flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
     deflate.write_all(request_xml.as_bytes())?;
     let b64 = base64::engine::general_purpose::STANDARD.encode(deflate.finish()?);
-    let enc = crate::gateway::urlencode;
+    let enc = crate::util::urlencode;
     let sep = if sso_url.contains('?') { '&' } else { '?' };
     let mut url = format!(
         "{sso_url}{sep}SAMLRequest={}&RelayState={}",

@@ -1,0 +1,298 @@
+//! The end of every login, whichever protocol it came in by: a fedgate
+//! session, groups overage resolved, policy decided, and the grant delivered
+//! to a console (or the launcher, or a refusal).
+
+use time::{Duration, OffsetDateTime};
+
+use super::{refuse, rng_failed, store_down, App, Outcome, Refusal, TenantRuntime};
+use crate::audit::AuditEvent;
+use crate::config::Console;
+use crate::consoles;
+use crate::identity::{ErrorCode, Identity};
+use crate::outbound::saml_post;
+use crate::policy::{self, ConsoleRef};
+use crate::util::{random_id, urlencode};
+
+/// Where a verified interactive login ends: `console:{id}` (deliver to that
+/// console), `authorize:{key}` (resume an OpenID provider request), or
+/// empty (the one console the user may reach, or the launcher). Every such
+/// login gets a fedgate session (8 hours at most, never past the upstream
+/// token or assertion), which the launcher and the OpenID provider use.
+pub(super) async fn complete_login(
+    app: &App,
+    rt: &TenantRuntime,
+    identity: Identity,
+    target: &str,
+    mut event: AuditEvent,
+    now: OffsetDateTime,
+) -> Outcome {
+    let tenant = rt.config.id.as_str();
+    let Some(session) = random_id() else {
+        return refuse(app, event, rng_failed());
+    };
+    let expires = identity.expires_at.min(now + Duration::hours(8));
+    let mut with_tenant = identity.clone();
+    with_tenant
+        .attributes
+        .insert("fedgate:tenant".into(), vec![tenant.to_string()]);
+    if let Err(e) = app.store.put_session(&session, &with_tenant, expires).await {
+        return refuse(app, event, store_down(app, "put_session", e));
+    }
+    if target == "admin" {
+        event.outcome = "allowed";
+        event.code = "ok".into();
+        event.reason = "signed in to the admin page (admin rights are checked there)".into();
+        app.audit.record(&event);
+        return Outcome::Redirect {
+            location: format!("{}/admin", app.config.server.public_url),
+            session: Some(session),
+        };
+    }
+    if let Some(key) = target.strip_prefix("authorize:") {
+        event.outcome = "allowed";
+        event.code = "ok".into();
+        event.reason = "signed in; resuming the console's OpenID Connect request".into();
+        app.audit.record(&event);
+        app.metrics.login(tenant, "-", "signed_in", "ok");
+        return Outcome::Redirect {
+            location: format!(
+                "{}/oauth2/authorize/resume?k={}",
+                app.config.server.public_url,
+                urlencode(key)
+            ),
+            session: Some(session),
+        };
+    }
+    let with_session = |o: Outcome| match o {
+        Outcome::Deliver { console, html, .. } => Outcome::Deliver {
+            console,
+            html,
+            session: Some(session.clone()),
+        },
+        Outcome::Redirect { location, .. } => Outcome::Redirect {
+            location,
+            session: Some(session.clone()),
+        },
+        other => other,
+    };
+    if let Some(console) = target.strip_prefix("console:") {
+        return with_session(deliver(app, rt, &identity, console, event, now));
+    }
+    let allowed: Vec<(String, String)> = app
+        .config
+        .consoles
+        .iter()
+        .filter(|c| decide(app, rt, &identity, c, now).allowed())
+        .map(|c| (c.id.clone(), c.display_name.clone()))
+        .collect();
+    match allowed.as_slice() {
+        [] => {
+            let r = Refusal::new(
+                403,
+                "policy.no_console",
+                "no console grants this user a role (see the rules for this tenant)",
+            );
+            refuse(app, event, r)
+        }
+        [(only, _)] => {
+            let only = only.clone();
+            with_session(deliver(app, rt, &identity, &only, event, now))
+        }
+        _ => {
+            event.outcome = "allowed";
+            event.code = "ok".into();
+            event.reason = format!("{} consoles available: launcher shown", allowed.len());
+            app.audit.record(&event);
+            app.metrics.login(tenant, "-", "launcher", "ok");
+            Outcome::Launcher {
+                session,
+                consoles: allowed,
+            }
+        }
+    }
+}
+
+/// `GET /launch/{console}` from the launcher, with the session cookie.
+pub async fn launch(
+    app: &App,
+    session: Option<&str>,
+    console: &str,
+    client: Option<String>,
+) -> Outcome {
+    let now = app.now();
+    let identity = match session {
+        None => None,
+        Some(s) => match app.store.get_session(s, now).await {
+            Ok(found) => found,
+            Err(e) => {
+                let event = AuditEvent::new(now, "-", "session", client);
+                return refuse(app, event, store_down(app, "get_session", e));
+            }
+        },
+    };
+    let Some(identity) = identity else {
+        let event = AuditEvent::new(now, "-", "session", client);
+        let r = Refusal::new(
+            401,
+            "session.missing",
+            "no fedgate session: sign in again from Entra (My Apps)",
+        );
+        return refuse(app, event, r);
+    };
+    let tenant = identity
+        .attributes
+        .get("fedgate:tenant")
+        .and_then(|v| v.first())
+        .cloned()
+        .unwrap_or_default();
+    let event = AuditEvent::new(now, &tenant, "session", client).with_identity(&identity);
+    let Some(rt) = app.tenants.get(&tenant) else {
+        return refuse(
+            app,
+            event,
+            Refusal::new(404, "tenant.unknown", "the session's tenant is gone"),
+        );
+    };
+    deliver(app, rt, &identity, console, event, now)
+}
+
+/// Groups overage: Entra sent a link instead of the groups. With Graph
+/// configured for the tenant, fetch the user's transitive groups; without
+/// it, leave the overage flagged (policy then denies with
+/// `policy.groups_overage_unresolved`). Never "no groups".
+pub(super) async fn resolve_overage(
+    rt: &TenantRuntime,
+    mut identity: Identity,
+) -> Result<Identity, (Identity, crate::trust::graph::GraphError)> {
+    if !identity.groups_overage {
+        return Ok(identity);
+    }
+    let (Some(graph), Some(oid)) = (&rt.graph, identity.object_id.clone()) else {
+        return Ok(identity);
+    };
+    match graph.transitive_groups(&oid).await {
+        Ok(groups) => {
+            tracing::info!(target: "audit", tenant = %rt.config.id, groups = groups.len(), "groups overage resolved through Microsoft Graph");
+            identity.groups = groups;
+            identity.groups_overage = false;
+            identity
+                .attributes
+                .insert("fedgate:groups_source".into(), vec!["graph".into()]);
+            Ok(identity)
+        }
+        Err(e) => Err((identity, e)),
+    }
+}
+
+pub(crate) fn decide(
+    app: &App,
+    rt: &TenantRuntime,
+    identity: &Identity,
+    console: &Console,
+    now: OffsetDateTime,
+) -> crate::identity::Decision {
+    let cref = ConsoleRef {
+        id: &console.id,
+        kind: console.kind,
+        extra_roles: &console.extra_roles,
+    };
+    policy::decide(identity, &rt.config.id, &cref, &app.config.rules, now)
+}
+
+pub(super) fn deliver(
+    app: &App,
+    rt: &TenantRuntime,
+    identity: &Identity,
+    console_id: &str,
+    mut event: AuditEvent,
+    now: OffsetDateTime,
+) -> Outcome {
+    event.console = Some(console_id.to_string());
+    let Some(console) = app.console(console_id) else {
+        let r = Refusal::new(
+            404,
+            "console.unknown",
+            format!("RelayState names console {console_id:?}, which is not configured"),
+        );
+        return refuse(app, event, r);
+    };
+    let decision = decide(app, rt, identity, console, now);
+    event.rules_matched = decision.matched_rules();
+    if let Some(denial) = decision
+        .denial
+        .as_ref()
+        .filter(|_| !decision.allowed())
+        .cloned()
+    {
+        let mut r = Refusal::new(403, denial.code, denial.message);
+        r.console = Some(console.display_name.clone());
+        return refuse(app, event, r);
+    }
+    if !decision.allowed() {
+        let r = Refusal::new(403, "policy.no_rule_matched", "no rule grants a role");
+        return refuse(app, event, r);
+    }
+    if console.reply_url.is_empty() {
+        // An OIDC-only console: the user starts its login there, and its
+        // OpenID Connect request finds the fedgate session.
+        let Some(location) = console
+            .oidc
+            .as_ref()
+            .and_then(|o| o.initiate_login_uri.clone())
+        else {
+            let r = Refusal::new(
+                404,
+                "console.no_login_url",
+                format!("console {console_id:?} signs in by OIDC and has no initiate_login_uri: open the console itself"),
+            );
+            return refuse(app, event, r);
+        };
+        event.outcome = "allowed";
+        event.code = "ok".into();
+        event.roles_granted = decision.grants.clone();
+        event.reason = "sent to the console's login (OpenID Connect)".into();
+        app.audit.record(&event);
+        app.metrics
+            .login(&rt.config.id, console_id, "allowed", "ok");
+        return Outcome::Redirect {
+            location,
+            session: None,
+        };
+    }
+    let lifetime = Duration::seconds(app.config.server.assertion_lifetime_secs as i64);
+    let delivery = saml_post::delivery(console, &app.idp_entity_id, lifetime);
+    let Some(seed) = random_id() else {
+        return refuse(app, event, rng_failed());
+    };
+    let xml = match saml_post::response(
+        identity,
+        &decision.grants,
+        &delivery,
+        &app.keys().current.saml,
+        now,
+        &seed,
+    ) {
+        Ok(x) => x,
+        Err(e) => return refuse(app, event, Refusal::new(500, e.code(), e.to_string())),
+    };
+    let mut html = saml_post::post_form(&console.reply_url, &xml, None, &console.display_name);
+    if consoles::profile(console.kind).users_must_exist {
+        html = html.replace(
+            "</form>",
+            "</form><p>This console does not create users: if it answers that the user is unknown, \
+             an administrator must first create the user (with the same e-mail address) in the console.</p>",
+        );
+    }
+    event.outcome = "allowed";
+    event.code = "ok".into();
+    event.roles_granted = decision.grants.clone();
+    event.reason = format!("granted by {}", event.rules_matched.join(", "));
+    app.audit.record(&event);
+    app.metrics
+        .login(&rt.config.id, console_id, "allowed", "ok");
+    Outcome::Deliver {
+        console: console_id.to_string(),
+        html,
+        session: None,
+    }
+}

@@ -1,0 +1,583 @@
+//! The served login path, one direction: verify (inbound) → replay cache
+//! (store) → policy → deliver (outbound), with one audit event and one
+//! metric per decision. HTTP handlers call one function here and render
+//! what it returns; nothing here knows axum.
+//!
+//! The files follow the flow: `saml.rs` and `oidc.rs` take a login in,
+//! `deliver.rs` ends every login (session, overage, policy, console),
+//! `token.rs` is the token exchange, `tenant.rs` loads a tenant's trust;
+//! this file holds [`App`], its start-up and upkeep, and [`Outcome`].
+
+mod deliver;
+mod oidc;
+mod saml;
+mod tenant;
+mod token;
+
+pub(crate) use deliver::decide;
+pub use deliver::launch;
+pub use oidc::{oidc_callback, oidc_login};
+pub use saml::{saml_acs, saml_login};
+pub use tenant::TenantRuntime;
+pub use token::token_exchange;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+
+use crate::audit::{AuditEvent, AuditLog};
+use crate::config::{Config, Console};
+use crate::consoles;
+use crate::identity::ErrorCode;
+use crate::metrics::Metrics;
+use crate::outbound::saml_post;
+use crate::store::Store;
+
+/// Everything a running fedgate needs.
+pub struct App {
+    pub config: Config,
+    pub tenants: HashMap<String, TenantRuntime>,
+    /// fedgate's signing keys towards the consoles (current, next, previous),
+    /// reloaded from `signing.key_dir` without a restart.
+    keys: std::sync::RwLock<Arc<crate::trust::keys::KeySet>>,
+    /// Console-token key for ES256 (`signing.token_key_file`); RS256 tokens
+    /// use the current signing key.
+    pub token_es256: Option<crate::trust::signing::JwtSigner>,
+    pub idp_entity_id: String,
+    pub store: Arc<dyn Store>,
+    pub audit: AuditLog,
+    pub metrics: Metrics,
+    clock: Box<dyn Fn() -> OffsetDateTime + Send + Sync>,
+}
+
+/// Why fedgate could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    #[error("tenant {tenant}: metadata {file}: {reason}")]
+    Metadata {
+        tenant: String,
+        file: String,
+        reason: String,
+    },
+    #[error("signing key: {0}")]
+    Signing(String),
+    #[error("audit file: {0}")]
+    Audit(String),
+}
+
+impl ErrorCode for StartError {
+    fn code(&self) -> &'static str {
+        match self {
+            StartError::Metadata { .. } => "start.metadata_invalid",
+            StartError::Signing(_) => "start.signing_key",
+            StartError::Audit(_) => "start.audit_file",
+        }
+    }
+}
+
+impl App {
+    /// Load trust material and keys named by the configuration.
+    pub fn new(
+        config: Config,
+        store: Arc<dyn Store>,
+        clock: Box<dyn Fn() -> OffsetDateTime + Send + Sync>,
+    ) -> Result<App, StartError> {
+        // Before any TLS client or server exists: aws-lc-rs for rustls.
+        crate::trust::install_crypto_provider();
+        let mut tenants = HashMap::new();
+        let public = config.server.public_url.clone();
+        for t in &config.tenants {
+            tenants.insert(
+                t.id.clone(),
+                TenantRuntime::load(t, &public, config.server.state_dir.as_deref())?,
+            );
+        }
+        let read = |p: &std::path::Path| {
+            std::fs::read_to_string(p)
+                .map_err(|e| StartError::Signing(format!("{}: {e}", p.display())))
+        };
+        let keys = match (
+            &config.signing.key_dir,
+            &config.signing.key_file,
+            &config.signing.cert_file,
+        ) {
+            (Some(dir), _, _) => {
+                crate::trust::keys::KeySet::from_dir(dir, clock()).map_err(StartError::Signing)?
+            }
+            (None, Some(key_file), Some(cert_file)) => crate::trust::keys::KeySet::single(
+                crate::trust::keys::Key::from_pem(&read(key_file)?, &read(cert_file)?)
+                    .map_err(StartError::Signing)?,
+            ),
+            _ => {
+                return Err(StartError::Signing(
+                    "signing.key_dir, or signing.key_file and signing.cert_file, are required"
+                        .into(),
+                ))
+            }
+        };
+        let signing = &keys.current.saml;
+        // ECDSA only towards consoles whose profile accepts it.
+        if signing.algorithm() == crate::trust::certs::SigAlg::EcdsaSha256 {
+            if let Some(c) = config
+                .consoles
+                .iter()
+                .find(|c| !consoles::profile(c.kind).accepts_ecdsa)
+            {
+                return Err(StartError::Signing(format!(
+                    "the signing key is ECDSA, but console {:?} ({}) accepts RSA-SHA256 only: configure an RSA key",
+                    c.id,
+                    consoles::profile(c.kind).label
+                )));
+            }
+        }
+        let audit = AuditLog::new(config.audit.file.as_deref()).map_err(|e| {
+            let path = config
+                .audit
+                .file
+                .as_deref()
+                .unwrap_or(std::path::Path::new("-"));
+            StartError::Audit(format!("{} (audit.file): {e}", path.display()))
+        })?;
+        let token_es256 = match &config.signing.token_key_file {
+            Some(p) => Some(
+                crate::trust::signing::JwtSigner::from_pem(&read(p)?)
+                    .map_err(|e| StartError::Signing(format!("token_key_file: {e}")))?,
+            ),
+            None => None,
+        };
+        if let Some(k) = token_es256.as_ref().filter(|k| k.alg() != "ES256") {
+            return Err(StartError::Signing(format!(
+                "token_key_file must be an EC P-256 key (ES256), not {}",
+                k.alg()
+            )));
+        }
+        Ok(App {
+            token_es256,
+            keys: std::sync::RwLock::new(Arc::new(keys)),
+            idp_entity_id: format!("{public}/idp/metadata"),
+            config,
+            tenants,
+            store,
+            audit,
+            metrics: Metrics::default(),
+            clock,
+        })
+    }
+
+    /// Fetch every tenant's metadata URL once (start-up, drills).
+    pub async fn refresh_trust(
+        &self,
+    ) -> Vec<(
+        String,
+        Result<crate::trust::refresh::Refreshed, crate::trust::refresh::RefreshError>,
+    )> {
+        let mut out = Vec::new();
+        for (id, rt) in &self.tenants {
+            if let Some(t) = rt.idp.as_ref().filter(|t| t.url().is_some()) {
+                let r = t.refresh(self.now()).await;
+                out.push((id.clone(), r));
+            }
+        }
+        out
+    }
+
+    /// Tenants with a metadata URL but no metadata at all.
+    pub fn tenants_without_metadata(&self) -> Vec<String> {
+        self.tenants
+            .iter()
+            .filter(|(_, rt)| rt.idp.as_ref().is_some_and(|t| t.current().is_none()))
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// One refresh loop per metadata URL, on its jittered interval, for as
+    /// long as the runtime runs.
+    pub fn spawn_refresh(self: &Arc<Self>) -> Vec<tokio::task::JoinHandle<()>> {
+        let mut tasks = Vec::new();
+        for (id, rt) in &self.tenants {
+            let Some(trust) = rt.idp.clone().filter(|t| t.url().is_some()) else {
+                continue;
+            };
+            let app = Arc::downgrade(self);
+            let id = id.clone();
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(crate::trust::refresh::jittered(trust.interval)).await;
+                    let Some(app) = app.upgrade() else { return };
+                    if let Ok(crate::trust::refresh::Refreshed::Updated) =
+                        trust.refresh(app.now()).await
+                    {
+                        tracing::info!(tenant = %id, "metadata refreshed");
+                    }
+                }
+            }));
+        }
+        tasks
+    }
+
+    /// Trust health as Prometheus text: metadata age and refresh failures per
+    /// tenant, and `fedgate_cert_expiry_seconds` for every certificate fedgate
+    /// trusts or uses and every client secret with a recorded expiry.
+    pub fn trust_metrics(&self) -> String {
+        use std::fmt::Write;
+        let now = self.now();
+        let mut out = String::new();
+        out.push_str("# HELP fedgate_metadata_refresh_failures_total Failed metadata fetches per tenant (the last-known-good metadata stays in use).\n# TYPE fedgate_metadata_refresh_failures_total counter\n");
+        let mut ages = String::new();
+        for (id, rt) in &self.tenants {
+            if let Some(t) = rt.idp.as_ref().filter(|t| t.url().is_some()) {
+                let st = t.status();
+                let _ = writeln!(
+                    out,
+                    "fedgate_metadata_refresh_failures_total{{tenant=\"{id}\"}} {}",
+                    st.failures_total
+                );
+                if let Some(ok) = t.confirmed_at() {
+                    let _ = writeln!(
+                        ages,
+                        "fedgate_metadata_age_seconds{{tenant=\"{id}\"}} {}",
+                        (now - ok).whole_seconds()
+                    );
+                }
+            }
+        }
+        out.push_str("# HELP fedgate_metadata_age_seconds Seconds since the IdP last confirmed the tenant's metadata (fetched, or 304), counting a saved copy's age after a restart.\n# TYPE fedgate_metadata_age_seconds gauge\n");
+        out.push_str(&ages);
+        out.push_str("# HELP fedgate_cert_expiry_seconds Seconds until a certificate or client secret expires (negative: expired).\n# TYPE fedgate_cert_expiry_seconds gauge\n");
+        for e in self.expiries() {
+            let _ = writeln!(
+                out,
+                "fedgate_cert_expiry_seconds{{{}=\"{}\",kind=\"{}\",thumbprint=\"{}\"}} {}",
+                e.owner_kind,
+                e.owner,
+                e.kind,
+                e.thumbprint,
+                (e.not_after - now).whole_seconds()
+            );
+        }
+        out
+    }
+
+    /// Every dated credential fedgate trusts or uses.
+    pub fn expiries(&self) -> Vec<Expiry> {
+        let mut out = Vec::new();
+        for (id, rt) in &self.tenants {
+            if let Some(md) = rt.idp.as_ref().and_then(|t| t.current()) {
+                for c in &md.signing_certs {
+                    out.push(Expiry::cert("tenant", id, "idp_signing", c));
+                }
+            }
+            if let Some(crate::inbound::oidc::OidcClient {
+                credential: crate::trust::credential::ClientCredential::Certificate { cert, .. },
+                ..
+            }) = rt.login.as_ref()
+            {
+                out.push(Expiry::cert("tenant", id, "client_certificate", cert));
+            }
+        }
+        for k in self.keys().published() {
+            out.push(Expiry::cert("console", "*", "fedgate_signing", k.cert()));
+        }
+        for (key, date) in self.config.secret_expiry_dates() {
+            if let Some(d) = crate::config::parse_date(&date) {
+                let (owner_kind, owner) = secret_owner(&self.config, &key);
+                out.push(Expiry {
+                    owner_kind,
+                    owner,
+                    kind: "client_secret",
+                    thumbprint: "-".into(),
+                    not_after: d,
+                });
+            }
+        }
+        out
+    }
+
+    /// The signing keys in force.
+    pub fn keys(&self) -> Arc<crate::trust::keys::KeySet> {
+        match self.keys.read() {
+            Ok(k) => k.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Re-read `signing.key_dir` (SIGHUP, a timer, a drill). Returns whether
+    /// the published keys changed; a directory that does not load keeps the
+    /// keys in force.
+    pub fn reload_keys(&self) -> Result<bool, String> {
+        let Some(dir) = &self.config.signing.key_dir else {
+            return Ok(false);
+        };
+        let fresh = crate::trust::keys::KeySet::from_dir(dir, self.now())?;
+        let thumbs = |k: &crate::trust::keys::KeySet| -> Vec<String> {
+            k.published()
+                .iter()
+                .map(|k| k.cert().thumbprint_sha256.clone())
+                .collect()
+        };
+        let old = self.keys();
+        if thumbs(&old) == thumbs(&fresh) {
+            return Ok(false);
+        }
+        tracing::info!(before = ?thumbs(&old), after = ?thumbs(&fresh), "fedgate's signing keys changed");
+        if let Ok(mut k) = self.keys.write() {
+            *k = Arc::new(fresh);
+        }
+        Ok(true)
+    }
+
+    /// Reload `signing.key_dir` on SIGHUP and every 30 seconds.
+    ///
+    /// The SIGHUP handler is installed before this returns (so a reload sent
+    /// while the server is still starting is not the default action, which
+    /// ends the process), and also when there is no key directory: then a
+    /// SIGHUP (`systemctl reload`) is logged as having nothing to reload.
+    /// Call it from within the runtime.
+    pub fn spawn_key_reload(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let has_dir = self.config.signing.key_dir.is_some();
+        let app = Arc::downgrade(self);
+        #[cfg(unix)]
+        let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(h) => Some(h),
+            Err(e) => {
+                tracing::warn!(error = %e, "no SIGHUP handler: keys reload every 30 s only");
+                None
+            }
+        };
+        tokio::spawn(async move {
+            loop {
+                #[cfg(unix)]
+                {
+                    let sleep = tokio::time::sleep(std::time::Duration::from_secs(30));
+                    match hup.as_mut() {
+                        Some(h) => {
+                            tokio::select! {
+                                _ = h.recv() => if has_dir {
+                                    tracing::info!("SIGHUP: reloading the signing keys");
+                                } else {
+                                    tracing::info!("SIGHUP: nothing to reload (no signing.key_dir; other settings need a restart)");
+                                },
+                                _ = sleep => {}
+                            }
+                        }
+                        None => sleep.await,
+                    }
+                }
+                #[cfg(not(unix))]
+                tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+                let Some(app) = app.upgrade() else { return };
+                if !has_dir {
+                    continue;
+                }
+                if let Err(e) = app.reload_keys() {
+                    tracing::warn!(error = %e, "the key directory does not load: keeping the keys in force");
+                }
+            }
+        })
+    }
+
+    /// Log a warning for every credential expiring within 30 days (or
+    /// expired), at start and then daily.
+    pub fn spawn_expiry_warnings(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let app = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                let Some(a) = app.upgrade() else { return };
+                a.warn_expiries();
+                drop(a);
+                tokio::time::sleep(std::time::Duration::from_secs(24 * 3600)).await;
+            }
+        })
+    }
+
+    /// The warnings of [`App::spawn_expiry_warnings`], once; returns how many.
+    pub fn warn_expiries(&self) -> usize {
+        let now = self.now();
+        let mut n = 0;
+        for e in self.expiries() {
+            let days = (e.not_after - now).whole_days();
+            if days < 30 {
+                n += 1;
+                tracing::warn!(
+                    owner = %format!("{} {}", e.owner_kind, e.owner),
+                    kind = e.kind,
+                    thumbprint = %e.thumbprint,
+                    days_left = days,
+                    "{}",
+                    if days < 0 { "a credential has expired: renew it now" } else { "a credential expires within 30 days: renew it" }
+                );
+            }
+        }
+        n
+    }
+
+    /// Whether RS256 console tokens can be signed (an RSA current key).
+    pub fn has_rs256(&self) -> bool {
+        self.keys().current.jwt.is_some()
+    }
+
+    pub fn now(&self) -> OffsetDateTime {
+        (self.clock)()
+    }
+
+    pub fn console(&self, id: &str) -> Option<&Console> {
+        self.config.consoles.iter().find(|c| c.id == id)
+    }
+
+    /// fedgate's IdP metadata for the consoles.
+    pub fn idp_metadata(&self) -> String {
+        saml_post::idp_metadata(
+            &self.idp_entity_id,
+            &format!("{}/launch", self.config.server.public_url),
+            &self
+                .keys()
+                .published()
+                .iter()
+                .map(|k| k.cert())
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    /// The SP metadata to upload into a tenant's Entra app.
+    pub fn sp_metadata(&self, tenant: &str) -> Option<String> {
+        let t = self.tenants.get(tenant)?;
+        Some(crate::inbound::saml::sp_metadata::sp_metadata(
+            &t.settings.sp_entity_id,
+            &t.settings.acs_url,
+        ))
+    }
+}
+
+/// A dated credential: a certificate (by SHA-256 thumbprint) or a client secret.
+#[derive(Debug, Clone)]
+pub struct Expiry {
+    /// `tenant` or `console`.
+    pub owner_kind: &'static str,
+    pub owner: String,
+    /// `idp_signing`, `client_certificate`, `fedgate_signing`, `client_secret`.
+    pub kind: &'static str,
+    pub thumbprint: String,
+    pub not_after: OffsetDateTime,
+}
+
+impl Expiry {
+    fn cert(
+        owner_kind: &'static str,
+        owner: &str,
+        kind: &'static str,
+        c: &crate::trust::certs::TrustedCert,
+    ) -> Self {
+        Expiry {
+            owner_kind,
+            owner: owner.to_string(),
+            kind,
+            thumbprint: c.thumbprint_sha256.clone(),
+            not_after: c.not_after,
+        }
+    }
+}
+
+/// `tenants[0].oidc.secret_expires` → (`tenant`, its id).
+fn secret_owner(config: &Config, key: &str) -> (&'static str, String) {
+    let index = |prefix: &str| {
+        key.strip_prefix(prefix)
+            .and_then(|r| r.split(']').next())
+            .and_then(|n| n.parse::<usize>().ok())
+    };
+    if let Some(t) = index("tenants[").and_then(|i| config.tenants.get(i)) {
+        return ("tenant", t.id.clone());
+    }
+    if let Some(c) = index("consoles[").and_then(|i| config.consoles.get(i)) {
+        return ("console", c.id.clone());
+    }
+    ("tenant", key.to_string())
+}
+
+/// What the browser gets.
+#[derive(Debug)]
+pub enum Outcome {
+    /// An auto-submitting form to the console (and the new fedgate session).
+    Deliver {
+        console: String,
+        html: String,
+        session: Option<String>,
+    },
+    /// A redirect (OIDC logins, the OpenID provider), maybe with a new session.
+    Redirect {
+        location: String,
+        session: Option<String>,
+    },
+    /// Several consoles: a launcher, backed by a session.
+    Launcher {
+        session: String,
+        consoles: Vec<(String, String)>,
+    },
+    /// Home-realm discovery: links (href, tenant) to sign in at one tenant.
+    ChooseTenant { links: Vec<(String, String)> },
+    /// Refused, with a stable code.
+    Refused(Refusal),
+}
+
+/// A refusal, with what the HTML error page needs.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    pub status: u16,
+    pub code: &'static str,
+    pub message: String,
+    pub console: Option<String>,
+}
+
+impl Refusal {
+    fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
+        Refusal {
+            status,
+            code,
+            message: message.into(),
+            console: None,
+        }
+    }
+}
+
+/// HTTP status for a verification error code.
+fn status_for(code: &str) -> u16 {
+    match code {
+        "saml.too_large" => 413,
+        "saml.base64_invalid"
+        | "saml.xml_malformed"
+        | "saml.doctype_forbidden"
+        | "saml.not_a_response" => 400,
+        "store.unavailable" => 503,
+        _ => 403,
+    }
+}
+
+/// The store did not answer: count it, log it, and fail closed with 503.
+pub(crate) fn store_down(app: &App, op: &'static str, e: crate::store::StoreError) -> Refusal {
+    app.metrics.store_error(op);
+    tracing::warn!(op, error = %e, "store unavailable: login refused (fail closed)");
+    Refusal::new(503, e.code(), e.to_string())
+}
+
+fn refuse(app: &App, mut event: AuditEvent, r: Refusal) -> Outcome {
+    event.outcome = "denied";
+    event.code = r.code.to_string();
+    event.reason = r.message.clone();
+    app.audit.record(&event);
+    app.metrics.login(
+        &event.tenant,
+        event.console.as_deref().unwrap_or("-"),
+        "denied",
+        r.code,
+    );
+    Outcome::Refused(r)
+}
+
+fn rng_failed() -> Refusal {
+    Refusal::new(
+        500,
+        "internal.rng_failed",
+        "the system random number generator failed",
+    )
+}

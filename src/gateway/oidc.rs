@@ -1,0 +1,142 @@
+//! The inbound OIDC path: start an Entra login, and finish it at the
+//! callback (verify, replay cache, then the common end of a login).
+
+use super::deliver::{complete_login, resolve_overage};
+use super::{refuse, store_down, App, Outcome, Refusal, TenantRuntime};
+use crate::audit::AuditEvent;
+use crate::identity::ErrorCode;
+
+/// A tenant that signs in by OIDC: its runtime, fedgate's app registration
+/// there, and its provider trust.
+fn oidc_tenant<'a>(
+    app: &'a App,
+    tenant: &str,
+) -> Result<
+    (
+        &'a TenantRuntime,
+        &'a crate::inbound::oidc::OidcClient,
+        &'a crate::trust::oidc::ProviderTrust,
+    ),
+    Refusal,
+> {
+    let rt = app.tenants.get(tenant).ok_or_else(|| {
+        Refusal::new(
+            404,
+            "tenant.unknown",
+            format!("no tenant {tenant:?} is configured"),
+        )
+    })?;
+    match (rt.login.as_ref(), rt.provider.as_ref()) {
+        (Some(rp), Some(trust)) => Ok((rt, rp, trust)),
+        _ => Err(Refusal::new(
+            404,
+            "tenant.oidc_not_configured",
+            format!(
+                "tenant {tenant:?} has no [tenants.oidc] client_id: it does not sign in by OIDC"
+            ),
+        )),
+    }
+}
+
+/// `GET /oidc/{tenant}/login?console=…`: start an Entra OIDC login.
+pub async fn oidc_login(
+    app: &App,
+    tenant: &str,
+    target: &str,
+    login_hint: Option<&str>,
+    client: Option<String>,
+) -> Outcome {
+    let now = app.now();
+    let event = AuditEvent::new(now, tenant, "oidc", client);
+    let (_, rp, trust) = match oidc_tenant(app, tenant) {
+        Ok(found) => found,
+        Err(r) => return refuse(app, event, r),
+    };
+    match crate::inbound::oidc::start(
+        rp,
+        trust,
+        app.store.as_ref(),
+        tenant,
+        target,
+        login_hint,
+        now,
+    )
+    .await
+    {
+        Ok(location) => Outcome::Redirect {
+            location,
+            session: None,
+        },
+        Err(e) => {
+            if matches!(e, crate::inbound::oidc::OidcError::Store(_)) {
+                app.metrics.store_error("oidc_state");
+            }
+            let r = Refusal::new(e.status(), e.code(), e.to_string());
+            refuse(app, event, r)
+        }
+    }
+}
+
+/// `GET /oidc/{tenant}/callback`: finish an Entra OIDC login.
+pub async fn oidc_callback(
+    app: &App,
+    tenant: &str,
+    cb: &crate::inbound::oidc::Callback,
+    client: Option<String>,
+) -> Outcome {
+    let now = app.now();
+    let mut event = AuditEvent::new(now, tenant, "oidc", client);
+    let (rt, rp, trust) = match oidc_tenant(app, tenant) {
+        Ok(found) => found,
+        Err(r) => return refuse(app, event, r),
+    };
+    let started = std::time::Instant::now();
+    let finished =
+        crate::inbound::oidc::finish(rp, trust, app.store.as_ref(), tenant, cb, now).await;
+    app.metrics
+        .verification_seconds(started.elapsed().as_secs_f64());
+    let finished = match finished {
+        Ok(f) => f,
+        Err(e) => {
+            if matches!(e, crate::inbound::oidc::OidcError::Store(_)) {
+                app.metrics.store_error("oidc_state");
+            }
+            let r = Refusal::new(e.status(), e.code(), e.to_string());
+            return refuse(app, event, r);
+        }
+    };
+    let identity = match resolve_overage(rt, finished.identity).await {
+        Ok(id) => id,
+        Err((id, e)) => {
+            let event = event.with_identity(&id);
+            return refuse(app, event, Refusal::new(502, e.code(), e.to_string()));
+        }
+    };
+    event = event.with_identity(&identity);
+    // One use per ID token, across instances (the state is one-use too).
+    if let Some(jti) = identity.token_id.as_deref() {
+        let until = identity.expires_at + rt.settings.skew;
+        match app
+            .store
+            .claim_once(
+                "oidc-id-token",
+                &format!("{}|{jti}", identity.issuer),
+                until,
+                now,
+            )
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                let r = Refusal::new(
+                    403,
+                    "oidc.id_token_replayed",
+                    "this ID token was already used",
+                );
+                return refuse(app, event, r);
+            }
+            Err(e) => return refuse(app, event, store_down(app, "claim_once", e)),
+        }
+    }
+    complete_login(app, rt, identity, &finished.target, event, now).await
+}
