@@ -149,7 +149,7 @@ impl TempDir {
         let path = std::env::temp_dir().join(format!(
             "fedgate-{what}-{}-{}",
             std::process::id(),
-            fedgate::gateway::random_id().expect("randomness")
+            fedgate::util::random_id().expect("randomness")
         ));
         std::fs::create_dir_all(&path).expect("a temp directory");
         TempDir(path)
