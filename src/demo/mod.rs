@@ -20,12 +20,12 @@ use crate::mock::oidc_console::{MockApiConsole, MockOidcConsole};
 use crate::trust::metadata::IdpMetadata;
 use crate::trust::signing::{JwtSigner, SigningKey};
 
-const ENTRA_KEY: &str = include_str!("../fixtures/saml/keys/idp_current_key.pem");
-const ENTRA_CERT: &str = include_str!("../fixtures/saml/keys/idp_current_cert.pem");
-const FEDGATE_KEY: &str = include_str!("../tests/data/fedgate_rsa_key.pem");
-const FEDGATE_CERT: &str = include_str!("../tests/data/fedgate_rsa_cert.pem");
-const TLS_CERT: &str = include_str!("../tests/data/tls_cert.pem");
-const TLS_KEY: &str = include_str!("../tests/data/tls_key.pem");
+const ENTRA_KEY: &str = include_str!("../../fixtures/saml/keys/idp_current_key.pem");
+const ENTRA_CERT: &str = include_str!("../../fixtures/saml/keys/idp_current_cert.pem");
+const FEDGATE_KEY: &str = include_str!("../../tests/data/fedgate_rsa_key.pem");
+const FEDGATE_CERT: &str = include_str!("../../tests/data/fedgate_rsa_cert.pem");
+const TLS_CERT: &str = include_str!("../../tests/data/tls_cert.pem");
+const TLS_KEY: &str = include_str!("../../tests/data/tls_key.pem");
 
 /// The demo tenant's Entra id, and its "Backup Engineering" group.
 pub const TENANT_ID: &str = "7d3a0c5e-1b2f-4c8d-9e6a-5f4b3c2d1e0f";
@@ -47,7 +47,7 @@ pub const COMMVAULT_ID: &str = "commvault-demo";
 pub const COMMVAULT_AUDIENCE: &str = "https://commvault.contoso.example/api";
 /// The "Cyber Protect Unit Admins" group (Acronis-style console).
 pub const UNIT_ADMINS_GROUP: &str = "8d2c4b6a-7e1f-4a3b-9c5d-6e7f8a9b0c1d";
-const FEDGATE_EC_KEY: &str = include_str!("../tests/data/fedgate_ec_key.pem");
+const FEDGATE_EC_KEY: &str = include_str!("../../tests/data/fedgate_ec_key.pem");
 
 /// A running demo environment: three servers on loopback.
 pub struct Environment {
