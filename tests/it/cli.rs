@@ -23,6 +23,17 @@ fn fedgate(args: &[&str], stdin: Option<&[u8]>) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// Exit 0, or the refusal on stdout in the failure message.
+#[track_caller]
+fn assert_accepted(out: &Output) {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
 fn json(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
@@ -61,12 +72,7 @@ fn saml_verify(file: &str, extra: &[&str]) -> Output {
 #[test]
 fn saml_verify_accepts_and_prints_the_identity() {
     let out = saml_verify("valid_signxml_rsa256.xml", &[]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    assert_accepted(&out);
     let id = json(&out);
     assert_eq!(
         id["subject"],
@@ -128,12 +134,7 @@ fn saml_verify_reads_base64_from_stdin() {
         ],
         Some(b64.as_bytes()),
     );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    assert_accepted(&out);
 }
 
 /// The README's example, as written: one letter of the signed NameID changed
@@ -173,12 +174,7 @@ fn the_readme_tampering_example_gives_a_digest_mismatch() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(json(&out)["error"], "saml.digest_mismatch");
     let out = fedgate(&args, Some(xml.as_bytes()));
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    assert_accepted(&out);
 }
 
 /// `fedgate metadata show FILE | head`: the reader gone, fedgate stops
@@ -370,12 +366,7 @@ fn jwt_verify_accepts_and_rejects() {
         v2,
         "api://11112222-bbbb-3333-cccc-4444dddd5555",
     );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    assert_accepted(&out);
     let id = json(&out);
     assert_eq!(id["tenant_id"], "aaaabbbb-0000-cccc-1111-dddd2222eeee");
     assert_eq!(id["object_id"], "3f2504e0-4f89-11d3-9a0c-0305e82c3301");
