@@ -10,11 +10,6 @@ use super::{
 use crate::mock::entra;
 use crate::trust::signing::SigningKey;
 
-/// Write the demo's files into `dir`: the mock tenant's federation
-/// metadata, fedgate's (test-only) signing key and certificate, and
-/// `fedgate.toml` (listening on `listen`, answering to `public_url`, with the
-/// mock console at `console_url`), followed by `extra_toml`. Returns the
-/// configuration's path.
 /// Where the demo's pieces listen. `oidc` (the mock Entra tenant's base URL,
 /// the Acronis-style console's and the Commvault-style API's) adds the OIDC
 /// half: fedgate's app registration, the two consoles and their rules.
@@ -27,7 +22,10 @@ pub struct DemoUrls {
     pub tenant_oidc: bool,
 }
 
-/// Write the demo's keys, metadata, secrets and `fedgate.toml` into `dir`.
+/// Write the demo's files into `dir`: the mock tenant's federation
+/// metadata, fedgate's (test-only) signing key and certificate, secrets, and
+/// `fedgate.toml` (listening and answering at `urls`, with the mock console),
+/// followed by `extra_toml`. Returns the configuration's path.
 pub fn write_files(
     dir: &std::path::Path,
     urls: &DemoUrls,
