@@ -263,6 +263,18 @@ async fn login_state_put_on_one_instance_is_taken_once_on_the_other() {
         .put_state("oidc", "state-1", b"verifier-1", until)
         .await
         .unwrap();
+    // A peek, on either instance, leaves it in place (a response is
+    // checked against the state before it is consumed).
+    for i in [&a, &b, &a] {
+        assert_eq!(
+            i.app
+                .store
+                .peek_state("oidc", "state-1", now)
+                .await
+                .unwrap(),
+            Some(b"verifier-1".to_vec())
+        );
+    }
     assert_eq!(
         b.app
             .store
@@ -275,6 +287,14 @@ async fn login_state_put_on_one_instance_is_taken_once_on_the_other() {
         a.app
             .store
             .take_state("oidc", "state-1", now)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        a.app
+            .store
+            .peek_state("oidc", "state-1", now)
             .await
             .unwrap(),
         None
