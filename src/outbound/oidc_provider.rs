@@ -132,6 +132,7 @@ pub async fn authorize(
     app: &App,
     req: AuthorizeRequest,
     session: Option<&str>,
+    binding: Option<&str>,
     client_ip: Option<String>,
 ) -> Outcome {
     let now = app.now();
@@ -214,7 +215,7 @@ pub async fn authorize(
                 .is_none_or(|want| Some(want) == tenant_of(id).as_ref())
     });
     let Some(identity) = identity else {
-        return sign_in_first(app, &req, reg, now).await;
+        return sign_in_first(app, &req, reg, binding, now).await;
     };
     let tenant = tenant_of(&identity).unwrap_or_default();
     let Some(rt) = app.tenants.get(&tenant) else {
@@ -293,6 +294,7 @@ async fn sign_in_first(
     app: &App,
     req: &AuthorizeRequest,
     reg: &ConsoleOidc,
+    binding: Option<&str>,
     now: OffsetDateTime,
 ) -> Outcome {
     let tenant = match (&req.tenant, reg.tenants.as_slice()) {
@@ -349,10 +351,15 @@ async fn sign_in_first(
     // Sign in at the tenant by OIDC when fedgate has an app registration
     // there, else by SP-initiated SAML.
     let target = format!("authorize:{key}");
+    let start = crate::gateway::LoginStart {
+        login_hint: req.login_hint.as_deref(),
+        binding,
+        force_authn: false,
+    };
     if rt.login.is_some() {
-        crate::gateway::oidc_login(app, &tenant, &target, req.login_hint.as_deref(), None).await
+        crate::gateway::oidc_login_with(app, &tenant, &target, &start, None).await
     } else {
-        crate::gateway::saml_login(app, &tenant, &target, req.login_hint.as_deref(), None).await
+        crate::gateway::saml_login_with(app, &tenant, &target, &start, None).await
     }
 }
 
@@ -373,6 +380,7 @@ pub async fn resume(
     app: &App,
     key: &str,
     session: Option<&str>,
+    binding: Option<&str>,
     client_ip: Option<String>,
 ) -> Outcome {
     let now = app.now();
@@ -391,7 +399,7 @@ pub async fn resume(
     if session.is_none() {
         return page(400, "oauth.session_missing", "signed in, but the browser did not send fedgate's session cookie back (are cookies blocked?)");
     }
-    authorize(app, req, session, client_ip).await
+    authorize(app, req, session, binding, client_ip).await
 }
 
 /// The token endpoint's error (RFC 6749 §5.2), fedgate's code first in the description.

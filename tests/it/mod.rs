@@ -12,6 +12,7 @@ pub mod oidc;
 pub mod redis;
 pub mod rotation;
 pub mod saml_fixtures;
+pub mod state;
 pub mod token;
 pub mod xml_oracle;
 pub mod xml_parser;
