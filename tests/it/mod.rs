@@ -9,6 +9,7 @@ pub mod jwt;
 pub mod lint;
 pub mod mutation;
 pub mod oidc;
+pub mod oidc_state;
 pub mod redis;
 pub mod rotation;
 pub mod saml_fixtures;
