@@ -403,7 +403,6 @@ async fn an_unsigned_post_does_not_consume_a_victims_pending_login() {
 async fn a_response_without_the_browsers_cookie_is_refused() {
     let gate = Gate::start().await;
     let (id, cookie) = gate.start_login("contoso").await;
-    assert!(cookie.starts_with("fedgate_login="), "{cookie}");
     let relay = format!("req:{id}");
     // The real, signed response, posted from a browser that did not start
     // the login (no cookie; another browser's cookie).
@@ -417,6 +416,7 @@ async fn a_response_without_the_browsers_cookie_is_refused() {
         .await;
     assert_eq!((status, code_in(&body)), (403, "saml.request_unbound"));
     // From the browser that started it: accepted.
+    assert!(cookie.starts_with("fedgate_login="), "{cookie}");
     let (status, body) = gate
         .post_acs("contoso", &real, Some(&relay), Some(&cookie))
         .await;
