@@ -617,6 +617,15 @@ async fn an_oidc_login_started_on_one_instance_completes_on_the_other() {
         .await
         .unwrap();
     assert_eq!(r.status(), 303);
+    // The browser keeps the login's binding cookie (one host: the public URL).
+    let cookie = r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(cookie.starts_with("fedgate_login="), "{cookie}");
     let r = http.get(location(&r)).send().await.unwrap();
     // …which sends it back to the public URL; the load balancer picks B.
     let callback = location(&r);
@@ -625,7 +634,12 @@ async fn an_oidc_login_started_on_one_instance_completes_on_the_other() {
         "{callback}"
     );
     let on_b = callback.replace(PUBLIC_URL, &b.fedgate_url);
-    let r = http.get(&on_b).send().await.unwrap();
+    let r = http
+        .get(&on_b)
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let html = r.text().await.unwrap();
     let (status, console) = b.follow_form(&html).await.unwrap();
@@ -634,7 +648,12 @@ async fn an_oidc_login_started_on_one_instance_completes_on_the_other() {
     // The same callback again, on either instance: the state is gone.
     for env in [&a, &b] {
         let again = callback.replace(PUBLIC_URL, &env.fedgate_url);
-        let r = http.get(&again).send().await.unwrap();
+        let r = http
+            .get(&again)
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 400);
         assert_eq!(code_in(&r.text().await.unwrap()), "oidc.state_unknown");
     }
