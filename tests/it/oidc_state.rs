@@ -102,6 +102,61 @@ async fn an_oidc_callback_from_another_browser_or_with_a_forged_code_does_not_co
     env.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oidc_callback_at_another_tenants_endpoint_is_refused_and_consumes_nothing() {
+    use fedgate::demo::{FEDGATE_CLIENT_ID, TENANT_ID};
+    // The tenants' Entra side: one mock tenant, served by `a`.
+    let a = Environment::start().await.unwrap();
+    // fedgate with a second tenant, fabrikam, that also signs in by OIDC.
+    let fabrikam = format!(
+        r#"
+[[tenants]]
+id = "fabrikam"
+entra_tenant_id = "{TENANT_ID}"
+[tenants.oidc]
+issuer = "{}/{TENANT_ID}/v2.0"
+client_id = "{FEDGATE_CLIENT_ID}"
+client_secret_file = "contoso-oidc-secret.txt"
+"#,
+        a.entra_url
+    );
+    let b = Environment::start_sharing(&fabrikam, Some(&a.fedgate_url), Some(&a.entra_url))
+        .await
+        .unwrap();
+    let start = get(
+        &format!("{}/oidc/contoso/login?console={CONSOLE_ID}", b.fedgate_url),
+        None,
+    )
+    .await;
+    assert_eq!(start.status(), 303);
+    let cookie = start
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("fedgate_login="))
+        .map(|v| v.split(';').next().unwrap().to_string())
+        .unwrap_or_default();
+    let at_entra = get(&location(&start), None).await;
+    // Entra answers at the public URL (a's); this fedgate is b.
+    let callback = location(&at_entra).replace(&a.fedgate_url, &b.fedgate_url);
+    assert!(
+        callback.contains("/oidc/contoso/callback?code="),
+        "{callback}"
+    );
+    // contoso's login answered at fabrikam's callback, from the same browser.
+    let elsewhere = callback.replace("/oidc/contoso/", "/oidc/fabrikam/");
+    let r = get(&elsewhere, Some(&cookie)).await;
+    assert_eq!(r.status(), 403);
+    assert_eq!(code_in(&r.text().await.unwrap()), "oidc.state_other_tenant");
+    // The login is still contoso's to finish.
+    let r = get(&callback, Some(&cookie)).await;
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("SAMLResponse"));
+    b.stop().await;
+    a.stop().await;
+}
+
 // ---- finding 7: prompt=login, prompt=none, max_age, auth_time ----
 
 fn prompts(env: &Environment) -> Vec<String> {
