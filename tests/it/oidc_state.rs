@@ -269,3 +269,77 @@ async fn an_unknown_auth_time_is_omitted_and_max_age_then_signs_in_again() {
     assert!(fresh["auth_time"].is_null(), "{fresh}");
     env.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prompt_login_at_a_saml_only_tenant_sends_force_authn_and_auth_time_is_the_authn_instant() {
+    let env = Environment::start_saml_only().await.unwrap();
+    let browser = Browser::new();
+    let first = browser
+        .get(&format!(
+            "{}/login?login_hint=carol@contoso.example",
+            env.acronis_url
+        ))
+        .await
+        .unwrap();
+    let request_of = |hops: &[String]| {
+        let hop = hops
+            .iter()
+            .find(|h| h.contains("/saml2?SAMLRequest="))
+            .expect("a trip to the tenant's SAML endpoint")
+            .clone();
+        let raw = hop
+            .split(['?', '&'])
+            .find_map(|kv| kv.strip_prefix("SAMLRequest="))
+            .unwrap()
+            .replace("%2B", "+")
+            .replace("%2F", "/")
+            .replace("%3D", "=");
+        fedgate::inbound::saml::authn_request::decode_redirect(&raw).unwrap()
+    };
+    assert!(!request_of(&first.hops).contains("ForceAuthn"));
+    let page = browser.submit(&first).await.unwrap();
+    let v: serde_json::Value = serde_json::from_str(&page.body).unwrap();
+    assert_eq!(v["ok"], true, "{v}");
+    // The AuthnInstant of the assertion, as a number.
+    assert!(v["auth_time"].is_i64(), "{v}");
+    // prompt=login with the session: an AuthnRequest with ForceAuthn.
+    let again = browser
+        .get(&format!(
+            "{}/login?login_hint=carol@contoso.example&prompt=login",
+            env.acronis_url
+        ))
+        .await
+        .unwrap();
+    assert!(
+        request_of(&again.hops).contains(" ForceAuthn=\"true\""),
+        "{:?}",
+        again.hops
+    );
+    let page = browser.submit(&again).await.unwrap();
+    let v: serde_json::Value = serde_json::from_str(&page.body).unwrap();
+    assert_eq!(v["ok"], true, "{v}");
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_prompt_and_max_age_go_back_as_invalid_request() {
+    let env = Environment::start().await.unwrap();
+    for (extra, code) in [
+        ("&prompt=none%20login", "oauth.prompt_invalid"),
+        ("&max_age=soon", "oauth.max_age_invalid"),
+        ("&max_age=-1", "oauth.max_age_invalid"),
+    ] {
+        let r = get(
+            &format!(
+                "{}/oauth2/authorize?response_type=code&scope=openid&client_id=acronis-demo&redirect_uri={}/callback&state=s1&code_challenge=abc&code_challenge_method=S256{extra}",
+                env.fedgate_url, env.acronis_url
+            ),
+            None,
+        )
+        .await;
+        let to = location(&r);
+        assert!(to.contains("error=invalid_request"), "{to}");
+        assert!(to.contains(code), "{to}");
+    }
+    env.stop().await;
+}
