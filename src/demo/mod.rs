@@ -78,6 +78,9 @@ pub struct Environment {
     pub entra_url: String,
     pub app: Arc<App>,
     pub entra_key: SigningKey,
+    /// The mock tenant's OpenID Connect side (its sign-in sessions, the
+    /// prompts it was sent).
+    pub entra_oidc: Arc<MockEntraOidc>,
     pub dir: std::path::PathBuf,
     shutdown: Vec<tokio::sync::oneshot::Sender<()>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -271,10 +274,11 @@ impl Environment {
         ));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         shutdown.push(tx);
+        let served_oidc = entra_oidc.clone();
         tasks.push(tokio::spawn(async move {
             let router = entra
                 .router()
-                .merge(crate::mock::entra_oidc::router(entra_oidc));
+                .merge(crate::mock::entra_oidc::router(served_oidc));
             let _ = axum::serve(entra_listener, router)
                 .with_graceful_shutdown(async {
                     let _ = rx.await;
@@ -334,6 +338,7 @@ impl Environment {
             entra_url,
             app,
             entra_key,
+            entra_oidc,
             dir,
             shutdown,
             tasks,

@@ -9,6 +9,7 @@
 //! this file holds [`App`], its start-up and upkeep, and [`Outcome`].
 
 mod deliver;
+pub mod login_state;
 mod oidc;
 mod saml;
 mod tenant;
@@ -16,8 +17,9 @@ mod token;
 
 pub(crate) use deliver::decide;
 pub use deliver::launch;
-pub use oidc::{oidc_callback, oidc_login};
-pub use saml::{saml_acs, saml_login};
+pub use login_state::LoginStart;
+pub use oidc::{oidc_callback, oidc_login, oidc_login_with};
+pub use saml::{saml_acs, saml_login, saml_login_with};
 pub use tenant::TenantRuntime;
 pub use token::token_exchange;
 
@@ -509,6 +511,10 @@ pub enum Outcome {
         location: String,
         session: Option<String>,
     },
+    /// A login started at a tenant: a redirect there, and the browser
+    /// binding cookie the answer must come back with
+    /// (see [`login_state`]).
+    StartLogin { location: String, binding: String },
     /// Several consoles: a launcher, backed by a session.
     Launcher {
         session: String,

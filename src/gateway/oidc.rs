@@ -2,7 +2,8 @@
 //! callback (verify, replay cache, then the common end of a login).
 
 use super::deliver::{complete_login, resolve_overage};
-use super::{refuse, store_down, App, Outcome, Refusal, TenantRuntime};
+use super::login_state::{self, LoginStart};
+use super::{refuse, rng_failed, store_down, App, Outcome, Refusal, TenantRuntime};
 use crate::audit::AuditEvent;
 use crate::identity::ErrorCode;
 
@@ -46,27 +47,40 @@ pub async fn oidc_login(
     login_hint: Option<&str>,
     client: Option<String>,
 ) -> Outcome {
+    let start = LoginStart {
+        login_hint,
+        ..LoginStart::default()
+    };
+    oidc_login_with(app, tenant, target, &start, client).await
+}
+
+/// [`oidc_login`] with the browser's binding cookie and `prompt=login`.
+pub async fn oidc_login_with(
+    app: &App,
+    tenant: &str,
+    target: &str,
+    start: &LoginStart<'_>,
+    client: Option<String>,
+) -> Outcome {
     let now = app.now();
     let event = AuditEvent::new(now, tenant, "oidc", client);
     let (_, rp, trust) = match oidc_tenant(app, tenant) {
         Ok(found) => found,
         Err(r) => return refuse(app, event, r),
     };
-    match crate::inbound::oidc::start(
-        rp,
-        trust,
-        app.store.as_ref(),
-        tenant,
-        target,
-        login_hint,
-        now,
-    )
-    .await
+    let Some(binding) = login_state::binding_or_new(start.binding) else {
+        return refuse(app, event, rng_failed());
+    };
+    let digest = login_state::binding_digest(&binding);
+    let how = crate::inbound::oidc::Start {
+        login_hint: start.login_hint,
+        force_authn: start.force_authn,
+        binding_digest: &digest,
+    };
+    match crate::inbound::oidc::start(rp, trust, app.store.as_ref(), tenant, target, &how, now)
+        .await
     {
-        Ok(location) => Outcome::Redirect {
-            location,
-            session: None,
-        },
+        Ok(location) => Outcome::StartLogin { location, binding },
         Err(e) => {
             if matches!(e, crate::inbound::oidc::OidcError::Store(_)) {
                 app.metrics.store_error("oidc_state");
@@ -82,6 +96,7 @@ pub async fn oidc_callback(
     app: &App,
     tenant: &str,
     cb: &crate::inbound::oidc::Callback,
+    binding: Option<&str>,
     client: Option<String>,
 ) -> Outcome {
     let now = app.now();
@@ -91,8 +106,9 @@ pub async fn oidc_callback(
         Err(r) => return refuse(app, event, r),
     };
     let started = std::time::Instant::now();
+    let bound = |recorded: &str| login_state::binding_matches(recorded, binding);
     let finished =
-        crate::inbound::oidc::finish(rp, trust, app.store.as_ref(), tenant, cb, now).await;
+        crate::inbound::oidc::finish(rp, trust, app.store.as_ref(), tenant, cb, &bound, now).await;
     app.metrics
         .verification_seconds(started.elapsed().as_secs_f64());
     let finished = match finished {

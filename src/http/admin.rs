@@ -442,6 +442,8 @@ pub async fn sso(
         Outcome::Redirect { location, .. } => {
             secure((StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response())
         }
+        // The redirect to the tenant, with the login's browser binding.
+        o @ Outcome::StartLogin { .. } => secure(super::render(&app, o)),
         Outcome::Refused(r) => login_page(
             &app,
             Some(&format!("{}: {}", r.code, r.message)),

@@ -28,6 +28,7 @@ pub struct AcsForm {
 }
 
 const SESSION_COOKIE: &str = "fedgate_session";
+use crate::gateway::login_state::BINDING_COOKIE;
 
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
@@ -100,6 +101,7 @@ async fn acs(
     State(app): State<Arc<App>>,
     Path(tenant): Path<String>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     form: Result<Form<AcsForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
     let Ok(Form(form)) = form else {
@@ -116,6 +118,7 @@ async fn acs(
         &tenant,
         &form.saml_response,
         form.relay_state.as_deref(),
+        cookie(&headers, BINDING_COOKIE).as_deref(),
         Some(peer.ip().to_string()),
     )
     .await;
@@ -132,18 +135,20 @@ async fn oidc_login(
     State(app): State<Arc<App>>,
     Path(tenant): Path<String>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Query(q): Query<OidcLoginQuery>,
 ) -> Response {
-    sp_login(&app, &tenant, q, peer, false).await
+    sp_login(&app, &tenant, q, peer, &headers, false).await
 }
 
 async fn saml_login(
     State(app): State<Arc<App>>,
     Path(tenant): Path<String>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Query(q): Query<OidcLoginQuery>,
 ) -> Response {
-    sp_login(&app, &tenant, q, peer, true).await
+    sp_login(&app, &tenant, q, peer, &headers, true).await
 }
 
 /// Start a login at the tenant (`/oidc/…/login` or `/saml/…/login`).
@@ -152,18 +157,24 @@ async fn sp_login(
     tenant: &str,
     q: OidcLoginQuery,
     peer: SocketAddr,
+    headers: &HeaderMap,
     saml: bool,
 ) -> Response {
     let target = q
         .console
         .map(|c| format!("console:{c}"))
         .unwrap_or_default();
-    let hint = q.login_hint.as_deref();
+    let binding = cookie(headers, BINDING_COOKIE);
+    let start = gateway::LoginStart {
+        login_hint: q.login_hint.as_deref(),
+        binding: binding.as_deref(),
+        force_authn: false,
+    };
     let client = Some(peer.ip().to_string());
     let outcome = if saml {
-        gateway::saml_login(app, tenant, &target, hint, client).await
+        gateway::saml_login_with(app, tenant, &target, &start, client).await
     } else {
-        gateway::oidc_login(app, tenant, &target, hint, client).await
+        gateway::oidc_login_with(app, tenant, &target, &start, client).await
     };
     render(app, outcome)
 }
@@ -172,11 +183,20 @@ async fn oidc_callback(
     State(app): State<Arc<App>>,
     Path(tenant): Path<String>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Query(cb): Query<crate::inbound::oidc::Callback>,
 ) -> Response {
+    let binding = cookie(&headers, BINDING_COOKIE);
     render(
         &app,
-        gateway::oidc_callback(&app, &tenant, &cb, Some(peer.ip().to_string())).await,
+        gateway::oidc_callback(
+            &app,
+            &tenant,
+            &cb,
+            binding.as_deref(),
+            Some(peer.ip().to_string()),
+        )
+        .await,
     )
 }
 
@@ -199,7 +219,7 @@ async fn launch(
     )
 }
 
-fn render(app: &App, outcome: Outcome) -> Response {
+pub(crate) fn render(app: &App, outcome: Outcome) -> Response {
     let secure = app.config.server.public_url.starts_with("https://");
     match outcome {
         Outcome::Deliver { html, session, .. } => {
@@ -211,6 +231,13 @@ fn render(app: &App, outcome: Outcome) -> Response {
                 resp.headers_mut().insert(header::LOCATION, v);
             }
             no_store(with_session(resp, session, secure))
+        }
+        Outcome::StartLogin { location, binding } => {
+            let mut resp = StatusCode::SEE_OTHER.into_response();
+            if let Ok(v) = location.parse() {
+                resp.headers_mut().insert(header::LOCATION, v);
+            }
+            no_store(with_binding(resp, &binding, secure))
         }
         Outcome::Launcher { session, consoles } => {
             let resp = Html(pages::launcher(&consoles)).into_response();
@@ -237,6 +264,27 @@ fn with_session(mut resp: Response, session: Option<String>, secure: bool) -> Re
         if let Ok(v) = cookie.parse() {
             resp.headers_mut().append(header::SET_COOKIE, v);
         }
+    }
+    resp
+}
+
+/// Set the login's browser binding (`gateway::login_state`): HttpOnly,
+/// ten minutes, and `SameSite=None; Secure` over HTTPS, since Entra's SAML
+/// answer is a cross-site POST on which `Lax` cookies are not sent; over
+/// plain HTTP (loopback) `Lax`, as browsers refuse `SameSite=None` without
+/// `Secure` (and a loopback IdP is the same site).
+fn with_binding(mut resp: Response, binding: &str, secure: bool) -> Response {
+    let same_site = if secure {
+        "SameSite=None; Secure"
+    } else {
+        "SameSite=Lax"
+    };
+    let cookie = format!(
+        "{BINDING_COOKIE}={binding}; Path=/; Max-Age={}; HttpOnly; {same_site}",
+        gateway::login_state::BINDING_MAX_AGE_SECONDS
+    );
+    if let Ok(v) = cookie.parse() {
+        resp.headers_mut().append(header::SET_COOKIE, v);
     }
     resp
 }
@@ -321,6 +369,7 @@ async fn authorize(
             &app,
             q,
             session.as_deref(),
+            cookie(&headers, BINDING_COOKIE).as_deref(),
             Some(peer.ip().to_string()),
         )
         .await,
@@ -345,6 +394,7 @@ async fn authorize_resume(
             &app,
             &q.k,
             session.as_deref(),
+            cookie(&headers, BINDING_COOKIE).as_deref(),
             Some(peer.ip().to_string()),
         )
         .await,
@@ -426,4 +476,29 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
         app.metrics.render() + &app.trust_metrics(),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_login_binding_cookie_survives_entras_cross_site_post_over_https() {
+        let set = |secure| {
+            with_binding(StatusCode::SEE_OTHER.into_response(), "b1", secure)
+                .headers()
+                .get(header::SET_COOKIE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string()
+        };
+        let https = set(true);
+        assert!(https.starts_with("fedgate_login=b1; Path=/; Max-Age=600; HttpOnly"));
+        assert!(https.contains("SameSite=None; Secure"), "{https}");
+        let http = set(false);
+        assert!(
+            http.contains("SameSite=Lax") && !http.contains("Secure"),
+            "{http}"
+        );
+    }
 }

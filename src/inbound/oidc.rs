@@ -7,15 +7,18 @@
 //!   authorization URL with a random state, nonce and S256 PKCE challenge.
 //!   The verifier, the nonce and where the login should end are kept in the
 //!   `Store` under the state, for ten minutes, to be taken once.
-//! - **Finish** ([`finish`]): the state is taken (a second use of the same
-//!   callback finds nothing: `oidc.state_unknown`), the code is redeemed at
+//! - **Finish** ([`finish`]): the state is looked at, not consumed: it must
+//!   be this tenant's (`oidc.state_other_tenant`) and this browser's
+//!   (`oidc.state_unbound`, the binding cookie). The code is redeemed at
 //!   the token endpoint with the PKCE verifier and fedgate's client
 //!   credential (secret, or a client assertion signed with the app
 //!   registration's certificate), and the ID token is verified by the same
 //!   verifier as every Entra token (`inbound::bearer`, keys from the
 //!   tenant's JWKS with one refetch on an unknown `kid`): signature, `iss`,
 //!   `aud` = fedgate's client id, `exp`/`nbf`, `tid`. Then the nonce must be
-//!   the one sent. The Identity is built from the verified claims only.
+//!   the one sent. Only then is the state taken, atomically (a second use
+//!   of the same callback finds nothing: `oidc.state_unknown`). The
+//!   Identity is built from the verified claims only.
 //!
 //! `openidconnect`'s own ID-token verifier is not used: fedgate verifies
 //! every Entra token on one path, with one crypto backend (aws-lc-rs).
@@ -60,6 +63,10 @@ pub enum OidcError {
     Provider(String),
     #[error("the login state is unknown, used already, or expired (logins must finish within 10 minutes, once)")]
     StateUnknown,
+    #[error("this callback answers a login fedgate started at another tenant ({0:?}): it is accepted only at that tenant's callback")]
+    StateOtherTenant(String),
+    #[error("this callback answers a login started in another browser (or the browser did not send fedgate's login cookie back: are cookies blocked?): start the sign-in again here")]
+    StateUnbound,
     #[error("the identity provider answered with an error: {error}: {description}")]
     ProviderError { error: String, description: String },
     #[error("redeeming the authorization code failed: {0}")]
@@ -82,6 +89,8 @@ impl ErrorCode for OidcError {
             OidcError::Trust(e) => e.code(),
             OidcError::Provider(_) => "oidc.discovery_invalid",
             OidcError::StateUnknown => "oidc.state_unknown",
+            OidcError::StateOtherTenant(_) => "oidc.state_other_tenant",
+            OidcError::StateUnbound => "oidc.state_unbound",
             OidcError::ProviderError { .. } => "oidc.provider_error",
             OidcError::TokenRequest(_) => "oidc.token_request_failed",
             OidcError::NoIdToken => "oidc.id_token_missing",
@@ -114,6 +123,8 @@ struct LoginState {
     /// Where the login ends (see `gateway::LoginTarget`).
     target: String,
     tenant: String,
+    /// SHA-256 of the browser binding (`gateway::login_state`).
+    binding: String,
 }
 
 fn client(
@@ -146,6 +157,16 @@ fn client(
     )
 }
 
+/// How a login is started.
+#[derive(Debug, Default)]
+pub struct Start<'a> {
+    pub login_hint: Option<&'a str>,
+    /// `prompt=login` to Entra.
+    pub force_authn: bool,
+    /// What the state records of the browser binding (its SHA-256).
+    pub binding_digest: &'a str,
+}
+
 /// Start a login: the URL to send the browser to.
 pub async fn start(
     rp: &OidcClient,
@@ -153,7 +174,7 @@ pub async fn start(
     store: &dyn Store,
     tenant: &str,
     target: &str,
-    login_hint: Option<&str>,
+    start: &Start<'_>,
     now: OffsetDateTime,
 ) -> Result<String, OidcError> {
     let discovery = trust.discovery().await?;
@@ -167,8 +188,12 @@ pub async fn start(
     for s in rp.scopes.iter().filter(|s| *s != "openid") {
         req = req.add_scope(Scope::new(s.clone()));
     }
-    if let Some(h) = login_hint {
+    if let Some(h) = start.login_hint {
         req = req.add_extra_param("login_hint", h.to_string());
+    }
+    if start.force_authn {
+        // A fresh sign-in at Entra, even with an Entra session.
+        req = req.add_extra_param("prompt", "login");
     }
     let (url, state, nonce) = req.set_pkce_challenge(challenge).url();
     let value = LoginState {
@@ -176,6 +201,7 @@ pub async fn start(
         nonce: nonce.secret().clone(),
         target: target.to_string(),
         tenant: tenant.to_string(),
+        binding: start.binding_digest.to_string(),
     };
     let bytes = serde_json::to_vec(&value).map_err(|e| OidcError::Provider(e.to_string()))?;
     store
@@ -207,18 +233,23 @@ pub async fn finish(
     store: &dyn Store,
     tenant: &str,
     cb: &Callback,
+    binding_ok: &(dyn Fn(&str) -> bool + Sync),
     now: OffsetDateTime,
 ) -> Result<Finished, OidcError> {
-    // The state first: without a live one nothing else is looked at, and
-    // taking it makes this callback unusable a second time.
+    // The state first: without a live one nothing else is looked at. It is
+    // only looked at here (tenant, browser binding); it is taken once the
+    // ID token verified, so a forged callback never uses up a pending login.
     let state = cb.state.as_deref().ok_or(OidcError::StateUnknown)?;
     let saved = store
-        .take_state(STATE_NS, state, now)
+        .peek_state(STATE_NS, state, now)
         .await?
         .ok_or(OidcError::StateUnknown)?;
     let saved: LoginState = serde_json::from_slice(&saved).map_err(|_| OidcError::StateUnknown)?;
     if saved.tenant != tenant {
-        return Err(OidcError::StateUnknown);
+        return Err(OidcError::StateOtherTenant(saved.tenant));
+    }
+    if !binding_ok(&saved.binding) {
+        return Err(OidcError::StateUnbound);
     }
     if let Some(error) = &cb.error {
         return Err(OidcError::ProviderError {
@@ -261,6 +292,11 @@ pub async fn finish(
     let nonce = payload_claim(&id_token, "nonce");
     if nonce.as_deref() != Some(saved.nonce.as_str()) {
         return Err(OidcError::NonceMismatch);
+    }
+    // Verified: now the state is consumed, once (a second verified callback
+    // racing for it finds nothing).
+    if store.take_state(STATE_NS, state, now).await?.is_none() {
+        return Err(OidcError::StateUnknown);
     }
     Ok(Finished {
         identity,

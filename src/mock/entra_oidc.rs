@@ -49,6 +49,13 @@ pub struct MockEntraOidc {
     pub users: Vec<MockUser>,
     codes: Mutex<HashMap<String, Grant>>,
     seen_assertions: Mutex<Vec<String>>,
+    /// The tenant's own sign-in sessions: UPN → when the user last
+    /// authenticated (unix seconds). `prompt=login` authenticates afresh.
+    sessions: Mutex<HashMap<String, i64>>,
+    /// The `prompt` of every authorization request ("" when none).
+    pub prompts: Mutex<Vec<String>>,
+    /// Whether ID tokens carry `auth_time` (an optional claim in Entra).
+    pub auth_time_claim: std::sync::atomic::AtomicBool,
 }
 
 struct Grant {
@@ -57,6 +64,7 @@ struct Grant {
     challenge: String,
     nonce: Option<String>,
     user: MockUser,
+    auth_time: i64,
 }
 
 impl MockEntraOidc {
@@ -75,6 +83,9 @@ impl MockEntraOidc {
             users,
             codes: Mutex::new(HashMap::new()),
             seen_assertions: Mutex::new(Vec::new()),
+            sessions: Mutex::new(HashMap::new()),
+            prompts: Mutex::new(Vec::new()),
+            auth_time_claim: std::sync::atomic::AtomicBool::new(true),
         }
     }
 
@@ -99,6 +110,18 @@ impl MockEntraOidc {
         nonce: Option<&str>,
         now: i64,
     ) -> Result<String, String> {
+        self.user_token_at(user, aud, nonce, now, None)
+    }
+
+    /// The same, with `auth_time` (when the user authenticated).
+    pub fn user_token_at(
+        &self,
+        user: &MockUser,
+        aud: &str,
+        nonce: Option<&str>,
+        now: i64,
+        auth_time: Option<i64>,
+    ) -> Result<String, String> {
         let mut c = json!({
             "iss": self.issuer(),
             "aud": aud,
@@ -116,6 +139,9 @@ impl MockEntraOidc {
         let m = c.as_object_mut().ok_or("claims")?;
         if let Some(n) = nonce {
             m.insert("nonce".into(), json!(n));
+        }
+        if let Some(t) = auth_time {
+            m.insert("auth_time".into(), json!(t));
         }
         if user.mfa {
             m.insert("amr".into(), json!(["pwd", "mfa"]));
@@ -223,6 +249,7 @@ struct AuthorizeQuery {
     code_challenge: Option<String>,
     code_challenge_method: Option<String>,
     login_hint: Option<String>,
+    prompt: Option<String>,
 }
 
 fn aad_error(status: StatusCode, error: &str, desc: &str) -> Response {
@@ -307,6 +334,22 @@ async fn authorize(
     let Some(code) = crate::util::random_id() else {
         return fail("server_error", "rng");
     };
+    // The tenant's session: a fresh sign-in for prompt=login or none yet.
+    let prompt = q.prompt.clone().unwrap_or_default();
+    if let Ok(mut p) = m.prompts.lock() {
+        p.push(prompt.clone());
+    }
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let auth_time = match m.sessions.lock() {
+        Ok(mut s) => {
+            let t = s.entry(user.upn.clone()).or_insert(now);
+            if prompt.split(' ').any(|p| p == "login") {
+                *t = now;
+            }
+            *t
+        }
+        Err(_) => now,
+    };
     if let Ok(mut codes) = m.codes.lock() {
         codes.insert(
             code.clone(),
@@ -316,6 +359,7 @@ async fn authorize(
                 challenge,
                 nonce: q.nonce,
                 user,
+                auth_time,
             },
         );
     }
@@ -458,13 +502,20 @@ async fn token(
             {
                 return grant_error("AADSTS501481: The Code_Verifier does not match the code_challenge supplied in the authorization request.");
             }
-            let id_token =
-                match m.user_token(&grant.user, &client.client_id, grant.nonce.as_deref(), now) {
-                    Ok(t) => t,
-                    Err(e) => {
-                        return aad_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", &e)
-                    }
-                };
+            let auth_time = m
+                .auth_time_claim
+                .load(std::sync::atomic::Ordering::SeqCst)
+                .then_some(grant.auth_time);
+            let id_token = match m.user_token_at(
+                &grant.user,
+                &client.client_id,
+                grant.nonce.as_deref(),
+                now,
+                auth_time,
+            ) {
+                Ok(t) => t,
+                Err(e) => return aad_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", &e),
+            };
             let access = match m.user_token(
                 &grant.user,
                 "00000003-0000-0000-c000-000000000000",

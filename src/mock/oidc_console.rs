@@ -115,6 +115,9 @@ async fn discover(c: &MockOidcConsole) -> Result<CoreProviderMetadata, String> {
 struct LoginQuery {
     tenant: Option<String>,
     login_hint: Option<String>,
+    /// Passed on to fedgate's authorization endpoint.
+    prompt: Option<String>,
+    max_age: Option<String>,
 }
 
 async fn login(State(c): State<Arc<MockOidcConsole>>, Query(q): Query<LoginQuery>) -> Response {
@@ -136,6 +139,12 @@ async fn login(State(c): State<Arc<MockOidcConsole>>, Query(q): Query<LoginQuery
     }
     if let Some(h) = q.login_hint {
         req = req.add_extra_param("login_hint", h);
+    }
+    if let Some(p) = q.prompt {
+        req = req.add_extra_param("prompt", p);
+    }
+    if let Some(m) = q.max_age {
+        req = req.add_extra_param("max_age", m);
     }
     let (url, state, nonce) = req.url();
     if let Ok(mut p) = c.pending.lock() {
@@ -232,6 +241,7 @@ async fn callback(
         "sub": claims.subject().as_str(),
         "roles": extra["roles"],
         "role_assignments": extra["role_assignments"],
+        "auth_time": extra["auth_time"],
         "alg": id_token.signing_alg().ok().map(|a| format!("{a:?}")),
     }))
     .into_response()

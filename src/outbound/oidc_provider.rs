@@ -72,6 +72,24 @@ pub struct AuthorizeRequest {
     /// fedgate's home-realm hint: which tenant to sign in at.
     pub tenant: Option<String>,
     pub login_hint: Option<String>,
+    /// OIDC Core §3.1.2.1: `login` (a fresh sign-in at the tenant, even
+    /// with a session), `none` (no user interaction: `login_required` when
+    /// there is no usable session). Other values are ignored.
+    pub prompt: Option<String>,
+    /// Seconds: a session whose sign-in is older (or of unknown age) is
+    /// not used; the user signs in again at the tenant.
+    pub max_age: Option<String>,
+}
+
+/// A console's request kept while the user signs in at the tenant, with
+/// when that sign-in was started (for `prompt=login` and `max_age`).
+#[derive(Serialize, Deserialize)]
+struct PendingAuthorize {
+    request: AuthorizeRequest,
+    /// Unix seconds.
+    started: i64,
+    /// The sign-in was forced fresh at the tenant (ForceAuthn / prompt=login).
+    forced: bool,
 }
 
 /// What an authorization code stands for.
@@ -127,12 +145,63 @@ fn error_redirect(
     }
 }
 
-/// `GET /oauth2/authorize`.
+/// `GET /oauth2/authorize`. `binding` is the browser's login-binding
+/// cookie, reused when the user must sign in at the tenant.
 pub async fn authorize(
     app: &App,
     req: AuthorizeRequest,
     session: Option<&str>,
+    binding: Option<&str>,
     client_ip: Option<String>,
+) -> Outcome {
+    authorize_inner(app, req, session, binding, client_ip, None).await
+}
+
+/// What `prompt` and `max_age` ask for.
+struct Freshness {
+    none: bool,
+    login: bool,
+    max_age: Option<i64>,
+}
+
+fn freshness(req: &AuthorizeRequest) -> Result<Freshness, &'static str> {
+    let prompts: Vec<&str> = req
+        .prompt
+        .as_deref()
+        .unwrap_or_default()
+        .split(' ')
+        .filter(|p| !p.is_empty())
+        .collect();
+    let none = prompts.contains(&"none");
+    if none && prompts.len() > 1 {
+        return Err("oauth.prompt_invalid: prompt=none cannot be combined with other values");
+    }
+    let max_age = match req.max_age.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(v) => Some(
+            v.parse::<i64>()
+                .ok()
+                .filter(|n| *n >= 0)
+                .ok_or("oauth.max_age_invalid: max_age must be a number of seconds")?,
+        ),
+    };
+    Ok(Freshness {
+        none,
+        login: prompts.contains(&"login"),
+        max_age,
+    })
+}
+
+/// The authorization endpoint; `resumed` is set when the session comes
+/// from the sign-in this request started (when it started, and whether it
+/// was forced fresh).
+async fn authorize_inner(
+    app: &App,
+    req: AuthorizeRequest,
+    session: Option<&str>,
+    binding: Option<&str>,
+    client_ip: Option<String>,
+    resumed: Option<(OffsetDateTime, bool)>,
 ) -> Outcome {
     let now = app.now();
     let Some((console, reg)) = req.client_id.as_deref().and_then(|c| client_of(app, c)) else {
@@ -213,13 +282,59 @@ pub async fn authorize(
                 .as_ref()
                 .is_none_or(|want| Some(want) == tenant_of(id).as_ref())
     });
+    let fresh = match freshness(&req) {
+        Ok(f) => f,
+        Err(e) => return error_redirect(&redirect_uri, state, "invalid_request", e),
+    };
+    // A sign-in at the tenant is forced fresh for prompt=login and max_age:
+    // the tenant's own session may be older than the console allows.
+    let force = fresh.login || fresh.max_age.is_some();
+    let login_required = |why: &str| error_redirect(&redirect_uri, state, "login_required", why);
     let Some(identity) = identity else {
-        return sign_in_first(app, &req, reg, now).await;
+        if fresh.none {
+            return login_required(
+                "oauth.login_required: prompt=none, and there is no fedgate session for this console",
+            );
+        }
+        return sign_in_first(app, &req, reg, binding, force, now).await;
     };
     let tenant = tenant_of(&identity).unwrap_or_default();
     let Some(rt) = app.tenants.get(&tenant) else {
         return page(404, "tenant.unknown", format!("no tenant {tenant:?}"));
     };
+    // How old the session's sign-in is: the tenant's auth_time/AuthnInstant,
+    // never a time fedgate makes up.
+    let age = identity.auth_time.map(|t| (now - t).whole_seconds());
+    match resumed {
+        // Back from the sign-in this request started: it is the fresh one,
+        // unless the tenant says it authenticated before it was asked to.
+        Some((started, forced)) => {
+            let before = identity
+                .auth_time
+                .is_some_and(|t| t < started - rt.settings.skew);
+            if (fresh.login || fresh.max_age.is_some()) && (!forced || before) {
+                return login_required(
+                    "oauth.login_not_fresh: the tenant did not sign the user in afresh (it reused an earlier sign-in)",
+                );
+            }
+            if fresh.max_age.is_some() && identity.auth_time.is_none() {
+                return login_required(
+                    "oauth.auth_time_unknown: max_age needs the time of the sign-in, and the tenant did not send one (Entra OIDC: add the auth_time optional claim to fedgate's app registration)",
+                );
+            }
+        }
+        None => {
+            let too_old = fresh.max_age.is_some_and(|m| age.is_none_or(|a| a > m));
+            if fresh.login || too_old {
+                if fresh.none {
+                    return login_required(
+                        "oauth.login_required: prompt=none, and the session's sign-in is older than max_age (or of unknown age)",
+                    );
+                }
+                return sign_in_first(app, &req, reg, binding, true, now).await;
+            }
+        }
+    }
 
     let mut event =
         AuditEvent::new(now, &tenant, "oidc-provider", client_ip).with_identity(&identity);
@@ -293,6 +408,8 @@ async fn sign_in_first(
     app: &App,
     req: &AuthorizeRequest,
     reg: &ConsoleOidc,
+    binding: Option<&str>,
+    force: bool,
     now: OffsetDateTime,
 ) -> Outcome {
     let tenant = match (&req.tenant, reg.tenants.as_slice()) {
@@ -330,7 +447,12 @@ async fn sign_in_first(
             "the system random number generator failed",
         );
     };
-    let bytes = match serde_json::to_vec(req) {
+    let pending = PendingAuthorize {
+        request: req.clone(),
+        started: now.unix_timestamp(),
+        forced: force,
+    };
+    let bytes = match serde_json::to_vec(&pending) {
         Ok(b) => b,
         Err(e) => return page(500, "internal.encode_failed", e.to_string()),
     };
@@ -349,10 +471,15 @@ async fn sign_in_first(
     // Sign in at the tenant by OIDC when fedgate has an app registration
     // there, else by SP-initiated SAML.
     let target = format!("authorize:{key}");
+    let start = crate::gateway::LoginStart {
+        login_hint: req.login_hint.as_deref(),
+        binding,
+        force_authn: force,
+    };
     if rt.login.is_some() {
-        crate::gateway::oidc_login(app, &tenant, &target, req.login_hint.as_deref(), None).await
+        crate::gateway::oidc_login_with(app, &tenant, &target, &start, None).await
     } else {
-        crate::gateway::saml_login(app, &tenant, &target, req.login_hint.as_deref(), None).await
+        crate::gateway::saml_login_with(app, &tenant, &target, &start, None).await
     }
 }
 
@@ -373,6 +500,7 @@ pub async fn resume(
     app: &App,
     key: &str,
     session: Option<&str>,
+    binding: Option<&str>,
     client_ip: Option<String>,
 ) -> Outcome {
     let now = app.now();
@@ -381,7 +509,7 @@ pub async fn resume(
         Ok(None) => return page(400, "oauth.request_expired", "the console's sign-in request is unknown, used, or older than 10 minutes: start again at the console"),
         Err(e) => return Outcome::Refused(crate::gateway::store_down(app, "oauth", e)),
     };
-    let Ok(req) = serde_json::from_slice::<AuthorizeRequest>(&saved) else {
+    let Ok(pending) = serde_json::from_slice::<PendingAuthorize>(&saved) else {
         return page(
             400,
             "oauth.request_expired",
@@ -391,7 +519,16 @@ pub async fn resume(
     if session.is_none() {
         return page(400, "oauth.session_missing", "signed in, but the browser did not send fedgate's session cookie back (are cookies blocked?)");
     }
-    authorize(app, req, session, client_ip).await
+    let started = OffsetDateTime::from_unix_timestamp(pending.started).unwrap_or(now);
+    authorize_inner(
+        app,
+        pending.request,
+        session,
+        binding,
+        client_ip,
+        Some((started, pending.forced)),
+    )
+    .await
 }
 
 /// The token endpoint's error (RFC 6749 §5.2), fedgate's code first in the description.
@@ -603,10 +740,10 @@ pub async fn token(
             m.insert("nonce".into(), json!(n));
         }
         m.insert("azp".into(), json!(reg.client_id));
-        m.insert(
-            "auth_time".into(),
-            json!(grant.identity.auth_time.unwrap_or(now).unix_timestamp()),
-        );
+        // The tenant's auth_time/AuthnInstant; omitted when it sent none.
+        if let Some(t) = grant.identity.auth_time {
+            m.insert("auth_time".into(), json!(t.unix_timestamp()));
+        }
         if let Some(n) = &grant.identity.display_name {
             m.insert("name".into(), json!(n));
         }

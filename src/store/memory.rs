@@ -114,6 +114,20 @@ impl Store for MemoryStore {
         })
     }
 
+    fn peek_state<'a>(
+        &'a self,
+        ns: &'a str,
+        key: &'a str,
+        now: OffsetDateTime,
+    ) -> StoreFuture<'a, Option<Vec<u8>>> {
+        Box::pin(async move {
+            let s = self.states.lock().map_err(poisoned)?;
+            Ok(s.get(&storage_key(ns, key))
+                .filter(|(_, exp)| *exp > now)
+                .map(|(v, _)| v.clone()))
+        })
+    }
+
     fn take_state<'a>(
         &'a self,
         ns: &'a str,
@@ -166,6 +180,19 @@ mod tests {
         );
         assert_eq!(s.take_state("oidc", "st-1", now).await.unwrap(), None);
         s.put_state("oidc", "st-2", b"v2", until).await.unwrap();
+        // A peek leaves it in place; after the take, the peek finds nothing.
+        assert_eq!(
+            s.peek_state("oidc", "st-2", now).await.unwrap().as_deref(),
+            Some(&b"v2"[..])
+        );
+        assert_eq!(
+            s.peek_state("oidc", "st-2", now).await.unwrap().as_deref(),
+            Some(&b"v2"[..])
+        );
+        assert_eq!(s.peek_state("oidc", "st-2", until).await.unwrap(), None);
         assert_eq!(s.take_state("oidc", "st-2", until).await.unwrap(), None);
+        s.put_state("oidc", "st-3", b"v3", until).await.unwrap();
+        assert!(s.take_state("oidc", "st-3", now).await.unwrap().is_some());
+        assert_eq!(s.peek_state("oidc", "st-3", now).await.unwrap(), None);
     }
 }

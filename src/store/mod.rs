@@ -73,6 +73,18 @@ pub trait Store: Send + Sync {
         expires: OffsetDateTime,
     ) -> StoreFuture<'a, ()>;
 
+    /// Look at login state without consuming it: the value while it is
+    /// alive and not taken. A response is checked against it (tenant,
+    /// browser binding, InResponseTo) before anything is consumed, so a
+    /// forged or unsigned response never uses up someone's pending login;
+    /// only a verified one [`Store::take_state`]s it.
+    fn peek_state<'a>(
+        &'a self,
+        ns: &'a str,
+        key: &'a str,
+        now: OffsetDateTime,
+    ) -> StoreFuture<'a, Option<Vec<u8>>>;
+
     /// Take login state: the value the first time while it is alive, then
     /// `None` for ever (it is deleted in the same operation).
     fn take_state<'a>(

@@ -4,7 +4,8 @@
 //!
 //! - claim: `SET key 1 NX PX ttl` (one round trip, atomic);
 //! - sessions and login state: `SET key sealed PX ttl`, read with `GET`
-//!   (sessions) or `GETDEL` (login state: taken once, atomically);
+//!   (sessions, and login state looked at before a response verified) or
+//!   `GETDEL` (login state: taken once, atomically);
 //! - sign-out: `DEL`; readiness: `PING`.
 //!
 //! Keys are [`storage_key`]s (versioned, namespaced, SHA-256 of the id), and
@@ -407,6 +408,23 @@ impl Store for RedisStore {
                 ttl_ms(expires, now),
             )
             .await
+        })
+    }
+
+    fn peek_state<'a>(
+        &'a self,
+        ns: &'a str,
+        key: &'a str,
+        now: OffsetDateTime,
+    ) -> StoreFuture<'a, Option<Vec<u8>>> {
+        Box::pin(async move {
+            let k = storage_key(ns, key);
+            let raw: Option<Vec<u8>> = self
+                .run("peek_state", |mut m| async move {
+                    ::redis::cmd("GET").arg(&k).query_async(&mut m).await
+                })
+                .await?;
+            Ok(raw.and_then(|v| open(ns, key, &v, now)))
         })
     }
 

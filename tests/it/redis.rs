@@ -263,6 +263,18 @@ async fn login_state_put_on_one_instance_is_taken_once_on_the_other() {
         .put_state("oidc", "state-1", b"verifier-1", until)
         .await
         .unwrap();
+    // A peek, on either instance, leaves it in place (a response is
+    // checked against the state before it is consumed).
+    for i in [&a, &b, &a] {
+        assert_eq!(
+            i.app
+                .store
+                .peek_state("oidc", "state-1", now)
+                .await
+                .unwrap(),
+            Some(b"verifier-1".to_vec())
+        );
+    }
     assert_eq!(
         b.app
             .store
@@ -275,6 +287,14 @@ async fn login_state_put_on_one_instance_is_taken_once_on_the_other() {
         a.app
             .store
             .take_state("oidc", "state-1", now)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        a.app
+            .store
+            .peek_state("oidc", "state-1", now)
             .await
             .unwrap(),
         None
@@ -597,6 +617,15 @@ async fn an_oidc_login_started_on_one_instance_completes_on_the_other() {
         .await
         .unwrap();
     assert_eq!(r.status(), 303);
+    // The browser keeps the login's binding cookie (one host: the public URL).
+    let cookie = r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(cookie.starts_with("fedgate_login="), "{cookie}");
     let r = http.get(location(&r)).send().await.unwrap();
     // …which sends it back to the public URL; the load balancer picks B.
     let callback = location(&r);
@@ -605,7 +634,12 @@ async fn an_oidc_login_started_on_one_instance_completes_on_the_other() {
         "{callback}"
     );
     let on_b = callback.replace(PUBLIC_URL, &b.fedgate_url);
-    let r = http.get(&on_b).send().await.unwrap();
+    let r = http
+        .get(&on_b)
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let html = r.text().await.unwrap();
     let (status, console) = b.follow_form(&html).await.unwrap();
@@ -614,7 +648,12 @@ async fn an_oidc_login_started_on_one_instance_completes_on_the_other() {
     // The same callback again, on either instance: the state is gone.
     for env in [&a, &b] {
         let again = callback.replace(PUBLIC_URL, &env.fedgate_url);
-        let r = http.get(&again).send().await.unwrap();
+        let r = http
+            .get(&again)
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 400);
         assert_eq!(code_in(&r.text().await.unwrap()), "oidc.state_unknown");
     }

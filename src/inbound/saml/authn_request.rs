@@ -23,11 +23,19 @@ pub fn authn_request(
     sp_entity_id: &str,
     acs_url: &str,
     destination: &str,
+    force_authn: bool,
     now: OffsetDateTime,
 ) -> String {
+    // ForceAuthn (Core §3.4.1): the IdP must authenticate the user afresh,
+    // not reuse its session (the OpenID provider's prompt=login, max_age).
+    let force = if force_authn {
+        " ForceAuthn=\"true\""
+    } else {
+        ""
+    };
     format!(
         "<samlp:AuthnRequest xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\" \
-ID=\"{}\" Version=\"2.0\" IssueInstant=\"{}\" Destination=\"{}\" AssertionConsumerServiceURL=\"{}\" \
+ID=\"{}\" Version=\"2.0\" IssueInstant=\"{}\" Destination=\"{}\" AssertionConsumerServiceURL=\"{}\"{force} \
 ProtocolBinding=\"urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST\">\
 <saml:Issuer>{}</saml:Issuer>\
 <samlp:NameIDPolicy Format=\"urn:oasis:names:tc:SAML:2.0:nameid-format:persistent\" AllowCreate=\"true\"/>\
@@ -90,7 +98,12 @@ mod tests {
             "https://fedgate.example/saml/contoso/metadata",
             "https://fedgate.example/saml/contoso/acs",
             "https://login.microsoftonline.com/t/saml2",
+            false,
             now,
+        );
+        assert!(!xml.contains("ForceAuthn"));
+        assert!(
+            authn_request("_id2", "sp", "acs", "sso", true, now).contains(" ForceAuthn=\"true\" ")
         );
         let url = redirect_url(
             "https://login.microsoftonline.com/t/saml2",

@@ -274,6 +274,82 @@ pub fn verify_document(
     settings: &SamlSettings,
     now: OffsetDateTime,
 ) -> Result<Identity, SamlError> {
+    verify_parsed(doc, idp, settings, now).map(|v| v.identity)
+}
+
+/// A verified Response: the Identity, and the latest time at which any part
+/// of the assertion could still be accepted (the replay cache must remember
+/// its ID until then).
+#[derive(Debug)]
+pub struct Verified {
+    pub identity: Identity,
+    /// The latest NotOnOrAfter of every SubjectConfirmationData and of the
+    /// Conditions (skew not included).
+    pub acceptable_until: OffsetDateTime,
+}
+
+/// [`verify`], with the assertion's acceptance window (for the ACS's
+/// replay cache).
+pub fn verify_with_window(
+    input: &[u8],
+    idp: &IdpMetadata,
+    settings: &SamlSettings,
+    now: OffsetDateTime,
+) -> Result<Verified, SamlError> {
+    let text = decode_input(input, settings.max_bytes)?;
+    let doc = xml::parse(&text)?;
+    verify_parsed(&doc, idp, settings, now)
+}
+
+/// The longest a replay-cache entry is kept: an IdP whose assertions stay
+/// acceptable longer than this (Entra's last 70 minutes) would outlive the
+/// cache, so they are refused (`saml.validity_too_long`) rather than made
+/// replayable after a day.
+pub const MAX_REPLAY_WINDOW: Duration = Duration::hours(24);
+/// The shortest: clocks of several instances sharing one store may differ
+/// by this much, and an entry never expires before the assertion does on
+/// the slowest of them.
+pub const REPLAY_MARGIN: Duration = Duration::minutes(5);
+
+/// Until when the replay cache must remember an assertion accepted at
+/// `now`: its latest acceptance time plus the skew (fedgate accepts while
+/// `now - skew < NotOnOrAfter`) plus [`REPLAY_MARGIN`]; never less than
+/// `now + REPLAY_MARGIN`. `Err` (with the time) when that is past
+/// `now + MAX_REPLAY_WINDOW`: the cache could not remember it long enough.
+pub fn replay_until(
+    acceptable_until: OffsetDateTime,
+    skew: Duration,
+    now: OffsetDateTime,
+) -> Result<OffsetDateTime, OffsetDateTime> {
+    let until = (acceptable_until + skew + REPLAY_MARGIN).max(now + REPLAY_MARGIN);
+    if until > now + MAX_REPLAY_WINDOW + REPLAY_MARGIN {
+        return Err(acceptable_until);
+    }
+    Ok(until)
+}
+
+/// The latest NotOnOrAfter of every SubjectConfirmationData (of any
+/// confirmation, not only the one that was checked: another one may accept
+/// the same assertion later) and of the Conditions. Unreadable times are
+/// skipped: a confirmation with one is never accepted.
+fn latest_acceptance(
+    subject: Node,
+    conditions_end: Option<OffsetDateTime>,
+    checked: OffsetDateTime,
+) -> OffsetDateTime {
+    children(subject, NS_SAML, "SubjectConfirmation")
+        .flat_map(|sc| children(sc, NS_SAML, "SubjectConfirmationData"))
+        .filter_map(|scd| timestamp(scd, "NotOnOrAfter").ok().flatten())
+        .chain(conditions_end)
+        .fold(checked, OffsetDateTime::max)
+}
+
+fn verify_parsed(
+    doc: &Document,
+    idp: &IdpMetadata,
+    settings: &SamlSettings,
+    now: OffsetDateTime,
+) -> Result<Verified, SamlError> {
     let response = doc.root_element();
     if !is(&response, NS_SAMLP, "Response") {
         return Err(SamlError::NotAResponse(
@@ -410,8 +486,9 @@ pub fn verify_document(
     }
 
     let confirmation = check_bearer_confirmation(subject, settings, now)?;
-    let expires_at =
-        check_conditions(assertion, settings, now)?.unwrap_or(confirmation.not_on_or_after);
+    let conditions_end = check_conditions(assertion, settings, now)?;
+    let expires_at = conditions_end.unwrap_or(confirmation.not_on_or_after);
+    let acceptable_until = latest_acceptance(subject, conditions_end, confirmation.not_on_or_after);
     let auth_time = check_authn_statement(assertion, settings, now)?;
     let attrs = read_attributes(assertion)?;
 
@@ -467,7 +544,7 @@ pub fn verify_document(
         .map(|(n, v)| (n.to_string(), v.into_iter().map(Cow::into_owned).collect()))
         .collect();
 
-    Ok(Identity {
+    let identity = Identity {
         subject: subject_value,
         subject_format: name_id.attribute("Format").map(str::to_string),
         issuer: assertion_issuer,
@@ -490,6 +567,10 @@ pub fn verify_document(
         token_id: assertion.attribute("ID").map(str::to_string),
         verification,
         attributes,
+    };
+    Ok(Verified {
+        identity,
+        acceptable_until,
     })
 }
 
@@ -859,5 +940,101 @@ mod tests {
             now
         )
         .is_ok());
+    }
+
+    /// Several SubjectConfirmations and no Conditions NotOnOrAfter: the
+    /// acceptance window runs to the latest confirmation, not to the first
+    /// (the one checked), and the replay entry lasts until then plus the
+    /// skew and the margin.
+    #[test]
+    fn the_replay_window_is_the_latest_confirmation_of_all() {
+        let data = |f: &str| {
+            std::fs::read_to_string(format!("{}/tests/data/{f}", env!("CARGO_MANIFEST_DIR")))
+                .unwrap()
+        };
+        let key = crate::trust::signing::SigningKey::from_pem(
+            &data("fedgate_rsa_key.pem"),
+            &data("fedgate_rsa_cert.pem"),
+        )
+        .unwrap();
+        let at = crate::timefmt::parse("2026-03-02T10:00:00Z").unwrap();
+        let login = crate::mock::entra::MockLogin {
+            tenant_id: "t1".into(),
+            sp_entity_id: "https://sp/".into(),
+            acs_url: "https://sp/acs".into(),
+            issue_instant: at,
+            in_response_to: None,
+            id_seed: "w1".into(),
+        };
+        let (xml, assertion_id) =
+            crate::mock::entra::response_xml(&crate::mock::entra::user_with_groups(1), &login);
+        let sc = |end: &str, method: &str| {
+            format!("<SubjectConfirmation Method=\"{method}\"><SubjectConfirmationData NotOnOrAfter=\"{end}\" Recipient=\"https://sp/acs\"/></SubjectConfirmation>")
+        };
+        let extra = sc("2026-03-02T11:00:00Z", CM_BEARER)
+            + &sc("2026-03-02T10:30:00Z", CM_BEARER)
+            + &sc("not a time", CM_BEARER);
+        let xml = xml
+            .replacen(
+                "</SubjectConfirmation>",
+                &format!("</SubjectConfirmation>{extra}"),
+                1,
+            )
+            .replacen(" NotOnOrAfter=\"2026-03-02T11:10:00Z\">", ">", 1);
+        let signed = crate::xml::dsig::sign_enveloped(&xml, &assertion_id, &key).unwrap();
+        let idp =
+            IdpMetadata::from_pem(&data("fedgate_rsa_cert.pem"), "https://sts.windows.net/t1/")
+                .unwrap();
+        let settings = SamlSettings::new("https://sp/", "https://sp/acs");
+        let now = crate::timefmt::parse("2026-03-02T10:01:00Z").unwrap();
+        let v = verify_with_window(signed.as_bytes(), &idp, &settings, now).unwrap();
+        // The first (checked) confirmation ends at 10:05; the latest at 11:00.
+        assert_eq!(
+            v.identity.expires_at,
+            crate::timefmt::parse("2026-03-02T10:05:00Z").unwrap()
+        );
+        let latest = crate::timefmt::parse("2026-03-02T11:00:00Z").unwrap();
+        assert_eq!(v.acceptable_until, latest);
+        // The later confirmation does accept it after the first one's time.
+        let later = crate::timefmt::parse("2026-03-02T10:40:00Z").unwrap();
+        assert!(verify(signed.as_bytes(), &idp, &settings, later).is_ok());
+        assert_eq!(
+            replay_until(v.acceptable_until, settings.skew, now),
+            Ok(latest + settings.skew + REPLAY_MARGIN)
+        );
+        // With Conditions NotOnOrAfter later still, that is the end.
+        let with_conditions = xml.replacen(
+            "<Conditions NotBefore=\"2026-03-02T09:55:00Z\">",
+            "<Conditions NotBefore=\"2026-03-02T09:55:00Z\" NotOnOrAfter=\"2026-03-02T12:00:00Z\">",
+            1,
+        );
+        assert_ne!(with_conditions, xml);
+        let signed =
+            crate::xml::dsig::sign_enveloped(&with_conditions, &assertion_id, &key).unwrap();
+        let v = verify_with_window(signed.as_bytes(), &idp, &settings, now).unwrap();
+        assert_eq!(
+            v.acceptable_until,
+            crate::timefmt::parse("2026-03-02T12:00:00Z").unwrap()
+        );
+    }
+
+    #[test]
+    fn the_replay_entry_has_a_floor_and_a_cap() {
+        let now = crate::timefmt::parse("2026-03-02T10:00:00Z").unwrap();
+        let skew = DEFAULT_SKEW;
+        // Floor: never shorter than the margin from now.
+        assert_eq!(
+            replay_until(now - Duration::hours(1), skew, now),
+            Ok(now + REPLAY_MARGIN)
+        );
+        assert_eq!(
+            replay_until(now + Duration::minutes(70), skew, now),
+            Ok(now + Duration::minutes(70) + skew + REPLAY_MARGIN)
+        );
+        // Cap: an assertion acceptable for longer than the cache remembers
+        // is refused, not made replayable once the entry expires.
+        assert!(replay_until(now + MAX_REPLAY_WINDOW - skew, skew, now).is_ok());
+        let far = now + MAX_REPLAY_WINDOW + Duration::minutes(1);
+        assert_eq!(replay_until(far, skew, now), Err(far));
     }
 }
