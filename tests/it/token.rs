@@ -59,6 +59,7 @@ file = "audit.jsonl"
 [[tenants]]
 id = "contoso"
 entra_tenant_id = "{TID}"
+domains = ["contoso.example"]
 metadata_file = "md.xml"
 [tenants.oidc]
 jwks_file = "{jwks}"
