@@ -113,7 +113,7 @@ pub fn domain_of(address: &str) -> Option<String> {
 /// Whether `owned` (normalised, as the configuration keeps them) holds
 /// `address`'s domain, exactly.
 pub fn owns(owned: &[String], address: &str) -> bool {
-    domain_of(address).is_some_and(|d| owned.iter().any(|o| *o == d))
+    domain_of(address).is_some_and(|d| owned.contains(&d))
 }
 
 /// Check one e-mail-like value (`source` names it in the message: "UPN",
@@ -138,7 +138,7 @@ pub fn check(
             address: address.into(),
         });
     };
-    if owned.iter().any(|o| *o == domain) {
+    if owned.contains(&domain) {
         return Ok(());
     }
     Err(DomainError::NotOwned {
@@ -344,8 +344,8 @@ mod tests {
 
     #[test]
     fn two_directories_claiming_one_domain_conflict() {
-        let a = vec!["contoso.example".to_string()];
-        let b = vec![
+        let a = ["contoso.example".to_string()];
+        let b = [
             "fabrikam.example".to_string(),
             "contoso.example".to_string(),
         ];
