@@ -374,6 +374,10 @@ async fn a_fabrikam_user_with_a_contoso_address_never_reaches_the_shared_saml_co
             "{hint}: {body}"
         );
         assert!(!body.contains("SAMLResponse"), "{hint}: no assertion");
+        assert!(
+            body.contains("Domain names"),
+            "{hint}: the page's hint: {body}"
+        );
         let event = t.last_audit();
         assert_eq!(
             (
