@@ -255,6 +255,35 @@ mod tests {
             let _ = domain_of(odd);
             assert!(!owns(&owned(), odd), "{odd:?}");
         }
+        // Every short combination of awkward pieces: no panic, and a match
+        // only for exactly one '@' followed by an owned domain.
+        let parts = [
+            "",
+            "@",
+            ".",
+            "a",
+            "é",
+            "\u{0}",
+            " ",
+            "contoso.example",
+            "CONTOSO.EXAMPLE.",
+        ];
+        for a in parts {
+            for b in parts {
+                for c in parts {
+                    let s = format!("{a}{b}{c}");
+                    let hit = owns(&owned(), &s);
+                    let expect = s.matches('@').count() == 1
+                        && s.split_once('@').is_some_and(|(l, d)| {
+                            !l.is_empty()
+                                && ["contoso.example", "contoso.example."]
+                                    .contains(&d.to_ascii_lowercase().as_str())
+                        });
+                    assert_eq!(hit, expect, "{s:?}");
+                    let _ = normalize_domain(&s);
+                }
+            }
+        }
         assert_eq!(domain_of("a@b@c"), None);
         assert_eq!(domain_of("alice"), None);
         assert_eq!(domain_of("alice@"), None);
