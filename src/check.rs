@@ -12,6 +12,9 @@
 //!   confirmed for over a week, warning with a fresher one, its age given),
 //!   tenants that allow SHA-1 (warning);
 //! - reach: consoles no rule grants anything (warning);
+//! - identity: tenants that declare no `domains` (error when a console
+//!   identifies their users by e-mail or UPN, whose logins are then all
+//!   refused; otherwise a warning);
 //! - start-up ([`preflight`], before the runtime is built, so these are
 //!   reported even when it cannot be): the TLS certificate and key readable,
 //!   parseable and belonging together (what `serve` would refuse to start
@@ -316,6 +319,50 @@ pub fn config_findings(config: &Config, now: OffsetDateTime) -> Vec<Finding> {
             }
         }
     }
+    // Tenants that declare no domains: none of their users' e-mails or UPNs
+    // is ever delivered (fail closed). An error when a console would need one.
+    for t in config.tenants.iter().filter(|t| t.domains.is_empty()) {
+        let needs: Vec<&str> = config
+            .consoles
+            .iter()
+            .filter(|c| {
+                let reached = c.oidc.as_ref().is_some_and(|o| o.tenants.contains(&t.id))
+                    || config.rules.iter().any(|r| {
+                        r.tenant == t.id
+                            && r.console == c.id
+                            && r.principals.admits(crate::identity::PrincipalKind::User)
+                    });
+                let nameid = c
+                    .nameid
+                    .unwrap_or(crate::consoles::profile(c.kind).default_nameid);
+                let by_email = c.oidc.is_some()
+                    || (!c.reply_url.is_empty()
+                        && nameid != crate::consoles::NameIdSource::ObjectId);
+                reached && by_email
+            })
+            .map(|c| c.id.as_str())
+            .collect();
+        if needs.is_empty() {
+            f.push(finding(
+                "check.tenant_without_domains",
+                "warning",
+                format!("tenant {}", t.id),
+                "no domains declared: no e-mail or UPN of this tenant's users is delivered to any console".into(),
+                "add domains = [\"…\"] with the tenant's verified domains (Entra admin center → Settings → Domain names)",
+            ));
+        } else {
+            f.push(finding(
+                "check.tenant_without_domains",
+                "error",
+                format!("tenant {}", t.id),
+                format!(
+                    "no domains declared, but console(s) {} identify its users by e-mail or UPN: every such login is refused (identity.domain_not_owned)",
+                    needs.join(", ")
+                ),
+                "add domains = [\"…\"] with the tenant's verified domains (Entra admin center → Settings → Domain names), or set nameid = \"object_id\" on SAML consoles",
+            ));
+        }
+    }
     for c in &config.consoles {
         if let Some(o) = &c.oidc {
             if o.secret_expires.is_none() {
@@ -522,4 +569,57 @@ pub fn render(r: &CheckReport) -> String {
         r.errors, r.warnings
     ));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(domains: &str, nameid: &str) -> Config {
+        let text = format!(
+            r#"
+[server]
+public_url = "http://127.0.0.1:8443"
+[[tenants]]
+id = "contoso"
+entra_tenant_id = "t"
+metadata_file = "m.xml"
+{domains}
+[[consoles]]
+id = "c"
+kind = "generic"
+display_name = "C"
+identifier = "https://c.example/sp"
+reply_url = "https://c.example/acs"
+{nameid}
+[[rules]]
+id = "r"
+tenant = "contoso"
+console = "c"
+groups = ["g"]
+roles = ["viewer"]
+"#
+        );
+        Config::from_str(&text, "t.toml", &[], Path::new(".")).unwrap()
+    }
+
+    fn severity(c: &Config) -> Option<&'static str> {
+        config_findings(c, OffsetDateTime::UNIX_EPOCH)
+            .into_iter()
+            .find(|f| f.code == "check.tenant_without_domains")
+            .map(|f| f.severity)
+    }
+
+    #[test]
+    fn a_tenant_without_domains_is_an_error_where_a_console_takes_e_mails() {
+        // The console's NameID is the e-mail (the profile's default): error.
+        assert_eq!(severity(&config("", "")), Some("error"));
+        // Object-id NameID: nothing would be refused, a warning remains.
+        assert_eq!(
+            severity(&config("", "nameid = \"object_id\"")),
+            Some("warning")
+        );
+        // Domains declared: no finding.
+        assert_eq!(severity(&config("domains = [\"contoso.com\"]", "")), None);
+    }
 }

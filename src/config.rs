@@ -195,6 +195,14 @@ pub struct Tenant {
     pub id: String,
     /// The Entra tenant id (GUID).
     pub entra_tenant_id: String,
+    /// The domains this tenant owns: its verified domains in Entra (admin
+    /// center → Settings → Domain names), `*.onmicrosoft.com` included.
+    /// Matched exactly (case-insensitive): list every subdomain the tenant
+    /// uses too. An e-mail or UPN is delivered to a console only in one of
+    /// these; without any, no e-mail or UPN of this tenant is. Two tenants
+    /// (of different Entra directories) cannot claim the same domain.
+    #[serde(default)]
+    pub domains: Vec<String>,
     /// The tenant's federation metadata XML (Entra: "Federation Metadata XML").
     /// Without it (and without `metadata_url`) the tenant signs in by OIDC only.
     pub metadata_file: Option<PathBuf>,
@@ -456,6 +464,7 @@ impl Config {
             }
         })?;
         config.resolve_paths(base);
+        config.normalize_domains(file)?;
         config.validate(file)?;
         Ok(config)
     }
@@ -555,6 +564,46 @@ impl Config {
         {
             fix(p);
         }
+    }
+
+    /// `tenants[].domains` lower-cased, without a trailing dot, deduplicated;
+    /// refused: empty, wildcards, addresses, non-ASCII, and one domain
+    /// claimed by tenants of two Entra directories.
+    fn normalize_domains(&mut self, file: &str) -> Result<(), ConfigError> {
+        let invalid = |key: String, reason: String| ConfigError::Invalid {
+            file: file.to_string(),
+            key,
+            reason,
+        };
+        for (i, t) in self.tenants.iter_mut().enumerate() {
+            let mut out: Vec<String> = Vec::new();
+            for (j, d) in t.domains.iter().enumerate() {
+                let d = crate::domains::normalize_domain(d)
+                    .map_err(|r| invalid(format!("tenants[{i}].domains[{j}]"), r))?;
+                if !out.contains(&d) {
+                    out.push(d);
+                }
+            }
+            t.domains = out;
+        }
+        let claims = self
+            .tenants
+            .iter()
+            .map(|t| (t.id.as_str(), t.entra_tenant_id.as_str(), &t.domains[..]));
+        if let Some((domain, first, second)) = crate::domains::first_conflict(claims) {
+            let i = self
+                .tenants
+                .iter()
+                .position(|t| t.id == second)
+                .unwrap_or_default();
+            return Err(invalid(
+                format!("tenants[{i}].domains"),
+                format!(
+                    "tenants {first:?} and {second:?} both claim the domain {domain:?}: a domain belongs to one Entra tenant (its verified domain), else either tenant's users could be delivered as the other's"
+                ),
+            ));
+        }
+        Ok(())
     }
 
     fn validate(&self, file: &str) -> Result<(), ConfigError> {
@@ -1005,6 +1054,60 @@ public_url = "http://127.0.0.1:8443"
             assert!(e.to_string().contains(key), "{e}");
             assert!(!e.to_string().contains(":pw@"), "{e}");
         }
+    }
+
+    #[test]
+    fn tenant_domains_are_normalised_and_one_domain_has_one_owner() {
+        let tenant = |id: &str, tid: &str, domains: &str| {
+            format!("\n[[tenants]]\nid = \"{id}\"\nentra_tenant_id = \"{tid}\"\nmetadata_file = \"m.xml\"\ndomains = {domains}\n")
+        };
+        let text = format!(
+            "{MIN}{}",
+            tenant(
+                "contoso",
+                "a",
+                r#"["Contoso.COM.", "contoso.com", "contoso.onmicrosoft.com"]"#
+            )
+        );
+        let c = Config::from_str(&text, "t.toml", &[], Path::new(".")).unwrap();
+        assert_eq!(
+            c.tenants[0].domains,
+            vec!["contoso.com".to_string(), "contoso.onmicrosoft.com".into()]
+        );
+        for bad in [r#"[""]"#, r#"["*.contoso.com"]"#, r#"["a@contoso.com"]"#] {
+            let e = Config::from_str(
+                &format!("{MIN}{}", tenant("contoso", "a", bad)),
+                "t.toml",
+                &[],
+                Path::new("."),
+            )
+            .unwrap_err();
+            assert_eq!(e.code(), "config.invalid");
+            assert!(e.to_string().contains("tenants[0].domains[0]"), "{e}");
+        }
+        // Two directories, one domain (in any case): refused, naming both tenants.
+        let text = format!(
+            "{MIN}{}{}",
+            tenant("contoso", "a", r#"["contoso.com"]"#),
+            tenant("fabrikam", "b", r#"["fabrikam.com", "CONTOSO.com"]"#)
+        );
+        let e = Config::from_str(&text, "t.toml", &[], Path::new(".")).unwrap_err();
+        assert_eq!(e.code(), "config.invalid");
+        let s = e.to_string();
+        assert!(
+            s.contains("tenants[1].domains")
+                && s.contains("\"contoso\"")
+                && s.contains("\"fabrikam\"")
+                && s.contains("\"contoso.com\""),
+            "{s}"
+        );
+        // Two entries for one Entra tenant may share its domains.
+        let text = format!(
+            "{MIN}{}{}",
+            tenant("contoso", "a", r#"["contoso.com"]"#),
+            tenant("contoso-oidc", "A", r#"["contoso.com"]"#)
+        );
+        assert!(Config::from_str(&text, "t.toml", &[], Path::new(".")).is_ok());
     }
 
     #[test]

@@ -137,6 +137,7 @@ file = "audit.jsonl"
 [[tenants]]
 id = "contoso"
 entra_tenant_id = "{TENANT_ID}"
+domains = ["contoso.example"]
 metadata_url = "{entra_url}/federationmetadata.xml"
 metadata_refresh_secs = 1
 [[consoles]]
@@ -321,8 +322,13 @@ scope = "contoso"
             scope: "contoso".into(),
         }];
         let entity_id = format!("{}/idp/metadata", self.fedgate_url);
-        let delivery =
-            crate::outbound::saml_post::delivery(console, &entity_id, time::Duration::minutes(5));
+        let tenant = &self.app.tenants.get("contoso").ok_or("tenant")?.config;
+        let delivery = crate::outbound::saml_post::delivery(
+            console,
+            &entity_id,
+            time::Duration::minutes(5),
+            tenant,
+        );
         let xml = crate::outbound::saml_post::response(
             &identity,
             &grants,

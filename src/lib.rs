@@ -25,6 +25,7 @@ pub mod cli;
 pub mod config;
 pub mod consoles;
 pub mod demo;
+pub mod domains;
 pub mod drill;
 pub mod gateway;
 pub mod http;

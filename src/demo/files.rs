@@ -135,6 +135,8 @@ file = "audit.jsonl"
 [[tenants]]
 id = "contoso"
 entra_tenant_id = "{TENANT_ID}"
+# The tenant's verified domains: only e-mails and UPNs in them reach a console.
+domains = ["contoso.example", "contoso.onmicrosoft.com"]
 metadata_file = "contoso-federationmetadata.xml"
 {tenant_oidc}
 [[consoles]]

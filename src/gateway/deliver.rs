@@ -260,7 +260,7 @@ pub(super) fn deliver(
         };
     }
     let lifetime = Duration::seconds(app.config.server.assertion_lifetime_secs as i64);
-    let delivery = saml_post::delivery(console, &app.idp_entity_id, lifetime);
+    let delivery = saml_post::delivery(console, &app.idp_entity_id, lifetime, &rt.config);
     let Some(seed) = random_id() else {
         return refuse(app, event, rng_failed());
     };
@@ -273,7 +273,10 @@ pub(super) fn deliver(
         &seed,
     ) {
         Ok(x) => x,
-        Err(e) => return refuse(app, event, Refusal::new(500, e.code(), e.to_string())),
+        Err(e) => {
+            let r = Refusal::new(e.status(), e.code(), e.to_string());
+            return refuse(app, event, r);
+        }
     };
     let mut html = saml_post::post_form(&console.reply_url, &xml, None, &console.display_name);
     if consoles::profile(console.kind).users_must_exist {

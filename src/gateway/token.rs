@@ -146,6 +146,19 @@ pub async fn token_exchange(
             ExchangeError::new(403, "access_denied", code, message),
         );
     }
+    // An e-mail or UPN goes into the console token only in a domain the
+    // tenant owns (a service account has neither).
+    let address =
+        match crate::domains::console_address(&identity, &rt.config.id, &rt.config.domains) {
+            Ok(a) => a,
+            Err(e) => {
+                return fail(
+                    app,
+                    event,
+                    ExchangeError::new(403, "access_denied", e.code(), &e),
+                )
+            }
+        };
     // Lifetime: the console's, capped by every matching rule's cap, and never
     // past the subject token's own expiry.
     let mut lifetime = Duration::seconds(console.token_lifetime_secs as i64);
@@ -200,6 +213,8 @@ pub async fn token_exchange(
     };
     let claims = tok::console_claims(
         &identity,
+        &rt.config.id,
+        address.as_deref(),
         &decision.grants,
         &app.config.server.public_url,
         &console.identifier,

@@ -61,6 +61,10 @@ pub fn hint(code: &str) -> (&'static str, &'static str) {
             "The user is in too many groups for Entra to send them, and fedgate could not ask Microsoft Graph for them.",
             "Check the tenant's [tenants.graph] app registration: client secret not expired, application permission GroupMember.Read.All with admin consent.",
         ),
+        "identity.domain_not_owned" => (
+            "Your e-mail address or user name is not in a domain your organisation has registered with fedgate, so fedgate will not sign you in to the console under it.",
+            "The message names the tenant and the domain. If that domain is a verified domain of the tenant in Entra (Settings → Domain names), add it to the tenant's domains in fedgate.toml; if it belongs to another organisation, the user's mail or UPN claim was set to someone else's address.",
+        ),
         "store.unavailable" => (
             "fedgate's session store is unavailable, so it cannot guarantee one-time use.",
             "Check the store (Redis) and fedgate's /readyz; logins resume by themselves.",

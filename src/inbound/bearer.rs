@@ -528,6 +528,18 @@ fn date(secs: i64) -> Result<OffsetDateTime, BearerError> {
     })
 }
 
+/// Whether `xms_edov` says "not verified" (false, "false", 0, "0"); absent
+/// or anything else is not a "no" (the domain check applies regardless).
+fn edov_false(v: Option<&serde_json::Value>) -> bool {
+    use serde_json::Value;
+    match v {
+        Some(Value::Bool(b)) => !b,
+        Some(Value::Number(n)) => n.as_u64() == Some(0),
+        Some(Value::String(s)) => matches!(s.trim().to_ascii_lowercase().as_str(), "false" | "0"),
+        _ => false,
+    }
+}
+
 fn to_identity(c: Claims, times: Times, key: &Jwk, alg_name: &str) -> Identity {
     let iss = c.iss.unwrap_or_default();
     let source = match entra_issuer(&iss) {
@@ -569,7 +581,9 @@ fn to_identity(c: Claims, times: Times, key: &Jwk, alg_name: &str) -> Identity {
         kind,
         source,
         upn: c.upn.or(c.preferred_username).or(c.unique_name),
-        email: c.email,
+        // `xms_edov` false: Entra says the e-mail's domain owner is not
+        // verified, so the `email` claim is not used at all.
+        email: c.email.filter(|_| !edov_false(c.xms_edov.as_ref())),
         display_name: c.name,
         groups: c.groups.unwrap_or_default(),
         groups_overage,
@@ -653,6 +667,9 @@ struct Claims {
     preferred_username: Option<String>,
     unique_name: Option<String>,
     email: Option<String>,
+    /// "Email domain owner verified" (Entra optional claim): a boolean, or
+    /// `"true"`/`"false"`/`1`/`0` as some tokens carry it.
+    xms_edov: Option<serde_json::Value>,
     name: Option<String>,
     groups: Option<Vec<String>>,
     roles: Option<Vec<String>>,
@@ -878,6 +895,29 @@ mod tests {
             check_alg("HS256", &p).unwrap_err().code(),
             "jwt.alg_forbidden"
         );
+    }
+
+    #[test]
+    fn xms_edov_false_drops_the_email_claim() {
+        let c = |edov: &str| -> Claims {
+            serde_json::from_str(&format!(
+                r#"{{"email": "alice@contoso.example", "upn": "bob@fabrikam.example" {edov}}}"#
+            ))
+            .unwrap()
+        };
+        for (edov, kept) in [
+            ("", true),
+            (r#", "xms_edov": true"#, true),
+            (r#", "xms_edov": "1""#, true),
+            (r#", "xms_edov": null"#, true),
+            (r#", "xms_edov": false"#, false),
+            (r#", "xms_edov": "false""#, false),
+            (r#", "xms_edov": 0"#, false),
+            (r#", "xms_edov": "0""#, false),
+        ] {
+            let c = c(edov);
+            assert_eq!(!edov_false(c.xms_edov.as_ref()), kept, "{edov}");
+        }
     }
 
     #[test]

@@ -54,7 +54,7 @@ pub fn discovery(public_url: &str, algs: &[&str]) -> serde_json::Value {
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "code_challenge_methods_supported": ["S256"],
         "scopes_supported": ["openid", "profile", "email"],
-        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "name", "email", "preferred_username", "tid", "oid", "roles", "role_assignments"],
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "name", "email", "email_verified", "preferred_username", "tid", "oid", "roles", "role_assignments"],
     })
 }
 
@@ -353,6 +353,22 @@ async fn authorize_inner(
             state,
             "access_denied",
             &format!("{code}: {message}"),
+        );
+    }
+    // The ID token names the user by e-mail (`email`, `preferred_username`):
+    // only in a domain the user's tenant owns, else no code at all.
+    if let Err(e) = crate::domains::console_address(&identity, &tenant, &rt.config.domains) {
+        use crate::identity::ErrorCode;
+        event.outcome = "denied";
+        event.code = e.code().to_string();
+        event.reason = e.to_string();
+        app.audit.record(&event);
+        app.metrics.login(&tenant, &console.id, "denied", e.code());
+        return error_redirect(
+            &redirect_uri,
+            state,
+            "access_denied",
+            &format!("{}: {e}", e.code()),
         );
     }
     let Some(code) = random_id() else {
@@ -720,9 +736,20 @@ pub async fn token(
         .role_attribute
         .as_deref()
         .unwrap_or(profile.role_attribute);
+    // Checked when the code was issued; checked again (fail closed: no
+    // e-mail) against the tenant's domains now.
+    let address = app
+        .tenants
+        .get(&grant.tenant)
+        .and_then(|rt| {
+            crate::domains::console_address(&grant.identity, &grant.tenant, &rt.config.domains).ok()
+        })
+        .flatten();
     let base = |jti: &str| {
         crate::outbound::token::console_claims(
             &grant.identity,
+            &grant.tenant,
+            address.as_deref(),
             &grant.grants,
             &app.config.server.public_url,
             &reg.client_id,
@@ -747,13 +774,11 @@ pub async fn token(
         if let Some(n) = &grant.identity.display_name {
             m.insert("name".into(), json!(n));
         }
-        if let Some(e) = grant
-            .identity
-            .email
-            .as_ref()
-            .or(grant.identity.upn.as_ref())
-        {
+        // The UPN (else the mail), in a domain the tenant owns: verified in
+        // the sense of OpenID Connect Core §5.1, the tenant owns the domain.
+        if let Some(e) = &address {
             m.insert("email".into(), json!(e));
+            m.insert("email_verified".into(), json!(true));
             m.insert("preferred_username".into(), json!(e));
         }
         let assignments: Vec<serde_json::Value> = grant
@@ -814,10 +839,14 @@ pub fn userinfo(app: &App, bearer: Option<&str>) -> Result<serde_json::Value, To
         use crate::identity::ErrorCode;
         token_error(401, "invalid_token", e.code(), e)
     })?;
+    // fedgate's access token carries `upn` only when it was checked against
+    // the tenant's domains at issue (`console_claims`).
+    let email = id.upn.clone();
     Ok(json!({
         "sub": id.subject,
         "name": id.display_name,
-        "email": id.upn.clone().or(id.email.clone()),
+        "email_verified": email.is_some(),
+        "email": email,
         "tid": id.tenant_id,
         "oid": id.object_id,
         "roles": id.roles,

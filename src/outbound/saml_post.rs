@@ -25,6 +25,10 @@ pub struct Delivery<'a> {
     pub role_attribute: &'a str,
     pub scope_attribute: &'a str,
     pub lifetime: Duration,
+    /// fedgate's id of the user's tenant, and the domains it owns: an
+    /// e-mail or UPN outside them is never delivered (`crate::domains`).
+    pub tenant: &'a str,
+    pub domains: &'a [String],
 }
 
 /// Why fedgate could not build the assertion for the console.
@@ -34,37 +38,51 @@ pub enum OutboundError {
     /// The Identity lacks what the console's NameID needs.
     #[error("the identity has no {0}, which this console uses as NameID")]
     NameIdMissing(&'static str),
+    /// The e-mail or UPN is not in a domain the user's tenant owns.
+    #[error(transparent)]
+    Domain(#[from] crate::domains::DomainError),
     #[error(transparent)]
     Sign(#[from] SignError),
+}
+
+impl OutboundError {
+    /// The HTTP status of the refusal: 403 for an identity fedgate will not
+    /// deliver, 500 for fedgate's own failures.
+    pub fn status(&self) -> u16 {
+        match self {
+            OutboundError::Domain(_) => 403,
+            _ => 500,
+        }
+    }
 }
 
 impl crate::identity::ErrorCode for OutboundError {
     fn code(&self) -> &'static str {
         match self {
             OutboundError::NameIdMissing(_) => "outbound.nameid_missing",
+            OutboundError::Domain(e) => crate::identity::ErrorCode::code(e),
             OutboundError::Sign(_) => "outbound.sign_failed",
         }
     }
 }
 
-/// The NameID value and format for this console.
+/// The NameID value and format for this console. An e-mail-like NameID is
+/// the UPN when the identity has one, else the mail, and only in a domain
+/// the tenant owns (`domains`).
 pub fn nameid(
     identity: &Identity,
     source: NameIdSource,
+    tenant: &str,
+    domains: &[String],
 ) -> Result<(String, &'static str), OutboundError> {
     const EMAIL: &str = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress";
     const UNSPEC: &str = "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified";
     const PERSISTENT: &str = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent";
     match source {
-        NameIdSource::Email => identity
-            .email
-            .clone()
-            .or_else(|| identity.upn.clone())
+        NameIdSource::Email => crate::domains::console_address(identity, tenant, domains)?
             .map(|v| (v, EMAIL))
             .ok_or(OutboundError::NameIdMissing("email")),
-        NameIdSource::Upn => identity
-            .upn
-            .clone()
+        NameIdSource::Upn => crate::domains::console_upn(identity, tenant, domains)?
             .map(|v| (v, UNSPEC))
             .ok_or(OutboundError::NameIdMissing("UPN")),
         NameIdSource::ObjectId => identity
@@ -85,7 +103,15 @@ pub fn response(
     now: OffsetDateTime,
     id_seed: &str,
 ) -> Result<String, OutboundError> {
-    let (name, format) = nameid(identity, d.nameid)?;
+    let (name, format) = nameid(identity, d.nameid, d.tenant, d.domains)?;
+    // The `email` attribute: the same checked value. With an object-id
+    // NameID it is only added when its domain is owned (never refused).
+    let email = match d.nameid {
+        NameIdSource::ObjectId => crate::domains::console_address(identity, d.tenant, d.domains)
+            .ok()
+            .flatten(),
+        _ => crate::domains::console_address(identity, d.tenant, d.domains)?,
+    };
     let response_id = format!("_fgr{id_seed}");
     let assertion_id = format!("_fga{id_seed}");
     let t = |x: OffsetDateTime| crate::timefmt::format(x);
@@ -117,7 +143,7 @@ pub fn response(
     };
     attr(d.role_attribute, &roles);
     attr(d.scope_attribute, &scopes);
-    if let Some(e) = identity.email.as_deref().or(identity.upn.as_deref()) {
+    if let Some(e) = email.as_deref() {
         attr("email", &[e]);
     }
     if let Some(n) = identity.display_name.as_deref() {
@@ -201,11 +227,12 @@ pub fn idp_metadata(
     )
 }
 
-/// The delivery parameters for a configured console.
+/// The delivery parameters for a configured console, for a user of `tenant`.
 pub fn delivery<'a>(
     console: &'a crate::config::Console,
     idp_entity_id: &'a str,
     lifetime: Duration,
+    tenant: &'a crate::config::Tenant,
 ) -> Delivery<'a> {
     let profile = consoles::profile(console.kind);
     Delivery {
@@ -219,5 +246,7 @@ pub fn delivery<'a>(
             .unwrap_or(profile.role_attribute),
         scope_attribute: profile.scope_attribute,
         lifetime,
+        tenant: &tenant.id,
+        domains: &tenant.domains,
     }
 }

@@ -65,9 +65,16 @@ impl ExchangeError {
 
 /// The console token's claims. Role and scope claim names come from the
 /// console profile (e.g. `UserGroups`/`Company` for Commvault-style consoles).
+///
+/// `sub` is tenant-bound: `{tid}:{oid}`, or, without both, `{tenant}:{subject}`
+/// with fedgate's id of the tenant. `upn` is `address`: the e-mail-like
+/// value already checked against the tenant's domains
+/// ([`crate::domains::console_address`]), never the raw claim.
 #[allow(clippy::too_many_arguments)]
 pub fn console_claims(
     identity: &Identity,
+    tenant: &str,
+    address: Option<&str>,
     grants: &[Grant],
     issuer: &str,
     audience: &str,
@@ -89,7 +96,7 @@ pub fn console_claims(
     scopes.dedup();
     let sub = match (&identity.tenant_id, &identity.object_id) {
         (Some(t), Some(o)) => format!("{t}:{o}"),
-        _ => identity.subject.clone(),
+        _ => format!("{tenant}:{}", identity.subject),
     };
     let mut claims = json!({
         "iss": issuer,
@@ -107,7 +114,7 @@ pub fn console_claims(
     if let Some(m) = claims.as_object_mut() {
         m.insert(role_claim.to_string(), json!(roles));
         m.insert(scope_claim.to_string(), json!(scopes));
-        if let Some(u) = identity.upn.as_ref().or(identity.email.as_ref()) {
+        if let Some(u) = address {
             m.insert("upn".into(), json!(u));
         }
         if let Some(a) = &identity.app_id {

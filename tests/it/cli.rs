@@ -435,7 +435,7 @@ fn tls_config(dir: &super::TempDir, tls_key: &str, public_url: &str, audit: &str
 tls_cert_file = \"{data}/tls_cert.pem\"\ntls_key_file = \"{data}/{tls_key}\"\n\
 [signing]\nkey_file = \"{data}/fedgate_rsa_key.pem\"\ncert_file = \"{data}/fedgate_rsa_cert.pem\"\n\
 [audit]\nfile = \"{audit}\"\n\
-[[tenants]]\nid = \"contoso\"\nentra_tenant_id = \"{tid}\"\nmetadata_file = \"md.xml\"\n\
+[[tenants]]\nid = \"contoso\"\nentra_tenant_id = \"{tid}\"\ndomains = [\"contoso.example\"]\nmetadata_file = \"md.xml\"\n\
 [[consoles]]\nid = \"c\"\nkind = \"generic\"\ndisplay_name = \"C\"\nidentifier = \"https://console.example.com/saml\"\nreply_url = \"https://console.example.com/saml/acs\"\nextra_roles = [\"Operator\"]\n\
 [[rules]]\nid = \"r\"\ntenant = \"contoso\"\nconsole = \"c\"\ngroups = [\"g\"]\nroles = [\"Operator\"]\n"
         ),
@@ -716,7 +716,7 @@ fn serve_runs_answers_and_stops_on_sigterm() {
         dir.join("fedgate.toml"),
         format!(
             "[server]\nlisten = \"127.0.0.1:1\"\npublic_url = \"http://127.0.0.1:{port}\"\n[signing]\nkey_file = \"{data}/fedgate_rsa_key.pem\"\ncert_file = \"{data}/fedgate_rsa_cert.pem\"\n\
-[[tenants]]\nid = \"contoso\"\nentra_tenant_id = \"{tid}\"\nmetadata_file = \"md.xml\"\n"
+[[tenants]]\nid = \"contoso\"\nentra_tenant_id = \"{tid}\"\ndomains = [\"contoso.example\"]\nmetadata_file = \"md.xml\"\n"
         ),
     )
     .unwrap();

@@ -3,6 +3,7 @@ pub mod c14n;
 pub mod cli;
 pub mod corpus;
 pub mod deploy;
+pub mod domains;
 pub mod example_config;
 pub mod http;
 pub mod jwt;

@@ -663,6 +663,7 @@ async fn fedgate_signs_users_in_at_an_independent_openid_provider() {
 [[tenants]]
 id = "indep"
 entra_tenant_id = "{tid}"
+domains = ["contoso.example"]
 [tenants.oidc]
 issuer = "{issuer}"
 client_id = "fedgate-rp"

@@ -79,6 +79,7 @@ cert_file = "{data}/fedgate_rsa_cert.pem"
 [[tenants]]
 id = "contoso"
 entra_tenant_id = "{TENANT_ID}"
+domains = ["contoso.example"]
 metadata_url = "{url}"
 metadata_refresh_secs = 1
 [[consoles]]
@@ -436,7 +437,7 @@ async fn fedgate_keys_generate_promote_retire_with_reload_and_publication() {
     .unwrap();
     let toml = format!(
         "[server]\npublic_url = \"https://fedgate.example.test\"\n[signing]\nkey_dir = \"keys\"\n\
-[[tenants]]\nid = \"contoso\"\nentra_tenant_id = \"{TENANT_ID}\"\nmetadata_file = \"{}\"\n",
+[[tenants]]\nid = \"contoso\"\nentra_tenant_id = \"{TENANT_ID}\"\ndomains = [\"contoso.example\"]\nmetadata_file = \"{}\"\n",
         super::fixture("saml/idp_metadata.xml").display()
     );
     std::fs::write(dir.join("fedgate.toml"), toml).unwrap();
@@ -553,7 +554,7 @@ fn expiry_dates_feed_the_metric() {
     let dir = tempdir("expiry");
     let toml = format!(
         "[server]\npublic_url = \"https://fedgate.example.test\"\n[signing]\nkey_file = \"{d}/fedgate_rsa_key.pem\"\ncert_file = \"{d}/fedgate_rsa_cert.pem\"\n\
-[[tenants]]\nid = \"contoso\"\nentra_tenant_id = \"{TENANT_ID}\"\nmetadata_file = \"{md}\"\n[tenants.graph]\nclient_id = \"g\"\nclient_secret_file = \"secret\"\nsecret_expires = \"2027-01-31\"\n",
+[[tenants]]\nid = \"contoso\"\nentra_tenant_id = \"{TENANT_ID}\"\ndomains = [\"contoso.example\"]\nmetadata_file = \"{md}\"\n[tenants.graph]\nclient_id = \"g\"\nclient_secret_file = \"secret\"\nsecret_expires = \"2027-01-31\"\n",
         d = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data"),
         md = super::fixture("saml/idp_metadata.xml").display()
     );
@@ -637,7 +638,7 @@ fn check_reports_expired_and_undated_credentials_and_unreachable_consoles() {
     };
     // A clean configuration: exit 0, no finding.
     let clean = format!(
-        "{base}[[tenants]]\nid = \"contoso\"\nentra_tenant_id = \"{TENANT_ID}\"\nmetadata_file = \"good.xml\"\n\
+        "{base}[[tenants]]\nid = \"contoso\"\nentra_tenant_id = \"{TENANT_ID}\"\ndomains = [\"contoso.example\"]\nmetadata_file = \"good.xml\"\n\
 [tenants.graph]\nclient_id = \"g\"\nclient_secret_file = \"secret\"\nsecret_expires = \"2027-06-30\"\n"
     );
     let out = run("clean.toml", clean);
@@ -648,10 +649,10 @@ fn check_reports_expired_and_undated_credentials_and_unreachable_consoles() {
     // allowed, a console nobody reaches.
     let bad = format!(
         "{base}[[consoles]]\nid = \"lonely\"\nkind = \"generic\"\ndisplay_name = \"L\"\nidentifier = \"https://l.example.test\"\nreply_url = \"https://l.example.test/acs\"\n\
-[[tenants]]\nid = \"contoso\"\nentra_tenant_id = \"{TENANT_ID}\"\nmetadata_file = \"old.xml\"\nallow_sha1 = true\n\
+[[tenants]]\nid = \"contoso\"\nentra_tenant_id = \"{TENANT_ID}\"\ndomains = [\"contoso.example\"]\nmetadata_file = \"old.xml\"\nallow_sha1 = true\n\
 [tenants.graph]\nclient_id = \"g\"\nclient_secret_file = \"secret\"\n\
 [[consoles]]\nid = \"at\"\nkind = \"autotask\"\ndisplay_name = \"A\"\nidentifier = \"https://contoso.backup.autotask.net/singlesignon/saml/metadata\"\nreply_url = \"https://contoso.backup.autotask.net/singlesignon/saml/SSO/\"\n\
-[[tenants]]\nid = \"fabrikam\"\nentra_tenant_id = \"{TENANT_ID}\"\nmetadata_file = \"good.xml\"\n\
+[[tenants]]\nid = \"fabrikam\"\nentra_tenant_id = \"{TENANT_ID}\"\ndomains = [\"fabrikam.example\"]\nmetadata_file = \"good.xml\"\n\
 [tenants.graph]\nclient_id = \"g\"\nclient_secret_file = \"secret\"\nsecret_expires = \"2026-12-01\"\n"
     );
     let out = run("bad.toml", bad);
@@ -722,7 +723,7 @@ impl RunningServer {
             dir.join("fedgate.toml"),
             format!(
                 "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\n[signing]\n{signing}\n\
-[[tenants]]\nid = \"contoso\"\nentra_tenant_id = \"{TENANT_ID}\"\nmetadata_file = \"{}\"\n",
+[[tenants]]\nid = \"contoso\"\nentra_tenant_id = \"{TENANT_ID}\"\ndomains = [\"contoso.example\"]\nmetadata_file = \"{}\"\n",
                 super::fixture("saml/idp_metadata.xml").display()
             ),
         )
@@ -920,7 +921,7 @@ fn keys_init_makes_keys_that_load_and_refuses_to_overwrite() {
     // key is ES256 in the JWKS), and `check --offline` finds nothing.
     let toml = format!(
         "[server]\npublic_url = \"https://fedgate.example.test\"\n{signing}\
-[[tenants]]\nid = \"contoso\"\nentra_tenant_id = \"{TENANT_ID}\"\nmetadata_file = \"{md}\"\n\
+[[tenants]]\nid = \"contoso\"\nentra_tenant_id = \"{TENANT_ID}\"\ndomains = [\"contoso.example\"]\nmetadata_file = \"{md}\"\n\
 [[consoles]]\nid = \"{CONSOLE_ID}\"\nkind = \"autotask\"\ndisplay_name = \"Console\"\n\
 identifier = \"https://contoso.backup.autotask.net/singlesignon/saml/metadata\"\n\
 reply_url = \"https://contoso.backup.autotask.net/singlesignon/saml/SSO\"\n\

@@ -122,11 +122,13 @@ file = "audit.jsonl"
 id = "contoso"
 entra_tenant_id = "{CONTOSO_TID}"
 metadata_file = "contoso.xml"
+domains = ["contoso.example"]
 
 [[tenants]]
 id = "fabrikam"
 entra_tenant_id = "{FABRIKAM_TID}"
 metadata_file = "fabrikam.xml"
+domains = ["fabrikam.example"]
 
 [[consoles]]
 id = "{CONSOLE}"

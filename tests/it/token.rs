@@ -25,6 +25,11 @@ async fn start() -> Server {
 }
 
 async fn start_with(extra_toml: &str) -> Server {
+    start_full(extra_toml, r#"["contoso.example"]"#).await
+}
+
+/// The same, with the tenant's `domains` (a TOML array).
+async fn start_full(extra_toml: &str, domains: &str) -> Server {
     let tokens: Value =
         serde_json::from_slice(&std::fs::read(fixture("jwt/tokens.json")).unwrap()).unwrap();
     let now = time::OffsetDateTime::from_unix_timestamp(tokens["now"].as_i64().unwrap()).unwrap();
@@ -59,6 +64,7 @@ file = "audit.jsonl"
 [[tenants]]
 id = "contoso"
 entra_tenant_id = "{TID}"
+domains = {domains}
 metadata_file = "md.xml"
 [tenants.oidc]
 jwks_file = "{jwks}"
@@ -232,6 +238,28 @@ print(json.dumps(claims))
     assert_eq!(claims["Company"], serde_json::json!(["Contoso"]));
     assert_eq!(claims["principal"], "user");
     assert_eq!(claims["console"], "commvault-api");
+    s.stop().await;
+}
+
+/// Issue 14 (1) on the token exchange: a user whose UPN is outside the
+/// tenant's domains gets no console token (its `upn` claim would name
+/// someone of another tenant); a service account, with no UPN, still does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_outside_the_tenants_domains_gets_no_console_token() {
+    let s = start_full("", r#"["fabrikam.example"]"#).await;
+    let (status, body) = s.exchange("v2_user", "commvault-api").await;
+    assert_eq!(
+        (status, &body["error"]),
+        (403, &Value::from("access_denied")),
+        "{body}"
+    );
+    let d = body["error_description"].as_str().unwrap();
+    assert!(
+        d.starts_with("identity.domain_not_owned") && d.contains("\"contoso\""),
+        "{body}"
+    );
+    let (status, body) = s.exchange("v2_app_only", "commvault-api").await;
+    assert_eq!(status, 200, "{body}");
     s.stop().await;
 }
 
