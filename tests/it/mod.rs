@@ -7,6 +7,7 @@ pub mod example_config;
 pub mod http;
 pub mod jwt;
 pub mod lint;
+pub mod markers;
 pub mod mutation;
 pub mod oidc;
 pub mod redis;

@@ -481,6 +481,7 @@ pub fn verify_document(
         groups,
         groups_overage: groups_link.is_some(),
         groups_link,
+        groups_source: Default::default(),
         roles,
         auth_methods,
         mfa,
