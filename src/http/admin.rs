@@ -332,6 +332,26 @@ pub async fn login(
     }
     let now = app.now();
     let mut event = crate::audit::AuditEvent::new(now, "-", "admin", Some(peer.ip().to_string()));
+    // Throttled before the token is compared: 5 tries a minute per client.
+    if let Err(retry_after) = app.admin_throttle.attempt(peer.ip(), now) {
+        event.outcome = "denied";
+        event.code = "admin.throttled".into();
+        event.reason =
+            format!("too many local admin token tries from this client; retry in {retry_after} s");
+        app.audit.record(&event);
+        tracing::warn!(client = %peer.ip(), retry_after, "local admin token tries throttled");
+        let mut resp = login_page(
+            &app,
+            Some(&format!(
+                "Too many tries: wait {retry_after} seconds and try again (admin.throttled)."
+            )),
+            StatusCode::TOO_MANY_REQUESTS,
+        );
+        if let Ok(v) = retry_after.to_string().parse() {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return resp;
+    }
     let given = form.get("token").map(String::as_str).unwrap_or_default();
     let ok = admin_token().is_some_and(|t| same(given, &t));
     if !ok {

@@ -289,3 +289,66 @@ async fn an_admin_group_member_still_gets_in() {
     assert!(!is_dashboard(&page), "{page}");
     t.env.stop().await;
 }
+
+/// The local admin token: 5 tries a minute per client, then 429 with
+/// Retry-After (even for the right token), audited as `admin.throttled`.
+/// Without `server.trusted_proxies`, `X-Forwarded-For` is ignored: a new
+/// forged address per try is still the same client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_admin_token_is_throttled_per_client() {
+    // The same token as tests/it/admin.rs (the variable is process-wide).
+    const TOKEN: &str = "admin-token-for-the-tests-0123456789";
+    std::env::set_var("FEDGATE_ADMIN_TOKEN", TOKEN);
+    let env = Environment::start().await.unwrap();
+    let http = client();
+    let page = http
+        .get(format!("{}/admin", env.fedgate_url))
+        .send()
+        .await
+        .unwrap();
+    let csrf = page
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| c.strip_prefix("fedgate_csrf="))
+        .and_then(|c| c.split(';').next())
+        .unwrap()
+        .to_string();
+    let attempt = |token: &'static str, forged: String| {
+        let http = http.clone();
+        let csrf = csrf.clone();
+        let url = format!("{}/admin/login", env.fedgate_url);
+        async move {
+            http.post(url)
+                .header("cookie", format!("fedgate_csrf={csrf}"))
+                .header("x-forwarded-for", forged)
+                .form(&[("csrf", csrf.as_str()), ("token", token)])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    for i in 0..5 {
+        let r = attempt("wrong-token", format!("203.0.113.{i}")).await;
+        assert_eq!(r.status(), 403, "try {i}");
+    }
+    let r = attempt(TOKEN, "198.51.100.77".into()).await;
+    assert_eq!(r.status(), 429);
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    assert!(session_cookie(&r).is_none());
+    assert!(r.text().await.unwrap().contains("admin.throttled"));
+    let audit = std::fs::read_to_string(env.dir.join("audit.jsonl")).unwrap();
+    let event: serde_json::Value = serde_json::from_str(audit.lines().last().unwrap()).unwrap();
+    assert_eq!(event["code"], "admin.throttled");
+    assert_eq!(
+        event["client"], "127.0.0.1",
+        "X-Forwarded-For from an untrusted peer is ignored"
+    );
+    env.stop().await;
+}
