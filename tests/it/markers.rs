@@ -352,3 +352,28 @@ async fn the_local_admin_token_is_throttled_per_client() {
     );
     env.stop().await;
 }
+
+/// `/admin/sso` for a verified user the `[admin]` rule does not name (Alice:
+/// console rights, not in the admin group): `admin.not_admin`, no session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_sso_for_a_non_admin_makes_no_session() {
+    let t = start().await;
+    let b = demo::Browser::new();
+    let page = b
+        .get(&format!("{}/admin/sso", t.env.fedgate_url))
+        .await
+        .unwrap();
+    assert_eq!(
+        (page.status, code_in(&page.body)),
+        (403, "admin.not_admin"),
+        "{:?}",
+        page.hops
+    );
+    let page = b
+        .get(&format!("{}/admin", t.env.fedgate_url))
+        .await
+        .unwrap();
+    assert!(!is_dashboard(&page.body), "{}", page.body);
+    assert_eq!(t.last_event()["code"], "admin.not_admin");
+    t.env.stop().await;
+}
