@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::identity::{Grant, Identity};
+use crate::identity::{Grant, GroupsSource, Identity};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct AuditEvent {
@@ -30,6 +30,10 @@ pub struct AuditEvent {
     pub upn: Option<String>,
     pub groups: Vec<String>,
     pub groups_overage: bool,
+    /// Where `groups` came from: `idp` (the signed assertion or token) or
+    /// `graph` (an overage resolved through Microsoft Graph). fedgate's own
+    /// fact, never an attribute the IdP sent.
+    pub groups_source: GroupsSource,
     /// `graph` when an overage was resolved through Microsoft Graph.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub groups_resolved_by: Option<String>,
@@ -58,6 +62,7 @@ impl AuditEvent {
             upn: None,
             groups: Vec::new(),
             groups_overage: false,
+            groups_source: GroupsSource::Idp,
             groups_resolved_by: None,
             roles_granted: Vec::new(),
             rules_matched: Vec::new(),
@@ -76,11 +81,9 @@ impl AuditEvent {
         self.upn = id.upn.clone();
         self.groups = id.groups.clone();
         self.groups_overage = id.groups_overage;
-        self.groups_resolved_by = id
-            .attributes
-            .get("fedgate:groups_source")
-            .and_then(|v| v.first())
-            .cloned();
+        self.groups_source = id.groups_source;
+        self.groups_resolved_by =
+            (id.groups_source == GroupsSource::Graph).then(|| "graph".to_string());
         self.assertion_id = id.token_id.clone();
         self.mfa = Some(id.mfa);
         self

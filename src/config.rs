@@ -100,6 +100,21 @@ pub struct Server {
     /// Lifetime of the assertions fedgate issues to consoles.
     #[serde(default = "default_assertion_lifetime")]
     pub assertion_lifetime_secs: u64,
+    /// Reverse proxies (CIDR blocks, e.g. `10.0.0.0/8`) whose
+    /// `X-Forwarded-For` names the client (audit `client`, the admin token
+    /// throttle). Default: none; the TCP peer is the client.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+}
+
+impl Server {
+    /// `trusted_proxies`, parsed (validated when the configuration loads).
+    pub fn trusted_proxies(&self) -> Vec<crate::net::Cidr> {
+        self.trusted_proxies
+            .iter()
+            .filter_map(|c| crate::net::Cidr::parse(c).ok())
+            .collect()
+    }
 }
 
 fn default_listen() -> SocketAddr {
@@ -620,6 +635,11 @@ impl Config {
                     self.version
                 ),
             ));
+        }
+        for (i, c) in self.server.trusted_proxies.iter().enumerate() {
+            if let Err(reason) = crate::net::Cidr::parse(c) {
+                return Err(invalid(format!("server.trusted_proxies[{i}]"), reason));
+            }
         }
         let url = self.server.public_url.as_str();
         if !(url.starts_with("https://") || url.starts_with("http://")) || url.ends_with('/') {

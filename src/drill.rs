@@ -370,6 +370,7 @@ fn drill_identity() -> crate::identity::Identity {
         groups: alice().groups,
         groups_overage: false,
         groups_link: None,
+        groups_source: Default::default(),
         auth_methods: vec![],
         roles: vec![],
         mfa: true,

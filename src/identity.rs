@@ -30,6 +30,24 @@ pub enum PrincipalKind {
     ServiceAccount,
 }
 
+/// Where an Identity's `groups` came from: a fact fedgate establishes, kept
+/// in a typed field, never read from what the IdP sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupsSource {
+    /// The signed assertion or token itself.
+    #[default]
+    Idp,
+    /// Microsoft Graph, after an overage, with the tenant's app credentials.
+    Graph,
+}
+
+impl GroupsSource {
+    pub fn is_idp(&self) -> bool {
+        *self == GroupsSource::Idp
+    }
+}
+
 /// A verified principal.
 ///
 /// The stable key of a user is `(tenant_id, object_id)`; `upn` and `email`
@@ -62,6 +80,9 @@ pub struct Identity {
     /// The Graph link Entra sent for an overage, when it sent one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub groups_link: Option<String>,
+    /// Where `groups` came from (set by fedgate when it resolves an overage).
+    #[serde(default, skip_serializing_if = "GroupsSource::is_idp")]
+    pub groups_source: GroupsSource,
     /// App roles (`roles` claim, or the SAML `role` claim).
     pub roles: Vec<String>,
     /// Authentication method references (`amr`, `authnmethodsreferences`).
@@ -80,7 +101,10 @@ pub struct Identity {
     pub token_id: Option<String>,
     /// How the evidence was verified.
     pub verification: Verification,
-    /// Every SAML attribute of the signed Assertion, by Name (empty for tokens).
+    /// Every SAML attribute of the signed Assertion, by Name (empty for
+    /// tokens): only what the IdP sent, which its tenant admin controls,
+    /// names included. fedgate never keeps its own facts here, and never
+    /// decides anything from an attribute name (see [`crate::store::Session`]).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub attributes: std::collections::BTreeMap<String, Vec<String>>,
 }

@@ -34,6 +34,7 @@ pub mod inbound;
 pub mod lint;
 pub mod metrics;
 pub mod mock;
+pub mod net;
 pub mod outbound;
 pub mod policy;
 pub mod store;

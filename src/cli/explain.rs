@@ -101,6 +101,7 @@ pub(super) fn explain(args: &ExplainArgs) -> Result<(), Failure> {
             groups: args.groups.clone(),
             groups_overage: false,
             groups_link: None,
+            groups_source: Default::default(),
             roles: args.roles.clone(),
             auth_methods: vec![],
             mfa: args.mfa,

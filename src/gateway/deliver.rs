@@ -8,16 +8,24 @@ use super::{refuse, rng_failed, store_down, App, Outcome, Refusal, TenantRuntime
 use crate::audit::AuditEvent;
 use crate::config::Console;
 use crate::consoles;
-use crate::identity::{ErrorCode, Identity};
+use crate::identity::{ErrorCode, GroupsSource, Identity};
 use crate::outbound::saml_post;
 use crate::policy::{self, ConsoleRef};
+use crate::store::{AdminRight, Session};
 use crate::util::{random_id, urlencode};
 
 /// Where a verified interactive login ends: `console:{id}` (deliver to that
-/// console), `authorize:{key}` (resume an OpenID provider request), or
-/// empty (the one console the user may reach, or the launcher). Every such
-/// login gets a fedgate session (8 hours at most, never past the upstream
-/// token or assertion), which the launcher and the OpenID provider use.
+/// console), `authorize:{key}` (resume an OpenID provider request), `admin`
+/// (the admin page), or empty (the one console the user may reach, or the
+/// launcher).
+///
+/// A fedgate session (8 hours at most, never past the upstream token or
+/// assertion), which the launcher and the OpenID provider use, is created
+/// only for someone a rule grants something on some console of their
+/// tenant, or who is an admin by the `[admin]` rule (and for `admin`, only
+/// for an admin). Anyone else gets the denial page and no cookie, whatever
+/// the RelayState. The session keeps fedgate's facts (tenant, admin) in
+/// typed fields; the Identity's attribute map stays what the IdP sent.
 pub(super) async fn complete_login(
     app: &App,
     rt: &TenantRuntime,
@@ -27,21 +35,48 @@ pub(super) async fn complete_login(
     now: OffsetDateTime,
 ) -> Outcome {
     let tenant = rt.config.id.as_str();
+    let admin = crate::policy::admin::by_rule(&app.config.admin, tenant, &identity);
+    let allowed: Vec<(String, String)> = app
+        .config
+        .consoles
+        .iter()
+        .filter(|c| decide(app, rt, &identity, c, now).allowed())
+        .map(|c| (c.id.clone(), c.display_name.clone()))
+        .collect();
+    if target == "admin" && !admin {
+        let r = Refusal::new(
+            403,
+            "admin.not_admin",
+            format!(
+                "signed in, but not a fedgate admin: the [admin] rule names the tenant, groups and app roles that are (this login came from tenant {tenant:?})"
+            ),
+        );
+        return refuse(app, event, r);
+    }
+    if allowed.is_empty() && !admin {
+        if let Some(console) = target.strip_prefix("console:") {
+            // The console's own denial (its policy code), without a session.
+            return deliver(app, rt, &identity, console, event, now);
+        }
+        return refuse(app, event, no_console());
+    }
     let Some(session) = random_id() else {
         return refuse(app, event, rng_failed());
     };
     let expires = identity.expires_at.min(now + Duration::hours(8));
-    let mut with_tenant = identity.clone();
-    with_tenant
-        .attributes
-        .insert("fedgate:tenant".into(), vec![tenant.to_string()]);
-    if let Err(e) = app.store.put_session(&session, &with_tenant, expires).await {
+    let right = if admin {
+        AdminRight::Rule
+    } else {
+        AdminRight::No
+    };
+    let stored = Session::new(Some(tenant), right, identity.clone());
+    if let Err(e) = app.store.put_session(&session, &stored, expires).await {
         return refuse(app, event, store_down(app, "put_session", e));
     }
     if target == "admin" {
         event.outcome = "allowed";
         event.code = "ok".into();
-        event.reason = "signed in to the admin page (admin rights are checked there)".into();
+        event.reason = "signed in to the admin page by the [admin] rule".into();
         app.audit.record(&event);
         return Outcome::Redirect {
             location: format!("{}/admin", app.config.server.public_url),
@@ -78,21 +113,11 @@ pub(super) async fn complete_login(
     if let Some(console) = target.strip_prefix("console:") {
         return with_session(deliver(app, rt, &identity, console, event, now));
     }
-    let allowed: Vec<(String, String)> = app
-        .config
-        .consoles
-        .iter()
-        .filter(|c| decide(app, rt, &identity, c, now).allowed())
-        .map(|c| (c.id.clone(), c.display_name.clone()))
-        .collect();
     match allowed.as_slice() {
         [] => {
-            let r = Refusal::new(
-                403,
-                "policy.no_console",
-                "no console grants this user a role (see the rules for this tenant)",
-            );
-            refuse(app, event, r)
+            // An admin no console rule grants anything: no console to go to
+            // (the session opens /admin).
+            refuse(app, event, no_console())
         }
         [(only, _)] => {
             let only = only.clone();
@@ -112,6 +137,14 @@ pub(super) async fn complete_login(
     }
 }
 
+fn no_console() -> Refusal {
+    Refusal::new(
+        403,
+        "policy.no_console",
+        "no console grants this user a role (see the rules for this tenant)",
+    )
+}
+
 /// `GET /launch/{console}` from the launcher, with the session cookie.
 pub async fn launch(
     app: &App,
@@ -120,7 +153,7 @@ pub async fn launch(
     client: Option<String>,
 ) -> Outcome {
     let now = app.now();
-    let identity = match session {
+    let stored = match session {
         None => None,
         Some(s) => match app.store.get_session(s, now).await {
             Ok(found) => found,
@@ -130,7 +163,12 @@ pub async fn launch(
             }
         },
     };
-    let Some(identity) = identity else {
+    let Some(Session {
+        tenant: Some(tenant),
+        identity,
+        ..
+    }) = stored
+    else {
         let event = AuditEvent::new(now, "-", "session", client);
         let r = Refusal::new(
             401,
@@ -139,12 +177,6 @@ pub async fn launch(
         );
         return refuse(app, event, r);
     };
-    let tenant = identity
-        .attributes
-        .get("fedgate:tenant")
-        .and_then(|v| v.first())
-        .cloned()
-        .unwrap_or_default();
     let event = AuditEvent::new(now, &tenant, "session", client).with_identity(&identity);
     let Some(rt) = app.tenants.get(&tenant) else {
         return refuse(
@@ -175,9 +207,7 @@ pub(super) async fn resolve_overage(
             tracing::info!(target: "audit", tenant = %rt.config.id, groups = groups.len(), "groups overage resolved through Microsoft Graph");
             identity.groups = groups;
             identity.groups_overage = false;
-            identity
-                .attributes
-                .insert("fedgate:groups_source".into(), vec!["graph".into()]);
+            identity.groups_source = GroupsSource::Graph;
             Ok(identity)
         }
         Err(e) => Err((identity, e)),

@@ -50,6 +50,8 @@ pub struct App {
     pub store: Arc<dyn Store>,
     pub audit: AuditLog,
     pub metrics: Metrics,
+    /// Tries of the local admin token: 5 a minute per client, 4096 clients.
+    pub admin_throttle: crate::net::Throttle,
     clock: Box<dyn Fn() -> OffsetDateTime + Send + Sync>,
 }
 
@@ -164,6 +166,7 @@ impl App {
             store,
             audit,
             metrics: Metrics::default(),
+            admin_throttle: crate::net::Throttle::new(5, time::Duration::minutes(1), 4096),
             clock,
         })
     }

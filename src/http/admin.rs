@@ -30,11 +30,11 @@ use time::{Duration, OffsetDateTime};
 use super::cookie;
 use crate::gateway::{App, Outcome};
 use crate::identity::{ErrorCode, Identity};
+use crate::store::{AdminRight, Session};
 use crate::util::random_id;
 
 const SESSION_COOKIE: &str = "fedgate_session";
 const CSRF_COOKIE: &str = "fedgate_csrf";
-const LOCAL_ADMIN: &str = "fedgate:admin";
 
 const LAYOUT: &str = r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>fedgate admin{% if title %} · {{ title }}{% endif %}</title>
 <style>body{font-family:system-ui,sans-serif;margin:0;color:#222}header{background:#1f3a5f;color:#fff;padding:.6em 1.2em}header a{color:#fff;margin-right:1em}
@@ -151,24 +151,24 @@ fn secure_cookie(app: &App) -> &'static str {
     }
 }
 
-/// Whether this Identity may use the admin page.
-pub fn is_admin(app: &App, id: &Identity) -> bool {
-    if id.attributes.contains_key(LOCAL_ADMIN) {
-        return true;
+/// Whether this session may use the admin page: from its typed fields and
+/// the `[admin]` rule only (checked again now, so a changed rule counts),
+/// never from an attribute the IdP sent.
+pub fn is_admin(app: &App, session: &Session) -> bool {
+    match (session.admin, session.tenant.as_deref()) {
+        (AdminRight::LocalToken, _) => true,
+        (AdminRight::Rule, Some(tenant)) => {
+            crate::policy::admin::by_rule(&app.config.admin, tenant, &session.identity)
+        }
+        _ => false,
     }
-    let a = &app.config.admin;
-    let tenant = id.attributes.get("fedgate:tenant").and_then(|v| v.first());
-    a.tenant.is_some()
-        && tenant == a.tenant.as_ref()
-        && (id.groups.iter().any(|g| a.groups.contains(g))
-            || id.roles.iter().any(|r| a.app_roles.contains(r)))
 }
 
-/// The signed-in admin: (session id, identity).
-async fn admin_session(app: &App, headers: &HeaderMap) -> Option<(String, Identity)> {
+/// The signed-in admin: (session id, session).
+async fn admin_session(app: &App, headers: &HeaderMap) -> Option<(String, Session)> {
     let s = cookie(headers, SESSION_COOKIE)?;
-    let id = app.store.get_session(&s, app.now()).await.ok()??;
-    is_admin(app, &id).then_some((s, id))
+    let found = app.store.get_session(&s, app.now()).await.ok()??;
+    is_admin(app, &found).then_some((s, found))
 }
 
 fn admin_token() -> Option<String> {
@@ -205,9 +205,10 @@ fn login_page(app: &App, error: Option<&str>, status: StatusCode) -> Response {
 
 /// `GET /admin`.
 pub async fn dashboard(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
-    let Some((session, id)) = admin_session(&app, &headers).await else {
+    let Some((session, signed_in)) = admin_session(&app, &headers).await else {
         return login_page(&app, None, StatusCode::OK);
     };
+    let id = &signed_in.identity;
     let now = app.now();
     let tenants: Vec<minijinja::Value> = {
         let mut ids: Vec<&String> = app.tenants.keys().collect();
@@ -269,21 +270,17 @@ pub async fn dashboard(State(app): State<Arc<App>>, headers: HeaderMap) -> Respo
             }
         })
         .collect();
-    let launch: Vec<minijinja::Value> = match id
-        .attributes
-        .get("fedgate:tenant")
-        .and_then(|t| t.first())
-        .and_then(|t| app.tenants.get(t))
-    {
-        Some(rt) => app
-            .config
-            .consoles
-            .iter()
-            .filter(|c| crate::gateway::decide(&app, rt, &id, c, now).allowed())
-            .map(|c| context! { id => c.id, name => c.display_name })
-            .collect(),
-        None => vec![],
-    };
+    let launch: Vec<minijinja::Value> =
+        match signed_in.tenant.as_deref().and_then(|t| app.tenants.get(t)) {
+            Some(rt) => app
+                .config
+                .consoles
+                .iter()
+                .filter(|c| crate::gateway::decide(&app, rt, id, c, now).allowed())
+                .map(|c| context! { id => c.id, name => c.display_name })
+                .collect(),
+            None => vec![],
+        };
     let mut expiries = app.expiries();
     expiries.sort_by_key(|e| e.not_after);
     let expiries: Vec<minijinja::Value> = expiries
@@ -298,7 +295,7 @@ pub async fn dashboard(State(app): State<Arc<App>>, headers: HeaderMap) -> Respo
     render(
         "dashboard.html",
         context! {
-            title => "dashboard", admin => who(&id), csrf => csrf_of(&session),
+            title => "dashboard", admin => who(id), csrf => csrf_of(&session),
             tenants => tenants, consoles => consoles, launch => launch, expiries => expiries, decisions => decisions,
         },
     )
@@ -335,6 +332,26 @@ pub async fn login(
     }
     let now = app.now();
     let mut event = crate::audit::AuditEvent::new(now, "-", "admin", Some(peer.ip().to_string()));
+    // Throttled before the token is compared: 5 tries a minute per client.
+    if let Err(retry_after) = app.admin_throttle.attempt(peer.ip(), now) {
+        event.outcome = "denied";
+        event.code = "admin.throttled".into();
+        event.reason =
+            format!("too many local admin token tries from this client; retry in {retry_after} s");
+        app.audit.record(&event);
+        tracing::warn!(client = %peer.ip(), retry_after, "local admin token tries throttled");
+        let mut resp = login_page(
+            &app,
+            Some(&format!(
+                "Too many tries: wait {retry_after} seconds and try again (admin.throttled)."
+            )),
+            StatusCode::TOO_MANY_REQUESTS,
+        );
+        if let Ok(v) = retry_after.to_string().parse() {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return resp;
+    }
     let given = form.get("token").map(String::as_str).unwrap_or_default();
     let ok = admin_token().is_some_and(|t| same(given, &t));
     if !ok {
@@ -351,12 +368,10 @@ pub async fn login(
     let Some(session) = random_id() else {
         return (StatusCode::INTERNAL_SERVER_ERROR, "rng").into_response();
     };
-    let mut id = local_admin_identity(now);
-    id.attributes
-        .insert(LOCAL_ADMIN.into(), vec!["local".into()]);
+    let local = Session::new(None, AdminRight::LocalToken, local_admin_identity(now));
     if let Err(e) = app
         .store
-        .put_session(&session, &id, now + Duration::hours(8))
+        .put_session(&session, &local, now + Duration::hours(8))
         .await
     {
         return (
@@ -397,6 +412,7 @@ fn local_admin_identity(now: OffsetDateTime) -> Identity {
         groups: vec![],
         groups_overage: false,
         groups_link: None,
+        groups_source: Default::default(),
         roles: vec![],
         auth_methods: vec![],
         mfa: false,
@@ -478,10 +494,19 @@ pub async fn logout(
 
 /// `GET /admin/test` and `POST /admin/test`.
 pub async fn test_page(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
-    let Some((session, id)) = admin_session(&app, &headers).await else {
+    let Some((session, signed_in)) = admin_session(&app, &headers).await else {
         return login_page(&app, None, StatusCode::UNAUTHORIZED);
     };
-    test_render(&app, &session, &id, "saml", "", "", "", None)
+    test_render(
+        &app,
+        &session,
+        &signed_in.identity,
+        "saml",
+        "",
+        "",
+        "",
+        None,
+    )
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -513,9 +538,10 @@ pub async fn test_submit(
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let Some((session, id)) = admin_session(&app, &headers).await else {
+    let Some((session, signed_in)) = admin_session(&app, &headers).await else {
         return login_page(&app, None, StatusCode::UNAUTHORIZED);
     };
+    let id = &signed_in.identity;
     if !same(
         form.get("csrf").map(String::as_str).unwrap_or_default(),
         &csrf_of(&session),
@@ -528,7 +554,7 @@ pub async fn test_submit(
     test_render(
         &app,
         &session,
-        &id,
+        id,
         kind,
         tenant,
         console,

@@ -59,7 +59,40 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            client_address,
+        ))
         .with_state(app)
+}
+
+/// Every handler's `ConnectInfo` is the client as fedgate trusts it: the TCP
+/// peer, or — only when the peer is one of `server.trusted_proxies` — the
+/// address that proxy put in `X-Forwarded-For` (see [`crate::net::client_ip`]).
+/// The audit `client` field and the admin token throttle read it.
+async fn client_address(
+    State(app): State<Arc<App>>,
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let trusted = app.config.server.trusted_proxies();
+    if !trusted.is_empty() {
+        if let Some(ConnectInfo(peer)) = req.extensions().get::<ConnectInfo<SocketAddr>>().copied()
+        {
+            let forwarded = req
+                .headers()
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .map(str::to_string)
+                .collect::<Vec<_>>();
+            let ip =
+                crate::net::client_ip(peer.ip(), forwarded.iter().map(String::as_str), &trusted);
+            req.extensions_mut()
+                .insert(ConnectInfo(SocketAddr::new(ip, peer.port())));
+        }
+    }
+    next.run(req).await
 }
 
 /// Serve until `shutdown` resolves.

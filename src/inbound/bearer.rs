@@ -588,6 +588,7 @@ fn to_identity(c: Claims, times: Times, key: &Jwk, alg_name: &str) -> Identity {
         groups: c.groups.unwrap_or_default(),
         groups_overage,
         groups_link,
+        groups_source: Default::default(),
         roles,
         auth_methods,
         mfa,

@@ -262,25 +262,17 @@ async fn authorize_inner(
     };
 
     // The signed-in user, if their session is from a tenant this console serves.
-    let identity = match session {
+    let stored = match session {
         Some(s) => match app.store.get_session(s, now).await {
             Ok(found) => found,
             Err(e) => return Outcome::Refused(crate::gateway::store_down(app, "oauth", e)),
         },
         None => None,
     };
-    let tenant_of = |id: &Identity| {
-        id.attributes
-            .get("fedgate:tenant")
-            .and_then(|v| v.first())
-            .cloned()
-    };
-    let identity = identity.filter(|id| {
-        tenant_of(id).is_some_and(|t| reg.tenants.contains(&t))
-            && req
-                .tenant
-                .as_ref()
-                .is_none_or(|want| Some(want) == tenant_of(id).as_ref())
+    // The session's tenant is fedgate's typed fact, never an attribute.
+    let signed_in = stored.and_then(|s| s.tenant.map(|t| (t, s.identity)));
+    let signed_in = signed_in.filter(|(t, _)| {
+        reg.tenants.contains(t) && req.tenant.as_ref().is_none_or(|want| want == t)
     });
     let fresh = match freshness(&req) {
         Ok(f) => f,
@@ -290,7 +282,7 @@ async fn authorize_inner(
     // the tenant's own session may be older than the console allows.
     let force = fresh.login || fresh.max_age.is_some();
     let login_required = |why: &str| error_redirect(&redirect_uri, state, "login_required", why);
-    let Some(identity) = identity else {
+    let Some((tenant, identity)) = signed_in else {
         if fresh.none {
             return login_required(
                 "oauth.login_required: prompt=none, and there is no fedgate session for this console",
@@ -298,7 +290,6 @@ async fn authorize_inner(
         }
         return sign_in_first(app, &req, reg, binding, force, now).await;
     };
-    let tenant = tenant_of(&identity).unwrap_or_default();
     let Some(rt) = app.tenants.get(&tenant) else {
         return page(404, "tenant.unknown", format!("no tenant {tenant:?}"));
     };

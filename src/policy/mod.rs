@@ -11,6 +11,8 @@
 //! outcome is recorded with a reason an admin can read: it feeds the audit
 //! event and `explain`.
 
+pub mod admin;
+
 use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
@@ -443,6 +445,7 @@ mod tests {
             groups: groups.iter().map(|s| s.to_string()).collect(),
             groups_overage: false,
             groups_link: None,
+            groups_source: Default::default(),
             roles: vec![],
             auth_methods: vec![],
             mfa,

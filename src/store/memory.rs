@@ -5,15 +5,14 @@ use std::sync::Mutex;
 
 use time::OffsetDateTime;
 
-use super::{storage_key, Store, StoreError, StoreFuture};
-use crate::identity::Identity;
+use super::{storage_key, Session, Store, StoreError, StoreFuture};
 
 /// Entries are purged lazily: whenever the map has grown past twice its
 /// size after the last purge.
 #[derive(Default)]
 pub struct MemoryStore {
     claims: Mutex<Claims>,
-    sessions: Mutex<HashMap<String, (Identity, OffsetDateTime)>>,
+    sessions: Mutex<HashMap<String, (Session, OffsetDateTime)>>,
     states: Mutex<HashMap<String, (Vec<u8>, OffsetDateTime)>>,
 }
 
@@ -61,7 +60,7 @@ impl Store for MemoryStore {
     fn put_session<'a>(
         &'a self,
         id: &'a str,
-        identity: &'a Identity,
+        session: &'a Session,
         expires: OffsetDateTime,
     ) -> StoreFuture<'a, ()> {
         Box::pin(async move {
@@ -70,7 +69,7 @@ impl Store for MemoryStore {
                 let now = OffsetDateTime::now_utc();
                 s.retain(|_, (_, exp)| *exp > now);
             }
-            s.insert(storage_key("session", id), (identity.clone(), expires));
+            s.insert(storage_key("session", id), (session.clone(), expires));
             Ok(())
         })
     }
@@ -79,7 +78,7 @@ impl Store for MemoryStore {
         &'a self,
         id: &'a str,
         now: OffsetDateTime,
-    ) -> StoreFuture<'a, Option<Identity>> {
+    ) -> StoreFuture<'a, Option<Session>> {
         Box::pin(async move {
             let s = self.sessions.lock().map_err(poisoned)?;
             Ok(s.get(&storage_key("session", id))

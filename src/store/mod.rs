@@ -13,9 +13,69 @@ pub mod redis;
 use std::future::Future;
 use std::pin::Pin;
 
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::identity::{ErrorCode, Identity};
+
+/// Whether a session may use the admin page, as fedgate decided it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AdminRight {
+    /// Not an admin.
+    No,
+    /// The `[admin]` rule matched at sign-in (checked again on every use, so
+    /// a changed rule takes effect at once).
+    Rule,
+    /// Signed in with the local admin token (`FEDGATE_ADMIN_TOKEN`).
+    LocalToken,
+}
+
+/// The version of the stored session format; a stored value of any other
+/// shape or version is no session (the user signs in again).
+pub const SESSION_FORMAT: u32 = 2;
+
+/// What a session cookie stands for: the verified Identity (with only what
+/// the IdP sent in its attribute map), and fedgate's own facts about it in
+/// typed fields, which no IdP value can set.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Session {
+    /// [`SESSION_FORMAT`].
+    pub format: u32,
+    /// fedgate's tenant id whose ACS (or OIDC callback) verified the login;
+    /// `None` for the local admin token.
+    pub tenant: Option<String>,
+    pub admin: AdminRight,
+    pub identity: Identity,
+}
+
+impl Session {
+    /// A session of `tenant` for `identity`.
+    pub fn new(tenant: Option<&str>, admin: AdminRight, identity: Identity) -> Session {
+        Session {
+            format: SESSION_FORMAT,
+            tenant: tenant.map(str::to_string),
+            admin,
+            identity,
+        }
+    }
+
+    /// The stored form (JSON).
+    pub fn encode(&self) -> Result<Vec<u8>, StoreError> {
+        serde_json::to_vec(self)
+            .map_err(|e| StoreError::Unavailable(format!("session encoding: {e}")))
+    }
+
+    /// A stored session, or `None` for anything else: an older format (a
+    /// bare Identity, whose attribute map once held fedgate's markers), a
+    /// newer one, or garbage. Fail closed: the user signs in again.
+    pub fn decode(bytes: &[u8]) -> Option<Session> {
+        serde_json::from_slice::<Session>(bytes)
+            .ok()
+            .filter(|s| s.format == SESSION_FORMAT)
+    }
+}
 
 /// A boxed future, so the trait can be used as `dyn Store`.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
@@ -49,7 +109,7 @@ pub trait Store: Send + Sync {
     fn put_session<'a>(
         &'a self,
         id: &'a str,
-        identity: &'a Identity,
+        session: &'a Session,
         expires: OffsetDateTime,
     ) -> StoreFuture<'a, ()>;
 
@@ -58,7 +118,7 @@ pub trait Store: Send + Sync {
         &'a self,
         id: &'a str,
         now: OffsetDateTime,
-    ) -> StoreFuture<'a, Option<Identity>>;
+    ) -> StoreFuture<'a, Option<Session>>;
 
     /// Forget a session (sign-out).
     fn delete_session<'a>(&'a self, id: &'a str) -> StoreFuture<'a, ()>;
@@ -145,4 +205,47 @@ pub fn storage_key(ns: &str, key: &str) -> String {
         format!("{ns}\u{0}{key}").as_bytes(),
     );
     format!("fedgate:v1:{ns}:{}", crate::util::hex(digest.as_ref()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn identity() -> Identity {
+        serde_json::from_value(serde_json::json!({
+            "subject": "mallory@fabrikam.example", "issuer": "https://sts.windows.net/f/",
+            "tenant_id": "f", "object_id": "o", "kind": "user", "source": "saml",
+            "upn": null, "email": null, "display_name": null, "groups": [],
+            "groups_overage": false, "roles": [], "auth_methods": [], "mfa": true,
+            "auth_time": null, "expires_at": "2030-01-01T00:00:00Z", "token_id": null,
+            "verification": {"signed": [], "algorithm": "", "key": ""},
+            "attributes": {"fedgate:admin": ["local"], "fedgate:tenant": ["contoso"]},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_session_round_trips_with_its_typed_facts() {
+        let s = Session::new(Some("contoso"), AdminRight::Rule, identity());
+        let back = Session::decode(&s.encode().unwrap()).unwrap();
+        assert_eq!(back.tenant.as_deref(), Some("contoso"));
+        assert_eq!(back.admin, AdminRight::Rule);
+    }
+
+    /// A session stored by an older fedgate (a bare Identity, whose
+    /// attribute map held the markers) is no session: sign in again.
+    #[test]
+    fn an_old_format_session_fails_closed() {
+        let old = serde_json::to_vec(&identity()).unwrap();
+        assert!(Session::decode(&old).is_none());
+        // Another version, or a smuggled extra field: none either.
+        let mut v =
+            serde_json::to_value(Session::new(None, AdminRight::LocalToken, identity())).unwrap();
+        v["format"] = 1.into();
+        assert!(Session::decode(&serde_json::to_vec(&v).unwrap()).is_none());
+        v["format"] = SESSION_FORMAT.into();
+        v["extra"] = true.into();
+        assert!(Session::decode(&serde_json::to_vec(&v).unwrap()).is_none());
+        assert!(Session::decode(b"garbage").is_none());
+    }
 }

@@ -28,8 +28,7 @@ use std::time::{Duration, Instant};
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use time::OffsetDateTime;
 
-use super::{storage_key, Store, StoreError, StoreFuture};
-use crate::identity::Identity;
+use super::{storage_key, Session, Store, StoreError, StoreFuture};
 
 /// The default bound on one store operation.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(250);
@@ -345,12 +344,11 @@ impl Store for RedisStore {
     fn put_session<'a>(
         &'a self,
         id: &'a str,
-        identity: &'a Identity,
+        session: &'a Session,
         expires: OffsetDateTime,
     ) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            let json = serde_json::to_vec(identity)
-                .map_err(|e| StoreError::Unavailable(format!("session encoding: {e}")))?;
+            let json = session.encode()?;
             let value = seal("session", id, expires, &json)?;
             let now = OffsetDateTime::now_utc();
             self.set_px(
@@ -367,7 +365,7 @@ impl Store for RedisStore {
         &'a self,
         id: &'a str,
         now: OffsetDateTime,
-    ) -> StoreFuture<'a, Option<Identity>> {
+    ) -> StoreFuture<'a, Option<Session>> {
         Box::pin(async move {
             let k = storage_key("session", id);
             let raw: Option<Vec<u8>> = self
@@ -377,7 +375,7 @@ impl Store for RedisStore {
                 .await?;
             Ok(raw
                 .and_then(|v| open("session", id, &v, now))
-                .and_then(|json| serde_json::from_slice(&json).ok()))
+                .and_then(|json| Session::decode(&json)))
         })
     }
 

@@ -8,6 +8,7 @@ pub mod example_config;
 pub mod http;
 pub mod jwt;
 pub mod lint;
+pub mod markers;
 pub mod mutation;
 pub mod oidc;
 pub mod oidc_state;

@@ -564,6 +564,7 @@ async fn the_redis_store_claims_expire_and_a_password_is_used() {
         groups: id.groups.clone(),
         groups_overage: false,
         groups_link: None,
+        groups_source: Default::default(),
         roles: vec![],
         auth_methods: vec![],
         mfa: true,
@@ -574,12 +575,20 @@ async fn the_redis_store_claims_expire_and_a_password_is_used() {
         verification: Default::default(),
         attributes: Default::default(),
     };
-    with.put_session("sess-1", &identity, now + time::Duration::minutes(5))
+    // The session's typed facts (tenant, admin right) come back as stored.
+    let session = fedgate::store::Session::new(
+        Some("contoso"),
+        fedgate::store::AdminRight::Rule,
+        identity.clone(),
+    );
+    with.put_session("sess-1", &session, now + time::Duration::minutes(5))
         .await
         .unwrap();
     let back = with.get_session("sess-1", now).await.unwrap().unwrap();
-    assert_eq!(back.user_key(), identity.user_key());
-    assert_eq!(back.groups, identity.groups);
+    assert_eq!(back.tenant.as_deref(), Some("contoso"));
+    assert_eq!(back.admin, fedgate::store::AdminRight::Rule);
+    assert_eq!(back.identity.user_key(), identity.user_key());
+    assert_eq!(back.identity.groups, identity.groups);
     assert!(with.get_session("sess-2", now).await.unwrap().is_none());
     // A session read after its own expiry (by fedgate's clock) is no session.
     let later = now + time::Duration::minutes(6);

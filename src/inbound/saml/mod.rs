@@ -558,6 +558,7 @@ fn verify_parsed(
         groups,
         groups_overage: groups_link.is_some(),
         groups_link,
+        groups_source: Default::default(),
         roles,
         auth_methods,
         mfa,
