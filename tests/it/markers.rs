@@ -52,6 +52,7 @@ async fn start() -> TwoTenants {
 id = "fabrikam"
 entra_tenant_id = "{FABRIKAM_TID}"
 metadata_file = "{}"
+domains = ["fabrikam.example"]
 
 [[rules]]
 id = "fabrikam-operators"
