@@ -121,14 +121,24 @@ impl Environment {
         public_url: Option<&str>,
         shared_entra: Option<&str>,
     ) -> Result<Environment, String> {
-        Self::start_full(extra_toml, public_url, shared_entra, true).await
+        Self::start_full(extra_toml, public_url, shared_entra, true, &[]).await
+    }
+
+    /// The same, with `FEDGATE_*` overrides applied as `serve` applies the
+    /// environment's (e.g. `FEDGATE_SERVER__TRUSTED_PROXIES`): keys of
+    /// `[server]`, which appended TOML cannot reopen.
+    pub async fn start_with_overrides(
+        extra_toml: &str,
+        overrides: &[(String, String)],
+    ) -> Result<Environment, String> {
+        Self::start_full(extra_toml, None, None, true, overrides).await
     }
 
     /// The demo with a tenant fedgate signs users in to by SAML only (no
     /// `[tenants.oidc]`): the OpenID provider then signs users in at the
     /// tenant with an SP-initiated SAML AuthnRequest.
     pub async fn start_saml_only() -> Result<Environment, String> {
-        Self::start_full("", None, None, false).await
+        Self::start_full("", None, None, false, &[]).await
     }
 
     async fn start_full(
@@ -136,6 +146,7 @@ impl Environment {
         public_url: Option<&str>,
         shared_entra: Option<&str>,
         tenant_oidc: bool,
+        overrides: &[(String, String)],
     ) -> Result<Environment, String> {
         crate::trust::install_crypto_provider();
         let entra_key = SigningKey::from_pem(ENTRA_KEY, ENTRA_CERT).map_err(err)?;
@@ -184,7 +195,7 @@ impl Environment {
             },
             &extra_toml.replace("{console_url}", &console_url),
         )?;
-        let config = Config::load(&config_path, &[]).map_err(err)?;
+        let config = Config::load(&config_path, overrides).map_err(err)?;
         let store = crate::store::from_config(&config.store).map_err(err)?;
         let app =
             Arc::new(App::new(config, store, Box::new(OffsetDateTime::now_utc)).map_err(err)?);

@@ -354,6 +354,75 @@ async fn the_local_admin_token_is_throttled_per_client() {
     env.stop().await;
 }
 
+/// Behind a trusted proxy (`server.trusted_proxies`): the audit's client is
+/// the address the proxy saw, and the throttle counts per that client, so
+/// one client's guesses do not lock out another behind the same proxy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn x_forwarded_for_is_honoured_from_a_trusted_proxy_only() {
+    const TOKEN: &str = "admin-token-for-the-tests-0123456789";
+    std::env::set_var("FEDGATE_ADMIN_TOKEN", TOKEN);
+    let env = Environment::start_with_overrides(
+        "",
+        &[(
+            "FEDGATE_SERVER__TRUSTED_PROXIES".to_string(),
+            "[\"127.0.0.0/8\"]".to_string(),
+        )],
+    )
+    .await
+    .unwrap();
+    let http = client();
+    let page = http
+        .get(format!("{}/admin", env.fedgate_url))
+        .send()
+        .await
+        .unwrap();
+    let csrf = page
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| c.strip_prefix("fedgate_csrf="))
+        .and_then(|c| c.split(';').next())
+        .unwrap()
+        .to_string();
+    let attempt = |token: &'static str, client_ip: &'static str| {
+        let http = http.clone();
+        let csrf = csrf.clone();
+        let url = format!("{}/admin/login", env.fedgate_url);
+        async move {
+            http.post(url)
+                .header("cookie", format!("fedgate_csrf={csrf}"))
+                .header("x-forwarded-for", format!("198.51.100.1, {client_ip}"))
+                .form(&[("csrf", csrf.as_str()), ("token", token)])
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    for _ in 0..5 {
+        assert_eq!(attempt("wrong-token", "203.0.113.5").await, 403);
+    }
+    assert_eq!(attempt("wrong-token", "203.0.113.5").await, 429);
+    // Another client behind the same proxy is not locked out.
+    assert_ne!(attempt(TOKEN, "203.0.113.6").await, 429);
+    let audit = std::fs::read_to_string(env.dir.join("audit.jsonl")).unwrap();
+    let clients: Vec<String> = audit
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|e| e["client"].as_str().map(String::from))
+        .collect();
+    assert!(clients.iter().any(|c| c == "203.0.113.5"), "{clients:?}");
+    assert!(
+        !clients
+            .iter()
+            .any(|c| c == "127.0.0.1" || c == "198.51.100.1"),
+        "{clients:?}"
+    );
+    env.stop().await;
+}
+
 /// `/admin/sso` for a verified user the `[admin]` rule does not name (Alice:
 /// console rights, not in the admin group): `admin.not_admin`, no session.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
