@@ -105,6 +105,14 @@ pub struct Server {
     /// throttle). Default: none; the TCP peer is the client.
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
+    /// Worker threads for signature verification and signing (0: one per
+    /// core). Login CPU work runs there, never on the I/O threads.
+    #[serde(default)]
+    pub cpu_threads: usize,
+    /// New verifications that may wait for a worker; past that fedgate
+    /// answers 503 `server.busy` with `Retry-After` at once.
+    #[serde(default = "default_cpu_queue")]
+    pub cpu_queue: usize,
 }
 
 impl Server {
@@ -119,6 +127,10 @@ impl Server {
 
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8443))
+}
+
+fn default_cpu_queue() -> usize {
+    256
 }
 
 fn default_assertion_lifetime() -> u64 {
@@ -640,6 +652,19 @@ impl Config {
             if let Err(reason) = crate::net::Cidr::parse(c) {
                 return Err(invalid(format!("server.trusted_proxies[{i}]"), reason));
             }
+        }
+        if self.server.cpu_queue == 0 {
+            return Err(invalid(
+                "server.cpu_queue".into(),
+                "must be at least 1 (it is how many verifications may wait for a CPU worker)"
+                    .into(),
+            ));
+        }
+        if self.server.cpu_threads > 1024 {
+            return Err(invalid(
+                "server.cpu_threads".into(),
+                "at most 1024 (0: one per core)".into(),
+            ));
         }
         let url = self.server.public_url.as_str();
         if !(url.starts_with("https://") || url.starts_with("http://")) || url.ends_with('/') {

@@ -24,6 +24,7 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod consoles;
+pub mod cpu;
 pub mod demo;
 pub mod domains;
 pub mod drill;

@@ -66,6 +66,7 @@ pub(super) fn explain(args: &ExplainArgs) -> Result<(), Failure> {
                     token.trim(),
                     &policy,
                     now,
+                    None,
                 ))
                 .map_err(Failure::rejected)?
         }

@@ -56,7 +56,7 @@ pub(super) async fn complete_login(
     if allowed.is_empty() && !admin {
         if let Some(console) = target.strip_prefix("console:") {
             // The console's own denial (its policy code), without a session.
-            return deliver(app, rt, &identity, console, event, now);
+            return deliver(app, rt, &identity, console, event, now).await;
         }
         return refuse(app, event, no_console());
     }
@@ -111,7 +111,7 @@ pub(super) async fn complete_login(
         other => other,
     };
     if let Some(console) = target.strip_prefix("console:") {
-        return with_session(deliver(app, rt, &identity, console, event, now));
+        return with_session(deliver(app, rt, &identity, console, event, now).await);
     }
     match allowed.as_slice() {
         [] => {
@@ -121,7 +121,7 @@ pub(super) async fn complete_login(
         }
         [(only, _)] => {
             let only = only.clone();
-            with_session(deliver(app, rt, &identity, &only, event, now))
+            with_session(deliver(app, rt, &identity, &only, event, now).await)
         }
         _ => {
             event.outcome = "allowed";
@@ -185,7 +185,7 @@ pub async fn launch(
             Refusal::new(404, "tenant.unknown", "the session's tenant is gone"),
         );
     };
-    deliver(app, rt, &identity, console, event, now)
+    deliver(app, rt, &identity, console, event, now).await
 }
 
 /// Groups overage: Entra sent a link instead of the groups. With Graph
@@ -229,7 +229,7 @@ pub(crate) fn decide(
     policy::decide(identity, &rt.config.id, &cref, &app.config.rules, now)
 }
 
-pub(super) fn deliver(
+pub(super) async fn deliver(
     app: &App,
     rt: &TenantRuntime,
     identity: &Identity,
@@ -294,19 +294,25 @@ pub(super) fn deliver(
     let Some(seed) = random_id() else {
         return refuse(app, event, rng_failed());
     };
-    let xml = match saml_post::response(
-        identity,
-        &decision.grants,
-        &delivery,
-        &app.keys().current.saml,
-        now,
-        &seed,
-    ) {
-        Ok(x) => x,
-        Err(e) => {
+    let signed =
+        match saml_post::unsigned_response(identity, &decision.grants, &delivery, now, &seed) {
+            // Signing on the CPU pool, ahead of new work and never refused:
+            // this login has been verified and its assertion id used up.
+            Ok(unsigned) => {
+                let keys = app.keys();
+                app.cpu
+                    .continue_with(move || unsigned.sign(&keys.current.saml))
+                    .await
+            }
+            Err(e) => Ok(Err(e)),
+        };
+    let xml = match signed {
+        Ok(Ok(x)) => x,
+        Ok(Err(e)) => {
             let r = Refusal::new(e.status(), e.code(), e.to_string());
             return refuse(app, event, r);
         }
+        Err(e) => return refuse(app, event, Refusal::from_pool(e)),
     };
     let mut html = saml_post::post_form(&console.reply_url, &xml, None, &console.display_name);
     if consoles::profile(console.kind).users_must_exist {

@@ -21,6 +21,7 @@ pub use login_state::LoginStart;
 pub use oidc::{oidc_callback, oidc_login, oidc_login_with};
 pub use saml::{saml_acs, saml_login, saml_login_with};
 pub use tenant::TenantRuntime;
+pub(crate) use token::jwt_sign_error;
 pub use token::token_exchange;
 
 use std::collections::HashMap;
@@ -45,13 +46,16 @@ pub struct App {
     keys: std::sync::RwLock<Arc<crate::trust::keys::KeySet>>,
     /// Console-token key for ES256 (`signing.token_key_file`); RS256 tokens
     /// use the current signing key.
-    pub token_es256: Option<crate::trust::signing::JwtSigner>,
+    pub token_es256: Option<Arc<crate::trust::signing::JwtSigner>>,
     pub idp_entity_id: String,
     pub store: Arc<dyn Store>,
     pub audit: AuditLog,
     pub metrics: Metrics,
     /// Tries of the local admin token: 5 a minute per client, 4096 clients.
     pub admin_throttle: crate::net::Throttle,
+    /// Where signature verification and signing run (`server.cpu_threads`,
+    /// `server.cpu_queue`): off the I/O threads, with admission control.
+    pub cpu: crate::cpu::CpuPool,
     clock: Box<dyn Fn() -> OffsetDateTime + Send + Sync>,
 }
 
@@ -157,8 +161,9 @@ impl App {
                 k.alg()
             )));
         }
+        let cpu = crate::cpu::CpuPool::new(config.server.cpu_threads, config.server.cpu_queue);
         Ok(App {
-            token_es256,
+            token_es256: token_es256.map(Arc::new),
             keys: std::sync::RwLock::new(Arc::new(keys)),
             idp_entity_id: format!("{public}/idp/metadata"),
             config,
@@ -167,6 +172,7 @@ impl App {
             audit,
             metrics: Metrics::default(),
             admin_throttle: crate::net::Throttle::new(5, time::Duration::minutes(1), 4096),
+            cpu,
             clock,
         })
     }
@@ -536,15 +542,30 @@ pub struct Refusal {
     pub code: &'static str,
     pub message: String,
     pub console: Option<String>,
+    /// Seconds for a `Retry-After` header (503 `server.busy`).
+    pub retry_after: Option<u32>,
 }
 
 impl Refusal {
-    fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
         Refusal {
             status,
             code,
             message: message.into(),
             console: None,
+            retry_after: None,
+        }
+    }
+
+    /// The CPU pool refused or failed the work: 503 `server.busy` with
+    /// `Retry-After`, or 500 for a worker that failed.
+    pub(crate) fn from_pool(e: crate::cpu::PoolError) -> Self {
+        match e {
+            crate::cpu::PoolError::Busy { .. } => Refusal {
+                retry_after: Some(crate::cpu::RETRY_AFTER_SECS),
+                ..Refusal::new(503, e.code(), e.to_string())
+            },
+            _ => Refusal::new(500, e.code(), e.to_string()),
         }
     }
 }

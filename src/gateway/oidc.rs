@@ -107,8 +107,17 @@ pub async fn oidc_callback(
     };
     let started = std::time::Instant::now();
     let bound = |recorded: &str| login_state::binding_matches(recorded, binding);
-    let finished =
-        crate::inbound::oidc::finish(rp, trust, app.store.as_ref(), tenant, cb, &bound, now).await;
+    let finished = crate::inbound::oidc::finish(
+        rp,
+        trust,
+        app.store.as_ref(),
+        tenant,
+        cb,
+        &bound,
+        now,
+        Some(&app.cpu),
+    )
+    .await;
     app.metrics
         .verification_seconds(started.elapsed().as_secs_f64());
     let finished = match finished {
@@ -117,7 +126,10 @@ pub async fn oidc_callback(
             if matches!(e, crate::inbound::oidc::OidcError::Store(_)) {
                 app.metrics.store_error("oidc_state");
             }
-            let r = Refusal::new(e.status(), e.code(), e.to_string());
+            let mut r = Refusal::new(e.status(), e.code(), e.to_string());
+            if r.code == "server.busy" {
+                r.retry_after = Some(crate::cpu::RETRY_AFTER_SECS);
+            }
             return refuse(app, event, r);
         }
     };

@@ -105,12 +105,18 @@ pub async fn saml_acs(
         settings.to_mut().expected_in_response_to = Some(id.to_string());
         pending = Some((id.to_string(), request.target));
     }
-    let verified = saml::verify_with_window(saml_response.as_bytes(), &idp, &settings, now);
+    // On the CPU pool (admission control: refused at once when it is full).
+    let (input, settings) = (saml_response.as_bytes().to_vec(), settings.into_owned());
+    let verified = app
+        .cpu
+        .admit(move || saml::verify_with_window(&input, &idp, &settings, now))
+        .await;
     app.metrics
         .verification_seconds(started.elapsed().as_secs_f64());
     let (identity, acceptable_until) = match verified {
-        Ok(v) => (v.identity, v.acceptable_until),
-        Err(e) => {
+        Err(e) => return refuse(app, event, Refusal::from_pool(e)),
+        Ok(Ok(v)) => (v.identity, v.acceptable_until),
+        Ok(Err(e)) => {
             let r = Refusal::new(status_for(e.code()), e.code(), e.to_string());
             return refuse(app, event, r);
         }

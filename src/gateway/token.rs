@@ -102,11 +102,21 @@ pub async fn token_exchange(
         return fail(app, event, e);
     };
     let started = std::time::Instant::now();
-    let verified = crate::trust::oidc::verify_token(trust, &form.subject_token, policy, now).await;
+    let verified =
+        crate::trust::oidc::verify_token(trust, &form.subject_token, policy, now, Some(&app.cpu))
+            .await;
     app.metrics
         .verification_seconds(started.elapsed().as_secs_f64());
     let identity = match verified {
         Ok(id) => id,
+        Err(crate::trust::oidc::TokenTrustError::Busy(e)) => {
+            let status = if e.code() == "server.busy" { 503 } else { 500 };
+            return fail(
+                app,
+                event,
+                ExchangeError::new(status, "temporarily_unavailable", e.code(), &e),
+            );
+        }
         Err(crate::trust::oidc::TokenTrustError::Trust(e)) => {
             return fail(
                 app,
@@ -181,23 +191,6 @@ pub async fn token_exchange(
         );
         return fail(app, event, e);
     }
-    let keys = app.keys();
-    let signer = match console.token_alg.as_str() {
-        "RS256" => keys.current.jwt.as_ref(),
-        _ => app.token_es256.as_ref(),
-    };
-    let Some(signer) = signer else {
-        let e = ExchangeError::new(
-            500,
-            "server_error",
-            "token.key_missing",
-            format!(
-                "no {} key is configured for console tokens",
-                console.token_alg
-            ),
-        );
-        return fail(app, event, e);
-    };
     let profile = consoles::profile(console.kind);
     let Some(jti) = random_id() else {
         return fail(
@@ -228,15 +221,13 @@ pub async fn token_exchange(
         expires,
         &jti,
     );
-    let token = match signer.sign_jwt(&claims) {
-        Ok(t) => t,
-        Err(e) => {
-            return fail(
-                app,
-                event,
-                ExchangeError::new(500, "server_error", e.code(), &e),
-            )
+    let token = match app.sign_jwts(&console.token_alg, vec![claims]).await {
+        Ok(mut t) if t.len() == 1 => t.remove(0),
+        Ok(_) => {
+            let e = ExchangeError::new(500, "server_error", "keys.sign_failed", "no token");
+            return fail(app, event, e);
         }
+        Err(e) => return fail(app, event, jwt_sign_error(e, &console.token_alg)),
     };
     event.outcome = "allowed";
     event.code = "ok".into();
@@ -268,13 +259,71 @@ fn unverified_tid(token: &str) -> Option<String> {
     v.get("tid")?.as_str().map(str::to_string)
 }
 
+/// The token endpoint's answer when console JWTs were not signed.
+pub(crate) fn jwt_sign_error(e: JwtSignError, alg: &str) -> crate::outbound::token::ExchangeError {
+    use crate::outbound::token::ExchangeError;
+    match e {
+        JwtSignError::KeyMissing => ExchangeError::new(
+            500,
+            "server_error",
+            "token.key_missing",
+            format!("no {alg} key is configured for console tokens"),
+        ),
+        JwtSignError::Sign(e) => ExchangeError::new(500, "server_error", "keys.sign_failed", &e),
+        JwtSignError::Pool(e) => {
+            let status = if e.code() == "server.busy" { 503 } else { 500 };
+            ExchangeError::new(status, "temporarily_unavailable", e.code(), &e)
+        }
+    }
+}
+
+/// Why console JWTs were not signed.
+#[derive(Debug)]
+pub(crate) enum JwtSignError {
+    /// No key for the console's `token_alg`.
+    KeyMissing,
+    Sign(crate::trust::signing::SigningError),
+    Pool(crate::cpu::PoolError),
+}
+
 impl App {
+    /// Sign console JWTs with the key for `alg` (`RS256`: the current
+    /// signing key; else the ES256 token key), on the CPU pool ahead of new
+    /// work: the request that needs them has been verified already.
+    pub(crate) async fn sign_jwts(
+        &self,
+        alg: &str,
+        claims: Vec<serde_json::Value>,
+    ) -> Result<Vec<String>, JwtSignError> {
+        let (keys, es256) = (self.keys(), self.token_es256.clone());
+        let rs256 = alg == "RS256";
+        if (rs256 && keys.current.jwt.is_none()) || (!rs256 && es256.is_none()) {
+            return Err(JwtSignError::KeyMissing);
+        }
+        self.cpu
+            .continue_with(move || {
+                let signer = if rs256 {
+                    keys.current.jwt.as_ref()
+                } else {
+                    es256.as_deref()
+                };
+                let signer = signer.ok_or(JwtSignError::KeyMissing)?;
+                claims
+                    .iter()
+                    .map(|c| signer.sign_jwt(c).map_err(JwtSignError::Sign))
+                    .collect()
+            })
+            .await
+            .map_err(JwtSignError::Pool)?
+    }
+
     /// fedgate's JWKS for console tokens (`GET /oauth2/jwks`).
     pub fn jwks(&self) -> serde_json::Value {
         let ks = self.keys();
         let keys: Vec<serde_json::Value> = self
             .token_es256
             .iter()
+            .map(|k| k.as_ref())
             .chain(ks.published().iter().filter_map(|k| k.jwt.as_ref()))
             .map(|k| k.jwk())
             .collect();

@@ -601,17 +601,30 @@ async fn evaluate(
     };
     let identity = match kind {
         "saml" => {
-            let decoded = crate::inbound::saml::decode::report(input.as_bytes(), now).ok();
             let Some(idp) = rt.idp.as_ref().and_then(|t| t.current()) else {
+                let decoded = crate::inbound::saml::decode::report(input.as_bytes(), now).ok();
                 return fail(
                     "tenant.saml_not_configured",
                     "this tenant has no SAML metadata".into(),
                     decoded,
                 );
             };
-            match crate::inbound::saml::verify(input.as_bytes(), &idp, &rt.settings, now) {
-                Ok(id) => (id, decoded),
-                Err(e) => return fail(e.code(), e.to_string(), decoded),
+            // Decoding and verifying on the CPU pool, like a login.
+            let (bytes, settings) = (input.as_bytes().to_vec(), rt.settings.clone());
+            let done = app
+                .cpu
+                .admit(move || {
+                    let decoded = crate::inbound::saml::decode::report(&bytes, now).ok();
+                    (
+                        crate::inbound::saml::verify(&bytes, &idp, &settings, now),
+                        decoded,
+                    )
+                })
+                .await;
+            match done {
+                Ok((Ok(id), decoded)) => (id, decoded),
+                Ok((Err(e), decoded)) => return fail(e.code(), e.to_string(), decoded),
+                Err(e) => return fail(e.code(), e.to_string(), None),
             }
         }
         "token" => {
@@ -623,7 +636,8 @@ async fn evaluate(
                     None,
                 );
             };
-            match crate::trust::oidc::verify_token(trust, input, policy, now).await {
+            match crate::trust::oidc::verify_token(trust, input, policy, now, Some(&app.cpu)).await
+            {
                 Ok(id) => (id, None),
                 Err(e) => return fail(e.code(), e.to_string(), None),
             }

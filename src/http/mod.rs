@@ -139,12 +139,11 @@ async fn acs(
 ) -> Response {
     let Ok(Form(form)) = form else {
         // Not a SAML HTTP-POST binding form: say so with a code, as for any refusal.
-        return render(&app, Outcome::Refused(gateway::Refusal {
-            status: 400,
-            code: "saml.form_invalid",
-            message: "expected an HTML form post (application/x-www-form-urlencoded) with a SAMLResponse field".into(),
-            console: None,
-        }));
+        return render(&app, Outcome::Refused(gateway::Refusal::new(
+            400,
+            "saml.form_invalid",
+            "expected an HTML form post (application/x-www-form-urlencoded) with a SAMLResponse field",
+        )));
     };
     let outcome = gateway::saml_acs(
         &app,
@@ -281,7 +280,12 @@ pub(crate) fn render(app: &App, outcome: Outcome) -> Response {
         }
         Outcome::Refused(r) => {
             let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::FORBIDDEN);
-            (status, Html(pages::error(&r))).into_response()
+            let mut resp = (status, Html(pages::error(&r))).into_response();
+            if let Some(secs) = r.retry_after {
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+            }
+            resp
         }
     }
 }
@@ -364,10 +368,7 @@ async fn token(
             .and_then(crate::outbound::oidc_provider::basic_credentials);
         match crate::outbound::oidc_provider::token(&app, &form, basic, client).await {
             Ok(v) => axum::Json(v).into_response(),
-            Err(e) => {
-                let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
-                (status, axum::Json(e)).into_response()
-            }
+            Err(e) => token_error(e.status, &e.error_description.clone(), e),
         }
     } else {
         let get = |k: &str| form.get(k).cloned();
@@ -379,14 +380,25 @@ async fn token(
         };
         match gateway::token_exchange(&app, &exchange, client).await {
             Ok(issued) => axum::Json(issued).into_response(),
-            Err(e) => {
-                let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
-                (status, axum::Json(e)).into_response()
-            }
+            Err(e) => token_error(e.status, &e.error_description.clone(), e),
         }
     };
     // RFC 6749 §5.1: token responses are never cached.
     no_store(resp)
+}
+
+/// A token endpoint error as JSON; a 503 (`server.busy`: the CPU pool is
+/// full) says when to come back.
+fn token_error(status: u16, description: &str, body: impl serde::Serialize) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+    let mut resp = (status, axum::Json(body)).into_response();
+    if description.starts_with("server.busy:") {
+        resp.headers_mut().insert(
+            header::RETRY_AFTER,
+            header::HeaderValue::from(crate::cpu::RETRY_AFTER_SECS),
+        );
+    }
+    resp
 }
 
 async fn authorize(
@@ -439,15 +451,16 @@ async fn userinfo(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    match crate::outbound::oidc_provider::userinfo(&app, bearer) {
+    match crate::outbound::oidc_provider::userinfo(&app, bearer).await {
         Ok(v) => no_store(axum::Json(v).into_response()),
-        Err(e) => {
+        Err(e) if e.status == 401 => {
             let mut resp = (StatusCode::UNAUTHORIZED, axum::Json(&e)).into_response();
             if let Ok(v) = format!("Bearer error=\"{}\"", e.error).parse() {
                 resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
             }
             resp
         }
+        Err(e) => token_error(e.status, &e.error_description.clone(), e),
     }
 }
 
@@ -506,7 +519,7 @@ async fn readyz(State(app): State<Arc<App>>) -> Response {
 async fn metrics(State(app): State<Arc<App>>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        app.metrics.render() + &app.trust_metrics(),
+        app.metrics.render() + &app.trust_metrics() + &app.cpu.render_metrics(),
     )
         .into_response()
 }

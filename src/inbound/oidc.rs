@@ -108,6 +108,13 @@ impl OidcError {
         match self {
             OidcError::Trust(_) | OidcError::Provider(_) | OidcError::TokenRequest(_) => 502,
             OidcError::Store(_) => 503,
+            OidcError::IdToken(crate::trust::oidc::TokenTrustError::Busy(e)) => {
+                if e.code() == "server.busy" {
+                    503
+                } else {
+                    500
+                }
+            }
             OidcError::Credential(_) => 500,
             OidcError::StateUnknown => 400,
             _ => 403,
@@ -226,7 +233,9 @@ pub struct Finished {
     pub target: String,
 }
 
-/// Finish a login at the callback.
+/// Finish a login at the callback (`cpu`: where the ID token's signature
+/// is checked; `None` checks it inline).
+#[allow(clippy::too_many_arguments)]
 pub async fn finish(
     rp: &OidcClient,
     trust: &ProviderTrust,
@@ -235,6 +244,7 @@ pub async fn finish(
     cb: &Callback,
     binding_ok: &(dyn Fn(&str) -> bool + Sync),
     now: OffsetDateTime,
+    cpu: Option<&crate::cpu::CpuPool>,
 ) -> Result<Finished, OidcError> {
     // The state first: without a live one nothing else is looked at. It is
     // only looked at here (tenant, browser binding); it is taken once the
@@ -285,9 +295,10 @@ pub async fn finish(
     use openidconnect::TokenResponse;
     let id_token = resp.id_token().ok_or(OidcError::NoIdToken)?.to_string();
 
-    let identity = crate::trust::oidc::verify_token(trust, &id_token, &rp.id_token_policy, now)
-        .await
-        .map_err(OidcError::IdToken)?;
+    let identity =
+        crate::trust::oidc::verify_token(trust, &id_token, &rp.id_token_policy, now, cpu)
+            .await
+            .map_err(OidcError::IdToken)?;
     // The signature is verified: reading the nonce from the payload is safe.
     let nonce = payload_claim(&id_token, "nonce");
     if nonce.as_deref() != Some(saved.nonce.as_str()) {

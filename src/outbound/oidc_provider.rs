@@ -106,12 +106,7 @@ struct CodeGrant {
 }
 
 fn page(status: u16, code: &'static str, message: impl Into<String>) -> Outcome {
-    Outcome::Refused(Refusal {
-        status,
-        code,
-        message: message.into(),
-        console: None,
-    })
+    Outcome::Refused(Refusal::new(status, code, message))
 }
 
 fn client_of<'a>(app: &'a App, client_id: &str) -> Option<(&'a Console, &'a ConsoleOidc)> {
@@ -699,19 +694,6 @@ pub async fn token(
         ));
     }
 
-    let keys = app.keys();
-    let signer = match console.token_alg.as_str() {
-        "RS256" => keys.current.jwt.as_ref(),
-        _ => app.token_es256.as_ref(),
-    }
-    .ok_or_else(|| {
-        token_error(
-            500,
-            "server_error",
-            "token.key_missing",
-            format!("no {} key is configured", console.token_alg),
-        )
-    })?;
     let profile = crate::consoles::profile(console.kind);
     let lifetime = Duration::seconds(console.token_lifetime_secs as i64);
     let expires = now + lifetime;
@@ -779,12 +761,29 @@ pub async fn token(
             .collect();
         m.insert("role_assignments".into(), json!(assignments));
     }
-    let id_token = signer
-        .sign_jwt(&id_claims)
-        .map_err(|e| token_error(500, "server_error", "keys.sign_failed", e))?;
-    let access_token = signer
-        .sign_jwt(&base(&random_id().ok_or_else(rng)?))
-        .map_err(|e| token_error(500, "server_error", "keys.sign_failed", e))?;
+    let access_claims = base(&random_id().ok_or_else(rng)?);
+    let signed = app
+        .sign_jwts(&console.token_alg, vec![id_claims, access_claims])
+        .await;
+    let (id_token, access_token) = match signed {
+        Ok(t) if t.len() == 2 => (t[0].clone(), t[1].clone()),
+        Ok(_) => {
+            return Err(token_error(
+                500,
+                "server_error",
+                "keys.sign_failed",
+                "no token",
+            ))
+        }
+        Err(e) => {
+            let e = crate::gateway::jwt_sign_error(e, &console.token_alg);
+            return Err(TokenError {
+                status: e.status,
+                error: e.error,
+                error_description: e.error_description,
+            });
+        }
+    };
     let mut event = AuditEvent::new(now, &grant.tenant, "oidc-provider", client_ip)
         .with_identity(&grant.identity);
     event.console = Some(console.id.clone());
@@ -803,7 +802,7 @@ pub async fn token(
 }
 
 /// `GET /oauth2/userinfo` with a fedgate-issued access token.
-pub fn userinfo(app: &App, bearer: Option<&str>) -> Result<serde_json::Value, TokenError> {
+pub async fn userinfo(app: &App, bearer: Option<&str>) -> Result<serde_json::Value, TokenError> {
     let unauthorized = |code: &str, m: &str| token_error(401, "invalid_token", code, m);
     let token = bearer.ok_or_else(|| {
         unauthorized(
@@ -826,7 +825,18 @@ pub fn userinfo(app: &App, bearer: Option<&str>) -> Result<serde_json::Value, To
         jsonwebtoken::Algorithm::ES256,
         jsonwebtoken::Algorithm::RS256,
     ];
-    let id = crate::inbound::bearer::verify(token, &jwks, &policy, app.now()).map_err(|e| {
+    // On the CPU pool, admitted or refused at once (503 server.busy).
+    let (token, now) = (token.to_string(), app.now());
+    let verified = app
+        .cpu
+        .admit(move || crate::inbound::bearer::verify(&token, &jwks, &policy, now))
+        .await
+        .map_err(|e| {
+            use crate::identity::ErrorCode;
+            let status = if e.code() == "server.busy" { 503 } else { 500 };
+            token_error(status, "temporarily_unavailable", e.code(), e)
+        })?;
+    let id = verified.map_err(|e| {
         use crate::identity::ErrorCode;
         token_error(401, "invalid_token", e.code(), e)
     })?;

@@ -103,6 +103,32 @@ pub fn response(
     now: OffsetDateTime,
     id_seed: &str,
 ) -> Result<String, OutboundError> {
+    let unsigned = unsigned_response(identity, grants, d, now, id_seed)?;
+    unsigned.sign(key)
+}
+
+/// A Response built and checked, not yet signed: signing (the RSA
+/// operation) is the part the gateway runs on its CPU pool.
+pub struct UnsignedResponse {
+    xml: String,
+    assertion_id: String,
+}
+
+impl UnsignedResponse {
+    /// Sign the Assertion (enveloped signature).
+    pub fn sign(&self, key: &SigningKey) -> Result<String, OutboundError> {
+        Ok(sign_enveloped(&self.xml, &self.assertion_id, key)?)
+    }
+}
+
+/// [`response`] without its signature.
+pub fn unsigned_response(
+    identity: &Identity,
+    grants: &[Grant],
+    d: &Delivery,
+    now: OffsetDateTime,
+    id_seed: &str,
+) -> Result<UnsignedResponse, OutboundError> {
     let (name, format) = nameid(identity, d.nameid, d.tenant, d.domains)?;
     // The `email` attribute: the same checked value. With an object-id
     // NameID it is only added when its domain is owned (never refused).
@@ -171,7 +197,7 @@ ID=\"{response_id}\" Version=\"2.0\" IssueInstant=\"{now}\" Destination=\"{dest}
     );
     // An AttributeStatement must not be empty (schema): drop it when it is.
     let xml = xml.replace("<saml:AttributeStatement></saml:AttributeStatement>", "");
-    Ok(sign_enveloped(&xml, &assertion_id, key)?)
+    Ok(UnsignedResponse { xml, assertion_id })
 }
 
 /// The HTML page that posts the response to the console (HTTP-POST binding).

@@ -336,22 +336,44 @@ impl ProviderTrust {
 }
 
 /// Verify a token against the provider's keys, refetching the JWKS once if
-/// the token names a key it does not hold.
+/// the token names a key it does not hold. With a CPU pool (the server),
+/// the signature check runs there, admitted or refused at once
+/// ([`crate::cpu`]); without one (command-line tools) it runs inline.
 pub async fn verify_token(
     trust: &ProviderTrust,
     token: &str,
     policy: &crate::inbound::bearer::BearerPolicy,
     now: time::OffsetDateTime,
+    cpu: Option<&crate::cpu::CpuPool>,
 ) -> Result<crate::identity::Identity, TokenTrustError> {
-    use crate::inbound::bearer::{self, BearerError};
+    use crate::inbound::bearer::BearerError;
+    let check = |jwks: Arc<Jwks>| check_token(cpu, token, jwks, policy, now);
     let jwks = trust.jwks().await.map_err(TokenTrustError::Trust)?;
-    match bearer::verify(token, &jwks, policy, now) {
+    match check(jwks).await? {
         Err(BearerError::KidUnknown { .. }) if trust.refresh_for_unknown_kid().await => {
             let jwks = trust.jwks().await.map_err(TokenTrustError::Trust)?;
-            bearer::verify(token, &jwks, policy, now).map_err(TokenTrustError::Token)
+            check(jwks).await?.map_err(TokenTrustError::Token)
         }
         other => other.map_err(TokenTrustError::Token),
     }
+}
+
+async fn check_token(
+    cpu: Option<&crate::cpu::CpuPool>,
+    token: &str,
+    jwks: Arc<Jwks>,
+    policy: &crate::inbound::bearer::BearerPolicy,
+    now: time::OffsetDateTime,
+) -> Result<Result<crate::identity::Identity, crate::inbound::bearer::BearerError>, TokenTrustError>
+{
+    use crate::inbound::bearer;
+    let Some(cpu) = cpu else {
+        return Ok(bearer::verify(token, &jwks, policy, now));
+    };
+    let (token, policy) = (token.to_string(), policy.clone());
+    cpu.admit(move || bearer::verify(&token, &jwks, &policy, now))
+        .await
+        .map_err(TokenTrustError::Busy)
 }
 
 /// Why a token could not be verified: the token, or the trust behind it.
@@ -361,6 +383,9 @@ pub enum TokenTrustError {
     Token(crate::inbound::bearer::BearerError),
     #[error(transparent)]
     Trust(OidcTrustError),
+    /// The CPU pool is full (503 `server.busy`) or its worker failed.
+    #[error(transparent)]
+    Busy(crate::cpu::PoolError),
 }
 
 impl ErrorCode for TokenTrustError {
@@ -368,6 +393,7 @@ impl ErrorCode for TokenTrustError {
         match self {
             TokenTrustError::Token(e) => e.code(),
             TokenTrustError::Trust(e) => e.code(),
+            TokenTrustError::Busy(e) => e.code(),
         }
     }
 }

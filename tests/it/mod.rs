@@ -1,4 +1,5 @@
 pub mod admin;
+pub mod busy;
 pub mod c14n;
 pub mod cli;
 pub mod corpus;

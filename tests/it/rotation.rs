@@ -353,21 +353,21 @@ async fn an_unknown_kid_refetches_the_jwks_once_and_then_is_rate_limited() {
             Err(e) => fedgate::identity::ErrorCode::code(&e).to_string(),
         };
     assert_eq!(
-        code(verify_token(&trust, &token(&k1), &policy, now).await),
+        code(verify_token(&trust, &token(&k1), &policy, now, None).await),
         "ok"
     );
     assert_eq!(jwks.lock().unwrap().1, 1);
     // Entra rolls its key: the JWKS now holds k2; a k2 token triggers one refetch.
     jwks.lock().unwrap().0 = serde_json::json!({"keys": [k1.jwk(), k2.jwk()]});
     assert_eq!(
-        code(verify_token(&trust, &token(&k2), &policy, now).await),
+        code(verify_token(&trust, &token(&k2), &policy, now, None).await),
         "ok"
     );
     assert_eq!(jwks.lock().unwrap().1, 2);
     // Unknown kids right after: no new fetch within 5 minutes, refused.
     for _ in 0..5 {
         assert_eq!(
-            code(verify_token(&trust, &token(&k3), &policy, now).await),
+            code(verify_token(&trust, &token(&k3), &policy, now, None).await),
             "jwt.kid_unknown"
         );
     }
@@ -377,7 +377,7 @@ async fn an_unknown_kid_refetches_the_jwks_once_and_then_is_rate_limited() {
     let tasks: Vec<_> = (0..8)
         .map(|_| {
             let (t, p, tok) = (trust.clone(), policy.clone(), token(&k3));
-            tokio::spawn(async move { verify_token(&t, &tok, &p, now).await.is_err() })
+            tokio::spawn(async move { verify_token(&t, &tok, &p, now, None).await.is_err() })
         })
         .collect();
     for t in tasks {
@@ -395,7 +395,7 @@ async fn an_unknown_kid_refetches_the_jwks_once_and_then_is_rate_limited() {
     .unwrap()
     .with_state_file(state.clone());
     assert_eq!(
-        code(verify_token(&restarted, &token(&k2), &policy, now).await),
+        code(verify_token(&restarted, &token(&k2), &policy, now, None).await),
         "ok"
     );
     // Without the saved copy the same outage refuses, with the trust's code.
@@ -406,7 +406,7 @@ async fn an_unknown_kid_refetches_the_jwks_once_and_then_is_rate_limited() {
     )
     .unwrap();
     assert_eq!(
-        code(verify_token(&cold, &token(&k2), &policy, now).await),
+        code(verify_token(&cold, &token(&k2), &policy, now, None).await),
         "oidc.fetch_failed"
     );
     let _ = std::fs::remove_dir_all(&state_dir);

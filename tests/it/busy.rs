@@ -1,0 +1,177 @@
+//! Issue 15, part 2: login CPU work runs on a bounded pool, off the I/O
+//! threads. With every worker busy and the admission queue full, a new
+//! login is answered at once with 503 `server.busy` and `Retry-After`
+//! (nothing consumed: the same response is accepted once there is room),
+//! while `/healthz`, `/readyz` and `/metrics` keep answering.
+
+use std::time::Duration;
+
+use fedgate::demo::{self, Environment, COMMVAULT_AUDIENCE, COMMVAULT_ID, CONSOLE_ID};
+
+fn code_in(body: &str) -> &str {
+    body.split("<code>")
+        .nth(1)
+        .and_then(|s| s.split("</code>").next())
+        .unwrap_or("?")
+}
+
+/// The pool held: its one worker blocked until `release` is sent, and its
+/// one admission slot taken by a waiting job.
+struct Held {
+    release: std::sync::mpsc::Sender<()>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+async fn hold_the_pool(env: &Environment) -> Held {
+    let (release, hold) = std::sync::mpsc::channel::<()>();
+    let (started_tx, started) = tokio::sync::oneshot::channel::<()>();
+    let app = env.app.clone();
+    let worker = tokio::spawn(async move {
+        let _ = app
+            .cpu
+            .continue_with(move || {
+                let _ = started_tx.send(());
+                let _ = hold.recv_timeout(Duration::from_secs(60));
+            })
+            .await;
+    });
+    started.await.unwrap();
+    let app = env.app.clone();
+    let queued = tokio::spawn(async move {
+        let _ = app.cpu.admit(|| ()).await;
+    });
+    while env.app.cpu.waiting() < 1 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Held {
+        release,
+        tasks: vec![worker, queued],
+    }
+}
+
+async fn start() -> Environment {
+    let overrides = [
+        ("FEDGATE_SERVER__CPU_THREADS".to_string(), "1".to_string()),
+        ("FEDGATE_SERVER__CPU_QUEUE".to_string(), "1".to_string()),
+    ];
+    Environment::start_with_overrides("", &overrides)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_pool_answers_503_at_once_and_health_never_waits() {
+    let env = start().await;
+    assert_eq!(env.app.cpu.threads(), 1);
+    let response = env.entra_response(&demo::alice(), None).unwrap();
+    let held = hold_the_pool(&env).await;
+
+    // A real, valid login: refused at once, with when to come back.
+    let resp = reqwest::Client::new()
+        .post(format!("{}/saml/contoso/acs", env.fedgate_url))
+        .form(&[
+            ("SAMLResponse", response.as_str()),
+            ("RelayState", CONSOLE_ID),
+        ])
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 503);
+    assert_eq!(
+        resp.headers().get("retry-after").map(|v| v.as_bytes()),
+        Some(&b"1"[..])
+    );
+    let body = resp.text().await.unwrap();
+    assert_eq!(code_in(&body), "server.busy", "{body}");
+
+    // Health, readiness and metrics answer while every worker is busy.
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        let r = reqwest::Client::new()
+            .get(format!("{}{path}", env.fedgate_url))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path} while the pool is full");
+    }
+    let metrics = reqwest::get(format!("{}/metrics", env.fedgate_url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("fedgate_cpu_busy_total 1\n"), "{metrics}");
+    assert!(
+        metrics.contains("code=\"server.busy\"} 1"),
+        "the refusal is counted as a login decision: {metrics}"
+    );
+    let audit = std::fs::read_to_string(env.dir.join("audit.jsonl")).unwrap();
+    assert!(audit.contains("\"code\":\"server.busy\""), "audited");
+
+    // Room again: the same response is accepted (the refusal used up nothing).
+    held.release.send(()).unwrap();
+    for t in held.tasks {
+        t.await.unwrap();
+    }
+    let (status, html) = env
+        .post_to_fedgate(&response, Some(CONSOLE_ID))
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{html}");
+    let (cs, body) = env.follow_form(&html).await.unwrap();
+    assert_eq!(cs, 200, "{body}");
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_exchange_on_a_full_pool_is_temporarily_unavailable() {
+    let env = start().await;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let token = env
+        .entra_oidc
+        .user_token(&demo::alice(), COMMVAULT_AUDIENCE, None, now)
+        .unwrap();
+    let held = hold_the_pool(&env).await;
+    let http = reqwest::Client::new();
+    let exchange = || {
+        http.post(format!("{}/oauth2/token", env.fedgate_url))
+            .form(&[
+                ("grant_type", fedgate::outbound::token::GRANT_TOKEN_EXCHANGE),
+                ("subject_token", token.as_str()),
+                (
+                    "subject_token_type",
+                    fedgate::outbound::token::TYPE_ACCESS_TOKEN,
+                ),
+                ("audience", COMMVAULT_ID),
+            ])
+            .timeout(Duration::from_secs(10))
+            .send()
+    };
+    let resp = exchange().await.unwrap();
+    assert_eq!(resp.status(), 503);
+    assert_eq!(
+        resp.headers().get("retry-after").map(|v| v.as_bytes()),
+        Some(&b"1"[..])
+    );
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "temporarily_unavailable");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .starts_with("server.busy:"),
+        "{body}"
+    );
+    held.release.send(()).unwrap();
+    for t in held.tasks {
+        t.await.unwrap();
+    }
+    // With room, the same token is exchanged (or refused for its own
+    // reasons, never for capacity).
+    let resp = exchange().await.unwrap();
+    let status = resp.status();
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_ne!(status, 503, "{body}");
+    env.stop().await;
+}
