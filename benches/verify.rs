@@ -8,6 +8,9 @@
 //! - `jwt/verify_rs256_v2`: a whole `bearer::verify` of an Entra v2 access token.
 //! - floors: the RSA-2048 PKCS#1 verify alone, and the parse and C14N steps
 //!   alone, to show where the time goes.
+//! - `hostile/*`: the shapes of issue 15 (40,408 IDs, a 90,000-name
+//!   PrefixList) and the largest ones the limits allow
+//!   (`tests/it/hostile_shapes.rs`, shared with `it::hostile`).
 //!
 //! Results and how to read them: docs/performance.md.
 
@@ -148,8 +151,9 @@ fn hostile_benches(c: &mut Criterion) {
     g.finish();
 }
 
-const HOSTILE_MAX_IDS: usize = 32;
-const HOSTILE_MAX_PREFIXES: usize = 64;
+/// The most IDs allowed: these plus the Response's own.
+const HOSTILE_MAX_IDS: usize = saml::limits::MAX_IDS - 1;
+const HOSTILE_MAX_PREFIXES: usize = saml::limits::MAX_PREFIX_LIST_ENTRIES;
 
 criterion_group!(benches, saml_benches, jwt_benches, hostile_benches);
 criterion_main!(benches);

@@ -834,11 +834,11 @@ impl<'de> Deserialize<'de> for PayloadShape {
                 mut map: A,
             ) -> Result<PayloadShape, A::Error> {
                 let mut shape = PayloadShape::default();
-                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                while let Some(IsAud(aud)) = map.next_key::<IsAud>()? {
                     shape.claims += 1;
                     let len = map.next_value::<ArrayLen>()?.0;
                     shape.longest_array = shape.longest_array.max(len);
-                    if key == "aud" {
+                    if aud {
                         shape.audiences = len;
                     }
                     // Stop reading as soon as the answer is known.
@@ -851,6 +851,25 @@ impl<'de> Deserialize<'de> for PayloadShape {
             }
         }
         d.deserialize_map(Members)
+    }
+}
+
+/// Whether a member name is `aud` (escaped or not), without keeping it.
+struct IsAud(bool);
+
+impl<'de> Deserialize<'de> for IsAud {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = IsAud;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a member name")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<IsAud, E> {
+                Ok(IsAud(v == "aud"))
+            }
+        }
+        d.deserialize_str(V)
     }
 }
 
