@@ -8,6 +8,9 @@
 //! - `jwt/verify_rs256_v2`: a whole `bearer::verify` of an Entra v2 access token.
 //! - floors: the RSA-2048 PKCS#1 verify alone, and the parse and C14N steps
 //!   alone, to show where the time goes.
+//! - `hostile/*`: the shapes of issue 15 (40,408 IDs, a 90,000-name
+//!   PrefixList) and the largest ones the limits allow
+//!   (`tests/it/hostile_shapes.rs`, shared with `it::hostile`).
 //!
 //! Results and how to read them: docs/performance.md.
 
@@ -20,6 +23,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[path = "../examples/common/mod.rs"]
 mod common;
+#[path = "../tests/it/hostile_shapes.rs"]
+mod shapes;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
@@ -91,5 +96,64 @@ fn jwt_benches(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, saml_benches, jwt_benches);
+/// `hostile/*`: what the shapes of issue 15 cost, refused or not (the
+/// figures before and after the limits: docs/performance.md, "Hostile
+/// inputs"). Each is a whole `saml::verify` of raw XML unless named after
+/// the one step it measures.
+fn hostile_benches(c: &mut Criterion) {
+    let entra = common::entra_fixture().expect("the Entra-shaped response");
+    let signed = saml::decode_input(&entra.posted, saml::DEFAULT_MAX_BYTES).expect("decode");
+    let verify = |xml: &str| {
+        saml::verify(
+            black_box(xml.as_bytes()),
+            &entra.idp,
+            &entra.settings,
+            entra.now,
+        )
+        .is_err()
+    };
+    let mut g = c.benchmark_group("hostile");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(1));
+
+    // The issue's two: 40,408 distinct IDs in 512 KiB, unsigned; a
+    // 90,000-entry PrefixList over 200 declared prefixes.
+    let ids = shapes::ids_response(40_408);
+    assert!(ids.len() <= saml::DEFAULT_MAX_BYTES);
+    g.bench_function("ids_40k_512kib", |b| b.iter(|| verify(&ids)));
+    let prefixes = shapes::prefixlist_response(&signed, 200, 90_000);
+    assert!(
+        prefixes.len() <= saml::DEFAULT_MAX_BYTES,
+        "{}",
+        prefixes.len()
+    );
+    g.bench_function("prefixlist_90k", |b| b.iter(|| verify(&prefixes)));
+
+    // The largest allowed shapes.
+    let ids_max = shapes::ids_response(HOSTILE_MAX_IDS);
+    g.bench_function("ids_at_limit", |b| b.iter(|| verify(&ids_max)));
+    let list_max = shapes::prefixlist_response(&signed, 200, HOSTILE_MAX_PREFIXES);
+    g.bench_function("prefixlist_at_limit", |b| b.iter(|| verify(&list_max)));
+    // Canonicalization alone, of 20,000 elements under 200 bindings with a
+    // maximal PrefixList (the widest subtree a Reference can digest).
+    let wide = shapes::wide_namespaced_document(200, 20_000);
+    let wide_doc = fedgate::xml::parse(&wide).expect("wide parses");
+    let names = shapes::prefix_names(HOSTILE_MAX_PREFIXES);
+    let list: Vec<&str> = names.iter().map(String::as_str).collect();
+    g.bench_function("c14n_wide_20k_elements_max_prefixlist", |b| {
+        b.iter(|| fedgate::xml::c14n::canonicalize(wide_doc.root_element(), None, &list).len())
+    });
+    // Parse alone, of deep-but-allowed nesting with the most bindings in scope.
+    let deep = shapes::deep_namespaced_document(50, 60, 4);
+    g.bench_function("parse_deep_240_bindings", |b| {
+        b.iter(|| fedgate::xml::parse(black_box(&deep)).map(|d| d.descendants().count()))
+    });
+    g.finish();
+}
+
+/// The most IDs allowed: these plus the Response's own.
+const HOSTILE_MAX_IDS: usize = saml::limits::MAX_IDS - 1;
+const HOSTILE_MAX_PREFIXES: usize = saml::limits::MAX_PREFIX_LIST_ENTRIES;
+
+criterion_group!(benches, saml_benches, jwt_benches, hostile_benches);
 criterion_main!(benches);

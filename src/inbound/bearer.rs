@@ -49,6 +49,21 @@ pub const DEFAULT_SKEW: Duration = Duration::seconds(180);
 /// with 200 groups stays under 10 KiB.
 pub const DEFAULT_MAX_TOKEN_LEN: usize = 16 * 1024;
 
+/// Longest decoded JOSE header accepted, in bytes, checked before it is
+/// parsed. Entra's headers are under 300 bytes (`typ`, `alg`, `kid`, `x5t`,
+/// `nonce`).
+pub const MAX_HEADER_BYTES: usize = 2048;
+/// Most top-level claims in a payload. Entra's access and ID tokens carry
+/// 20–45, every optional claim included.
+pub const MAX_CLAIMS: usize = 256;
+/// Longest top-level array claim (`groups`, `roles`, `amr`, `wids`, …).
+/// Entra puts at most 200 groups in a JWT before it switches to the
+/// overage claim; app roles are a few dozen.
+pub const MAX_ARRAY_LEN: usize = 512;
+/// Most audiences in an `aud` array (each compared with the policy's).
+/// Entra sends one, as a string.
+pub const MAX_AUDIENCES: usize = 16;
+
 /// What a bearer token must satisfy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BearerPolicy {
@@ -203,6 +218,15 @@ pub enum BearerError {
     /// `tid` is not the tenant named in `iss`. (`jwt.tid_mismatch`)
     #[error("tid {found:?} is not the tenant {expected:?} named in the issuer")]
     TidMismatch { expected: String, found: String },
+    /// A count beyond one of the limits of this module (`MAX_HEADER_BYTES`
+    /// before any crypto; `MAX_CLAIMS`, `MAX_ARRAY_LEN`, `MAX_AUDIENCES`
+    /// before any claim is read). (`jwt.limit_exceeded`)
+    #[error("more than {limit} {what} ({name})")]
+    LimitExceeded {
+        what: &'static str,
+        name: &'static str,
+        limit: usize,
+    },
     /// A claim fedgate reads has the wrong JSON type (e.g. `groups` not an array
     /// of strings, `exp` not a number), or `sub` is missing. (`jwt.claim_invalid`)
     #[error("invalid claims: {reason}")]
@@ -230,6 +254,7 @@ impl ErrorCode for BearerError {
             BearerError::AudienceMismatch { .. } => "jwt.audience_mismatch",
             BearerError::TidMissing { .. } | BearerError::TidMismatch { .. } => "jwt.tid_mismatch",
             BearerError::ClaimInvalid { .. } => "jwt.claim_invalid",
+            BearerError::LimitExceeded { .. } => "jwt.limit_exceeded",
         }
     }
 }
@@ -271,6 +296,13 @@ pub fn verify(
         return Err(malformed("empty header or payload"));
     }
     let header_json = b64url(header_b64, "header")?;
+    if header_json.len() > MAX_HEADER_BYTES {
+        return Err(BearerError::LimitExceeded {
+            what: "bytes of JOSE header",
+            name: "MAX_HEADER_BYTES",
+            limit: MAX_HEADER_BYTES,
+        });
+    }
     let header: Header = parse_object(&header_json)
         .map_err(|e| malformed(format!("header is not a valid JSON object: {e}")))?;
 
@@ -328,7 +360,10 @@ pub fn verify(
         }
     }
 
-    // 7. Claims.
+    // 7. Claims: counted first (one linear pass), then typed.
+    if let Ok(shape) = serde_json::from_slice::<PayloadShape>(&payload_json) {
+        shape.check()?;
+    }
     let claims: Claims = parse_object(&payload_json).map_err(|e| match e {
         ObjectError::Json(e) if e.classify() == serde_json::error::Category::Data => {
             BearerError::ClaimInvalid {
@@ -759,6 +794,128 @@ fn wrong_claim(payload: &[u8]) -> Option<String> {
             format!("claim `{name}` must be {expected}, not {shown}")
         })
     })
+}
+
+/// How many top-level claims a payload has, and its longest top-level
+/// array (and `aud`'s length), read without keeping any of it.
+#[derive(Default)]
+struct PayloadShape {
+    claims: usize,
+    longest_array: usize,
+    audiences: usize,
+}
+
+impl PayloadShape {
+    fn check(&self) -> Result<(), BearerError> {
+        let exceeded = |what, name, limit| Err(BearerError::LimitExceeded { what, name, limit });
+        if self.claims > MAX_CLAIMS {
+            return exceeded("claims in the payload", "MAX_CLAIMS", MAX_CLAIMS);
+        }
+        if self.audiences > MAX_AUDIENCES {
+            return exceeded("audiences in aud", "MAX_AUDIENCES", MAX_AUDIENCES);
+        }
+        if self.longest_array > MAX_ARRAY_LEN {
+            return exceeded("elements in an array claim", "MAX_ARRAY_LEN", MAX_ARRAY_LEN);
+        }
+        Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for PayloadShape {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Members;
+        impl<'de> Visitor<'de> for Members {
+            type Value = PayloadShape;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<PayloadShape, A::Error> {
+                let mut shape = PayloadShape::default();
+                while let Some(IsAud(aud)) = map.next_key::<IsAud>()? {
+                    shape.claims += 1;
+                    let len = map.next_value::<ArrayLen>()?.0;
+                    shape.longest_array = shape.longest_array.max(len);
+                    if aud {
+                        shape.audiences = len;
+                    }
+                    // Stop reading as soon as the answer is known.
+                    if shape.check().is_err() {
+                        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                        break;
+                    }
+                }
+                Ok(shape)
+            }
+        }
+        d.deserialize_map(Members)
+    }
+}
+
+/// Whether a member name is `aud` (escaped or not), without keeping it.
+struct IsAud(bool);
+
+impl<'de> Deserialize<'de> for IsAud {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = IsAud;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a member name")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<IsAud, E> {
+                Ok(IsAud(v == "aud"))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// The length of a JSON array (0 for any other value), its elements ignored.
+struct ArrayLen(usize);
+
+impl<'de> Deserialize<'de> for ArrayLen {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = ArrayLen;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<ArrayLen, A::Error> {
+                let mut n = 0;
+                while seq.next_element::<IgnoredAny>()?.is_some() {
+                    n += 1;
+                }
+                Ok(ArrayLen(n))
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<ArrayLen, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(ArrayLen(0))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<ArrayLen, E> {
+                Ok(ArrayLen(0))
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<ArrayLen, E> {
+                Ok(ArrayLen(0))
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<ArrayLen, E> {
+                Ok(ArrayLen(0))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<ArrayLen, E> {
+                Ok(ArrayLen(0))
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<ArrayLen, E> {
+                Ok(ArrayLen(0))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<ArrayLen, E> {
+                Ok(ArrayLen(0))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// `true` whenever the member is present, whatever its value.

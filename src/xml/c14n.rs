@@ -21,6 +21,8 @@
 //! - `xml:*` attributes of ancestors are not inherited (unlike C14N 1.0);
 //! - text escapes `& < >` and CR; attribute values escape `& < "` TAB LF CR.
 
+use std::collections::BTreeMap;
+
 use super::tree::Attribute;
 use super::{Node, NodeId, NodeType};
 
@@ -29,16 +31,33 @@ const XML_PREFIX: &str = "xml";
 /// Canonicalize `apex` and its descendants, minus `exclude` (and its subtree).
 ///
 /// `inclusive_prefixes` is the `InclusiveNamespaces PrefixList`
-/// (`#default` names the default namespace).
+/// (`#default` names the default namespace); repeats are ignored.
+///
+/// Linear in the subtree (issue 15): the PrefixList is sorted once; only the
+/// apex looks each of its prefixes up, since below the apex an inclusive
+/// prefix can need rendering only where an element declares it (otherwise
+/// its binding is the parent's, which the parent rendered or had inherited
+/// rendered); and an element's own and its attributes' namespaces come
+/// from the parsed tree, not from a walk up the chain of bindings.
 pub fn canonicalize<'d>(
     apex: Node<'d, 'd>,
     exclude: Option<NodeId>,
     inclusive_prefixes: &'d [&'d str],
 ) -> Vec<u8> {
+    let mut inclusive: Vec<Option<&'d str>> = inclusive_prefixes
+        .iter()
+        .map(|p| if *p == "#default" { None } else { Some(*p) })
+        .filter(|p| *p != Some(XML_PREFIX))
+        .collect();
+    super::work::add(inclusive.len());
+    inclusive.sort_unstable();
+    inclusive.dedup();
     let mut c = Canonicalizer {
         exclude,
-        inclusive: inclusive_prefixes,
-        rendered: Vec::with_capacity(8),
+        inclusive,
+        apex: apex.id(),
+        rendered: BTreeMap::new(),
+        undo: Vec::with_capacity(8),
         out: Vec::with_capacity(apex.range().len()),
         scratch_wanted: Vec::with_capacity(4),
         scratch_decls: Vec::with_capacity(4),
@@ -50,12 +69,20 @@ pub fn canonicalize<'d>(
 
 struct Canonicalizer<'i> {
     exclude: Option<NodeId>,
-    inclusive: &'i [&'i str],
-    /// Namespace bindings rendered by output ancestors, innermost last.
-    /// `None` prefix is the default namespace.
-    rendered: Vec<(Option<&'i str>, &'i str)>,
+    /// The PrefixList, sorted, without repeats and without `xml`
+    /// (`None` is `#default`).
+    inclusive: Vec<Option<&'i str>>,
+    apex: NodeId,
+    /// The binding each prefix was last rendered with by an output
+    /// ancestor (`None` prefix: the default namespace): one lookup per
+    /// prefix an element needs, logarithmic whatever the input.
+    rendered: BTreeMap<Option<&'i str>, &'i str>,
+    /// What each rendering replaced, innermost last, to restore on the way
+    /// out of an element.
+    undo: Vec<(Option<&'i str>, Option<&'i str>)>,
     out: Vec<u8>,
-    scratch_wanted: Vec<Option<&'i str>>,
+    /// The (prefix, namespace URI) pairs this element may render.
+    scratch_wanted: Vec<(Option<&'i str>, &'i str)>,
     scratch_decls: Vec<(Option<&'i str>, &'i str)>,
     scratch_attrs: Vec<Attribute<'i, 'i>>,
 }
@@ -63,48 +90,54 @@ struct Canonicalizer<'i> {
 impl<'i> Canonicalizer<'i> {
     fn element(&mut self, node: Node<'i, 'i>) {
         let qname = node.qname();
-        let own_prefix = node.prefix();
 
-        // Which prefixes does this element need declared? (Scratch buffers are
-        // reused: each is consumed before the children are visited.)
+        // Which prefixes does this element need declared, bound to what?
+        // (Scratch buffers are reused: each is consumed before the children
+        // are visited.) An unprefixed name with no default in scope is in no
+        // namespace: "".
         let mut wanted = std::mem::take(&mut self.scratch_wanted);
         wanted.clear();
-        wanted.push(own_prefix);
+        wanted.push((node.prefix(), node.tag_name().namespace().unwrap_or("")));
         for attr in node.attributes() {
-            if let Some(p) = attr.prefix() {
-                if p != XML_PREFIX && !wanted.contains(&Some(p)) {
-                    wanted.push(Some(p));
+            if let (Some(p), Some(uri)) = (attr.prefix(), attr.namespace()) {
+                if p != XML_PREFIX {
+                    wanted.push((Some(p), uri));
                 }
             }
         }
-        for p in self.inclusive {
-            let p = if *p == "#default" { None } else { Some(*p) };
-            if p != Some(XML_PREFIX) && !wanted.contains(&p) {
+        if !self.inclusive.is_empty() {
+            if node.id() == self.apex {
                 // Inclusive prefixes are rendered only when in scope here.
-                if node.lookup_namespace_uri(p).is_some() || p.is_none() {
-                    wanted.push(p);
+                for &p in &self.inclusive {
+                    match node.lookup_namespace_uri(p) {
+                        Some(uri) => wanted.push((p, uri)),
+                        None if p.is_none() => wanted.push((None, "")),
+                        None => {}
+                    }
+                }
+            } else {
+                for ns in node.namespace_declarations() {
+                    super::work::add(1);
+                    if self.inclusive.binary_search(&ns.name()).is_ok() {
+                        wanted.push((ns.name(), ns.uri()));
+                    }
                 }
             }
+        }
+        // One entry per prefix (a prefix has one binding at one element).
+        super::work::add(wanted.len());
+        if wanted.len() > 1 {
+            wanted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            wanted.dedup_by(|a, b| a.0 == b.0);
         }
 
-        let mark = self.rendered.len();
+        let mark = self.undo.len();
         let mut decls = std::mem::take(&mut self.scratch_decls);
         decls.clear();
-        for prefix in wanted.iter().copied() {
-            let uri = match node.lookup_namespace_uri(prefix) {
-                Some(u) => u,
-                // An unprefixed name with no default in scope is in no namespace.
-                None if prefix.is_none() => "",
-                // A prefix that is not in scope cannot be rendered (the parser
-                // would have refused such a document anyway).
-                None => continue,
-            };
-            let current = self
-                .rendered
-                .iter()
-                .rev()
-                .find(|(p, _)| *p == prefix)
-                .map(|(_, u)| *u);
+        let depth = (usize::BITS - self.rendered.len().leading_zeros()) as usize;
+        for &(prefix, uri) in &wanted {
+            super::work::add(depth);
+            let current = self.rendered.get(&prefix).copied();
             let already = match (prefix, current) {
                 (None, None) => uri.is_empty(),
                 // Inherited bindings are the very same string: skip the compare.
@@ -116,9 +149,8 @@ impl<'i> Canonicalizer<'i> {
             }
         }
         self.scratch_wanted = wanted;
-        if decls.len() > 1 {
-            decls.sort_unstable_by(|a, b| a.0.unwrap_or("").cmp(b.0.unwrap_or("")));
-        }
+        // `wanted` was sorted by prefix (None, the default, first), and so
+        // is what was taken from it.
 
         self.out.push(b'<');
         self.out.extend_from_slice(qname.as_bytes());
@@ -134,12 +166,16 @@ impl<'i> Canonicalizer<'i> {
             escape_attr(uri, &mut self.out);
             self.out.push(b'"');
         }
-        self.rendered.extend(decls.iter().copied());
+        for &(prefix, uri) in &decls {
+            let before = self.rendered.insert(prefix, uri);
+            self.undo.push((prefix, before));
+        }
         self.scratch_decls = decls;
 
         let mut attrs = std::mem::take(&mut self.scratch_attrs);
         attrs.clear();
         attrs.extend(node.attributes());
+        super::work::add(attrs.len());
         if !attrs.is_sorted_by(|a, b| attr_key(a) <= attr_key(b)) {
             attrs.sort_unstable_by(|a, b| attr_key(a).cmp(&attr_key(b)));
         }
@@ -179,7 +215,17 @@ impl<'i> Canonicalizer<'i> {
         self.out.extend_from_slice(b"</");
         self.out.extend_from_slice(qname.as_bytes());
         self.out.push(b'>');
-        self.rendered.truncate(mark);
+        while self.undo.len() > mark {
+            match self.undo.pop() {
+                Some((prefix, Some(before))) => {
+                    self.rendered.insert(prefix, before);
+                }
+                Some((prefix, None)) => {
+                    self.rendered.remove(&prefix);
+                }
+                None => break,
+            }
+        }
     }
 }
 

@@ -43,6 +43,16 @@ pub const DIGEST_SHA256: &str = "http://www.w3.org/2001/04/xmlenc#sha256";
 pub const DIGEST_SHA384: &str = "http://www.w3.org/2001/04/xmldsig-more#sha384";
 pub const DIGEST_SHA512: &str = "http://www.w3.org/2001/04/xmlenc#sha512";
 
+/// Most names an `InclusiveNamespaces PrefixList` may hold. Entra and
+/// xmlsec write none or one (`xs`), signxml a handful; 64 is more than any
+/// document can usefully name, and keeps the list a constant next to the
+/// subtree it applies to (a 90,000-entry list was issue 15).
+pub const MAX_PREFIX_LIST_ENTRIES: usize = 64;
+/// Most `X509Certificate` elements one `KeyInfo` may hold (all of them are
+/// compared with the trusted certificates). Entra sends one; a chain of
+/// four is already more than any IdP sends.
+pub const MAX_KEYINFO_CERTIFICATES: usize = 4;
+
 /// What the verifier tolerates beyond the strict default.
 #[derive(Debug, Clone, Copy)]
 pub struct Profile {
@@ -98,6 +108,14 @@ pub enum DsigError {
     /// The digest of the signed element does not match the Reference.
     #[error("the signed element was modified after signing (digest mismatch)")]
     DigestMismatch,
+    /// A count beyond one of the limits above (`what`, the constant's
+    /// `name`, the `limit`): refused before any cryptography.
+    #[error("more than {limit} {what} ({name})")]
+    LimitExceeded {
+        what: &'static str,
+        name: &'static str,
+        limit: usize,
+    },
 }
 
 impl DsigError {
@@ -114,6 +132,7 @@ impl DsigError {
             DsigError::KeyTooWeak(..) => "key_too_weak",
             DsigError::SignatureInvalid(_) => "signature_invalid",
             DsigError::DigestMismatch => "digest_mismatch",
+            DsigError::LimitExceeded { .. } => "limit_exceeded",
         }
     }
 }
@@ -173,7 +192,7 @@ pub fn verify_enveloped(
         .map_err(|e| DsigError::Malformed(format!("SignatureValue is not base64: {e}")))?;
 
     // Key selection: KeyInfo may only choose among trusted certificates.
-    let mut candidates: Vec<usize> = match parts.keyinfo_cert_texts() {
+    let mut candidates: Vec<usize> = match parts.keyinfo_cert_texts()? {
         named if named.is_empty() => (0..trusted.len()).collect(),
         named => select_named(&named, trusted)?,
     };
@@ -196,21 +215,14 @@ pub fn verify_enveloped(
     }
 
     // §3.2.2: the signature over the canonical SignedInfo.
-    let si_prefixes = inclusive_prefixes(parts.c14n_method);
-    let si_prefixes: Vec<&str> = si_prefixes.iter().map(String::as_str).collect();
-    let signed_info = c14n::canonicalize(parts.signed_info, None, &si_prefixes);
+    let signed_info = c14n::canonicalize(parts.signed_info, None, &parts.signed_info_prefixes);
     let cert_index = strong
         .into_iter()
         .find(|i| trusted[*i].verify(sig_alg, &signed_info, &signature_value) == Some(true))
         .ok_or_else(|| DsigError::SignatureInvalid(String::new()))?;
 
     // §3.2.1: the digest of the referenced element, minus this signature.
-    let ref_prefixes: Vec<&str> = parts
-        .transform_prefixes
-        .iter()
-        .map(String::as_str)
-        .collect();
-    let canonical = c14n::canonicalize(element, Some(sig.id()), &ref_prefixes);
+    let canonical = c14n::canonicalize(element, Some(sig.id()), &parts.transform_prefixes);
     let actual = digest::digest(digest_alg.0, &canonical);
     if constant_time::verify_slices_are_equal(actual.as_ref(), &digest_value).is_err() {
         return Err(DsigError::DigestMismatch);
@@ -225,14 +237,14 @@ pub fn verify_enveloped(
 /// The parts of a Signature, checked against the profile's shape.
 struct SignatureParts<'a, 'i> {
     signed_info: Node<'a, 'i>,
-    c14n_method: Node<'a, 'i>,
     signature_method: Node<'a, 'i>,
     reference: Node<'a, 'i>,
     digest_method: Node<'a, 'i>,
     digest_value: Node<'a, 'i>,
     signature_value: Node<'a, 'i>,
     key_info: Option<Node<'a, 'i>>,
-    transform_prefixes: Vec<String>,
+    signed_info_prefixes: Vec<&'a str>,
+    transform_prefixes: Vec<&'a str>,
 }
 
 impl<'a, 'i> SignatureParts<'a, 'i> {
@@ -276,6 +288,7 @@ impl<'a, 'i> SignatureParts<'a, 'i> {
             )));
         }
         check_c14n_children(*c14n_method)?;
+        let signed_info_prefixes = inclusive_prefixes(*c14n_method)?;
         if !element_children(*signature_method)?.is_empty() {
             return Err(DsigError::Algorithm(
                 "SignatureMethod parameters (e.g. HMACOutputLength) are not accepted".into(),
@@ -298,27 +311,37 @@ impl<'a, 'i> SignatureParts<'a, 'i> {
         let transform_prefixes = check_transforms(*transforms)?;
         Ok(SignatureParts {
             signed_info,
-            c14n_method: *c14n_method,
             signature_method: *signature_method,
             reference: *reference,
             digest_method: *digest_method,
             digest_value: *digest_value,
             signature_value,
             key_info,
+            signed_info_prefixes,
             transform_prefixes,
         })
     }
 
     /// The base64 texts of the certificates named in
     /// `KeyInfo/X509Data/X509Certificate`.
-    fn keyinfo_cert_texts(&self) -> Vec<Cow<'a, str>> {
+    fn keyinfo_cert_texts(&self) -> Result<Vec<Cow<'a, str>>, DsigError> {
         let Some(ki) = self.key_info else {
-            return Vec::new();
+            return Ok(Vec::new());
         };
-        super::children(ki, NS_DS, "X509Data")
-            .flat_map(|data| super::children(data, NS_DS, "X509Certificate"))
-            .map(super::text_content)
-            .collect()
+        let certs = super::children(ki, NS_DS, "X509Data")
+            .flat_map(|data| super::children(data, NS_DS, "X509Certificate"));
+        let mut out = Vec::with_capacity(1);
+        for cert in certs {
+            if out.len() == MAX_KEYINFO_CERTIFICATES {
+                return Err(DsigError::LimitExceeded {
+                    what: "X509Certificate elements in one KeyInfo",
+                    name: "MAX_KEYINFO_CERTIFICATES",
+                    limit: MAX_KEYINFO_CERTIFICATES,
+                });
+            }
+            out.push(super::text_content(cert));
+        }
+        Ok(out)
     }
 }
 
@@ -390,7 +413,7 @@ fn expect(node: Node, local: &str) -> Result<(), DsigError> {
     }
 }
 
-fn check_transforms(transforms: Node) -> Result<Vec<String>, DsigError> {
+fn check_transforms<'a>(transforms: Node<'a, '_>) -> Result<Vec<&'a str>, DsigError> {
     let list = element_children(transforms)?;
     let algs: Vec<&str> = list
         .iter()
@@ -417,7 +440,7 @@ fn check_transforms(transforms: Node) -> Result<Vec<String>, DsigError> {
         ));
     }
     check_c14n_children(*exc)?;
-    Ok(inclusive_prefixes(*exc))
+    inclusive_prefixes(*exc)
 }
 
 /// An exclusive C14N method may carry one `InclusiveNamespaces`, nothing else.
@@ -440,12 +463,31 @@ fn check_c14n_children(node: Node) -> Result<(), DsigError> {
     }
 }
 
-fn inclusive_prefixes(node: Node) -> Vec<String> {
-    node.children()
+/// The PrefixList of the method's `InclusiveNamespaces`, at most
+/// [`MAX_PREFIX_LIST_ENTRIES`] names (counted as written, repeats included).
+fn inclusive_prefixes<'a>(node: Node<'a, '_>) -> Result<Vec<&'a str>, DsigError> {
+    let list = node
+        .children()
         .find(|c| c.is_element() && c.tag_name().name() == "InclusiveNamespaces")
         .and_then(|n| n.attribute("PrefixList"))
-        .map(|l| l.split_ascii_whitespace().map(str::to_string).collect())
-        .unwrap_or_default()
+        .unwrap_or_default();
+    let prefixes: Vec<&str> = list
+        .split_ascii_whitespace()
+        .take(MAX_PREFIX_LIST_ENTRIES + 1)
+        .collect();
+    if prefixes.len() > MAX_PREFIX_LIST_ENTRIES {
+        return Err(prefix_list_too_long());
+    }
+    Ok(prefixes)
+}
+
+/// The error for a PrefixList of more than [`MAX_PREFIX_LIST_ENTRIES`] names.
+pub fn prefix_list_too_long() -> DsigError {
+    DsigError::LimitExceeded {
+        what: "names in an InclusiveNamespaces PrefixList",
+        name: "MAX_PREFIX_LIST_ENTRIES",
+        limit: MAX_PREFIX_LIST_ENTRIES,
+    }
 }
 
 fn signature_algorithm(method: Node) -> Result<(SigAlg, &'static str), DsigError> {

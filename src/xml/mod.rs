@@ -8,6 +8,7 @@
 pub mod c14n;
 pub mod dsig;
 pub mod tree;
+pub mod work;
 
 use std::borrow::Cow;
 

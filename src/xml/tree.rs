@@ -431,12 +431,16 @@ impl<'a, 'input: 'a> Node<'a, 'input> {
     /// undeclared default namespace (`xmlns=""`) reads as `Some("")`.
     pub fn lookup_namespace_uri(&self, prefix: Option<&str>) -> Option<&'a str> {
         let mut at = self.scope();
+        let mut steps = 0;
         while let Some(b) = self.doc.bindings.get(at as usize) {
+            steps += 1;
             if b.prefix == prefix {
+                super::work::add(steps);
                 return Some(&b.uri);
             }
             at = b.outer;
         }
+        super::work::add(steps);
         None
     }
 
@@ -903,6 +907,7 @@ impl<'i> Parser<'i> {
             return self.err(format_args!("more than {} nodes", self.max_nodes));
         }
         let id = id as u32;
+        super::work::add(1);
         let Some(parent) = self.open.last_mut() else {
             return self.err("no open element");
         };
@@ -1272,12 +1277,16 @@ impl<'i> Parser<'i> {
     }
 
     fn resolve(&self, mut at: u32, prefix: Option<&str>) -> Option<u32> {
+        let mut steps = 0;
         while let Some(b) = self.doc.bindings.get(at as usize) {
+            steps += 1;
             if b.prefix == prefix {
+                super::work::add(steps);
                 return Some(at);
             }
             at = b.outer;
         }
+        super::work::add(steps);
         None
     }
 
@@ -1310,6 +1319,7 @@ impl<'i> Parser<'i> {
             Cow::Borrowed(raw)
         };
         let decl = qname.starts_with("xmlns") && (qname.len() == 5 || prefix_len == 5);
+        super::work::add(1);
         self.doc.attrs.push(AttrData {
             qname,
             prefix_len,
@@ -1437,7 +1447,9 @@ fn repeats<'a, K: Ord>(attrs: &'a [AttrData], key: impl Fn(&'a AttrData) -> Opti
     if attrs.len() < 2 {
         return false;
     }
-    if attrs.len() <= 16 {
+    let n = attrs.len();
+    if n <= 16 {
+        super::work::add(n * (n - 1) / 2);
         return attrs.iter().enumerate().any(|(i, a)| {
             key(a).is_some_and(|k| {
                 attrs
@@ -1448,6 +1460,7 @@ fn repeats<'a, K: Ord>(attrs: &'a [AttrData], key: impl Fn(&'a AttrData) -> Opti
             })
         });
     }
+    super::work::add(n * (usize::BITS - n.leading_zeros()) as usize);
     let mut keys: Vec<K> = attrs.iter().filter_map(key).collect();
     keys.sort_unstable();
     keys.windows(2).any(|w| w.first() == w.get(1))

@@ -6,6 +6,7 @@ pub mod corpus;
 pub mod deploy;
 pub mod domains;
 pub mod example_config;
+pub mod hostile;
 pub mod http;
 pub mod jwt;
 pub mod lint;

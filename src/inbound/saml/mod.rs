@@ -12,9 +12,11 @@
 
 pub mod authn_request;
 pub mod decode;
+pub mod limits;
 pub mod sp_metadata;
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 
 use time::{Duration, OffsetDateTime};
 
@@ -177,6 +179,14 @@ pub enum SamlError {
     /// Entra did not send the object id that keys the user.
     #[error("the Entra object id claim ({}) is missing; fedgate keys users by tenant and object id, never by name or email", claims::OBJECT_ID)]
     ObjectIdMissing,
+    /// A count beyond one of the per-document [`limits`] (what was counted,
+    /// the constant's name, its value), found before any signature is read.
+    #[error("more than {limit} {what} in the document ({name})")]
+    LimitExceeded {
+        what: &'static str,
+        name: &'static str,
+        limit: usize,
+    },
     /// Anything else that breaks the schema (bad timestamps, missing IDs…).
     #[error("malformed SAML: {0}")]
     Malformed(String),
@@ -208,6 +218,7 @@ impl ErrorCode for SamlError {
                 "cert_untrusted" => "saml.cert_untrusted",
                 "key_too_weak" => "saml.key_too_weak",
                 "digest_mismatch" => "saml.digest_mismatch",
+                "limit_exceeded" => "saml.limit_exceeded",
                 _ => "saml.signature_invalid",
             },
             SamlError::IssuerMissing(_) => "saml.issuer_missing",
@@ -226,6 +237,7 @@ impl ErrorCode for SamlError {
             SamlError::AttributeInvalid(_) => "saml.attribute_invalid",
             SamlError::TenantMismatch(_) => "saml.tid_mismatch",
             SamlError::ObjectIdMissing => "saml.object_id_missing",
+            SamlError::LimitExceeded { .. } => "saml.limit_exceeded",
             SamlError::Malformed(_) => "saml.malformed",
         }
     }
@@ -368,7 +380,7 @@ fn verify_parsed(
     // One pass over the document: every ID must be unique (an ID that
     // resolves to two elements is the root of most wrapping attacks), no
     // EncryptedAssertion, and exactly one Assertion, a direct child of the
-    // Response.
+    // Response; and every per-document limit (`limits`) holds.
     let scan = scan_document(doc)?;
     if scan.encrypted {
         return Err(SamlError::EncryptedAssertion);
@@ -624,30 +636,112 @@ struct Scan<'a, 'i> {
     assertions: Vec<Node<'a, 'i>>,
 }
 
+/// One count against a per-document limit.
+struct Limit {
+    what: &'static str,
+    name: &'static str,
+    limit: usize,
+    count: usize,
+}
+
+impl Limit {
+    const fn new(what: &'static str, name: &'static str, limit: usize) -> Self {
+        Limit {
+            what,
+            name,
+            limit,
+            count: 0,
+        }
+    }
+
+    fn add(&mut self, n: usize) -> Result<(), SamlError> {
+        self.count += n;
+        if self.count > self.limit {
+            return Err(self.exceeded());
+        }
+        Ok(())
+    }
+
+    fn exceeded(&self) -> SamlError {
+        SamlError::LimitExceeded {
+            what: self.what,
+            name: self.name,
+            limit: self.limit,
+        }
+    }
+}
+
+/// The one pass over the document before any signature is read: linear in
+/// the document (a hash set for the IDs), and refusing at the first count
+/// past a limit.
 fn scan_document<'a, 'i>(doc: &'a Document<'i>) -> Result<Scan<'a, 'i>, SamlError> {
-    let mut seen: Vec<&str> = Vec::with_capacity(8);
+    use limits::*;
+    let mut seen: HashSet<&str> = HashSet::with_capacity(8);
+    let mut ids = Limit::new("ID attributes", "MAX_IDS", MAX_IDS);
+    let mut signatures = Limit::new("ds:Signature elements", "MAX_SIGNATURES", MAX_SIGNATURES);
+    let mut references = Limit::new("ds:Reference elements", "MAX_REFERENCES", MAX_REFERENCES);
+    let mut transforms = Limit::new("ds:Transform elements", "MAX_TRANSFORMS", MAX_TRANSFORMS);
+    let mut certificates = Limit::new(
+        "ds:X509Certificate elements",
+        "MAX_X509_CERTIFICATES",
+        MAX_X509_CERTIFICATES,
+    );
+    let mut attributes = Limit::new("saml:Attribute elements", "MAX_ATTRIBUTES", MAX_ATTRIBUTES);
+    let mut values = Limit::new(
+        "saml:AttributeValue elements",
+        "MAX_ATTRIBUTE_VALUES",
+        MAX_ATTRIBUTE_VALUES,
+    );
+    let value_bytes = Limit::new(
+        "bytes in one saml:AttributeValue",
+        "MAX_ATTRIBUTE_VALUE_BYTES",
+        MAX_ATTRIBUTE_VALUE_BYTES,
+    );
     let mut scan = Scan {
         encrypted: false,
         assertions: Vec::with_capacity(1),
     };
     for node in doc.descendants().filter(Node::is_element) {
+        xml::work::add(1);
         for attr in node.attributes() {
             if attr.namespace().is_none() && matches!(attr.name(), "ID" | "Id" | "AssertionID") {
-                // IDs are few (a Response, an Assertion, a Signature or two):
-                // a linear scan beats hashing.
-                if seen.contains(&attr.value()) {
+                ids.add(1)?;
+                xml::work::add(1);
+                if !seen.insert(attr.value()) {
                     return Err(SamlError::DuplicateId(attr.value().to_string()));
                 }
-                seen.push(attr.value());
             }
         }
         // The local name first: it is short, and rarely matches.
-        match node.tag_name().name() {
-            "Assertion" if node.tag_name().namespace() == Some(NS_SAML) => {
-                scan.assertions.push(node)
+        let name = node.tag_name();
+        match name.name() {
+            "Assertion" if name.namespace() == Some(NS_SAML) => scan.assertions.push(node),
+            "EncryptedAssertion" if name.namespace() == Some(NS_SAML) => scan.encrypted = true,
+            "Attribute" if name.namespace() == Some(NS_SAML) => attributes.add(1)?,
+            "AttributeValue" if name.namespace() == Some(NS_SAML) => {
+                values.add(1)?;
+                if node.range().len() > value_bytes.limit {
+                    return Err(value_bytes.exceeded());
+                }
             }
-            "EncryptedAssertion" if node.tag_name().namespace() == Some(NS_SAML) => {
-                scan.encrypted = true
+            "Signature" if name.namespace() == Some(NS_DS) => signatures.add(1)?,
+            "Reference" if name.namespace() == Some(NS_DS) => references.add(1)?,
+            "Transform" if name.namespace() == Some(NS_DS) => transforms.add(1)?,
+            "X509Certificate" if name.namespace() == Some(NS_DS) => certificates.add(1)?,
+            "InclusiveNamespaces" if name.namespace() == Some(dsig::ALG_EXC_C14N) => {
+                let list = node.attribute("PrefixList").unwrap_or_default();
+                let entries = list
+                    .split_ascii_whitespace()
+                    .take(MAX_PREFIX_LIST_ENTRIES + 1)
+                    .count();
+                xml::work::add(entries);
+                if entries > MAX_PREFIX_LIST_ENTRIES {
+                    return Err(SamlError::LimitExceeded {
+                        what: "names in an InclusiveNamespaces PrefixList",
+                        name: "MAX_PREFIX_LIST_ENTRIES",
+                        limit: MAX_PREFIX_LIST_ENTRIES,
+                    });
+                }
             }
             _ => {}
         }
@@ -858,6 +952,7 @@ fn read_attributes<'a>(
     assertion: Node<'a, '_>,
 ) -> Result<Vec<(&'a str, Vec<Cow<'a, str>>)>, SamlError> {
     let mut out: Vec<(&'a str, Vec<Cow<'a, str>>)> = Vec::with_capacity(16);
+    let mut names: HashSet<&'a str> = HashSet::with_capacity(16);
     for statement in children(assertion, NS_SAML, "AttributeStatement") {
         if children(statement, NS_SAML, "EncryptedAttribute")
             .next()
@@ -871,7 +966,8 @@ fn read_attributes<'a>(
             let name = attr
                 .attribute("Name")
                 .ok_or_else(|| SamlError::Malformed("an Attribute has no Name".into()))?;
-            if out.iter().any(|(n, _)| *n == name) {
+            xml::work::add(1);
+            if !names.insert(name) {
                 return Err(SamlError::DuplicateAttribute(name.into()));
             }
             let values = children(attr, NS_SAML, "AttributeValue")
