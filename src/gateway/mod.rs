@@ -157,6 +157,11 @@ impl App {
                 k.alg()
             )));
         }
+        // Metric labels: the configured ids only, so no request adds a series.
+        let metrics = Metrics::new(
+            config.tenants.iter().map(|t| t.id.as_str()),
+            config.consoles.iter().map(|c| c.id.as_str()),
+        );
         Ok(App {
             token_es256,
             keys: std::sync::RwLock::new(Arc::new(keys)),
@@ -165,7 +170,7 @@ impl App {
             tenants,
             store,
             audit,
-            metrics: Metrics::default(),
+            metrics,
             admin_throttle: crate::net::Throttle::new(5, time::Duration::minutes(1), 4096),
             clock,
         })
