@@ -175,7 +175,6 @@ fn default_memory_max_entries() -> usize {
     crate::store::memory::DEFAULT_MAX_ENTRIES
 }
 
-
 impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {

@@ -174,9 +174,15 @@ mod tests {
             m.login("-", &junk, "denied", "console.unknown");
         }
         let after = m.render();
-        assert!(after.contains(r#"tenant="contoso",console="acronis",outcome="allowed",code="ok"} 1"#));
-        assert!(after.contains(r#"tenant="unknown",console="-",outcome="denied",code="tenant.unknown"} 1000"#));
-        assert!(after.contains(r#"tenant="-",console="unknown",outcome="denied",code="console.unknown"} 1000"#));
+        assert!(
+            after.contains(r#"tenant="contoso",console="acronis",outcome="allowed",code="ok"} 1"#)
+        );
+        assert!(after.contains(
+            r#"tenant="unknown",console="-",outcome="denied",code="tenant.unknown"} 1000"#
+        ));
+        assert!(after.contains(
+            r#"tenant="-",console="unknown",outcome="denied",code="console.unknown"} 1000"#
+        ));
         assert!(!after.contains("xxxx"));
         // Two more series, whatever the number of distinct ids.
         assert_eq!(after.lines().count(), before.lines().count() + 2);
