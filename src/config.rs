@@ -176,6 +176,15 @@ pub struct StoreConfig {
     /// Bound on each store operation, in milliseconds.
     #[serde(default = "default_store_timeout")]
     pub timeout_ms: u64,
+    /// The memory store's hard cap on each kind of entry (replay claims,
+    /// sessions, login states). At the cap new entries are refused
+    /// (`store.full`, 503) and `/readyz` says not ready.
+    #[serde(default = "default_memory_max_entries")]
+    pub memory_max_entries: usize,
+}
+
+fn default_memory_max_entries() -> usize {
+    crate::store::memory::DEFAULT_MAX_ENTRIES
 }
 
 impl Default for StoreConfig {
@@ -186,6 +195,7 @@ impl Default for StoreConfig {
             password_file: None,
             ca_file: None,
             timeout_ms: default_store_timeout(),
+            memory_max_entries: default_memory_max_entries(),
         }
     }
 }
@@ -202,6 +212,7 @@ impl std::fmt::Debug for StoreConfig {
             .field("password_file", &self.password_file)
             .field("ca_file", &self.ca_file)
             .field("timeout_ms", &self.timeout_ms)
+            .field("memory_max_entries", &self.memory_max_entries)
             .finish()
     }
 }
@@ -717,6 +728,12 @@ impl Config {
             return Err(invalid(
                 "store.timeout_ms".into(),
                 format!("{} is out of range (10 to 60000)", self.store.timeout_ms),
+            ));
+        }
+        if self.store.memory_max_entries == 0 {
+            return Err(invalid(
+                "store.memory_max_entries".into(),
+                "0 would refuse every login: use a positive number".into(),
             ));
         }
         for (key, date) in self.secret_expiry_dates() {

@@ -1,8 +1,14 @@
 //! Prometheus text metrics: logins by tenant, console, outcome and code, a
 //! verification latency histogram, and the store's failures and readiness.
 //! Hand-rolled to stay small.
+//!
+//! Label values are bounded: `tenant` and `console` are configured ids only
+//! (anything else, an id a client typed into a URL or a token-exchange
+//! `audience`, is counted as `unknown`), and `outcome` and `code` are
+//! fedgate's own `&'static str`s. So no request can add a series: the
+//! number of series is fixed by the configuration.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write;
 use std::sync::Mutex;
 
@@ -10,14 +16,22 @@ const BUCKETS: [f64; 10] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
 ];
 
+/// The label of a tenant or console fedgate is not configured with.
+pub const UNKNOWN: &str = "unknown";
+
 #[derive(Default)]
 pub struct Metrics {
     inner: Mutex<Inner>,
+    /// The configured tenant ids: the only `tenant` label values (besides
+    /// `-` and [`UNKNOWN`]).
+    tenants: HashSet<String>,
+    /// The configured console ids: the only `console` label values.
+    consoles: HashSet<String>,
 }
 
 #[derive(Default)]
 struct Inner {
-    logins: BTreeMap<(String, String, String, String), u64>,
+    logins: BTreeMap<(String, String, &'static str, &'static str), u64>,
     latency_buckets: [u64; BUCKETS.len()],
     latency_count: u64,
     latency_sum: f64,
@@ -32,12 +46,39 @@ fn label(s: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// `id` if it is one of `known` (or `-`, "none"), else [`UNKNOWN`].
+fn bounded(known: &HashSet<String>, id: &str) -> String {
+    if id == "-" || known.contains(id) {
+        id.to_string()
+    } else {
+        UNKNOWN.to_string()
+    }
+}
+
 impl Metrics {
-    pub fn login(&self, tenant: &str, console: &str, outcome: &str, code: &str) {
+    /// Metrics whose `tenant` and `console` labels are these configured ids.
+    pub fn new<'a>(
+        tenants: impl IntoIterator<Item = &'a str>,
+        consoles: impl IntoIterator<Item = &'a str>,
+    ) -> Metrics {
+        Metrics {
+            inner: Mutex::default(),
+            tenants: tenants.into_iter().map(str::to_string).collect(),
+            consoles: consoles.into_iter().map(str::to_string).collect(),
+        }
+    }
+
+    /// Count a login decision. `tenant` and `console` may be anything a
+    /// client sent: unconfigured ones are counted as [`UNKNOWN`].
+    pub fn login(&self, tenant: &str, console: &str, outcome: &'static str, code: &'static str) {
+        let key = (
+            bounded(&self.tenants, tenant),
+            bounded(&self.consoles, console),
+            outcome,
+            code,
+        );
         if let Ok(mut m) = self.inner.lock() {
-            *m.logins
-                .entry((tenant.into(), console.into(), outcome.into(), code.into()))
-                .or_default() += 1;
+            *m.logins.entry(key).or_default() += 1;
         }
     }
 
@@ -78,7 +119,7 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "fedgate_logins_total{{tenant=\"{}\",console=\"{}\",outcome=\"{}\",code=\"{}\"}} {n}",
-                label(t), label(c), label(o), label(code)
+                label(t), label(c), o, code
             );
         }
         out.push_str("# HELP fedgate_verification_seconds Time to verify inbound evidence.\n");
@@ -114,5 +155,36 @@ impl Metrics {
             let _ = writeln!(out, "fedgate_store_ready {}", u8::from(ready));
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_configured_ids_become_labels() {
+        let m = Metrics::new(["contoso"], ["acronis"]);
+        m.login("contoso", "acronis", "allowed", "ok");
+        m.login("contoso", "-", "denied", "tenant.unknown");
+        let before = m.render();
+        for i in 0..1000 {
+            let junk = format!("{i}-{}\"\n", "x".repeat(500));
+            m.login(&junk, "-", "denied", "tenant.unknown");
+            m.login("-", &junk, "denied", "console.unknown");
+        }
+        let after = m.render();
+        assert!(
+            after.contains(r#"tenant="contoso",console="acronis",outcome="allowed",code="ok"} 1"#)
+        );
+        assert!(after.contains(
+            r#"tenant="unknown",console="-",outcome="denied",code="tenant.unknown"} 1000"#
+        ));
+        assert!(after.contains(
+            r#"tenant="-",console="unknown",outcome="denied",code="console.unknown"} 1000"#
+        ));
+        assert!(!after.contains("xxxx"));
+        // Two more series, whatever the number of distinct ids.
+        assert_eq!(after.lines().count(), before.lines().count() + 2);
     }
 }

@@ -162,6 +162,11 @@ impl App {
             )));
         }
         let cpu = crate::cpu::CpuPool::new(config.server.cpu_threads, config.server.cpu_queue);
+        // Metric labels: the configured ids only, so no request adds a series.
+        let metrics = Metrics::new(
+            config.tenants.iter().map(|t| t.id.as_str()),
+            config.consoles.iter().map(|c| c.id.as_str()),
+        );
         Ok(App {
             token_es256: token_es256.map(Arc::new),
             keys: std::sync::RwLock::new(Arc::new(keys)),
@@ -170,7 +175,7 @@ impl App {
             tenants,
             store,
             audit,
-            metrics: Metrics::default(),
+            metrics,
             admin_throttle: crate::net::Throttle::new(5, time::Duration::minutes(1), 4096),
             cpu,
             clock,

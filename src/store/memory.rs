@@ -1,30 +1,149 @@
 //! The in-memory store: one instance, the default, and the demo's.
+//!
+//! Each kind (replay claims, sessions, login state) is an [`Expiring`] map:
+//! a hash map for lookups beside a time-ordered index of `(expiry, key)`.
+//! Every write first pops the expired front of the index, so expiry costs
+//! amortised O(log n) per write, never a scan of the map under the lock.
+//! Each map has a hard cap (`store.memory_max_entries`): at the cap a new
+//! entry is refused with `store.full` (fail closed: a replay claim is never
+//! evicted to make room, that would let an assertion be used twice), and
+//! `/readyz` says not ready.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 
 use time::OffsetDateTime;
 
 use super::{storage_key, Session, Store, StoreError, StoreFuture};
 
-/// Entries are purged lazily: whenever the map has grown past twice its
-/// size after the last purge.
-#[derive(Default)]
-pub struct MemoryStore {
-    claims: Mutex<Claims>,
-    sessions: Mutex<HashMap<String, (Session, OffsetDateTime)>>,
-    states: Mutex<HashMap<String, (Vec<u8>, OffsetDateTime)>>,
+/// The default cap on each kind of entry (`store.memory_max_entries`).
+pub const DEFAULT_MAX_ENTRIES: usize = 250_000;
+
+/// A map whose entries expire, with a time-ordered index and a hard cap.
+struct Expiring<V> {
+    map: HashMap<String, (V, OffsetDateTime)>,
+    /// Every entry of `map`, by expiry (then key).
+    order: BTreeSet<(OffsetDateTime, String)>,
+    cap: usize,
 }
 
-#[derive(Default)]
-struct Claims {
-    map: HashMap<String, OffsetDateTime>,
-    purge_at: usize,
+impl<V> Expiring<V> {
+    fn new(cap: usize) -> Self {
+        Expiring {
+            map: HashMap::new(),
+            order: BTreeSet::new(),
+            cap: cap.max(1),
+        }
+    }
+
+    /// Drop every entry expired at `now`: only the front of the index is
+    /// looked at.
+    fn purge(&mut self, now: OffsetDateTime) {
+        while let Some((exp, _)) = self.order.first() {
+            if *exp > now {
+                break;
+            }
+            if let Some((_, k)) = self.order.pop_first() {
+                self.map.remove(&k);
+            }
+        }
+    }
+
+    /// Whether one more entry would fit at `now`.
+    fn has_room(&mut self, now: OffsetDateTime) -> bool {
+        self.purge(now);
+        self.map.len() < self.cap
+    }
+
+    /// Keep `v` under `k` until `exp`; `store.full` when at the cap (a key
+    /// already present may always be replaced).
+    fn insert(
+        &mut self,
+        k: String,
+        v: V,
+        exp: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.purge(now);
+        if !self.map.contains_key(&k) && self.map.len() >= self.cap {
+            return Err(StoreError::Full(format!(
+                "the memory store holds its maximum of {} entries of this kind (store.memory_max_entries)",
+                self.cap
+            )));
+        }
+        if let Some((_, old)) = self.map.insert(k.clone(), (v, exp)) {
+            self.order.remove(&(old, k.clone()));
+        }
+        self.order.insert((exp, k));
+        Ok(())
+    }
+
+    /// The live value under `k`.
+    fn get(&self, k: &str, now: OffsetDateTime) -> Option<&V> {
+        self.map
+            .get(k)
+            .filter(|(_, exp)| *exp > now)
+            .map(|(v, _)| v)
+    }
+
+    /// Remove `k`, returning its value if it was alive.
+    fn remove(&mut self, k: &str, now: OffsetDateTime) -> Option<V> {
+        let (v, exp) = self.map.remove(k)?;
+        self.order.remove(&(exp, k.to_string()));
+        (exp > now).then_some(v)
+    }
+
+    fn len(&self) -> usize {
+        self.map.len()
+    }
+}
+
+/// The in-memory store.
+pub struct MemoryStore {
+    claims: Mutex<Expiring<()>>,
+    sessions: Mutex<Expiring<Session>>,
+    states: Mutex<Expiring<Vec<u8>>>,
+    /// The clock for writes the trait gives no `now` to (sessions, state).
+    clock: fn() -> OffsetDateTime,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::with_capacity(DEFAULT_MAX_ENTRIES)
+    }
 }
 
 impl MemoryStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A store holding at most `cap` entries of each kind.
+    pub fn with_capacity(cap: usize) -> Self {
+        MemoryStore {
+            claims: Mutex::new(Expiring::new(cap)),
+            sessions: Mutex::new(Expiring::new(cap)),
+            states: Mutex::new(Expiring::new(cap)),
+            clock: OffsetDateTime::now_utc,
+        }
+    }
+
+    /// The same, reading the time from `clock` (tests).
+    pub fn with_clock(cap: usize, clock: fn() -> OffsetDateTime) -> Self {
+        MemoryStore {
+            clock,
+            ..Self::with_capacity(cap)
+        }
+    }
+
+    /// How many entries (claims, sessions, login states) are held, expired
+    /// ones not yet purged included.
+    pub fn counts(&self) -> (usize, usize, usize) {
+        (
+            self.claims.lock().map(|m| m.len()).unwrap_or(0),
+            self.sessions.lock().map(|m| m.len()).unwrap_or(0),
+            self.states.lock().map(|m| m.len()).unwrap_or(0),
+        )
     }
 }
 
@@ -43,17 +162,12 @@ impl Store for MemoryStore {
         Box::pin(async move {
             let k = storage_key(ns, key);
             let mut c = self.claims.lock().map_err(poisoned)?;
-            if c.map.len() >= c.purge_at.max(1024) {
-                c.map.retain(|_, exp| *exp > now);
-                c.purge_at = c.map.len() * 2;
+            c.purge(now);
+            if c.get(&k, now).is_some() {
+                return Ok(false);
             }
-            match c.map.get(&k) {
-                Some(exp) if *exp > now => Ok(false),
-                _ => {
-                    c.map.insert(k, expires);
-                    Ok(true)
-                }
-            }
+            c.insert(k, (), expires, now)?;
+            Ok(true)
         })
     }
 
@@ -64,13 +178,9 @@ impl Store for MemoryStore {
         expires: OffsetDateTime,
     ) -> StoreFuture<'a, ()> {
         Box::pin(async move {
+            let now = (self.clock)();
             let mut s = self.sessions.lock().map_err(poisoned)?;
-            if s.len() > 10_000 {
-                let now = OffsetDateTime::now_utc();
-                s.retain(|_, (_, exp)| *exp > now);
-            }
-            s.insert(storage_key("session", id), (session.clone(), expires));
-            Ok(())
+            s.insert(storage_key("session", id), session.clone(), expires, now)
         })
     }
 
@@ -81,16 +191,15 @@ impl Store for MemoryStore {
     ) -> StoreFuture<'a, Option<Session>> {
         Box::pin(async move {
             let s = self.sessions.lock().map_err(poisoned)?;
-            Ok(s.get(&storage_key("session", id))
-                .filter(|(_, exp)| *exp > now)
-                .map(|(id, _)| id.clone()))
+            Ok(s.get(&storage_key("session", id), now).cloned())
         })
     }
 
     fn delete_session<'a>(&'a self, id: &'a str) -> StoreFuture<'a, ()> {
         Box::pin(async move {
+            let now = (self.clock)();
             let mut s = self.sessions.lock().map_err(poisoned)?;
-            s.remove(&storage_key("session", id));
+            s.remove(&storage_key("session", id), now);
             Ok(())
         })
     }
@@ -103,13 +212,9 @@ impl Store for MemoryStore {
         expires: OffsetDateTime,
     ) -> StoreFuture<'a, ()> {
         Box::pin(async move {
+            let now = (self.clock)();
             let mut s = self.states.lock().map_err(poisoned)?;
-            if s.len() > 10_000 {
-                let now = OffsetDateTime::now_utc();
-                s.retain(|_, (_, exp)| *exp > now);
-            }
-            s.insert(storage_key(ns, key), (value.to_vec(), expires));
-            Ok(())
+            s.insert(storage_key(ns, key), value.to_vec(), expires, now)
         })
     }
 
@@ -121,9 +226,7 @@ impl Store for MemoryStore {
     ) -> StoreFuture<'a, Option<Vec<u8>>> {
         Box::pin(async move {
             let s = self.states.lock().map_err(poisoned)?;
-            Ok(s.get(&storage_key(ns, key))
-                .filter(|(_, exp)| *exp > now)
-                .map(|(v, _)| v.clone()))
+            Ok(s.get(&storage_key(ns, key), now).cloned())
         })
     }
 
@@ -135,20 +238,37 @@ impl Store for MemoryStore {
     ) -> StoreFuture<'a, Option<Vec<u8>>> {
         Box::pin(async move {
             let mut s = self.states.lock().map_err(poisoned)?;
-            Ok(s.remove(&storage_key(ns, key))
-                .filter(|(_, exp)| *exp > now)
-                .map(|(v, _)| v))
+            Ok(s.remove(&storage_key(ns, key), now))
         })
     }
 
+    /// Ready while every kind has room for one more entry.
     fn ready(&self) -> StoreFuture<'_, ()> {
-        Box::pin(async { Ok(()) })
+        Box::pin(async move {
+            let now = (self.clock)();
+            let full = |kind: &str| {
+                StoreError::Full(format!(
+                    "the memory store's {kind} are at their cap (store.memory_max_entries): new logins are refused"
+                ))
+            };
+            if !self.claims.lock().map_err(poisoned)?.has_room(now) {
+                return Err(full("replay claims"));
+            }
+            if !self.sessions.lock().map_err(poisoned)?.has_room(now) {
+                return Err(full("sessions"));
+            }
+            if !self.states.lock().map_err(poisoned)?.has_room(now) {
+                return Err(full("login states"));
+            }
+            Ok(())
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::identity::ErrorCode;
     use time::Duration;
 
     #[tokio::test]
@@ -193,5 +313,80 @@ mod tests {
         s.put_state("oidc", "st-3", b"v3", until).await.unwrap();
         assert!(s.take_state("oidc", "st-3", now).await.unwrap().is_some());
         assert_eq!(s.peek_state("oidc", "st-3", now).await.unwrap(), None);
+    }
+
+    #[test]
+    fn entries_expire_in_time_order_from_the_front_of_the_index() {
+        let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let mut m = Expiring::new(100);
+        // Inserted out of order; they go in order of expiry.
+        for (k, secs) in [("c", 30), ("a", 10), ("b", 20)] {
+            m.insert(k.into(), (), now + Duration::seconds(secs), now)
+                .unwrap();
+        }
+        m.purge(now + Duration::seconds(10));
+        assert!(m.get("a", now).is_none());
+        assert_eq!(m.len(), 2);
+        m.purge(now + Duration::seconds(25));
+        assert_eq!(m.len(), 1);
+        assert!(m.get("c", now).is_some());
+        // Replacing a key moves it in the index (the old expiry is gone).
+        m.insert("c".into(), (), now + Duration::seconds(100), now)
+            .unwrap();
+        m.purge(now + Duration::seconds(50));
+        assert_eq!(m.len(), 1);
+        assert_eq!(m.order.len(), 1);
+        // A removed key leaves nothing behind in the index.
+        assert!(m.remove("c", now).is_some());
+        assert_eq!((m.len(), m.order.len()), (0, 0));
+    }
+
+    fn fixed() -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_flood_of_login_state_stays_at_the_cap_and_is_refused_with_store_full() {
+        let s = MemoryStore::with_clock(1000, fixed);
+        let now = fixed();
+        let until = now + Duration::minutes(10);
+        for i in 0..999 {
+            s.put_state("oidc", &format!("st-{i}"), b"v", until)
+                .await
+                .unwrap();
+        }
+        assert!(s.ready().await.is_ok());
+        s.put_state("oidc", "st-999", b"v", until).await.unwrap();
+        for i in 1000..5000 {
+            let e = s
+                .put_state("oidc", &format!("st-{i}"), b"v", until)
+                .await
+                .unwrap_err();
+            assert_eq!(e.code(), "store.full");
+        }
+        assert_eq!(s.counts().2, 1000);
+        let e = s.ready().await.unwrap_err();
+        assert_eq!(e.code(), "store.full");
+        // Claims at the cap: refused, never evicted (no replay through eviction).
+        for i in 0..1000 {
+            assert!(s
+                .claim_once("saml", &format!("id-{i}"), until, now)
+                .await
+                .unwrap());
+        }
+        assert_eq!(
+            s.claim_once("saml", "one-more", until, now)
+                .await
+                .unwrap_err()
+                .code(),
+            "store.full"
+        );
+        assert!(!s.claim_once("saml", "id-0", until, now).await.unwrap());
+        // Once they expired, room again, and the maps shrink as they are written.
+        assert!(s
+            .claim_once("saml", "later", until + Duration::seconds(60), until)
+            .await
+            .unwrap());
+        assert_eq!(s.counts().0, 1);
     }
 }

@@ -86,11 +86,18 @@ pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>>
 pub enum StoreError {
     #[error("the session and replay store is unavailable: {0}")]
     Unavailable(String),
+    /// The store is up but refuses new entries (the memory store at its
+    /// cap, Redis at `maxmemory` with `noeviction`): nothing was written.
+    #[error("the session and replay store is full: {0}")]
+    Full(String),
 }
 
 impl ErrorCode for StoreError {
     fn code(&self) -> &'static str {
-        "store.unavailable"
+        match self {
+            StoreError::Unavailable(_) => "store.unavailable",
+            StoreError::Full(_) => "store.full",
+        }
     }
 }
 
@@ -194,7 +201,9 @@ pub fn from_config(
             };
             Ok(std::sync::Arc::new(redis::RedisStore::new(&settings)?))
         }
-        _ => Ok(std::sync::Arc::new(memory::MemoryStore::new())),
+        _ => Ok(std::sync::Arc::new(memory::MemoryStore::with_capacity(
+            config.memory_max_entries,
+        ))),
     }
 }
 

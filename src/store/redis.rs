@@ -6,7 +6,12 @@
 //! - sessions and login state: `SET key sealed PX ttl`, read with `GET`
 //!   (sessions, and login state looked at before a response verified) or
 //!   `GETDEL` (login state: taken once, atomically);
-//! - sign-out: `DEL`; readiness: `PING`.
+//! - sign-out: `DEL`; readiness: `SET` of a probe key with a 5 s TTL (a
+//!   real write: a Redis that refuses writes is not ready).
+//!
+//! Every key fedgate writes carries a TTL (`PX`): nothing lives for ever.
+//! A write Redis refuses for memory (`OOM` at `maxmemory` with
+//! `noeviction`) is [`StoreError::Full`] (`store.full`).
 //!
 //! Keys are [`storage_key`]s (versioned, namespaced, SHA-256 of the id), and
 //! values are sealed with AES-256-GCM under a key derived from the id the
@@ -14,7 +19,7 @@
 //! holds no session id, no login state and no identity in clear, and no
 //! value can be moved to another key.
 //!
-//! Every operation is bounded by `timeout` (default 250 ms). Any failure is
+//! Every operation is bounded by `timeout` (default 250 ms). Any other failure is
 //! [`StoreError::Unavailable`]: callers fail closed. The connection is made
 //! lazily, on the first operation, so fedgate starts (and `/readyz` says
 //! "not ready") while Redis is down, and resumes by itself when it returns:
@@ -29,6 +34,9 @@ use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use time::OffsetDateTime;
 
 use super::{storage_key, Session, Store, StoreError, StoreFuture};
+
+/// The key the readiness probe writes (with a short TTL).
+pub const READY_PROBE_KEY: &str = "fedgate:v1:ready-probe";
 
 /// The default bound on one store operation.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(250);
@@ -194,6 +202,15 @@ impl RedisStore {
             Ok(Ok(v)) => {
                 self.succeeded();
                 Ok(v)
+            }
+            // Redis at `maxmemory` (policy `noeviction`) answers writes
+            // with OOM: it is up, and refuses to keep anything new.
+            Ok(Err(e)) if e.code() == Some("OOM") => {
+                self.succeeded();
+                Err(StoreError::Full(format!(
+                    "redis {op}: Redis refuses writes (OOM: used memory is over maxmemory): {}",
+                    scrub(&e.to_string(), &self.secrets)
+                )))
             }
             Ok(Err(e)) => {
                 self.failed();
@@ -445,12 +462,13 @@ impl Store for RedisStore {
         })
     }
 
+    /// A real write: `SET` of a probe key with a 5-second TTL, so a Redis
+    /// that answers `PING` but refuses writes (OOM at `maxmemory`, a
+    /// read-only replica) is not ready.
     fn ready(&self) -> StoreFuture<'_, ()> {
         Box::pin(async move {
-            self.run("ready", |mut m| async move {
-                ::redis::cmd("PING").query_async::<()>(&mut m).await
-            })
-            .await
+            self.set_px("ready", READY_PROBE_KEY.to_string(), b"1".to_vec(), 5000)
+                .await
         })
     }
 }

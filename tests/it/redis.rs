@@ -787,3 +787,48 @@ async fn redis_over_tls_trusts_the_configured_ca_and_nothing_else() {
     let _ = server.wait();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A Redis at `maxmemory` with `noeviction` answers PING but refuses
+/// writes: the readiness probe (a real write) says so, and a login-state
+/// write is `store.full`, not a generic outage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_redis_is_not_ready_and_writes_are_store_full() {
+    use fedgate::identity::ErrorCode;
+    if !redis_available() {
+        return;
+    }
+    let redis = LocalRedis::spawn(false).unwrap();
+    let admin = ::redis::Client::open(redis.url()).unwrap();
+    let mut c = admin.get_multiplexed_async_connection().await.unwrap();
+    let store = RedisStore::new(&settings(redis.url(), 500)).unwrap();
+    assert!(store.ready().await.is_ok());
+    for (k, v) in [("maxmemory", "1mb"), ("maxmemory-policy", "noeviction")] {
+        let _: () = ::redis::cmd("CONFIG")
+            .arg("SET")
+            .arg(k)
+            .arg(v)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+    }
+    // Fill it past maxmemory (the admin connection's writes fail once full).
+    let big = vec![b'x'; 64 * 1024];
+    for i in 0..64 {
+        let r: Result<(), _> = ::redis::cmd("SET")
+            .arg(format!("filler-{i}"))
+            .arg(&big)
+            .query_async(&mut c)
+            .await;
+        if r.is_err() {
+            break;
+        }
+    }
+    let e = store.ready().await.unwrap_err();
+    assert_eq!(e.code(), "store.full", "{e}");
+    let now = OffsetDateTime::now_utc();
+    let e = store
+        .put_state("oidc", "st", b"v", now + time::Duration::minutes(10))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "store.full", "{e}");
+}
