@@ -1,5 +1,6 @@
 pub mod admin;
 pub mod c14n;
+pub mod conn;
 pub mod cli;
 pub mod corpus;
 pub mod deploy;
