@@ -677,7 +677,10 @@ impl Config {
         for (key, value) in [
             ("server.header_timeout_secs", s.header_timeout_secs),
             ("server.body_timeout_secs", s.body_timeout_secs),
-            ("server.tls_handshake_timeout_secs", s.tls_handshake_timeout_secs),
+            (
+                "server.tls_handshake_timeout_secs",
+                s.tls_handshake_timeout_secs,
+            ),
             ("server.max_connections", s.max_connections),
             ("server.shutdown_grace_secs", s.shutdown_grace_secs),
         ] {

@@ -172,7 +172,9 @@ impl ConnectionMetrics {
         // Never below zero, even if a close were counted twice.
         let _ = self
             .open
-            .fetch_update(atomic::Ordering::Relaxed, atomic::Ordering::Relaxed, |n| n.checked_sub(1));
+            .fetch_update(atomic::Ordering::Relaxed, atomic::Ordering::Relaxed, |n| {
+                n.checked_sub(1)
+            });
     }
 
     /// A connection closed at once because `server.max_connections` were open.

@@ -302,9 +302,7 @@ async fn request(
             );
         }
         Err(_) => {
-            app.metrics
-                .connections
-                .timed_out(ConnectionTimeout::Body);
+            app.metrics.connections.timed_out(ConnectionTimeout::Body);
             return refusal(
                 StatusCode::REQUEST_TIMEOUT,
                 "http.body_timeout",
@@ -371,11 +369,13 @@ mod tests {
 
     #[test]
     fn the_open_file_soft_limit_is_read_from_proc_limits() {
-        let text = "Limit                     Soft Limit           Hard Limit           Units     \n\
+        let text =
+            "Limit                     Soft Limit           Hard Limit           Units     \n\
 Max cpu time              unlimited            unlimited            seconds   \n\
 Max open files            1024                 524288               files     \n";
         assert_eq!(parse_open_files_limit(text), Some(1024));
-        let unlimited = "Max open files            unlimited            unlimited            files     \n";
+        let unlimited =
+            "Max open files            unlimited            unlimited            files     \n";
         assert_eq!(parse_open_files_limit(unlimited), None);
         assert_eq!(parse_open_files_limit("nothing here"), None);
     }

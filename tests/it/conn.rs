@@ -58,11 +58,25 @@ async fn a_trickled_header_is_cut_off_and_healthz_keeps_answering() {
             }
         }
     }
-    assert!(closed, "a head trickled past header_timeout_secs was served");
-    let ok = reqwest::get(format!("{}/healthz", env.fedgate_url)).await.unwrap();
+    assert!(
+        closed,
+        "a head trickled past header_timeout_secs was served"
+    );
+    let ok = reqwest::get(format!("{}/healthz", env.fedgate_url))
+        .await
+        .unwrap();
     assert_eq!(ok.status(), 200);
     let m = env.app.metrics.render();
-    assert!(m.contains("fedgate_connection_timeouts_total{kind=\"header\"} 1"), "{m}");
+    // At least this one (an idle keep-alive connection of the test's own
+    // clients may have timed out too).
+    assert!(
+        m.contains("fedgate_connection_timeouts_total{kind=\"header\"} "),
+        "{m}"
+    );
+    assert!(
+        !m.contains("fedgate_connection_timeouts_total{kind=\"header\"} 0"),
+        "{m}"
+    );
     env.stop().await;
 }
 
@@ -121,7 +135,9 @@ async fn at_max_connections_one_more_is_closed_at_once_and_a_later_one_served() 
     assert!(env.app.metrics.connections.refused_total() >= 1);
     drop((a, b));
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let ok = reqwest::get(format!("{}/healthz", env.fedgate_url)).await.unwrap();
+    let ok = reqwest::get(format!("{}/healthz", env.fedgate_url))
+        .await
+        .unwrap();
     assert_eq!(ok.status(), 200);
     env.stop().await;
 }

@@ -1,7 +1,7 @@
 pub mod admin;
 pub mod c14n;
-pub mod conn;
 pub mod cli;
+pub mod conn;
 pub mod corpus;
 pub mod deploy;
 pub mod domains;
