@@ -113,6 +113,26 @@ pub struct Server {
     /// answers 503 `server.busy` with `Retry-After` at once.
     #[serde(default = "default_cpu_queue")]
     pub cpu_queue: usize,
+    /// The whole request head (request line and headers) must arrive within
+    /// this; it also bounds a keep-alive connection waiting for its next
+    /// request. Past it fedgate closes the connection.
+    #[serde(default = "default_conn_timeout")]
+    pub header_timeout_secs: u64,
+    /// Total deadline for reading a request body; past it, 408 `http.body_timeout`.
+    #[serde(default = "default_conn_timeout")]
+    pub body_timeout_secs: u64,
+    /// A TLS client must finish its handshake within this, or is closed.
+    #[serde(default = "default_conn_timeout")]
+    pub tls_handshake_timeout_secs: u64,
+    /// Connections open at once; more are accepted and closed at once. At
+    /// start clamped below the open-file limit (minus a margin for the
+    /// store, the audit file and outbound fetches).
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u64,
+    /// On SIGTERM: stop accepting, let in-flight requests finish for up to
+    /// this long, then close what is left.
+    #[serde(default = "default_shutdown_grace")]
+    pub shutdown_grace_secs: u64,
 }
 
 impl Server {
@@ -135,6 +155,18 @@ fn default_cpu_queue() -> usize {
 
 fn default_assertion_lifetime() -> u64 {
     300
+}
+
+fn default_conn_timeout() -> u64 {
+    10
+}
+
+fn default_max_connections() -> u64 {
+    4096
+}
+
+fn default_shutdown_grace() -> u64 {
+    20
 }
 
 /// fedgate's own IdP signing key towards the consoles.
@@ -677,6 +709,25 @@ impl Config {
                 "at most 1024 (0: one per core)".into(),
             ));
         }
+        let s = &self.server;
+        for (key, value) in [
+            ("server.header_timeout_secs", s.header_timeout_secs),
+            ("server.body_timeout_secs", s.body_timeout_secs),
+            (
+                "server.tls_handshake_timeout_secs",
+                s.tls_handshake_timeout_secs,
+            ),
+            ("server.max_connections", s.max_connections),
+            ("server.shutdown_grace_secs", s.shutdown_grace_secs),
+        ] {
+            if value == 0 {
+                return Err(invalid(
+                    key.into(),
+                    "must be at least 1 (0 would disable the bound or refuse every connection)"
+                        .into(),
+                ));
+            }
+        }
         let url = self.server.public_url.as_str();
         if !(url.starts_with("https://") || url.starts_with("http://")) || url.ends_with('/') {
             return Err(invalid(
@@ -1011,6 +1062,29 @@ public_url = "http://127.0.0.1:8443"
         let c = Config::from_str(MIN, "t.toml", &[], Path::new("/etc/fedgate")).unwrap();
         assert_eq!(c.server.listen.port(), 8443);
         assert_eq!(c.server.assertion_lifetime_secs, 300);
+        assert_eq!(c.server.header_timeout_secs, 10);
+        assert_eq!(c.server.body_timeout_secs, 10);
+        assert_eq!(c.server.tls_handshake_timeout_secs, 10);
+        assert_eq!(c.server.max_connections, 4096);
+        assert_eq!(c.server.shutdown_grace_secs, 20);
+    }
+
+    #[test]
+    fn connection_bounds_of_zero_are_refused_with_the_key() {
+        for key in [
+            "header_timeout_secs",
+            "body_timeout_secs",
+            "tls_handshake_timeout_secs",
+            "max_connections",
+            "shutdown_grace_secs",
+        ] {
+            let text = format!("{MIN}{key} = 0\n");
+            let e = Config::from_str(&text, "t.toml", &[], Path::new(".")).unwrap_err();
+            assert_eq!(e.code(), "config.invalid", "{key}");
+            assert!(e.to_string().contains(&format!("server.{key}")), "{e}");
+            let text = format!("{MIN}{key} = 3\n");
+            assert!(Config::from_str(&text, "t.toml", &[], Path::new(".")).is_ok());
+        }
     }
 
     #[test]

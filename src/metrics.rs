@@ -27,6 +27,8 @@ pub struct Metrics {
     tenants: HashSet<String>,
     /// The configured console ids: the only `console` label values.
     consoles: HashSet<String>,
+    /// The HTTP server's connections (src/http/server.rs).
+    pub connections: ConnectionMetrics,
 }
 
 #[derive(Default)]
@@ -63,6 +65,7 @@ impl Metrics {
     ) -> Metrics {
         Metrics {
             inner: Mutex::default(),
+            connections: ConnectionMetrics::default(),
             tenants: tenants.into_iter().map(str::to_string).collect(),
             consoles: consoles.into_iter().map(str::to_string).collect(),
         }
@@ -154,6 +157,7 @@ impl Metrics {
             out.push_str("# TYPE fedgate_store_ready gauge\n");
             let _ = writeln!(out, "fedgate_store_ready {}", u8::from(ready));
         }
+        self.connections.render(&mut out);
         out
     }
 }
@@ -186,5 +190,103 @@ mod tests {
         assert!(!after.contains("xxxx"));
         // Two more series, whatever the number of distinct ids.
         assert_eq!(after.lines().count(), before.lines().count() + 2);
+    }
+}
+
+use std::sync::atomic;
+
+/// Why the server closed a connection on a timer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionTimeout {
+    /// The request head (or, idle, the next request) did not arrive in time.
+    Header,
+    /// The request body did not arrive in time (answered 408).
+    Body,
+    /// The TLS handshake did not finish in time.
+    TlsHandshake,
+}
+
+impl ConnectionTimeout {
+    const ALL: [ConnectionTimeout; 3] = [
+        ConnectionTimeout::Header,
+        ConnectionTimeout::Body,
+        ConnectionTimeout::TlsHandshake,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            ConnectionTimeout::Header => "header",
+            ConnectionTimeout::Body => "body",
+            ConnectionTimeout::TlsHandshake => "tls_handshake",
+        }
+    }
+}
+
+/// The server's connection counters: lock-free, as the accept loop reads
+/// the open count for every connection it accepts.
+#[derive(Default)]
+pub struct ConnectionMetrics {
+    open: atomic::AtomicU64,
+    refused: atomic::AtomicU64,
+    timeouts: [atomic::AtomicU64; 3],
+}
+
+impl ConnectionMetrics {
+    /// Connections open now.
+    pub fn open(&self) -> u64 {
+        self.open.load(atomic::Ordering::Relaxed)
+    }
+
+    pub fn opened(&self) {
+        self.open.fetch_add(1, atomic::Ordering::Relaxed);
+    }
+
+    pub fn closed(&self) {
+        // Never below zero, even if a close were counted twice.
+        let _ = self
+            .open
+            .fetch_update(atomic::Ordering::Relaxed, atomic::Ordering::Relaxed, |n| {
+                n.checked_sub(1)
+            });
+    }
+
+    /// A connection closed at once because `server.max_connections` were open.
+    pub fn refused(&self) {
+        self.refused.fetch_add(1, atomic::Ordering::Relaxed);
+    }
+
+    pub fn refused_total(&self) -> u64 {
+        self.refused.load(atomic::Ordering::Relaxed)
+    }
+
+    pub fn timed_out(&self, kind: ConnectionTimeout) {
+        self.timeouts[kind as usize].fetch_add(1, atomic::Ordering::Relaxed);
+    }
+
+    pub fn timeouts_total(&self, kind: ConnectionTimeout) -> u64 {
+        self.timeouts[kind as usize].load(atomic::Ordering::Relaxed)
+    }
+
+    fn render(&self, out: &mut String) {
+        out.push_str("# HELP fedgate_connections_open HTTP connections open now.\n");
+        out.push_str("# TYPE fedgate_connections_open gauge\n");
+        let _ = writeln!(out, "fedgate_connections_open {}", self.open());
+        out.push_str("# HELP fedgate_connections_refused_total Connections closed at once because server.max_connections were open.\n");
+        out.push_str("# TYPE fedgate_connections_refused_total counter\n");
+        let _ = writeln!(
+            out,
+            "fedgate_connections_refused_total {}",
+            self.refused_total()
+        );
+        out.push_str("# HELP fedgate_connection_timeouts_total Connections closed (or answered 408) on a timeout, by kind.\n");
+        out.push_str("# TYPE fedgate_connection_timeouts_total counter\n");
+        for kind in ConnectionTimeout::ALL {
+            let _ = writeln!(
+                out,
+                "fedgate_connection_timeouts_total{{kind=\"{}\"}} {}",
+                kind.label(),
+                self.timeouts_total(kind)
+            );
+        }
     }
 }

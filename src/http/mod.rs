@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod pages;
+pub mod server;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -95,39 +96,26 @@ async fn client_address(
     next.run(req).await
 }
 
-/// Serve until `shutdown` resolves.
+/// Serve plain HTTP until `shutdown` resolves, then drain (see [`server`]
+/// for the timeouts and the connection cap, all from `[server]`).
 pub async fn serve(
     app: Arc<App>,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        router(app).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    server::run(app, listener, None, shutdown).await
 }
 
-/// Serve HTTPS (rustls on aws-lc-rs) until `shutdown` resolves.
+/// Serve HTTPS (rustls on aws-lc-rs) until `shutdown` resolves, then drain.
 pub async fn serve_tls(
     app: Arc<App>,
     listener: std::net::TcpListener,
     tls: &crate::trust::tls::TlsCredentials,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let config = axum_server::tls_rustls::RustlsConfig::from_config(tls.config.clone());
-    let handle = axum_server::Handle::new();
-    let stopper = handle.clone();
-    tokio::spawn(async move {
-        shutdown.await;
-        stopper.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
-    });
     listener.set_nonblocking(true)?;
-    axum_server::from_tcp_rustls(listener, config)?
-        .handle(handle)
-        .serve(router(app).into_make_service_with_connect_info::<SocketAddr>())
-        .await
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    server::run(app, listener, Some(tls.config.clone()), shutdown).await
 }
 
 async fn acs(

@@ -2,6 +2,7 @@ pub mod admin;
 pub mod busy;
 pub mod c14n;
 pub mod cli;
+pub mod conn;
 pub mod corpus;
 pub mod deploy;
 pub mod domains;

@@ -1,0 +1,381 @@
+//! fedgate's own accept loop (HTTP/1.1 on hyper, TLS with tokio-rustls):
+//! the connection hygiene of `[server]`.
+//!
+//! - the request head must arrive within `header_timeout_secs`, which also
+//!   bounds a keep-alive connection waiting for its next request (hyper's
+//!   header timer starts again when a connection goes idle);
+//! - the body within `body_timeout_secs` (else 408 `http.body_timeout`), and
+//!   at most [`MAX_BODY_BYTES`] of it (else 413 `http.body_too_large`);
+//! - the TLS handshake within `tls_handshake_timeout_secs`;
+//! - at most `max_connections` open at once, clamped below the open-file
+//!   limit: one more is accepted and closed at once, so the listen backlog
+//!   never fills with clients nobody serves;
+//! - on shutdown: stop accepting, let in-flight requests finish for up to
+//!   `shutdown_grace_secs`, close the rest.
+//!
+//! Handlers see the TCP peer as `ConnectInfo<SocketAddr>`, as with
+//! `axum::serve(… into_make_service_with_connect_info)`.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ConnectInfo;
+use axum::http::{header, HeaderValue, Request, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::Router;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tower::ServiceExt;
+
+use crate::gateway::App;
+use crate::metrics::ConnectionTimeout;
+
+/// The largest request body fedgate reads: axum's default body limit, which
+/// the form extractors applied before fedgate had its own server. A SAML
+/// response is tens of kilobytes.
+pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
+
+/// File descriptors kept free below the open-file limit for what is not a
+/// client connection: the listener, the store (Redis pool), the audit file,
+/// metadata and Graph fetches, logs.
+pub const FD_MARGIN: u64 = 128;
+
+/// The connection bounds, from `[server]`.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub header_timeout: Duration,
+    pub body_timeout: Duration,
+    pub tls_handshake_timeout: Duration,
+    pub max_connections: u64,
+    pub shutdown_grace: Duration,
+}
+
+impl Limits {
+    pub fn from_config(s: &crate::config::Server) -> Limits {
+        Limits {
+            header_timeout: Duration::from_secs(s.header_timeout_secs),
+            body_timeout: Duration::from_secs(s.body_timeout_secs),
+            tls_handshake_timeout: Duration::from_secs(s.tls_handshake_timeout_secs),
+            max_connections: s.max_connections,
+            shutdown_grace: Duration::from_secs(s.shutdown_grace_secs),
+        }
+    }
+}
+
+/// `configured` connections, or fewer if the open-file soft limit
+/// (`nofile`) cannot hold them and [`FD_MARGIN`] more. Never below 1.
+pub fn clamp_max_connections(configured: u64, nofile: Option<u64>) -> u64 {
+    match nofile {
+        Some(limit) => configured.min(limit.saturating_sub(FD_MARGIN).max(1)),
+        None => configured,
+    }
+}
+
+/// The soft "Max open files" of `/proc/self/limits` (`None`: unlimited,
+/// or not Linux).
+pub fn open_files_soft_limit() -> Option<u64> {
+    std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|t| parse_open_files_limit(&t))
+}
+
+fn parse_open_files_limit(limits: &str) -> Option<u64> {
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.trim_start_matches("Max open files")
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Serve `app` on `listener` (over TLS with `tls`) until `shutdown`
+/// resolves, then drain as `server.shutdown_grace_secs` says.
+pub async fn run(
+    app: Arc<App>,
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let mut limits = Limits::from_config(&app.config.server);
+    let configured = limits.max_connections;
+    let nofile = open_files_soft_limit();
+    limits.max_connections = clamp_max_connections(configured, nofile);
+    if limits.max_connections < configured {
+        tracing::warn!(
+            configured,
+            open_files_limit = nofile.unwrap_or_default(),
+            max_connections = limits.max_connections,
+            "server.max_connections clamped below the open-file limit (raise LimitNOFILE / ulimit -n to allow more)"
+        );
+    }
+    let limits = Arc::new(limits);
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+    let router = super::router(app.clone());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut tasks = JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // EMFILE and friends: the clamp should prevent them;
+                        // do not spin on a listener that keeps failing.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let metrics = &app.metrics.connections;
+                if metrics.open() >= limits.max_connections {
+                    // Accepted and closed at once: the client learns now, and
+                    // the backlog does not fill.
+                    metrics.refused();
+                    tracing::debug!(%peer, "connection refused: server.max_connections open");
+                    drop(stream);
+                    continue;
+                }
+                let open = Open::new(app.clone());
+                tasks.spawn(connection(
+                    stream,
+                    peer,
+                    acceptor.clone(),
+                    router.clone(),
+                    limits.clone(),
+                    stop_rx.clone(),
+                    open,
+                ));
+            }
+        }
+    }
+    // New connections are now refused by the kernel.
+    drop(listener);
+    let _ = stop_tx.send(true);
+    let drained = tokio::time::timeout(limits.shutdown_grace, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            connections = tasks.len(),
+            "shutdown grace (server.shutdown_grace_secs) over: closing the connections still open"
+        );
+        tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
+    }
+    Ok(())
+}
+
+/// One open connection, counted in `fedgate_connections_open` while it lives.
+struct Open(Arc<App>);
+
+impl Open {
+    fn new(app: Arc<App>) -> Open {
+        app.metrics.connections.opened();
+        Open(app)
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.metrics.connections.closed();
+    }
+}
+
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    router: Router,
+    limits: Arc<Limits>,
+    mut stop: watch::Receiver<bool>,
+    open: Open,
+) {
+    let _ = stream.set_nodelay(true);
+    let Some(acceptor) = acceptor else {
+        return http(TokioIo::new(stream), peer, router, &limits, stop, &open).await;
+    };
+    let handshake = tokio::select! {
+        r = tokio::time::timeout(limits.tls_handshake_timeout, acceptor.accept(stream)) => r,
+        _ = stop.wait_for(|s| *s) => return,
+    };
+    match handshake {
+        Ok(Ok(tls)) => http(TokioIo::new(tls), peer, router, &limits, stop, &open).await,
+        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+        Err(_) => {
+            open.0
+                .metrics
+                .connections
+                .timed_out(ConnectionTimeout::TlsHandshake);
+            tracing::debug!(%peer, "TLS handshake timeout");
+        }
+    }
+}
+
+async fn http<I>(
+    io: I,
+    peer: SocketAddr,
+    router: Router,
+    limits: &Limits,
+    mut stop: watch::Receiver<bool>,
+    open: &Open,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let app = open.0.clone();
+    let body_timeout = limits.body_timeout;
+    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let router = router.clone();
+        let app = app.clone();
+        async move { Ok::<_, Infallible>(request(req, peer, router, body_timeout, &app).await) }
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .keep_alive(true);
+    let conn = builder.serve_connection(io, service);
+    tokio::pin!(conn);
+    let mut stopping = false;
+    let result = loop {
+        tokio::select! {
+            r = conn.as_mut() => break r,
+            _ = stop.wait_for(|s| *s), if !stopping => {
+                // Finish the request in flight (if any), then close.
+                stopping = true;
+                conn.as_mut().graceful_shutdown();
+            }
+        }
+    };
+    if let Err(e) = result {
+        if e.is_timeout() {
+            open.0
+                .metrics
+                .connections
+                .timed_out(ConnectionTimeout::Header);
+            tracing::debug!(%peer, "header timeout");
+        } else {
+            tracing::debug!(%peer, error = %e, "connection ended with an error");
+        }
+    }
+}
+
+/// Read the body (bounded in time and size), then hand the request to the router.
+async fn request(
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    router: Router,
+    body_timeout: Duration,
+    app: &App,
+) -> Response {
+    let (mut parts, body) = req.into_parts();
+    let json = parts.uri.path().starts_with("/oauth2/");
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return too_large(json);
+    }
+    let limited = http_body_util::Limited::new(body, MAX_BODY_BYTES);
+    let bytes = match tokio::time::timeout(body_timeout, limited.collect()).await {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return too_large(json),
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, error = %e, "request body unreadable");
+            return refusal(
+                StatusCode::BAD_REQUEST,
+                "http.body_invalid",
+                "the request body could not be read (connection closed or malformed chunked encoding)",
+                json,
+            );
+        }
+        Err(_) => {
+            app.metrics.connections.timed_out(ConnectionTimeout::Body);
+            return refusal(
+                StatusCode::REQUEST_TIMEOUT,
+                "http.body_timeout",
+                "the request body did not arrive within server.body_timeout_secs",
+                json,
+            );
+        }
+    };
+    parts.extensions.insert(ConnectInfo(peer));
+    let req = Request::from_parts(parts, axum::body::Body::from(bytes));
+    match router.oneshot(req).await {
+        Ok(resp) => resp,
+        Err(never) => match never {},
+    }
+}
+
+fn too_large(json: bool) -> Response {
+    refusal(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "http.body_too_large",
+        &format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
+        json,
+    )
+}
+
+/// The house error answer (the error page, or JSON on the OAuth endpoints),
+/// on a connection that closes after it: its body was not read to the end.
+fn refusal(status: StatusCode, code: &'static str, message: &str, json: bool) -> Response {
+    let mut resp = if json {
+        (
+            status,
+            axum::Json(serde_json::json!({
+                "error": "invalid_request",
+                "error_description": message,
+                "code": code,
+            })),
+        )
+            .into_response()
+    } else {
+        let page = super::pages::error(&crate::gateway::Refusal::new(
+            status.as_u16(),
+            code,
+            message,
+        ));
+        (status, Html(page)).into_response()
+    };
+    resp.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_connections_is_clamped_below_the_open_file_limit() {
+        assert_eq!(clamp_max_connections(4096, Some(1024)), 1024 - FD_MARGIN);
+        assert_eq!(clamp_max_connections(4096, Some(65536)), 4096);
+        assert_eq!(clamp_max_connections(4096, None), 4096);
+        assert_eq!(clamp_max_connections(4096, Some(10)), 1);
+    }
+
+    #[test]
+    fn the_open_file_soft_limit_is_read_from_proc_limits() {
+        let text =
+            "Limit                     Soft Limit           Hard Limit           Units     \n\
+Max cpu time              unlimited            unlimited            seconds   \n\
+Max open files            1024                 524288               files     \n";
+        assert_eq!(parse_open_files_limit(text), Some(1024));
+        let unlimited =
+            "Max open files            unlimited            unlimited            files     \n";
+        assert_eq!(parse_open_files_limit(unlimited), None);
+        assert_eq!(parse_open_files_limit("nothing here"), None);
+    }
+}

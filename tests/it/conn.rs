@@ -1,0 +1,143 @@
+//! Connection hygiene (`src/http/server.rs`): real TCP on loopback against
+//! a real fedgate with 1-second bounds set through `[server]` overrides.
+
+use std::time::Duration;
+
+use fedgate::demo::Environment;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+async fn start(extra: &[(&str, &str)]) -> Environment {
+    let mut o: Vec<(String, String)> = vec![
+        ("FEDGATE_SERVER__HEADER_TIMEOUT_SECS".into(), "1".into()),
+        ("FEDGATE_SERVER__BODY_TIMEOUT_SECS".into(), "1".into()),
+    ];
+    o.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    Environment::start_with_overrides("", &o).await.unwrap()
+}
+
+fn addr(env: &Environment) -> String {
+    env.fedgate_url.trim_start_matches("http://").to_string()
+}
+
+/// Read until the server closes; what it sent. Panics if it stays open 15 s
+/// (15 times the configured bound).
+async fn read_to_close(s: &mut TcpStream) -> String {
+    let mut out = Vec::new();
+    let r = tokio::time::timeout(Duration::from_secs(15), async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(r.is_ok(), "the server kept the connection open");
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trickled_header_is_cut_off_and_healthz_keeps_answering() {
+    let env = start(&[]).await;
+    let mut s = TcpStream::connect(addr(&env)).await.unwrap();
+    let head = b"GET /healthz HTTP/1.1\r\nHost: fedgate\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
+    let mut closed = false;
+    for b in head {
+        // One byte every 200 ms: the full head would take ~14 s.
+        if s.write_all(&[*b]).await.is_err() {
+            closed = true;
+            break;
+        }
+        let mut buf = [0u8; 512];
+        if let Ok(r) = tokio::time::timeout(Duration::from_millis(200), s.read(&mut buf)).await {
+            if matches!(r, Ok(0) | Err(_)) {
+                closed = true;
+                break;
+            }
+        }
+    }
+    assert!(
+        closed,
+        "a head trickled past header_timeout_secs was served"
+    );
+    let ok = reqwest::get(format!("{}/healthz", env.fedgate_url))
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    let m = env.app.metrics.render();
+    // At least this one (an idle keep-alive connection of the test's own
+    // clients may have timed out too).
+    assert!(
+        m.contains("fedgate_connection_timeouts_total{kind=\"header\"} "),
+        "{m}"
+    );
+    assert!(
+        !m.contains("fedgate_connection_timeouts_total{kind=\"header\"} 0"),
+        "{m}"
+    );
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_keep_alive_connection_is_closed() {
+    let env = start(&[]).await;
+    let mut s = TcpStream::connect(addr(&env)).await.unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: fedgate\r\n\r\n")
+        .await
+        .unwrap();
+    // The answer comes, then nothing more is sent: the server must close.
+    let got = read_to_close(&mut s).await;
+    assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+    assert!(got.ends_with("ok\n"), "{got}");
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_body_gets_408_and_an_oversize_one_413() {
+    let env = start(&[]).await;
+    let mut s = TcpStream::connect(addr(&env)).await.unwrap();
+    s.write_all(b"POST /saml/contoso/acs HTTP/1.1\r\nHost: fedgate\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\nSAMLResponse=")
+        .await
+        .unwrap();
+    let got = read_to_close(&mut s).await;
+    assert!(got.starts_with("HTTP/1.1 408"), "{got}");
+    assert!(got.contains("http.body_timeout"), "{got}");
+    let resp = reqwest::Client::new()
+        .post(format!("{}/oauth2/token", env.fedgate_url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(vec![b'a'; 3 * 1024 * 1024])
+        .send()
+        .await;
+    // fedgate may answer before reading the body, and close.
+    if let Ok(resp) = resp {
+        assert_eq!(resp.status(), 413);
+        let body = resp.text().await.unwrap();
+        assert!(body.contains("http.body_too_large"), "{body}");
+    }
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_max_connections_one_more_is_closed_at_once_and_a_later_one_served() {
+    let env = start(&[("FEDGATE_SERVER__MAX_CONNECTIONS", "2")]).await;
+    // Two connections open (the Environment's own start used and closed its own).
+    let a = TcpStream::connect(addr(&env)).await.unwrap();
+    let b = TcpStream::connect(addr(&env)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut c = TcpStream::connect(addr(&env)).await.unwrap();
+    let _ = c
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: fedgate\r\n\r\n")
+        .await;
+    let got = read_to_close(&mut c).await;
+    assert!(!got.contains("200"), "served past max_connections: {got}");
+    assert!(env.app.metrics.connections.refused_total() >= 1);
+    drop((a, b));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ok = reqwest::get(format!("{}/healthz", env.fedgate_url))
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    env.stop().await;
+}
