@@ -54,7 +54,7 @@ impl AuditEvent {
             outcome: "denied",
             code: String::new(),
             reason: String::new(),
-            tenant: tenant.to_string(),
+            tenant: crate::util::clip(tenant, CLIP),
             console: None,
             subject: None,
             entra_tenant_id: None,
@@ -96,7 +96,19 @@ pub struct AuditLog {
     file: Option<Mutex<std::fs::File>>,
     /// The last decisions, for the admin page.
     recent: Mutex<std::collections::VecDeque<serde_json::Value>>,
+    /// (second, written in it, suppressed since the last written one) for
+    /// unknown-tenant/console events.
+    unknown: Mutex<(i64, u32, u64)>,
 }
+
+/// Longest tenant or console id kept from a request (configured ids are
+/// shorter; anything longer came from a client).
+pub const CLIP: usize = 64;
+
+/// Events for requests that reached no configured tenant or console
+/// (`tenant.unknown`, `console.unknown`): at most this many a second are
+/// written; the rest are counted and the next one written says how many.
+const UNKNOWN_PER_SECOND: u32 = 10;
 
 /// How many decisions the admin page can show.
 const RECENT: usize = 50;
@@ -115,6 +127,7 @@ impl AuditLog {
         Ok(AuditLog {
             file,
             recent: Mutex::new(std::collections::VecDeque::with_capacity(RECENT)),
+            unknown: Mutex::new((0, 0, 0)),
         })
     }
 
@@ -127,6 +140,33 @@ impl AuditLog {
     }
 
     pub fn record(&self, event: &AuditEvent) {
+        let noted;
+        let mut event = event;
+        if matches!(event.code.as_str(), "tenant.unknown" | "console.unknown") {
+            // Rate-limited: a flood of made-up ids must not grow the file.
+            let Ok(mut u) = self.unknown.lock() else {
+                return;
+            };
+            let second = event.time.unix_timestamp();
+            if u.0 != second {
+                *u = (second, 0, u.2);
+            }
+            if u.1 >= UNKNOWN_PER_SECOND {
+                u.2 += 1;
+                return;
+            }
+            u.1 += 1;
+            if u.2 > 0 {
+                let mut copy = event.clone();
+                copy.reason = format!(
+                    "{} ({} similar events for unknown tenants or consoles were not written before this one)",
+                    copy.reason, u.2
+                );
+                noted = copy;
+                u.2 = 0;
+                event = &noted;
+            }
+        }
         let line = serde_json::to_string(event).unwrap_or_else(|e| {
             format!(
                 "{{\"outcome\":\"{}\",\"error\":\"audit serialization: {e}\"}}",
@@ -149,5 +189,56 @@ impl AuditLog {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_tenant_events_are_clipped_and_rate_limited_and_say_how_many_were_not_written() {
+        let path = std::env::temp_dir().join(format!(
+            "fedgate-audit-test-{}",
+            crate::util::random_id().unwrap_or_default()
+        ));
+        let log = AuditLog::new(Some(&path)).unwrap();
+        let t0 = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let junk = "x".repeat(10_000);
+        for _ in 0..100 {
+            let mut e = AuditEvent::new(t0, &junk, "saml", None);
+            e.code = "tenant.unknown".into();
+            log.record(&e);
+        }
+        // A real decision in the same second is never suppressed.
+        let mut real = AuditEvent::new(t0, "contoso", "saml", None);
+        real.code = "saml.replayed".into();
+        log.record(&real);
+        let mut next = AuditEvent::new(t0 + time::Duration::seconds(1), &junk, "saml", None);
+        next.code = "tenant.unknown".into();
+        log.record(&next);
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::remove_file(&path).ok();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(
+            lines.len(),
+            10 + 1 + 1,
+            "10 a second, the real one, the next"
+        );
+        assert!(lines
+            .iter()
+            .all(|l| l["tenant"].as_str().unwrap().chars().count() <= CLIP + 1));
+        assert_eq!(lines[10]["code"], "saml.replayed");
+        assert!(
+            lines[11]["reason"]
+                .as_str()
+                .unwrap()
+                .contains("90 similar events"),
+            "{}",
+            lines[11]
+        );
     }
 }

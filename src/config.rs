@@ -113,6 +113,12 @@ pub struct Server {
     /// answers 503 `server.busy` with `Retry-After` at once.
     #[serde(default = "default_cpu_queue")]
     pub cpu_queue: usize,
+    /// Logins one client (IPv6: one /64) may start per minute at
+    /// `/saml/{t}/login`, `/oidc/{t}/login` and `/oauth2/authorize`, each of
+    /// which stores login state before anyone is authenticated; past it, 429
+    /// `login.rate_limited` with `Retry-After`.
+    #[serde(default = "default_login_starts_per_minute")]
+    pub login_starts_per_minute: u32,
     /// The whole request head (request line and headers) must arrive within
     /// this; it also bounds a keep-alive connection waiting for its next
     /// request. Past it fedgate closes the connection.
@@ -147,6 +153,10 @@ impl Server {
 
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8443))
+}
+
+fn default_login_starts_per_minute() -> u32 {
+    120
 }
 
 fn default_cpu_queue() -> usize {
@@ -707,6 +717,12 @@ impl Config {
             return Err(invalid(
                 "server.cpu_threads".into(),
                 "at most 1024 (0: one per core)".into(),
+            ));
+        }
+        if self.server.login_starts_per_minute == 0 {
+            return Err(invalid(
+                "server.login_starts_per_minute".into(),
+                "must be at least 1 (it is how many logins one client may start a minute)".into(),
             ));
         }
         let s = &self.server;

@@ -35,3 +35,22 @@ pub fn urlencode(s: &str) -> String {
     }
     out
 }
+
+/// At most `max` characters of `s` (an ellipsis marks a cut): for values a
+/// client sends that end up in messages, the audit trail or logs (an unknown
+/// tenant in a URL, a token exchange's `audience`).
+pub fn clip(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((end, _)) => format!("{}…", &s[..end]),
+        None => s.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod clip_tests {
+    #[test]
+    fn clips_on_a_character_boundary() {
+        assert_eq!(super::clip("contoso", 64), "contoso");
+        assert_eq!(super::clip(&"é".repeat(100), 3), "ééé…");
+    }
+}

@@ -237,12 +237,15 @@ pub(super) async fn deliver(
     mut event: AuditEvent,
     now: OffsetDateTime,
 ) -> Outcome {
-    event.console = Some(console_id.to_string());
+    event.console = Some(crate::util::clip(console_id, crate::audit::CLIP));
     let Some(console) = app.console(console_id) else {
         let r = Refusal::new(
             404,
             "console.unknown",
-            format!("RelayState names console {console_id:?}, which is not configured"),
+            format!(
+                "RelayState names console {:?}, which is not configured",
+                crate::util::clip(console_id, crate::audit::CLIP)
+            ),
         );
         return refuse(app, event, r);
     };

@@ -56,6 +56,9 @@ pub struct App {
     /// Where signature verification and signing run (`server.cpu_threads`,
     /// `server.cpu_queue`): off the I/O threads, with admission control.
     pub cpu: crate::cpu::CpuPool,
+    /// Login starts per client (`server.login_starts_per_minute`), 16,384
+    /// clients remembered: unauthenticated requests that store login state.
+    pub login_throttle: crate::net::Throttle,
     clock: Box<dyn Fn() -> OffsetDateTime + Send + Sync>,
 }
 
@@ -162,6 +165,11 @@ impl App {
             )));
         }
         let cpu = crate::cpu::CpuPool::new(config.server.cpu_threads, config.server.cpu_queue);
+        let login_throttle = crate::net::Throttle::new(
+            config.server.login_starts_per_minute,
+            time::Duration::minutes(1),
+            16_384,
+        );
         // Metric labels: the configured ids only, so no request adds a series.
         let metrics = Metrics::new(
             config.tenants.iter().map(|t| t.id.as_str()),
@@ -178,6 +186,7 @@ impl App {
             metrics,
             admin_throttle: crate::net::Throttle::new(5, time::Duration::minutes(1), 4096),
             cpu,
+            login_throttle,
             clock,
         })
     }
@@ -586,6 +595,28 @@ fn status_for(code: &str) -> u16 {
         "store.unavailable" => 503,
         _ => 403,
     }
+}
+
+/// A client may start one more login (it stores login state before anyone
+/// is authenticated), or gets 429 `login.rate_limited` with `Retry-After`.
+/// Not audited one by one (a flood would grow the audit file): counted in
+/// the metrics and logged at debug level.
+pub fn login_start_allowed(app: &App, client: std::net::IpAddr) -> Result<(), Refusal> {
+    let Err(secs) = app.login_throttle.attempt(client, app.now()) else {
+        return Ok(());
+    };
+    app.metrics.login("-", "-", "denied", "login.rate_limited");
+    tracing::debug!(%client, retry_after = secs, "login starts throttled");
+    Err(Refusal {
+        retry_after: Some(u32::try_from(secs).unwrap_or(60)),
+        ..Refusal::new(
+            429,
+            "login.rate_limited",
+            format!(
+                "too many sign-ins started from this address: wait {secs} seconds and try again"
+            ),
+        )
+    })
 }
 
 /// The store did not answer: count it, log it, and fail closed with 503.

@@ -24,7 +24,10 @@ fn oidc_tenant<'a>(
         Refusal::new(
             404,
             "tenant.unknown",
-            format!("no tenant {tenant:?} is configured"),
+            format!(
+                "no tenant {:?} is configured",
+                crate::util::clip(tenant, crate::audit::CLIP)
+            ),
         )
     })?;
     match (rt.login.as_ref(), rt.provider.as_ref()) {

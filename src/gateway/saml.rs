@@ -35,7 +35,10 @@ pub async fn saml_acs(
         let r = Refusal::new(
             404,
             "tenant.unknown",
-            format!("no tenant {tenant:?} is configured"),
+            format!(
+                "no tenant {:?} is configured",
+                crate::util::clip(tenant, crate::audit::CLIP)
+            ),
         );
         return refuse(app, event, r);
     };
@@ -234,7 +237,10 @@ pub async fn saml_login_with(
         let r = Refusal::new(
             404,
             "tenant.unknown",
-            format!("no tenant {tenant:?} is configured"),
+            format!(
+                "no tenant {:?} is configured",
+                crate::util::clip(tenant, crate::audit::CLIP)
+            ),
         );
         return refuse(app, event, r);
     };

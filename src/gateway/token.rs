@@ -65,13 +65,16 @@ pub async fn token_exchange(
         );
         return fail(app, event, e);
     };
-    event.console = Some(console_id.to_string());
+    event.console = Some(crate::util::clip(console_id, crate::audit::CLIP));
     let Some(console) = app.console(console_id) else {
         let e = ExchangeError::new(
             400,
             "invalid_target",
             "console.unknown",
-            format!("no console {console_id:?}"),
+            format!(
+                "no console {:?}",
+                crate::util::clip(console_id, crate::audit::CLIP)
+            ),
         );
         return fail(app, event, e);
     };

@@ -597,7 +597,14 @@ async fn evaluate(
         };
     }
     let Some(rt) = app.tenants.get(tenant) else {
-        return fail("tenant.unknown", format!("no tenant {tenant:?}"), None);
+        return fail(
+            "tenant.unknown",
+            format!(
+                "no tenant {:?}",
+                crate::util::clip(tenant, crate::audit::CLIP)
+            ),
+            None,
+        );
     };
     let identity = match kind {
         "saml" => {

@@ -180,6 +180,9 @@ async fn sp_login(
     headers: &HeaderMap,
     saml: bool,
 ) -> Response {
+    if let Err(r) = gateway::login_start_allowed(app, peer.ip()) {
+        return render(app, Outcome::Refused(r));
+    }
     let target = q
         .console
         .map(|c| format!("console:{c}"))
@@ -395,6 +398,9 @@ async fn authorize(
     headers: HeaderMap,
     Query(q): Query<crate::outbound::oidc_provider::AuthorizeRequest>,
 ) -> Response {
+    if let Err(r) = gateway::login_start_allowed(&app, peer.ip()) {
+        return render(&app, Outcome::Refused(r));
+    }
     let session = cookie(&headers, SESSION_COOKIE);
     render(
         &app,

@@ -286,7 +286,14 @@ async fn authorize_inner(
         return sign_in_first(app, &req, reg, binding, force, now).await;
     };
     let Some(rt) = app.tenants.get(&tenant) else {
-        return page(404, "tenant.unknown", format!("no tenant {tenant:?}"));
+        return page(
+            404,
+            "tenant.unknown",
+            format!(
+                "no tenant {:?}",
+                crate::util::clip(&tenant, crate::audit::CLIP)
+            ),
+        );
     };
     // How old the session's sign-in is: the tenant's auth_time/AuthnInstant,
     // never a time fedgate makes up.
@@ -440,7 +447,14 @@ async fn sign_in_first(
         }
     };
     let Some(rt) = app.tenants.get(&tenant) else {
-        return page(404, "tenant.unknown", format!("no tenant {tenant:?}"));
+        return page(
+            404,
+            "tenant.unknown",
+            format!(
+                "no tenant {:?}",
+                crate::util::clip(&tenant, crate::audit::CLIP)
+            ),
+        );
     };
     let Some(key) = random_id() else {
         return page(

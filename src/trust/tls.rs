@@ -107,8 +107,10 @@ pub fn load(cert_file: &Path, key_file: &Path) -> Result<TlsCredentials, TlsErro
                 reason: other.to_string(),
             },
         })?;
-    // As axum-server's own PEM loader sets it.
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // HTTP/1.1 only: fedgate's server (src/http/server.rs) speaks HTTP/1.1,
+    // whose header-read timeout bounds slow clients; offering h2 here would
+    // let a client pick a protocol the server then cannot serve.
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(TlsCredentials {
         config: Arc::new(config),
         leaf,

@@ -175,3 +175,48 @@ async fn a_token_exchange_on_a_full_pool_is_temporarily_unavailable() {
     assert_ne!(status, 503, "{body}");
     env.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_starts_are_rate_limited_per_client() {
+    let overrides = [(
+        "FEDGATE_SERVER__LOGIN_STARTS_PER_MINUTE".to_string(),
+        "3".to_string(),
+    )];
+    let env = Environment::start_with_overrides("", &overrides)
+        .await
+        .unwrap();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let start = format!(
+        "{}/saml/contoso/login?console={CONSOLE_ID}",
+        env.fedgate_url
+    );
+    for _ in 0..3 {
+        let r = http.get(&start).send().await.unwrap();
+        assert_eq!(r.status(), 303, "a login start within the limit");
+    }
+    for url in [
+        start.clone(),
+        format!("{}/oidc/contoso/login", env.fedgate_url),
+        format!(
+            "{}/oauth2/authorize?client_id=x&response_type=code",
+            env.fedgate_url
+        ),
+    ] {
+        let r = http.get(&url).send().await.unwrap();
+        assert_eq!(r.status(), 429, "{url}");
+        let retry: u64 = r.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=60).contains(&retry), "{retry}");
+        assert_eq!(code_in(&r.text().await.unwrap()), "login.rate_limited");
+    }
+    // Other work is not throttled: a posted login still goes through.
+    let (status, html) = env.login(&demo::alice(), Some(CONSOLE_ID)).await.unwrap();
+    assert_eq!(status, 200, "{html}");
+    env.stop().await;
+}
