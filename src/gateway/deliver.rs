@@ -25,7 +25,7 @@ use crate::util::{random_id, urlencode};
 /// tenant, or who is an admin by the `[admin]` rule (and for `admin`, only
 /// for an admin). Anyone else gets the denial page and no cookie, whatever
 /// the RelayState. The session keeps fedgate's facts (tenant, admin) in
-/// typed fields; the Identity's attribute map stays what the IdP sent.
+/// typed fields, and a compact copy of the Identity (`session_identity`).
 pub(super) async fn complete_login(
     app: &App,
     rt: &TenantRuntime,
@@ -69,7 +69,11 @@ pub(super) async fn complete_login(
     } else {
         AdminRight::No
     };
-    let stored = Session::new(Some(tenant), right, identity.clone());
+    let stored = Session::new(
+        Some(tenant),
+        right,
+        session_identity(&identity, &app.config),
+    );
     if let Err(e) = app.store.put_session(&session, &stored, expires).await {
         return refuse(app, event, store_down(app, "put_session", e));
     }
@@ -135,6 +139,29 @@ pub(super) async fn complete_login(
             }
         }
     }
+}
+
+/// What a session keeps of a verified Identity: what later requests
+/// (launches, the OpenID provider, the admin page) decide and deliver from.
+/// Groups only when some rule or the `[admin]` rule names them (by id, or by
+/// name case-insensitively): a user in 200 groups of which two matter keeps
+/// two. The IdP's raw attribute map and the overage link are dropped (no
+/// later request reads them). Everything else (subject, UPN, mail, app
+/// roles, MFA, authentication time) is kept as it was verified. A
+/// configuration reload that names a new group takes effect at the next
+/// sign-in, as sessions end within 8 hours.
+pub(super) fn session_identity(identity: &Identity, config: &crate::config::Config) -> Identity {
+    let named = |g: &String| {
+        config.admin.groups.contains(g)
+            || config.rules.iter().any(|r| {
+                r.groups.contains(g) || r.group_names.iter().any(|n| n.eq_ignore_ascii_case(g))
+            })
+    };
+    let mut kept = identity.clone();
+    kept.groups.retain(named);
+    kept.attributes.clear();
+    kept.groups_link = None;
+    kept
 }
 
 fn no_console() -> Refusal {

@@ -242,6 +242,26 @@ roles = ["viewer"]
         .unwrap()
         .to_string();
     assert!(cookie.starts_with("fedgate_session="));
+    // The session is compact (issue 15, part 5): of alice's two groups only
+    // the one a rule names, and none of the IdP's raw attributes.
+    let id = cookie.trim_start_matches("fedgate_session=");
+    let stored = env
+        .app
+        .store
+        .get_session(id, time::OffsetDateTime::now_utc())
+        .await
+        .unwrap()
+        .expect("the session is stored");
+    assert_eq!(
+        stored.identity.groups,
+        vec!["5b8f2a1c-3d4e-4f60-8a9b-0c1d2e3f4a5b".to_string()],
+        "only the groups a rule names"
+    );
+    assert!(stored.identity.attributes.is_empty());
+    assert_eq!(
+        stored.identity.upn.as_deref(),
+        Some("alice@contoso.example")
+    );
     let page = resp.text().await.unwrap();
     assert!(
         page.contains("/launch/autotask-demo") && page.contains("/launch/generic-reports"),
