@@ -145,9 +145,12 @@ pub(super) async fn complete_login(
 /// (launches, the OpenID provider, the admin page) decide and deliver from.
 /// Groups only when some rule or the `[admin]` rule names them (by id, or by
 /// name case-insensitively): a user in 200 groups of which two matter keeps
-/// two. The IdP's raw attribute map and the overage link are dropped (no
-/// later request reads them). Everything else (subject, UPN, mail, app
-/// roles, MFA, authentication time) is kept as it was verified. A
+/// two. What no later request reads is dropped: the IdP's raw attribute
+/// map, the overage link, the NameID format, the authentication method
+/// URIs (the `mfa` verdict stays) and how the login's signature was
+/// verified (the login's audit event has it). Everything else (subject,
+/// issuer, UPN, mail, name, app roles, MFA, authentication time, expiry,
+/// assertion id) is kept as it was verified. A
 /// configuration reload that names a new group takes effect at the next
 /// sign-in, as sessions end within 8 hours.
 pub(super) fn session_identity(identity: &Identity, config: &crate::config::Config) -> Identity {
@@ -161,6 +164,9 @@ pub(super) fn session_identity(identity: &Identity, config: &crate::config::Conf
     kept.groups.retain(named);
     kept.attributes.clear();
     kept.groups_link = None;
+    kept.subject_format = None;
+    kept.auth_methods.clear();
+    kept.verification = Default::default();
     kept
 }
 

@@ -4,7 +4,10 @@
 //! a hash map for lookups beside a time-ordered index of `(expiry, key)`.
 //! Every write first pops the expired front of the index, so expiry costs
 //! amortised O(log n) per write, never a scan of the map under the lock.
-//! Each map has a hard cap (`store.memory_max_entries`): at the cap a new
+//! Keys are the 32-byte SHA-256 of namespace and key (never the key a
+//! client sent), and sessions are kept in their stored (JSON) form, one
+//! allocation each: about 1 KB a session and 120 bytes a replay claim (see
+//! docs/performance.md). Each map has a hard cap (`store.memory_max_entries`): at the cap a new
 //! entry is refused with `store.full` (fail closed: a replay claim is never
 //! evicted to make room, that would let an assertion be used twice), and
 //! `/readyz` says not ready.
@@ -14,16 +17,30 @@ use std::sync::Mutex;
 
 use time::OffsetDateTime;
 
-use super::{storage_key, Session, Store, StoreError, StoreFuture};
+use super::{Session, Store, StoreError, StoreFuture};
 
 /// The default cap on each kind of entry (`store.memory_max_entries`).
 pub const DEFAULT_MAX_ENTRIES: usize = 250_000;
 
+/// A key of the memory store: SHA-256 of the namespace and the key, the
+/// digest [`super::storage_key`] writes in hex for Redis.
+type Key = [u8; 32];
+
+fn digest_key(ns: &str, key: &str) -> Key {
+    let mut h = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    h.update(ns.as_bytes());
+    h.update(&[0]);
+    h.update(key.as_bytes());
+    let mut k = [0u8; 32];
+    k.copy_from_slice(h.finish().as_ref());
+    k
+}
+
 /// A map whose entries expire, with a time-ordered index and a hard cap.
 struct Expiring<V> {
-    map: HashMap<String, (V, OffsetDateTime)>,
+    map: HashMap<Key, (V, OffsetDateTime)>,
     /// Every entry of `map`, by expiry (then key).
-    order: BTreeSet<(OffsetDateTime, String)>,
+    order: BTreeSet<(OffsetDateTime, Key)>,
     cap: usize,
 }
 
@@ -59,7 +76,7 @@ impl<V> Expiring<V> {
     /// already present may always be replaced).
     fn insert(
         &mut self,
-        k: String,
+        k: Key,
         v: V,
         exp: OffsetDateTime,
         now: OffsetDateTime,
@@ -71,15 +88,15 @@ impl<V> Expiring<V> {
                 self.cap
             )));
         }
-        if let Some((_, old)) = self.map.insert(k.clone(), (v, exp)) {
-            self.order.remove(&(old, k.clone()));
+        if let Some((_, old)) = self.map.insert(k, (v, exp)) {
+            self.order.remove(&(old, k));
         }
         self.order.insert((exp, k));
         Ok(())
     }
 
     /// The live value under `k`.
-    fn get(&self, k: &str, now: OffsetDateTime) -> Option<&V> {
+    fn get(&self, k: &Key, now: OffsetDateTime) -> Option<&V> {
         self.map
             .get(k)
             .filter(|(_, exp)| *exp > now)
@@ -87,9 +104,9 @@ impl<V> Expiring<V> {
     }
 
     /// Remove `k`, returning its value if it was alive.
-    fn remove(&mut self, k: &str, now: OffsetDateTime) -> Option<V> {
+    fn remove(&mut self, k: &Key, now: OffsetDateTime) -> Option<V> {
         let (v, exp) = self.map.remove(k)?;
-        self.order.remove(&(exp, k.to_string()));
+        self.order.remove(&(exp, *k));
         (exp > now).then_some(v)
     }
 
@@ -101,8 +118,9 @@ impl<V> Expiring<V> {
 /// The in-memory store.
 pub struct MemoryStore {
     claims: Mutex<Expiring<()>>,
-    sessions: Mutex<Expiring<Session>>,
-    states: Mutex<Expiring<Vec<u8>>>,
+    /// Sessions in their stored form ([`Session::encode`]).
+    sessions: Mutex<Expiring<Box<[u8]>>>,
+    states: Mutex<Expiring<Box<[u8]>>>,
     /// The clock for writes the trait gives no `now` to (sessions, state).
     clock: fn() -> OffsetDateTime,
 }
@@ -160,7 +178,7 @@ impl Store for MemoryStore {
         now: OffsetDateTime,
     ) -> StoreFuture<'a, bool> {
         Box::pin(async move {
-            let k = storage_key(ns, key);
+            let k = digest_key(ns, key);
             let mut c = self.claims.lock().map_err(poisoned)?;
             c.purge(now);
             if c.get(&k, now).is_some() {
@@ -179,8 +197,9 @@ impl Store for MemoryStore {
     ) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             let now = (self.clock)();
+            let stored = session.encode()?.into_boxed_slice();
             let mut s = self.sessions.lock().map_err(poisoned)?;
-            s.insert(storage_key("session", id), session.clone(), expires, now)
+            s.insert(digest_key("session", id), stored, expires, now)
         })
     }
 
@@ -190,8 +209,13 @@ impl Store for MemoryStore {
         now: OffsetDateTime,
     ) -> StoreFuture<'a, Option<Session>> {
         Box::pin(async move {
-            let s = self.sessions.lock().map_err(poisoned)?;
-            Ok(s.get(&storage_key("session", id), now).cloned())
+            let stored = {
+                let s = self.sessions.lock().map_err(poisoned)?;
+                s.get(&digest_key("session", id), now).cloned()
+            };
+            // Decoded outside the lock; a stored form this build cannot read
+            // is no session.
+            Ok(stored.and_then(|b| Session::decode(&b)))
         })
     }
 
@@ -199,7 +223,7 @@ impl Store for MemoryStore {
         Box::pin(async move {
             let now = (self.clock)();
             let mut s = self.sessions.lock().map_err(poisoned)?;
-            s.remove(&storage_key("session", id), now);
+            s.remove(&digest_key("session", id), now);
             Ok(())
         })
     }
@@ -214,7 +238,7 @@ impl Store for MemoryStore {
         Box::pin(async move {
             let now = (self.clock)();
             let mut s = self.states.lock().map_err(poisoned)?;
-            s.insert(storage_key(ns, key), value.to_vec(), expires, now)
+            s.insert(digest_key(ns, key), value.into(), expires, now)
         })
     }
 
@@ -226,7 +250,7 @@ impl Store for MemoryStore {
     ) -> StoreFuture<'a, Option<Vec<u8>>> {
         Box::pin(async move {
             let s = self.states.lock().map_err(poisoned)?;
-            Ok(s.get(&storage_key(ns, key), now).cloned())
+            Ok(s.get(&digest_key(ns, key), now).map(|v| v.to_vec()))
         })
     }
 
@@ -238,7 +262,7 @@ impl Store for MemoryStore {
     ) -> StoreFuture<'a, Option<Vec<u8>>> {
         Box::pin(async move {
             let mut s = self.states.lock().map_err(poisoned)?;
-            Ok(s.remove(&storage_key(ns, key), now))
+            Ok(s.remove(&digest_key(ns, key), now).map(Vec::from))
         })
     }
 
@@ -318,26 +342,27 @@ mod tests {
     #[test]
     fn entries_expire_in_time_order_from_the_front_of_the_index() {
         let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let k = |name: &str| digest_key("t", name);
         let mut m = Expiring::new(100);
         // Inserted out of order; they go in order of expiry.
-        for (k, secs) in [("c", 30), ("a", 10), ("b", 20)] {
-            m.insert(k.into(), (), now + Duration::seconds(secs), now)
+        for (name, secs) in [("c", 30), ("a", 10), ("b", 20)] {
+            m.insert(k(name), (), now + Duration::seconds(secs), now)
                 .unwrap();
         }
         m.purge(now + Duration::seconds(10));
-        assert!(m.get("a", now).is_none());
+        assert!(m.get(&k("a"), now).is_none());
         assert_eq!(m.len(), 2);
         m.purge(now + Duration::seconds(25));
         assert_eq!(m.len(), 1);
-        assert!(m.get("c", now).is_some());
+        assert!(m.get(&k("c"), now).is_some());
         // Replacing a key moves it in the index (the old expiry is gone).
-        m.insert("c".into(), (), now + Duration::seconds(100), now)
+        m.insert(k("c"), (), now + Duration::seconds(100), now)
             .unwrap();
         m.purge(now + Duration::seconds(50));
         assert_eq!(m.len(), 1);
         assert_eq!(m.order.len(), 1);
         // A removed key leaves nothing behind in the index.
-        assert!(m.remove("c", now).is_some());
+        assert!(m.remove(&k("c"), now).is_some());
         assert_eq!((m.len(), m.order.len()), (0, 0));
     }
 
