@@ -119,6 +119,13 @@ pub struct Server {
     /// `login.rate_limited` with `Retry-After`.
     #[serde(default = "default_login_starts_per_minute")]
     pub login_starts_per_minute: u32,
+    /// Login starts per tenant (and per OpenID provider client) within 10
+    /// minutes, the lifetime of login state, whatever the client address:
+    /// the cap on unauthenticated login state (pending state stays below
+    /// about twice this). Past it, 503 `login.tenant_busy` with
+    /// `Retry-After`. Per instance.
+    #[serde(default = "default_login_states_per_tenant")]
+    pub login_states_per_tenant: u32,
     /// The whole request head (request line and headers) must arrive within
     /// this; it also bounds a keep-alive connection waiting for its next
     /// request. Past it fedgate closes the connection.
@@ -157,6 +164,10 @@ fn default_listen() -> SocketAddr {
 
 fn default_login_starts_per_minute() -> u32 {
     120
+}
+
+fn default_login_states_per_tenant() -> u32 {
+    10_000
 }
 
 fn default_cpu_queue() -> usize {
@@ -723,6 +734,13 @@ impl Config {
             return Err(invalid(
                 "server.login_starts_per_minute".into(),
                 "must be at least 1 (it is how many logins one client may start a minute)".into(),
+            ));
+        }
+        if self.server.login_states_per_tenant == 0 {
+            return Err(invalid(
+                "server.login_states_per_tenant".into(),
+                "must be at least 1 (it is how many logins one tenant may start in 10 minutes)"
+                    .into(),
             ));
         }
         let s = &self.server;

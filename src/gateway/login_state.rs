@@ -68,9 +68,128 @@ pub struct LoginStart<'a> {
     pub force_authn: bool,
 }
 
+/// How long login state lives (the AuthnRequest, the OIDC state, a pending
+/// authorization request): the window [`PendingBudget`] counts in.
+pub const PENDING_WINDOW: time::Duration = time::Duration::minutes(10);
+
+/// Login starts per configured tenant (or OpenID provider client) within
+/// [`PENDING_WINDOW`]: the cap on login state that no one has authenticated
+/// for yet, whatever the number of client addresses it comes from. Counted
+/// per fedgate instance over a sliding window (the previous window's count
+/// weighted by how much of it still overlaps), so the pending state of one
+/// id stays below about twice the limit. Only configured ids have a counter:
+/// the map never grows after start-up.
+pub struct PendingBudget {
+    limit: u32,
+    counters: std::collections::HashMap<String, std::sync::Mutex<Window>>,
+}
+
+#[derive(Clone, Copy)]
+struct Window {
+    start: time::OffsetDateTime,
+    current: u32,
+    previous: u32,
+}
+
+impl PendingBudget {
+    pub fn new<'a>(limit: u32, ids: impl IntoIterator<Item = &'a str>) -> PendingBudget {
+        let start = time::OffsetDateTime::UNIX_EPOCH;
+        PendingBudget {
+            limit: limit.max(1),
+            counters: ids
+                .into_iter()
+                .map(|id| {
+                    let w = Window {
+                        start,
+                        current: 0,
+                        previous: 0,
+                    };
+                    (id.to_string(), std::sync::Mutex::new(w))
+                })
+                .collect(),
+        }
+    }
+
+    /// Count one start for `id` at `now`, or refuse with the seconds until
+    /// the window moves on. An id with no counter (not configured: the
+    /// request is refused elsewhere) is not limited here.
+    pub fn take(&self, id: &str, now: time::OffsetDateTime) -> Result<(), u64> {
+        let Some(counter) = self.counters.get(id) else {
+            return Ok(());
+        };
+        let Ok(mut w) = counter.lock() else {
+            // A poisoned counter: fail closed.
+            return Err(60);
+        };
+        let elapsed = now - w.start;
+        if elapsed >= PENDING_WINDOW * 2 || elapsed < time::Duration::ZERO {
+            *w = Window {
+                start: now,
+                current: 0,
+                previous: 0,
+            };
+        } else if elapsed >= PENDING_WINDOW {
+            *w = Window {
+                start: w.start + PENDING_WINDOW,
+                current: 0,
+                previous: w.current,
+            };
+        }
+        let into = (now - w.start).as_seconds_f64() / PENDING_WINDOW.as_seconds_f64();
+        let estimate = f64::from(w.previous) * (1.0 - into) + f64::from(w.current);
+        if estimate >= f64::from(self.limit) {
+            let left = (w.start + PENDING_WINDOW - now).whole_seconds();
+            return Err(u64::try_from(left).unwrap_or(0).clamp(1, 600));
+        }
+        w.current += 1;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pending_login_state_is_capped_per_id_over_a_sliding_window() {
+        let t0 = time::OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let b = PendingBudget::new(100, ["contoso", "fabrikam"]);
+        for _ in 0..100 {
+            assert!(b.take("contoso", t0).is_ok());
+        }
+        let wait = b.take("contoso", t0).unwrap_err();
+        assert_eq!(wait, 600, "the whole window is ahead");
+        // Another tenant has its own budget; an unconfigured id is not counted here.
+        assert!(b.take("fabrikam", t0).is_ok());
+        assert!(b.take("unknown", t0).is_ok());
+        // Half-way into the next window the previous one counts half: 50 more.
+        let t1 = t0 + PENDING_WINDOW + PENDING_WINDOW / 2;
+        for _ in 0..50 {
+            assert!(b.take("contoso", t1).is_ok());
+        }
+        assert!(b.take("contoso", t1).is_err());
+        // Two quiet windows later it starts over.
+        let t2 = t0 + PENDING_WINDOW * 4;
+        assert!(b.take("contoso", t2).is_ok());
+        // Over any ten minutes, no more than twice the limit got through.
+        let b = PendingBudget::new(100, ["contoso"]);
+        let mut taken = Vec::new();
+        for s in 0..3600 {
+            let t = t0 + time::Duration::seconds(s);
+            for _ in 0..5 {
+                if b.take("contoso", t).is_ok() {
+                    taken.push(s);
+                }
+            }
+        }
+        for start in 0..3000 {
+            let n = taken
+                .iter()
+                .filter(|&&s| s >= start && s < start + 600)
+                .count();
+            assert!(n <= 200, "{n} starts in the 10 minutes from {start}s");
+        }
+    }
 
     #[test]
     fn a_binding_matches_only_its_own_cookie() {

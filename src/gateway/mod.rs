@@ -59,6 +59,11 @@ pub struct App {
     /// Login starts per client (`server.login_starts_per_minute`), 16,384
     /// clients remembered: unauthenticated requests that store login state.
     pub login_throttle: crate::net::Throttle,
+    /// Login starts per tenant (`{tenant}`) and OpenID provider client
+    /// (`console:{id}`) within the lifetime of login state.
+    pub pending_budget: login_state::PendingBudget,
+    /// The last readiness probe of the store and when it ran (`/readyz`).
+    pub readiness: tokio::sync::Mutex<Option<(std::time::Instant, Result<(), String>)>>,
     clock: Box<dyn Fn() -> OffsetDateTime + Send + Sync>,
 }
 
@@ -170,6 +175,22 @@ impl App {
             time::Duration::minutes(1),
             16_384,
         );
+        let budget_ids: Vec<String> = config
+            .tenants
+            .iter()
+            .map(|t| t.id.clone())
+            .chain(
+                config
+                    .consoles
+                    .iter()
+                    .filter(|c| c.oidc.is_some())
+                    .map(|c| format!("console:{}", c.id)),
+            )
+            .collect();
+        let pending_budget = login_state::PendingBudget::new(
+            config.server.login_states_per_tenant,
+            budget_ids.iter().map(String::as_str),
+        );
         // Metric labels: the configured ids only, so no request adds a series.
         let metrics = Metrics::new(
             config.tenants.iter().map(|t| t.id.as_str()),
@@ -187,6 +208,8 @@ impl App {
             admin_throttle: crate::net::Throttle::new(5, time::Duration::minutes(1), 4096),
             cpu,
             login_throttle,
+            pending_budget,
+            readiness: tokio::sync::Mutex::new(None),
             clock,
         })
     }
@@ -597,23 +620,62 @@ fn status_for(code: &str) -> u16 {
     }
 }
 
-/// A client may start one more login (it stores login state before anyone
-/// is authenticated), or gets 429 `login.rate_limited` with `Retry-After`.
-/// Not audited one by one (a flood would grow the audit file): counted in
-/// the metrics and logged at debug level.
-pub fn login_start_allowed(app: &App, client: std::net::IpAddr) -> Result<(), Refusal> {
-    let Err(secs) = app.login_throttle.attempt(client, app.now()) else {
+/// Whether `client` may start another login (`/saml/{t}/login`,
+/// `/oidc/{t}/login`, `/oauth2/authorize`), which stores state before anyone
+/// is authenticated. First per client address: past
+/// `server.login_starts_per_minute`, 429 `login.rate_limited`. Then per
+/// tenant (or OpenID provider client, `console:{id}`), `scope`, whatever
+/// the address: past `server.login_states_per_tenant` in 10 minutes, 503
+/// `login.tenant_busy`. Both with `Retry-After`. Not audited one by one (a
+/// flood would grow the audit file): counted in the metrics and logged at
+/// debug level.
+pub fn login_start_allowed(
+    app: &App,
+    client: std::net::IpAddr,
+    scope: Option<&str>,
+) -> Result<(), Refusal> {
+    let now = app.now();
+    if let Err(secs) = app.login_throttle.attempt(client, now) {
+        app.metrics.login("-", "-", "denied", "login.rate_limited");
+        tracing::debug!(%client, retry_after = secs, "login starts throttled");
+        return Err(Refusal {
+            retry_after: Some(u32::try_from(secs).unwrap_or(60)),
+            ..Refusal::new(
+                429,
+                "login.rate_limited",
+                format!(
+                    "too many sign-ins started from this address: wait {secs} seconds and try again"
+                ),
+            )
+        });
+    }
+    let Some(scope) = scope else {
         return Ok(());
     };
-    app.metrics.login("-", "-", "denied", "login.rate_limited");
-    tracing::debug!(%client, retry_after = secs, "login starts throttled");
+    let Err(secs) = app.pending_budget.take(scope, now) else {
+        return Ok(());
+    };
+    let (tenant, console) = match scope.strip_prefix("console:") {
+        Some(c) => ("-", c),
+        None => (scope, "-"),
+    };
+    app.metrics
+        .login(tenant, console, "denied", "login.tenant_busy");
+    tracing::warn!(
+        scope,
+        retry_after = secs,
+        limit = app.config.server.login_states_per_tenant,
+        "login starts for this tenant or client are at server.login_states_per_tenant: refused"
+    );
     Err(Refusal {
         retry_after: Some(u32::try_from(secs).unwrap_or(60)),
         ..Refusal::new(
-            429,
-            "login.rate_limited",
+            503,
+            "login.tenant_busy",
             format!(
-                "too many sign-ins started from this address: wait {secs} seconds and try again"
+                "too many sign-ins were started for {} in the last 10 minutes (server.login_states_per_tenant = {}): try again in {secs} seconds",
+                crate::util::clip(scope, crate::audit::CLIP),
+                app.config.server.login_states_per_tenant
             ),
         )
     })
@@ -622,6 +684,10 @@ pub fn login_start_allowed(app: &App, client: std::net::IpAddr) -> Result<(), Re
 /// The store did not answer: count it, log it, and fail closed with 503.
 pub(crate) fn store_down(app: &App, op: &'static str, e: crate::store::StoreError) -> Refusal {
     app.metrics.store_error(op);
+    // What /readyz said a moment ago no longer holds: probe again.
+    if let Ok(mut last) = app.readiness.try_lock() {
+        *last = None;
+    }
     tracing::warn!(op, error = %e, "store unavailable: login refused (fail closed)");
     Refusal::new(503, e.code(), e.to_string())
 }

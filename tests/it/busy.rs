@@ -220,3 +220,80 @@ async fn login_starts_are_rate_limited_per_client() {
     assert_eq!(status, 200, "{html}");
     env.stop().await;
 }
+
+/// Issue 15, part 4: login state is capped per tenant whatever the client
+/// address (`server.login_states_per_tenant`): past it, every login start
+/// for that tenant gets 503 `login.tenant_busy` with `Retry-After`, the
+/// OpenID provider's clients have budgets of their own, and posted logins
+/// (which store no login state) go on.
+#[tokio::test]
+async fn login_state_is_capped_per_tenant() {
+    let overrides = [
+        (
+            "FEDGATE_SERVER__LOGIN_STATES_PER_TENANT".to_string(),
+            "3".to_string(),
+        ),
+        (
+            "FEDGATE_SERVER__LOGIN_STARTS_PER_MINUTE".to_string(),
+            "1000".to_string(),
+        ),
+    ];
+    let env = Environment::start_with_overrides("", &overrides)
+        .await
+        .unwrap();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let saml = format!(
+        "{}/saml/contoso/login?console={CONSOLE_ID}",
+        env.fedgate_url
+    );
+    let oidc = format!("{}/oidc/contoso/login", env.fedgate_url);
+    for url in [&saml, &oidc, &saml] {
+        let r = http.get(url).send().await.unwrap();
+        assert_eq!(r.status(), 303, "a login start within the tenant's budget");
+    }
+    for url in [&saml, &oidc] {
+        let r = http.get(url).send().await.unwrap();
+        assert_eq!(r.status(), 503, "{url}");
+        let retry: u64 = r.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=600).contains(&retry), "{retry}");
+        let body = r.text().await.unwrap();
+        assert_eq!(code_in(&body), "login.tenant_busy");
+        assert!(body.contains("server.login_states_per_tenant"), "{body}");
+    }
+    // The OpenID provider's client has a budget of its own: its requests
+    // are not refused for the tenant's (an unknown client_id is refused by
+    // the provider, not counted).
+    let authorize = format!(
+        "{}/oauth2/authorize?client_id={}&response_type=code&redirect_uri=x",
+        env.fedgate_url,
+        demo::ACRONIS_ID
+    );
+    let r = http.get(&authorize).send().await.unwrap();
+    assert_ne!(r.status(), 503, "{:?}", r.text().await);
+    // The refusals are counted under the tenant's own label.
+    let metrics = http
+        .get(format!("{}/metrics", env.fedgate_url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.contains("tenant=\"contoso\"") && l.contains("login.tenant_busy")),
+        "{metrics}"
+    );
+    // Posted logins store no login state and go on.
+    let (status, html) = env.login(&demo::alice(), Some(CONSOLE_ID)).await.unwrap();
+    assert_eq!(status, 200, "{html}");
+    env.stop().await;
+}
