@@ -142,6 +142,12 @@ pub struct Server {
     /// store, the audit file and outbound fetches).
     #[serde(default = "default_max_connections")]
     pub max_connections: u64,
+    /// Connections one client (an IPv4 address, an IPv6 /64) may hold
+    /// open at once; more are accepted and closed at once. Peers listed in
+    /// `trusted_proxies` are not limited (every browser behind a proxy
+    /// shares its address).
+    #[serde(default = "default_max_connections_per_client")]
+    pub max_connections_per_client: u64,
     /// On SIGTERM: stop accepting, let in-flight requests finish for up to
     /// this long, then close what is left.
     #[serde(default = "default_shutdown_grace")]
@@ -180,6 +186,10 @@ fn default_assertion_lifetime() -> u64 {
 
 fn default_conn_timeout() -> u64 {
     10
+}
+
+fn default_max_connections_per_client() -> u64 {
+    256
 }
 
 fn default_max_connections() -> u64 {
@@ -752,6 +762,10 @@ impl Config {
                 s.tls_handshake_timeout_secs,
             ),
             ("server.max_connections", s.max_connections),
+            (
+                "server.max_connections_per_client",
+                s.max_connections_per_client,
+            ),
             ("server.shutdown_grace_secs", s.shutdown_grace_secs),
         ] {
             if value == 0 {
@@ -1100,6 +1114,7 @@ public_url = "http://127.0.0.1:8443"
         assert_eq!(c.server.body_timeout_secs, 10);
         assert_eq!(c.server.tls_handshake_timeout_secs, 10);
         assert_eq!(c.server.max_connections, 4096);
+        assert_eq!(c.server.max_connections_per_client, 256);
         assert_eq!(c.server.shutdown_grace_secs, 20);
     }
 
@@ -1110,6 +1125,7 @@ public_url = "http://127.0.0.1:8443"
             "body_timeout_secs",
             "tls_handshake_timeout_secs",
             "max_connections",
+            "max_connections_per_client",
             "shutdown_grace_secs",
         ] {
             let text = format!("{MIN}{key} = 0\n");

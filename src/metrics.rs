@@ -228,6 +228,7 @@ impl ConnectionTimeout {
 pub struct ConnectionMetrics {
     open: atomic::AtomicU64,
     refused: atomic::AtomicU64,
+    refused_per_client: atomic::AtomicU64,
     timeouts: [atomic::AtomicU64; 3],
 }
 
@@ -259,6 +260,17 @@ impl ConnectionMetrics {
         self.refused.load(atomic::Ordering::Relaxed)
     }
 
+    /// A connection closed at once because its client already had
+    /// `server.max_connections_per_client` open.
+    pub fn refused_per_client(&self) {
+        self.refused_per_client
+            .fetch_add(1, atomic::Ordering::Relaxed);
+    }
+
+    pub fn refused_per_client_total(&self) -> u64 {
+        self.refused_per_client.load(atomic::Ordering::Relaxed)
+    }
+
     pub fn timed_out(&self, kind: ConnectionTimeout) {
         self.timeouts[kind as usize].fetch_add(1, atomic::Ordering::Relaxed);
     }
@@ -277,6 +289,13 @@ impl ConnectionMetrics {
             out,
             "fedgate_connections_refused_total {}",
             self.refused_total()
+        );
+        out.push_str("# HELP fedgate_connections_refused_per_client_total Connections closed at once because their client had server.max_connections_per_client open.\n");
+        out.push_str("# TYPE fedgate_connections_refused_per_client_total counter\n");
+        let _ = writeln!(
+            out,
+            "fedgate_connections_refused_per_client_total {}",
+            self.refused_per_client_total()
         );
         out.push_str("# HELP fedgate_connection_timeouts_total Connections closed (or answered 408) on a timeout, by kind.\n");
         out.push_str("# TYPE fedgate_connection_timeouts_total counter\n");

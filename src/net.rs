@@ -95,8 +95,9 @@ pub fn client_ip<'a>(
         .unwrap_or(peer)
 }
 
-/// The throttle's key for a client: IPv4 as is, IPv6 by its /64.
-fn bucket(ip: IpAddr) -> IpAddr {
+/// The key of a client for throttles and per-client bounds: IPv4 as is,
+/// IPv6 by its /64.
+pub fn bucket(ip: IpAddr) -> IpAddr {
     match canonical(ip) {
         IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & (u128::MAX << 64)).into()),
         v4 => v4,

@@ -10,6 +10,10 @@
 //! - at most `max_connections` open at once, clamped below the open-file
 //!   limit: one more is accepted and closed at once, so the listen backlog
 //!   never fills with clients nobody serves;
+//! - at most `max_connections_per_client` of them from one client (an IPv4
+//!   address, an IPv6 /64; trusted proxies exempt), likewise, so one host
+//!   cannot hold every slot (and the memory of each: about 20 KB an idle
+//!   connection, docs/performance.md);
 //! - on shutdown: stop accepting, let in-flight requests finish for up to
 //!   `shutdown_grace_secs`, close the rest.
 //!
@@ -53,6 +57,7 @@ pub struct Limits {
     pub body_timeout: Duration,
     pub tls_handshake_timeout: Duration,
     pub max_connections: u64,
+    pub max_connections_per_client: u64,
     pub shutdown_grace: Duration,
 }
 
@@ -63,7 +68,72 @@ impl Limits {
             body_timeout: Duration::from_secs(s.body_timeout_secs),
             tls_handshake_timeout: Duration::from_secs(s.tls_handshake_timeout_secs),
             max_connections: s.max_connections,
+            max_connections_per_client: s.max_connections_per_client,
             shutdown_grace: Duration::from_secs(s.shutdown_grace_secs),
+        }
+    }
+}
+
+/// Connections open per client, for `server.max_connections_per_client`.
+/// A client has an entry only while it has a connection open, so the map
+/// never holds more than `max_connections` entries.
+pub struct PerClient {
+    limit: u64,
+    exempt: Vec<crate::net::Cidr>,
+    open: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, u64>>,
+}
+
+/// One connection's place in [`PerClient`]: given back when dropped.
+pub struct ClientSlot {
+    table: Arc<PerClient>,
+    key: std::net::IpAddr,
+}
+
+impl PerClient {
+    pub fn new(limit: u64, exempt: Vec<crate::net::Cidr>) -> Arc<PerClient> {
+        Arc::new(PerClient {
+            limit: limit.max(1),
+            exempt,
+            open: std::sync::Mutex::new(std::collections::HashMap::new()),
+        })
+    }
+
+    /// A slot for one more connection from `peer`: `Ok(None)` for an
+    /// exempt peer (a trusted proxy), `Err(())` when the client is at the
+    /// limit (or the table is poisoned: fail closed).
+    #[allow(clippy::result_unit_err)]
+    pub fn try_open(self: &Arc<Self>, peer: std::net::IpAddr) -> Result<Option<ClientSlot>, ()> {
+        if self.exempt.iter().any(|c| c.contains(peer)) {
+            return Ok(None);
+        }
+        let key = crate::net::bucket(peer);
+        let mut open = self.open.lock().map_err(|_| ())?;
+        let n = open.entry(key).or_insert(0);
+        if *n >= self.limit {
+            return Err(());
+        }
+        *n += 1;
+        Ok(Some(ClientSlot {
+            table: self.clone(),
+            key,
+        }))
+    }
+
+    /// Clients with a connection open now.
+    pub fn clients(&self) -> usize {
+        self.open.lock().map_or(0, |m| m.len())
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        if let Ok(mut open) = self.table.open.lock() {
+            if let Some(n) = open.get_mut(&self.key) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    open.remove(&self.key);
+                }
+            }
         }
     }
 }
@@ -114,6 +184,10 @@ pub async fn run(
             "server.max_connections clamped below the open-file limit (raise LimitNOFILE / ulimit -n to allow more)"
         );
     }
+    let per_client = PerClient::new(
+        limits.max_connections_per_client,
+        app.config.server.trusted_proxies(),
+    );
     let limits = Arc::new(limits);
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let router = super::router(app.clone());
@@ -145,7 +219,13 @@ pub async fn run(
                     drop(stream);
                     continue;
                 }
-                let open = Open::new(app.clone());
+                let Ok(slot) = per_client.try_open(peer.ip()) else {
+                    metrics.refused_per_client();
+                    tracing::debug!(%peer, "connection refused: server.max_connections_per_client open from this client");
+                    drop(stream);
+                    continue;
+                };
+                let open = Open::new(app.clone(), slot);
                 tasks.spawn(connection(
                     stream,
                     peer,
@@ -176,13 +256,15 @@ pub async fn run(
     Ok(())
 }
 
-/// One open connection, counted in `fedgate_connections_open` while it lives.
-struct Open(Arc<App>);
+/// One open connection, counted in `fedgate_connections_open` (and in its
+/// client's count) while it lives.
+// The slot is held for its Drop, which gives it back.
+struct Open(Arc<App>, #[allow(dead_code)] Option<ClientSlot>);
 
 impl Open {
-    fn new(app: Arc<App>) -> Open {
+    fn new(app: Arc<App>, slot: Option<ClientSlot>) -> Open {
         app.metrics.connections.opened();
-        Open(app)
+        Open(app, slot)
     }
 }
 
@@ -357,6 +439,41 @@ fn refusal(status: StatusCode, code: &'static str, message: &str, json: bool) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn connections_per_client_are_bounded_and_given_back() {
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        let proxies = vec![crate::net::Cidr::parse("10.0.0.0/8").unwrap()];
+        let t = PerClient::new(2, proxies);
+        let a = t.try_open(ip("198.51.100.7")).unwrap();
+        let b = t.try_open(ip("198.51.100.7")).unwrap();
+        assert!(
+            t.try_open(ip("198.51.100.7")).is_err(),
+            "the third is refused"
+        );
+        // One IPv6 host is its /64: the same client under any address.
+        let v6a = t.try_open(ip("2001:db8:1:2::1")).unwrap();
+        let _v6b = t.try_open(ip("2001:db8:1:2::ffff")).unwrap();
+        assert!(t.try_open(ip("2001:db8:1:2:abcd::9")).is_err());
+        // A trusted proxy is not limited and takes no entry.
+        for _ in 0..10 {
+            assert!(t.try_open(ip("10.1.2.3")).unwrap().is_none());
+        }
+        assert_eq!(t.clients(), 2);
+        drop(a);
+        assert!(
+            t.try_open(ip("198.51.100.7")).is_ok(),
+            "a closed slot is given back"
+        );
+        drop(b);
+        drop(v6a);
+        drop(_v6b);
+        assert_eq!(
+            t.clients(),
+            0,
+            "no entry is left for a client with nothing open"
+        );
+    }
 
     #[test]
     fn max_connections_is_clamped_below_the_open_file_limit() {

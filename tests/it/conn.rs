@@ -141,3 +141,59 @@ async fn at_max_connections_one_more_is_closed_at_once_and_a_later_one_served() 
     assert_eq!(ok.status(), 200);
     env.stop().await;
 }
+
+/// A TCP connection to fedgate from `local` (another loopback address is
+/// another client).
+async fn connect_from(local: &str, env: &Environment) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{local}:0").parse().unwrap()).unwrap();
+    socket.connect(addr(env).parse().unwrap()).await.unwrap()
+}
+
+/// GET /healthz on `s`: whether it answered 200.
+async fn healthz_on(s: &mut TcpStream) -> bool {
+    let _ = s
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: fedgate\r\nConnection: close\r\n\r\n")
+        .await;
+    read_to_close(s).await.starts_with("HTTP/1.1 200")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_client_holds_at_most_its_share_of_connections_and_others_are_served() {
+    let env = start(&[("FEDGATE_SERVER__MAX_CONNECTIONS_PER_CLIENT", "2")]).await;
+    // 127.0.0.2 opens its two and holds them idle.
+    let a = connect_from("127.0.0.2", &env).await;
+    let b = connect_from("127.0.0.2", &env).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Its third is closed at once, unanswered.
+    let mut c = connect_from("127.0.0.2", &env).await;
+    assert!(
+        !healthz_on(&mut c).await,
+        "served past the per-client bound"
+    );
+    assert!(env.app.metrics.connections.refused_per_client_total() >= 1);
+    assert_eq!(env.app.metrics.connections.refused_total(), 0);
+    // Another client is served meanwhile.
+    let mut other = connect_from("127.0.0.3", &env).await;
+    assert!(healthz_on(&mut other).await);
+    // A slot given back is usable again.
+    drop(a);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut again = connect_from("127.0.0.2", &env).await;
+    assert!(healthz_on(&mut again).await);
+    let metrics = reqwest::get(format!("{}/metrics", env.fedgate_url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.lines().any(
+            |l| l.starts_with("fedgate_connections_refused_per_client_total ")
+                && !l.ends_with(" 0")
+        ),
+        "{metrics}"
+    );
+    drop(b);
+    env.stop().await;
+}
