@@ -1,49 +1,125 @@
-//! A minimal end-to-end load run: starts the demo environment (mock Entra
-//! tenant, fedgate, mock console) in-process on loopback, pre-signs N
+//! The end-to-end load run of issue 15: starts the demo environment (mock
+//! Entra tenant, fedgate, mock console) in-process on loopback, pre-signs N
 //! distinct IdP-initiated responses on all cores, then posts each once to
 //! fedgate's ACS with C concurrent keep-alive clients while `/healthz` is
 //! polled every 10 ms.
 //!
-//! `cargo run --release --example load -- --logins 10000 --concurrency 32`
+//! ```text
+//! cargo run --release --example load -- --logins 10000 --concurrency 32
+//! cargo run --release --example load -- --logins 10000 --rate 1500
+//! cargo run --release --example load -- --logins 20000 --rate 1000 --attack
+//! ```
+//!
+//! `--rate R` paces the logins at R a second (open loop: each login's
+//! latency counts from when it was due, so a stalled server is not hidden
+//! by the client waiting for it); without it the C clients post as fast as
+//! they are answered. `--attack` runs the hostile shapes of issue 15
+//! alongside, from another address (127.0.0.2) than the real users
+//! (127.0.0.1): 10 quadratic-shape SAMLResponses a second (40,408 IDs, and
+//! a 90,000-entry PrefixList), `--slow-connections` (2,000) connections that
+//! trickle one header byte every 5 s and reconnect when closed (a second
+//! later if closed at once), and a login-state flood (`--flood-rate`, 1,000
+//! login starts a second, half of them at unknown tenants).
 //!
 //! It also measures this machine's RSA-2048 signing rate (aws-lc-rs, all
 //! cores, ~2 s) in the same run and prints logins/s divided by it: each
 //! login costs fedgate one RSA verify (Entra's signature) and one RSA sign
-//! (the Response it posts to the console), and the sign dominates.
+//! (the Response it posts to the console), and the sign dominates. RSS is
+//! this process's (fedgate, the mocks and the load clients), read from
+//! `/proc/self/status` after the pre-signing, so it counts what the logins
+//! add. The memory store's cap is raised to hold every login's session and
+//! replay entry (`store.memory_max_entries`).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use fedgate::demo::{self, Environment};
 use fedgate::mock::entra::{self, MockLogin, MockUser};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// The allocator the `fedgate` binary uses, so the run measures what runs.
+#[path = "../tests/it/hostile_shapes.rs"]
+mod shapes;
+
+/// The allocator the `fedgate` binary uses, so the run measures what runs,
+/// counting the bytes live on the heap: RSS also holds what the allocator
+/// keeps after a free, the live bytes are what fedgate's state holds.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: cap::Cap<mimalloc::MiMalloc> = cap::Cap::new(mimalloc::MiMalloc, usize::MAX);
+
+fn live_mb() -> f64 {
+    GLOBAL.allocated() as f64 / 1048576.0
+}
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
+struct Args {
+    logins: usize,
+    concurrency: usize,
+    /// Logins a second, or 0 for as fast as the clients are answered.
+    rate: f64,
+    attack: bool,
+    slow_connections: usize,
+    flood_rate: f64,
+}
+
 fn main() -> Result<(), Error> {
-    let (logins, concurrency) = parse_args()?;
+    let args = parse_args()?;
+    let (logins, concurrency) = (args.logins, args.concurrency);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // fedgate (and the mocks) on one runtime, the load clients on another,
+    // so each thread's CPU time says whose work it was.
     let rt = tokio::runtime::Builder::new_multi_thread()
+        .thread_name("fedgate-io")
         .enable_all()
         .build()?;
-    let env = rt.block_on(Environment::start_with_overrides("", &[]))?;
+    let clients = tokio::runtime::Builder::new_multi_thread()
+        .thread_name("load-client")
+        .enable_all()
+        .build()?;
+    // Room for every login's session and replay claim (each kind is capped
+    // on its own), so the run measures speed, not the cap.
+    let cap = (logins + 10_000).max(250_000);
+    let overrides = [(
+        "FEDGATE_STORE__MEMORY_MAX_ENTRIES".to_string(),
+        cap.to_string(),
+    )];
+    let rss_idle = rss_kb();
+    let env = rt.block_on(Environment::start_with_overrides("", &overrides))?;
+    let rss_started = rss_kb();
     println!(
-        "fedgate at {}, {cores} cores, {logins} logins, concurrency {concurrency}",
-        env.fedgate_url
+        "fedgate at {}, {cores} cores, {logins} logins, concurrency {concurrency}, {}{}",
+        env.fedgate_url,
+        if args.rate > 0.0 {
+            format!("paced at {:.0}/s", args.rate)
+        } else {
+            "as fast as answered".to_string()
+        },
+        if args.attack {
+            format!(
+                ", under attack ({} slow connections, {:.0} login starts/s, 10 hostile responses/s)",
+                args.slow_connections, args.flood_rate
+            )
+        } else {
+            String::new()
+        }
     );
+    if let (Some(a), Some(b)) = (rss_idle, rss_started) {
+        println!(
+            "RSS at start {:.1} MB, with fedgate and the mocks started {:.1} MB",
+            a as f64 / 1024.0,
+            b as f64 / 1024.0
+        );
+    }
 
     // Pre-sign N distinct responses on all cores (not part of the login timing).
     let t = Instant::now();
     let posted = presign(&env, logins, cores)?;
     let sign_s = t.elapsed().as_secs_f64();
     println!(
-        "pre-signed {logins} responses in {sign_s:.2} s ({:.0}/s, mean {:.1} KB base64)",
+        "pre-signed {logins} responses in {sign_s:.2} s ({:.0}/s, mean form body {:.1} KB)",
         logins as f64 / sign_s,
         posted.iter().map(String::len).sum::<usize>() as f64 / logins.max(1) as f64 / 1024.0
     );
@@ -51,57 +127,98 @@ fn main() -> Result<(), Error> {
     let rsa_rate = rsa_sign_rate(cores, Duration::from_secs(2))?;
     println!("RSA-2048 PKCS#1 SHA-256 signing, {cores} threads: {rsa_rate:.0}/s");
 
+    let hostile = if args.attack {
+        Some(hostile_bodies(&posted[0])?)
+    } else {
+        None
+    };
     let rss_before = rss_kb();
-    let report = rt.block_on(run(&env, posted, concurrency))?;
+    let posted_mb = posted.iter().map(|p| p.capacity()).sum::<usize>() as f64 / 1048576.0;
+    let live_before = live_mb() - posted_mb;
+    let cpu_before = thread_cpu();
+    // `run` drops the pre-signed bodies when the last client is done.
+    let report = clients.block_on(run(&env, posted, &args, hostile))?;
+    let cpu = thread_cpu().since(&cpu_before);
     let rss_after = rss_kb();
+    let live_after = live_mb();
     rt.block_on(env.stop());
 
     report.print(rsa_rate);
+    cpu.print(logins, report.elapsed, cores, rsa_rate);
     match (rss_before, rss_after) {
         (Some(b), Some(a)) => println!(
-            "RSS before {:.1} MB, after {:.1} MB, {:+.2} KB per login",
+            "RSS before the logins {:.1} MB, after {:.1} MB (peak {:.1} MB): {:+.1} MB, {:+.2} KB per login",
             b as f64 / 1024.0,
             a as f64 / 1024.0,
+            report.peak_rss_kb.max(a) as f64 / 1024.0,
+            (a as f64 - b as f64) / 1024.0,
             (a as f64 - b as f64) / logins.max(1) as f64
         ),
         _ => println!("RSS: /proc/self/status unreadable"),
     }
+    println!(
+        "heap live (without the pre-signed bodies) before the logins {live_before:.1} MB, after \
+         {live_after:.1} MB: {:+.1} MB, {:+.0} bytes per login",
+        live_after - live_before,
+        (live_after - live_before) * 1048576.0 / logins.max(1) as f64
+    );
     if report.ok != logins {
         return Err(format!("{} of {logins} logins failed", logins - report.ok).into());
     }
     Ok(())
 }
 
-fn parse_args() -> Result<(usize, usize), Error> {
-    let (mut logins, mut concurrency) = (10_000usize, 32usize);
+fn parse_args() -> Result<Args, Error> {
+    let mut a = Args {
+        logins: 10_000,
+        concurrency: 32,
+        rate: 0.0,
+        attack: false,
+        slow_connections: 2_000,
+        flood_rate: 1_000.0,
+    };
     let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
+    while let Some(arg) = args.next() {
         let mut value = |name: &str| -> Result<usize, Error> {
             let v = args.next().ok_or(format!("{name} needs a value"))?;
-            let n: usize = v
-                .parse()
-                .map_err(|_| format!("{name}: not a number: {v}"))?;
-            if n == 0 {
-                return Err(format!("{name} must be at least 1").into());
-            }
-            Ok(n)
+            v.parse()
+                .map_err(|_| format!("{name}: not a number: {v}").into())
         };
-        match a.as_str() {
-            "--logins" => logins = value("--logins")?,
-            "--concurrency" => concurrency = value("--concurrency")?,
+        match arg.as_str() {
+            "--logins" => a.logins = value("--logins")?,
+            "--concurrency" => a.concurrency = value("--concurrency")?,
+            "--rate" => a.rate = value("--rate")? as f64,
+            "--slow-connections" => a.slow_connections = value("--slow-connections")?,
+            "--flood-rate" => a.flood_rate = value("--flood-rate")? as f64,
+            "--attack" => a.attack = true,
             other => {
-                return Err(
-                    format!("unknown argument {other} (--logins N, --concurrency C)").into(),
+                return Err(format!(
+                    "unknown argument {other} (--logins N, --concurrency C, --rate R, --attack, \
+                     --slow-connections S, --flood-rate F)"
                 )
+                .into())
             }
         }
     }
-    Ok((logins, concurrency))
+    if a.logins == 0 || a.concurrency == 0 {
+        return Err("--logins and --concurrency must be at least 1".into());
+    }
+    Ok(a)
+}
+
+/// The form a browser posts to the ACS, encoded once before the run (the
+/// encoding is the browser's work, not fedgate's).
+fn form_body(saml_response_b64: &str, relay_state: &str) -> String {
+    format!(
+        "SAMLResponse={}&RelayState={}",
+        fedgate::util::urlencode(saml_response_b64),
+        fedgate::util::urlencode(relay_state)
+    )
 }
 
 /// N distinct users of contoso.example with alice's groups (so the demo
 /// rule grants a role), each with its own assertion id, signed as the mock
-/// tenant signs, base64 on one line as Entra posts it.
+/// tenant signs, base64 on one line as Entra posts it, as form bodies.
 fn presign(env: &Environment, n: usize, threads: usize) -> Result<Vec<String>, Error> {
     let tenant = env.app.tenants.get("contoso").ok_or("no tenant contoso")?;
     let (sp, acs) = (
@@ -136,7 +253,12 @@ fn presign(env: &Environment, n: usize, threads: usize) -> Result<Vec<String>, E
                         };
                         let xml = entra::signed_response(&user, &login, key)
                             .map_err(|e| e.to_string())?;
-                        out.push(base64::engine::general_purpose::STANDARD.encode(xml));
+                        let mut form = form_body(
+                            &base64::engine::general_purpose::STANDARD.encode(xml),
+                            demo::CONSOLE_ID,
+                        );
+                        form.shrink_to_fit();
+                        out.push(form);
                     }
                     Ok(out)
                 })
@@ -194,51 +316,99 @@ struct Report {
     healthz: Vec<Duration>,
     healthz_failed: usize,
     errors: BTreeMap<String, usize>,
+    peak_rss_kb: u64,
+    peak_fds: u64,
+    attack: Option<AttackReport>,
 }
 
-async fn run(env: &Environment, posted: Vec<String>, concurrency: usize) -> Result<Report, Error> {
+/// What the attackers saw: answers by status, per kind.
+#[derive(Default)]
+struct AttackReport {
+    hostile: BTreeMap<String, usize>,
+    hostile_latency: Vec<Duration>,
+    flood: BTreeMap<String, usize>,
+    slow_opened: u64,
+    slow_closed_by_server: u64,
+    slow_connect_failed: u64,
+}
+
+/// The attack's two request bodies: the issue's 512 KiB response with
+/// 40,408 distinct IDs, and a real signed response carrying a
+/// 90,000-entry PrefixList; each base64'd as a SAMLResponse.
+fn hostile_bodies(signed_form: &str) -> Result<Vec<String>, Error> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    // Undo form_body: base64 only needs %2B, %2F and %3D.
+    let field = signed_form
+        .strip_prefix("SAMLResponse=")
+        .and_then(|f| f.split('&').next())
+        .ok_or("not a form body")?;
+    let field = field
+        .replace("%2B", "+")
+        .replace("%2F", "/")
+        .replace("%3D", "=");
+    let signed = String::from_utf8(b64.decode(field)?)?;
+    Ok(vec![
+        form_body(&b64.encode(shapes::ids_response(40_408)), "x"),
+        form_body(
+            &b64.encode(shapes::prefixlist_response(&signed, 26, 90_000)),
+            "x",
+        ),
+    ])
+}
+
+async fn run(
+    env: &Environment,
+    posted: Vec<String>,
+    args: &Args,
+    hostile: Option<Vec<String>>,
+) -> Result<Report, Error> {
     let n = posted.len();
     let posted = Arc::new(posted);
     let next = Arc::new(AtomicUsize::new(0));
     let acs = format!("{}/saml/contoso/acs", env.fedgate_url);
-
-    // /healthz every 10 ms on its own client, for as long as the run lasts;
-    // each poll is its own task, so a slow answer does not delay the next.
     let stop = Arc::new(AtomicBool::new(false));
-    let health = {
-        let (stop, url) = (stop.clone(), format!("{}/healthz", env.fedgate_url));
+
+    // RSS and open file descriptors every 100 ms: their peaks.
+    let sampler = {
+        let stop = stop.clone();
         tokio::spawn(async move {
-            let client = reqwest::Client::new();
-            let mut polls = Vec::new();
-            let mut tick = tokio::time::interval(Duration::from_millis(10));
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let (mut rss, mut fds) = (0u64, 0u64);
             while !stop.load(Ordering::Relaxed) {
-                tick.tick().await;
-                let (client, url) = (client.clone(), url.clone());
-                polls.push(tokio::spawn(async move {
-                    let t = Instant::now();
-                    match client.get(&url).send().await {
-                        Ok(r) if r.status().is_success() => {
-                            r.bytes().await.ok().map(|_| t.elapsed())
-                        }
-                        _ => None,
-                    }
-                }));
+                rss = rss.max(rss_kb().unwrap_or(0));
+                fds = fds.max(open_fds());
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            let (mut lat, mut failed) = (Vec::new(), 0usize);
-            for p in polls {
-                match p.await {
-                    Ok(Some(l)) => lat.push(l),
-                    _ => failed += 1,
-                }
-            }
-            (lat, failed)
+            (rss, fds)
         })
     };
 
+    // /healthz every 10 ms from a thread of its own with blocking sockets
+    // (a load balancer's probe: not delayed by the load clients' runtime),
+    // on one keep-alive connection, reconnecting if it drops.
+    let health = {
+        let stop = stop.clone();
+        let addr = env.fedgate_url.trim_start_matches("http://").to_string();
+        std::thread::Builder::new()
+            .name("healthz-probe".into())
+            .spawn(move || probe_healthz(&addr, &stop))?
+    };
+
+    let attackers = hostile.map(|bodies| attack::start(env, args, bodies, stop.clone()));
+    if attackers.is_some() {
+        // Let the slow connections open and the flood reach its limit.
+        let before = live_mb();
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        println!(
+            "attack under way: heap live {:+.1} MB with the slow connections open ({} open fds)",
+            live_mb() - before,
+            open_fds()
+        );
+    }
+
     let start = Instant::now();
-    let mut workers = Vec::with_capacity(concurrency);
-    for _ in 0..concurrency {
+    let rate = args.rate;
+    let mut workers = Vec::with_capacity(args.concurrency);
+    for _ in 0..args.concurrency {
         let (posted, next, acs) = (posted.clone(), next.clone(), acs.clone());
         workers.push(tokio::spawn(async move {
             let client = reqwest::Client::builder()
@@ -249,13 +419,21 @@ async fn run(env: &Environment, posted: Vec<String>, concurrency: usize) -> Resu
             let mut done: Vec<(Duration, Duration, Option<String>)> = Vec::new();
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(b64) = posted.get(i) else { break };
-                let t = Instant::now();
-                let form = [
-                    ("SAMLResponse", b64.as_str()),
-                    ("RelayState", demo::CONSOLE_ID),
-                ];
-                let outcome = match client.post(&acs).form(&form).send().await {
+                let Some(form) = posted.get(i) else { break };
+                // Paced: login i is due at i/rate, and its latency counts
+                // from then, however late this client gets to it.
+                let t = if rate > 0.0 {
+                    let due = start + Duration::from_secs_f64(i as f64 / rate);
+                    tokio::time::sleep_until(due.into()).await;
+                    due
+                } else {
+                    Instant::now()
+                };
+                let post = client
+                    .post(&acs)
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(form.clone());
+                let outcome = match post.send().await {
                     Ok(resp) => {
                         let status = resp.status().as_u16();
                         match resp.text().await {
@@ -265,7 +443,10 @@ async fn run(env: &Environment, posted: Vec<String>, concurrency: usize) -> Resu
                                 None
                             }
                             Ok(_) if status == 200 => Some("200 without the auto-post form".into()),
-                            Ok(_) => Some(format!("status {status}")),
+                            Ok(body) => Some(format!(
+                                "status {status} {}",
+                                error_code(&body).unwrap_or_default()
+                            )),
                             Err(e) => Some(format!("body: {e}")),
                         }
                     }
@@ -285,7 +466,12 @@ async fn run(env: &Environment, posted: Vec<String>, concurrency: usize) -> Resu
     }
     let elapsed = start.elapsed();
     stop.store(true, Ordering::Relaxed);
-    let (healthz, healthz_failed) = health.await?;
+    let (healthz, healthz_failed) = health.join().map_err(|_| "the healthz probe panicked")?;
+    let (peak_rss_kb, peak_fds) = sampler.await?;
+    let attack = match attackers {
+        Some(a) => Some(a.finish().await?),
+        None => None,
+    };
 
     let mut errors = BTreeMap::new();
     let mut ok = 0;
@@ -319,7 +505,297 @@ async fn run(env: &Environment, posted: Vec<String>, concurrency: usize) -> Resu
         healthz,
         healthz_failed,
         errors,
+        peak_rss_kb,
+        peak_fds,
+        attack,
     })
+}
+
+/// GET /healthz every 10 ms until `stop`: the latencies of the answers
+/// that were 200, and how many failed.
+fn probe_healthz(addr: &str, stop: &AtomicBool) -> (Vec<Duration>, usize) {
+    use std::io::{Read, Write};
+    let (mut lat, mut failed) = (Vec::new(), 0usize);
+    let mut conn: Option<std::net::TcpStream> = None;
+    let mut buf = [0u8; 1024];
+    let mut next = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        next += Duration::from_millis(10);
+        if let Some(wait) = next.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        let t = Instant::now();
+        let c = match conn.take() {
+            Some(c) => c,
+            None => match std::net::TcpStream::connect(addr) {
+                Ok(c) => {
+                    let _ = c.set_nodelay(true);
+                    let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
+                    c
+                }
+                Err(_) => {
+                    failed += 1;
+                    continue;
+                }
+            },
+        };
+        let mut c = c;
+        let ok = c
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: fedgate\r\n\r\n")
+            .is_ok()
+            && {
+                // The answer is small: read until its body ("ok\n") arrived.
+                let mut got = Vec::new();
+                loop {
+                    match c.read(&mut buf) {
+                        Ok(0) | Err(_) => break false,
+                        Ok(n) => {
+                            got.extend_from_slice(&buf[..n]);
+                            if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+                                let head =
+                                    String::from_utf8_lossy(&got[..end]).to_ascii_lowercase();
+                                let len = head
+                                    .lines()
+                                    .find_map(|l| l.strip_prefix("content-length:"))
+                                    .and_then(|v| v.trim().parse::<usize>().ok())
+                                    .unwrap_or(0);
+                                if got.len() >= end + 4 + len {
+                                    break head.starts_with("http/1.1 200");
+                                }
+                            }
+                        }
+                    }
+                }
+            };
+        if ok {
+            lat.push(t.elapsed());
+            conn = Some(c);
+        } else {
+            failed += 1;
+        }
+    }
+    (lat, failed)
+}
+
+/// The stable code on one of fedgate's error pages (`<code>saml.…</code>`).
+fn error_code(body: &str) -> Option<String> {
+    let rest = &body[body.find("<code>")? + "<code>".len()..];
+    Some(rest[..rest.find('<')?].to_string())
+}
+
+mod attack {
+    //! The shapes of issue 15 running beside the real logins.
+    use super::*;
+
+    pub struct Attackers {
+        hostile: tokio::task::JoinHandle<(BTreeMap<String, usize>, Vec<Duration>)>,
+        flood: tokio::task::JoinHandle<BTreeMap<String, usize>>,
+        slow: Vec<tokio::task::JoinHandle<()>>,
+        opened: Arc<AtomicU64>,
+        closed: Arc<AtomicU64>,
+        failed: Arc<AtomicU64>,
+    }
+
+    /// The attacker's address: another loopback address than the real
+    /// users' (127.0.0.1), as the attacker is another host than the users.
+    const ATTACKER: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 2));
+
+    pub fn start(
+        env: &Environment,
+        args: &Args,
+        bodies: Vec<String>,
+        stop: Arc<AtomicBool>,
+    ) -> Attackers {
+        let base = env.fedgate_url.clone();
+        let addr = base.trim_start_matches("http://").to_string();
+
+        // 10 hostile responses a second, alternating the two shapes, each on
+        // a new connection as a stranger would send them.
+        let hostile = {
+            let (stop, url) = (stop.clone(), format!("{base}/saml/contoso/acs"));
+            tokio::spawn(async move {
+                let client = reqwest::Client::builder()
+                    .local_address(ATTACKER)
+                    .build()
+                    .unwrap_or_default();
+                let mut tick = tokio::time::interval(Duration::from_millis(100));
+                let mut sent = Vec::new();
+                let mut i = 0usize;
+                while !stop.load(Ordering::Relaxed) {
+                    tick.tick().await;
+                    let body = bodies[i % bodies.len()].clone();
+                    i += 1;
+                    let (client, url) = (client.clone(), url.clone());
+                    sent.push(tokio::spawn(async move {
+                        let t = Instant::now();
+                        let r = client
+                            .post(&url)
+                            .header("content-type", "application/x-www-form-urlencoded")
+                            .body(body)
+                            .send()
+                            .await;
+                        let what = match r {
+                            Ok(r) => {
+                                let status = r.status().as_u16();
+                                let body = r.text().await.unwrap_or_default();
+                                format!("{status} {}", error_code(&body).unwrap_or_default())
+                            }
+                            Err(_) => "transport error".to_string(),
+                        };
+                        (what, t.elapsed())
+                    }));
+                }
+                let (mut by, mut lat) = (BTreeMap::new(), Vec::new());
+                for s in sent {
+                    if let Ok((what, l)) = s.await {
+                        *by.entry(what).or_insert(0) += 1;
+                        lat.push(l);
+                    }
+                }
+                lat.sort();
+                (by, lat)
+            })
+        };
+
+        // The login-state flood: login starts from one client at
+        // `flood_rate` a second, every other one at an unknown tenant with a
+        // fresh name (a metric label and an audit line, if fedgate let it).
+        let flood = {
+            let (stop, base, rate) = (stop.clone(), base.clone(), args.flood_rate);
+            tokio::spawn(async move {
+                let client = reqwest::Client::builder()
+                    .redirect(reqwest::redirect::Policy::none())
+                    .local_address(ATTACKER)
+                    .build()
+                    .unwrap_or_default();
+                let mut by = BTreeMap::new();
+                if rate <= 0.0 {
+                    return by;
+                }
+                let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+                let mut inflight = tokio::task::JoinSet::new();
+                let mut i = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    tick.tick().await;
+                    i += 1;
+                    let url = if i % 2 == 0 {
+                        format!("{base}/saml/contoso/login")
+                    } else {
+                        format!("{base}/saml/flood-{i}-{}/login", "x".repeat(200))
+                    };
+                    let client = client.clone();
+                    inflight.spawn(async move {
+                        match client.get(&url).send().await {
+                            Ok(r) => r.status().as_u16().to_string(),
+                            Err(_) => "transport error".to_string(),
+                        }
+                    });
+                    while let Some(Ok(s)) = inflight.try_join_next() {
+                        *by.entry(s).or_insert(0) += 1;
+                    }
+                }
+                while let Some(Ok(s)) = inflight.join_next().await {
+                    *by.entry(s).or_insert(0) += 1;
+                }
+                by
+            })
+        };
+
+        // Slow connections: a request line and one header byte every 5 s,
+        // reconnecting when fedgate closes them.
+        let (opened, closed, failed) = (
+            Arc::new(AtomicU64::new(0)),
+            Arc::new(AtomicU64::new(0)),
+            Arc::new(AtomicU64::new(0)),
+        );
+        let slow = (0..args.slow_connections)
+            .map(|k| {
+                let (stop, addr) = (stop.clone(), addr.clone());
+                let (opened, closed, failed) = (opened.clone(), closed.clone(), failed.clone());
+                tokio::spawn(async move {
+                    // Spread the first connects over a second.
+                    tokio::time::sleep(Duration::from_millis((k % 1000) as u64)).await;
+                    while !stop.load(Ordering::Relaxed) {
+                        let Ok(mut conn) = connect_from(ATTACKER, &addr).await else {
+                            failed.fetch_add(1, Ordering::Relaxed);
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                            continue;
+                        };
+                        opened.fetch_add(1, Ordering::Relaxed);
+                        let since = Instant::now();
+                        let head = b"POST /saml/contoso/acs HTTP/1.1\r\nHost: fedgate\r\nX";
+                        if conn.write_all(head).await.is_err() {
+                            closed.fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        }
+                        let mut buf = [0u8; 512];
+                        loop {
+                            if stop.load(Ordering::Relaxed) {
+                                return;
+                            }
+                            tokio::select! {
+                                _ = conn.read(&mut buf) => {
+                                    // An answer (408), EOF or a reset: fedgate hung up.
+                                    closed.fetch_add(1, Ordering::Relaxed);
+                                    // Closed at once (a connection cap): try
+                                    // again a second later, not in a spin.
+                                    if since.elapsed() < Duration::from_secs(1) {
+                                        tokio::time::sleep(Duration::from_secs(1)).await;
+                                    }
+                                    break;
+                                }
+                                _ = tokio::time::sleep(Duration::from_secs(5)) => {
+                                    if conn.write_all(b"x").await.is_err() {
+                                        closed.fetch_add(1, Ordering::Relaxed);
+                                        break;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        Attackers {
+            hostile,
+            flood,
+            slow,
+            opened,
+            closed,
+            failed,
+        }
+    }
+
+    async fn connect_from(
+        local: std::net::IpAddr,
+        addr: &str,
+    ) -> std::io::Result<tokio::net::TcpStream> {
+        let remote: std::net::SocketAddr = addr
+            .parse()
+            .map_err(|_| std::io::Error::other("not an address"))?;
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.bind(std::net::SocketAddr::new(local, 0))?;
+        socket.connect(remote).await
+    }
+
+    impl Attackers {
+        pub async fn finish(self) -> Result<AttackReport, Error> {
+            let (hostile, hostile_latency) = self.hostile.await?;
+            let flood = self.flood.await?;
+            for s in self.slow {
+                s.abort();
+            }
+            Ok(AttackReport {
+                hostile,
+                hostile_latency,
+                flood,
+                slow_opened: self.opened.load(Ordering::Relaxed),
+                slow_closed_by_server: self.closed.load(Ordering::Relaxed),
+                slow_connect_failed: self.failed.load(Ordering::Relaxed),
+            })
+        }
+    }
 }
 
 /// The q-quantile of a sorted list, in milliseconds.
@@ -363,6 +839,22 @@ impl Report {
             ms(h, 0.99),
             ms(h, 1.0)
         );
+        println!("peak open file descriptors {}", self.peak_fds);
+        if let Some(a) = &self.attack {
+            let hl = &a.hostile_latency;
+            println!(
+                "attack: hostile responses {:?}, answered in ms p50 {:.2}, p99 {:.2}, max {:.2}",
+                a.hostile,
+                ms(hl, 0.5),
+                ms(hl, 0.99),
+                ms(hl, 1.0)
+            );
+            println!("attack: login-state flood answers {:?}", a.flood);
+            println!(
+                "attack: slow connections opened {}, closed by fedgate {}, connects refused {}",
+                a.slow_opened, a.slow_closed_by_server, a.slow_connect_failed
+            );
+        }
         if self.errors.is_empty() {
             println!("errors: none");
         } else {
@@ -371,6 +863,97 @@ impl Report {
             }
         }
     }
+}
+
+/// CPU seconds of this process's threads, by whose they are: fedgate's
+/// (its I/O runtime `fedgate-io` and its CPU pool `fedgate-cpu-*`) or the
+/// load clients' (`load-client`).
+struct ThreadCpu {
+    fedgate_io: f64,
+    fedgate_pool: f64,
+    clients: f64,
+    other: f64,
+}
+
+/// Every thread's user + system time from `/proc/self/task/*/stat`.
+fn thread_cpu() -> ThreadCpu {
+    let mut t = ThreadCpu {
+        fedgate_io: 0.0,
+        fedgate_pool: 0.0,
+        clients: 0.0,
+        other: 0.0,
+    };
+    // USER_HZ: 100 on Linux.
+    let tick = 1.0 / 100.0;
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return t;
+    };
+    for task in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        // "tid (comm) state ...": comm may hold spaces, so split at ')'.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let comm = &stat[open + 1..close];
+        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        // Fields after ")": state is 0, utime 11, stime 12.
+        let secs = [11, 12]
+            .iter()
+            .filter_map(|&i| fields.get(i)?.parse::<f64>().ok())
+            .sum::<f64>()
+            * tick;
+        let slot = if comm.starts_with("fedgate-io") {
+            &mut t.fedgate_io
+        } else if comm.starts_with("fedgate-cpu") {
+            &mut t.fedgate_pool
+        } else if comm.starts_with("load-client") {
+            &mut t.clients
+        } else {
+            &mut t.other
+        };
+        *slot += secs;
+    }
+    t
+}
+
+impl ThreadCpu {
+    fn since(&self, before: &ThreadCpu) -> ThreadCpu {
+        ThreadCpu {
+            fedgate_io: self.fedgate_io - before.fedgate_io,
+            fedgate_pool: self.fedgate_pool - before.fedgate_pool,
+            clients: self.clients - before.clients,
+            other: self.other - before.other,
+        }
+    }
+
+    fn print(&self, logins: usize, elapsed: Duration, cores: usize, rsa_rate: f64) {
+        let n = logins.max(1) as f64;
+        let fedgate = self.fedgate_io + self.fedgate_pool;
+        let per_login_us = fedgate / n * 1e6;
+        let capacity = cores as f64 / (fedgate / n);
+        println!(
+            "CPU during the logins ({:.2} s wall, {cores} cores): fedgate {fedgate:.2} s \
+             (I/O threads {:.2}, CPU pool {:.2}), load clients {:.2} s, other {:.2} s",
+            elapsed.as_secs_f64(),
+            self.fedgate_io,
+            self.fedgate_pool,
+            self.clients,
+            self.other
+        );
+        println!(
+            "fedgate CPU per login {per_login_us:.0} us (one RSA-2048 sign: {:.0} us): \
+             {capacity:.0} logins/s on {cores} cores without the load clients = {:.3} of the signing rate",
+            cores as f64 / rsa_rate * 1e6,
+            capacity / rsa_rate
+        );
+    }
+}
+
+/// Open file descriptors of this process.
+fn open_fds() -> u64 {
+    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as u64)
 }
 
 /// VmRSS of this process, in KB.
