@@ -4,10 +4,10 @@
 //! a B-tree map for lookups beside a time-ordered index of `(expiry, key)`.
 //! Every write first pops the expired front of the index, so expiry costs
 //! amortised O(log n) per write, never a scan of the map under the lock.
-//! Keys are the 32-byte SHA-256 of namespace and key (never the key a
-//! client sent), and sessions are kept in their stored (JSON) form, one
-//! allocation each: about 1 KB a session and 120 bytes a replay claim (see
-//! docs/performance.md). Each map has a hard cap (`store.memory_max_entries`): at the cap a new
+//! Keys are 128 bits of the SHA-256 of namespace and key (never the key a
+//! client sent), expiries Unix nanoseconds, and sessions are kept in their
+//! stored (JSON) form, one allocation each: about 1 KB per login for its
+//! session and replay claim together (docs/performance.md). Each map has a hard cap (`store.memory_max_entries`): at the cap a new
 //! entry is refused with `store.full` (fail closed: a replay claim is never
 //! evicted to make room, that would let an assertion be used twice), and
 //! `/readyz` says not ready.
@@ -22,18 +22,29 @@ use super::{Session, Store, StoreError, StoreFuture};
 /// The default cap on each kind of entry (`store.memory_max_entries`).
 pub const DEFAULT_MAX_ENTRIES: usize = 250_000;
 
-/// A key of the memory store: SHA-256 of the namespace and the key, the
-/// digest [`super::storage_key`] writes in hex for Redis.
-type Key = [u8; 32];
+/// A key of the memory store: the first 128 bits of the SHA-256 of the
+/// namespace and the key (the digest [`super::storage_key`] writes in hex
+/// for Redis). Two keys collide by chance with odds of about n²/2¹²⁹ (for a
+/// million entries, 10⁻²⁷), and on purpose only with 2¹²⁸ work.
+type Key = [u8; 16];
 
 fn digest_key(ns: &str, key: &str) -> Key {
     let mut h = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
     h.update(ns.as_bytes());
     h.update(&[0]);
     h.update(key.as_bytes());
-    let mut k = [0u8; 32];
-    k.copy_from_slice(h.finish().as_ref());
+    let mut k = [0u8; 16];
+    k.copy_from_slice(&h.finish().as_ref()[..16]);
     k
+}
+
+/// An expiry as Unix nanoseconds: 8 bytes where an `OffsetDateTime` takes
+/// 16, in two places per entry.
+type Expiry = i64;
+
+fn expiry(t: OffsetDateTime) -> Expiry {
+    let n = t.unix_timestamp_nanos();
+    Expiry::try_from(n).unwrap_or(if n < 0 { Expiry::MIN } else { Expiry::MAX })
 }
 
 /// A map whose entries expire, with a time-ordered index and a hard cap.
@@ -43,9 +54,9 @@ fn digest_key(ns: &str, key: &str) -> Key {
 /// (measured: 600 ms during which every I/O thread, `/healthz` included,
 /// waited, as the millionth session went in).
 struct Expiring<V> {
-    map: BTreeMap<Key, (V, OffsetDateTime)>,
+    map: BTreeMap<Key, (V, Expiry)>,
     /// Every entry of `map`, by expiry (then key).
-    order: BTreeSet<(OffsetDateTime, Key)>,
+    order: BTreeSet<(Expiry, Key)>,
     cap: usize,
 }
 
@@ -61,6 +72,7 @@ impl<V> Expiring<V> {
     /// Drop every entry expired at `now`: only the front of the index is
     /// looked at.
     fn purge(&mut self, now: OffsetDateTime) {
+        let now = expiry(now);
         while let Some((exp, _)) = self.order.first() {
             if *exp > now {
                 break;
@@ -87,6 +99,7 @@ impl<V> Expiring<V> {
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
         self.purge(now);
+        let exp = expiry(exp);
         if !self.map.contains_key(&k) && self.map.len() >= self.cap {
             return Err(StoreError::Full(format!(
                 "the memory store holds its maximum of {} entries of this kind (store.memory_max_entries)",
@@ -102,6 +115,7 @@ impl<V> Expiring<V> {
 
     /// The live value under `k`.
     fn get(&self, k: &Key, now: OffsetDateTime) -> Option<&V> {
+        let now = expiry(now);
         self.map
             .get(k)
             .filter(|(_, exp)| *exp > now)
@@ -112,7 +126,7 @@ impl<V> Expiring<V> {
     fn remove(&mut self, k: &Key, now: OffsetDateTime) -> Option<V> {
         let (v, exp) = self.map.remove(k)?;
         self.order.remove(&(exp, *k));
-        (exp > now).then_some(v)
+        (exp > expiry(now)).then_some(v)
     }
 
     fn len(&self) -> usize {
