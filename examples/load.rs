@@ -63,6 +63,10 @@ struct Args {
     attack: bool,
     slow_connections: usize,
     flood_rate: f64,
+    /// Run this `fedgate` binary as its own process (`serve` with the
+    /// demo's configuration) and load it instead of the in-process one, so
+    /// its RSS and CPU are its own.
+    binary: Option<String>,
 }
 
 fn main() -> Result<(), Error> {
@@ -89,9 +93,22 @@ fn main() -> Result<(), Error> {
     let rss_idle = rss_kb();
     let env = rt.block_on(Environment::start_with_overrides("", &overrides))?;
     let rss_started = rss_kb();
+    let child = match &args.binary {
+        Some(path) => Some(rt.block_on(Child::spawn(path, &env, cap))?),
+        None => None,
+    };
+    let base = child
+        .as_ref()
+        .map_or(env.fedgate_url.clone(), |c| c.url.clone());
     println!(
-        "fedgate at {}, {cores} cores, {logins} logins, concurrency {concurrency}, {}{}",
-        env.fedgate_url,
+        "fedgate at {base}{}, {cores} cores, {logins} logins, concurrency {concurrency}, {}{}",
+        child
+            .as_ref()
+            .map_or(" (in-process)".to_string(), |c| format!(
+                " (process {} of {})",
+                c.pid,
+                args.binary.as_deref().unwrap_or_default()
+            )),
         if args.rate > 0.0 {
             format!("paced at {:.0}/s", args.rate)
         } else {
@@ -111,6 +128,12 @@ fn main() -> Result<(), Error> {
             "RSS at start {:.1} MB, with fedgate and the mocks started {:.1} MB",
             a as f64 / 1024.0,
             b as f64 / 1024.0
+        );
+    }
+    if let Some(c) = &child {
+        println!(
+            "fedgate process idle: RSS {:.1} MB",
+            c.status_kb("VmRSS:").unwrap_or(0) as f64 / 1024.0
         );
     }
 
@@ -136,15 +159,50 @@ fn main() -> Result<(), Error> {
     let posted_mb = posted.iter().map(|p| p.capacity()).sum::<usize>() as f64 / 1048576.0;
     let live_before = live_mb() - posted_mb;
     let cpu_before = thread_cpu();
+    let child_before = child
+        .as_ref()
+        .map(|c| (c.cpu_secs(), c.status_kb("VmRSS:").unwrap_or(0)));
+    let proc_dir = child
+        .as_ref()
+        .map_or("/proc/self".to_string(), |c| format!("/proc/{}", c.pid));
     // `run` drops the pre-signed bodies when the last client is done.
-    let report = clients.block_on(run(&env, posted, &args, hostile))?;
+    let report = clients.block_on(run(&base, &proc_dir, posted, &args, hostile))?;
     let cpu = thread_cpu().since(&cpu_before);
+    let child_after = child.as_ref().map(|c| {
+        (
+            c.cpu_secs(),
+            c.status_kb("VmRSS:").unwrap_or(0),
+            c.status_kb("VmHWM:").unwrap_or(0),
+        )
+    });
     let rss_after = rss_kb();
     let live_after = live_mb();
     rt.block_on(env.stop());
 
     report.print(rsa_rate);
-    cpu.print(logins, report.elapsed, cores, rsa_rate);
+    match (child_before, child_after) {
+        (Some((cpu0, rss0)), Some((cpu1, rss1, hwm))) => {
+            let n = logins.max(1) as f64;
+            let per_login = (cpu1 - cpu0) / n;
+            println!(
+                "fedgate process CPU during the logins {:.2} s: {:.0} us per login (one RSA-2048 sign: {:.0} us): \
+                 {:.0} logins/s on {cores} cores without the load clients = {:.3} of the signing rate",
+                cpu1 - cpu0,
+                per_login * 1e6,
+                cores as f64 / rsa_rate * 1e6,
+                cores as f64 / per_login,
+                cores as f64 / per_login / rsa_rate
+            );
+            println!(
+                "fedgate process RSS before the logins {:.1} MB, after {:.1} MB (peak {:.1} MB): {:+.2} KB per login",
+                rss0 as f64 / 1024.0,
+                rss1 as f64 / 1024.0,
+                hwm as f64 / 1024.0,
+                (rss1 as f64 - rss0 as f64) / n
+            );
+        }
+        _ => cpu.print(logins, report.elapsed, cores, rsa_rate),
+    }
     match (rss_before, rss_after) {
         (Some(b), Some(a)) => println!(
             "RSS before the logins {:.1} MB, after {:.1} MB (peak {:.1} MB): {:+.1} MB, {:+.2} KB per login",
@@ -176,6 +234,7 @@ fn parse_args() -> Result<Args, Error> {
         attack: false,
         slow_connections: 2_000,
         flood_rate: 1_000.0,
+        binary: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -191,6 +250,7 @@ fn parse_args() -> Result<Args, Error> {
             "--slow-connections" => a.slow_connections = value("--slow-connections")?,
             "--flood-rate" => a.flood_rate = value("--flood-rate")? as f64,
             "--attack" => a.attack = true,
+            "--binary" => a.binary = Some(args.next().ok_or("--binary needs a path")?),
             other => {
                 return Err(format!(
                     "unknown argument {other} (--logins N, --concurrency C, --rate R, --attack, \
@@ -357,7 +417,8 @@ fn hostile_bodies(signed_form: &str) -> Result<Vec<String>, Error> {
 }
 
 async fn run(
-    env: &Environment,
+    base: &str,
+    proc_dir: &str,
     posted: Vec<String>,
     args: &Args,
     hostile: Option<Vec<String>>,
@@ -365,17 +426,18 @@ async fn run(
     let n = posted.len();
     let posted = Arc::new(posted);
     let next = Arc::new(AtomicUsize::new(0));
-    let acs = format!("{}/saml/contoso/acs", env.fedgate_url);
+    let acs = format!("{base}/saml/contoso/acs");
     let stop = Arc::new(AtomicBool::new(false));
 
-    // RSS and open file descriptors every 100 ms: their peaks.
+    // RSS and open file descriptors of fedgate's process every 100 ms:
+    // their peaks.
     let sampler = {
-        let stop = stop.clone();
+        let (stop, dir) = (stop.clone(), proc_dir.to_string());
         tokio::spawn(async move {
             let (mut rss, mut fds) = (0u64, 0u64);
             while !stop.load(Ordering::Relaxed) {
-                rss = rss.max(rss_kb().unwrap_or(0));
-                fds = fds.max(open_fds());
+                rss = rss.max(proc_status_kb(&dir, "VmRSS:").unwrap_or(0));
+                fds = fds.max(count_fds(&dir));
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             (rss, fds)
@@ -387,13 +449,13 @@ async fn run(
     // on one keep-alive connection, reconnecting if it drops.
     let health = {
         let stop = stop.clone();
-        let addr = env.fedgate_url.trim_start_matches("http://").to_string();
+        let addr = base.trim_start_matches("http://").to_string();
         std::thread::Builder::new()
             .name("healthz-probe".into())
             .spawn(move || probe_healthz(&addr, &stop))?
     };
 
-    let attackers = hostile.map(|bodies| attack::start(env, args, bodies, stop.clone()));
+    let attackers = hostile.map(|bodies| attack::start(base, args, bodies, stop.clone()));
     if attackers.is_some() {
         // Let the slow connections open and the flood reach its limit.
         let before = live_mb();
@@ -401,7 +463,7 @@ async fn run(
         println!(
             "attack under way: heap live {:+.1} MB with the slow connections open ({} open fds)",
             live_mb() - before,
-            open_fds()
+            count_fds(proc_dir)
         );
     }
 
@@ -600,13 +662,8 @@ mod attack {
     /// users' (127.0.0.1), as the attacker is another host than the users.
     const ATTACKER: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 2));
 
-    pub fn start(
-        env: &Environment,
-        args: &Args,
-        bodies: Vec<String>,
-        stop: Arc<AtomicBool>,
-    ) -> Attackers {
-        let base = env.fedgate_url.clone();
+    pub fn start(base: &str, args: &Args, bodies: Vec<String>, stop: Arc<AtomicBool>) -> Attackers {
+        let base = base.to_string();
         let addr = base.trim_start_matches("http://").to_string();
 
         // 10 hostile responses a second, alternating the two shapes, each on
@@ -951,14 +1008,88 @@ impl ThreadCpu {
     }
 }
 
-/// Open file descriptors of this process.
-fn open_fds() -> u64 {
-    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as u64)
+/// Open file descriptors of the process at `dir` (`/proc/self`, `/proc/PID`).
+fn count_fds(dir: &str) -> u64 {
+    std::fs::read_dir(format!("{dir}/fd")).map_or(0, |d| d.count() as u64)
+}
+
+/// A `kB` field (`VmRSS:`, `VmHWM:`) of `{dir}/status`.
+fn proc_status_kb(dir: &str, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("{dir}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// VmRSS of this process, in KB.
 fn rss_kb() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
+    proc_status_kb("/proc/self", "VmRSS:")
+}
+
+/// A `fedgate serve` process with the demo's configuration, on a port of
+/// its own (the configuration's public URL stays the in-process fedgate's,
+/// so the pre-signed responses are addressed to it, as a load balancer's
+/// backends share one public URL). Killed when dropped.
+struct Child {
+    process: std::process::Child,
+    pid: u32,
+    url: String,
+}
+
+impl Child {
+    async fn spawn(binary: &str, env: &Environment, cap: usize) -> Result<Child, Error> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let process = std::process::Command::new(binary)
+            .args(["serve", "--config"])
+            .arg(env.dir.join("fedgate.toml"))
+            .env("FEDGATE_SERVER__LISTEN", format!("127.0.0.1:{port}"))
+            .env("FEDGATE_STORE__MEMORY_MAX_ENTRIES", cap.to_string())
+            .env("FEDGATE_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| format!("{binary}: {e}"))?;
+        let child = Child {
+            pid: process.id(),
+            process,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        let client = reqwest::Client::new();
+        for _ in 0..100 {
+            if let Ok(r) = client.get(format!("{}/healthz", child.url)).send().await {
+                if r.status().is_success() {
+                    return Ok(child);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(format!("{binary} serve did not answer /healthz within 10 s").into())
+    }
+
+    fn status_kb(&self, field: &str) -> Option<u64> {
+        proc_status_kb(&format!("/proc/{}", self.pid), field)
+    }
+
+    /// User + system CPU seconds of the whole process.
+    fn cpu_secs(&self) -> f64 {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)) else {
+            return 0.0;
+        };
+        let Some(close) = stat.rfind(')') else {
+            return 0.0;
+        };
+        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        [11, 12]
+            .iter()
+            .filter_map(|&i| fields.get(i)?.parse::<f64>().ok())
+            .sum::<f64>()
+            / 100.0
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
 }
