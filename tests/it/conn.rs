@@ -197,3 +197,121 @@ async fn one_client_holds_at_most_its_share_of_connections_and_others_are_served
     drop(b);
     env.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_client_that_never_says_hello_is_closed_at_the_handshake_timeout() {
+    let env = start(&[("FEDGATE_SERVER__TLS_HANDSHAKE_TIMEOUT_SECS", "1")]).await;
+    let data = format!("{}/tests/data", env!("CARGO_MANIFEST_DIR"));
+    let tls = fedgate::trust::tls::load(
+        std::path::Path::new(&format!("{data}/tls_cert.pem")),
+        std::path::Path::new(&format!("{data}/tls_key.pem")),
+    )
+    .unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let tls_addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let app = env.app.clone();
+    let server = tokio::spawn(async move {
+        fedgate::http::serve_tls(app, listener, &tls, async {
+            let _ = rx.await;
+        })
+        .await
+    });
+    let started = std::time::Instant::now();
+    let mut silent = TcpStream::connect(tls_addr).await.unwrap();
+    let got = read_to_close(&mut silent).await;
+    assert!(
+        got.is_empty(),
+        "nothing is sent before a ClientHello: {got:?}"
+    );
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(900),
+        "closed before the timeout: {took:?}"
+    );
+    assert!(
+        env.app
+            .metrics
+            .connections
+            .timeouts_total(fedgate::metrics::ConnectionTimeout::TlsHandshake)
+            >= 1
+    );
+    // The plain listener answered all along.
+    let ok = reqwest::get(format!("{}/healthz", env.fedgate_url))
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    let _ = tx.send(());
+    server.await.unwrap().unwrap();
+    env.stop().await;
+}
+
+/// Shutdown (SIGTERM, here the Environment's stop): fedgate stops accepting
+/// at once, and a login already in flight (waiting for the CPU pool) is
+/// finished and answered, not cut off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_refuses_new_connections_and_finishes_the_login_in_flight() {
+    let env = start(&[
+        ("FEDGATE_SERVER__CPU_THREADS", "1"),
+        ("FEDGATE_SERVER__SHUTDOWN_GRACE_SECS", "10"),
+    ])
+    .await;
+    let response = env.entra_response(&fedgate::demo::alice(), None).unwrap();
+    // The pool's one worker held until `release`.
+    let (release, hold) = std::sync::mpsc::channel::<()>();
+    let (started_tx, started) = tokio::sync::oneshot::channel::<()>();
+    let app = env.app.clone();
+    let holder = tokio::spawn(async move {
+        let _ = app
+            .cpu
+            .continue_with(move || {
+                let _ = started_tx.send(());
+                let _ = hold.recv_timeout(Duration::from_secs(30));
+            })
+            .await;
+    });
+    started.await.unwrap();
+    // A valid login, admitted and waiting for the worker.
+    let acs = format!("{}/saml/contoso/acs", env.fedgate_url);
+    let login = tokio::spawn(async move {
+        let r = reqwest::Client::new()
+            .post(acs)
+            .form(&[
+                ("SAMLResponse", response.as_str()),
+                ("RelayState", fedgate::demo::CONSOLE_ID),
+            ])
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    });
+    while env.app.cpu.waiting() < 1 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let address = addr(&env);
+    let stopping = tokio::spawn(env.stop());
+    // New connections are refused once the listener is closed.
+    let mut refused = false;
+    for _ in 0..100 {
+        if TcpStream::connect(&address).await.is_err() {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(refused, "still accepting after shutdown began");
+    assert!(!login.is_finished(), "the login in flight was cut off");
+    // The worker comes free: the login in flight is finished and answered.
+    release.send(()).unwrap();
+    let (status, html) = tokio::time::timeout(Duration::from_secs(10), login)
+        .await
+        .expect("the login in flight was answered within the grace")
+        .unwrap();
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("document.forms[0].submit()"), "{html}");
+    tokio::time::timeout(Duration::from_secs(10), stopping)
+        .await
+        .expect("shutdown finished once the last request was answered")
+        .unwrap();
+    holder.await.unwrap();
+}
