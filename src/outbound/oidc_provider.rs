@@ -109,6 +109,18 @@ fn page(status: u16, code: &'static str, message: impl Into<String>) -> Outcome 
     Outcome::Refused(Refusal::new(status, code, message))
 }
 
+/// 404 `tenant.unknown`, the client's id clipped.
+fn unknown_tenant(tenant: &str) -> Outcome {
+    page(
+        404,
+        "tenant.unknown",
+        format!(
+            "no tenant {:?}",
+            crate::util::clip(tenant, crate::audit::CLIP)
+        ),
+    )
+}
+
 fn client_of<'a>(app: &'a App, client_id: &str) -> Option<(&'a Console, &'a ConsoleOidc)> {
     app.config.consoles.iter().find_map(|c| {
         c.oidc
@@ -286,14 +298,7 @@ async fn authorize_inner(
         return sign_in_first(app, &req, reg, binding, force, now).await;
     };
     let Some(rt) = app.tenants.get(&tenant) else {
-        return page(
-            404,
-            "tenant.unknown",
-            format!(
-                "no tenant {:?}",
-                crate::util::clip(&tenant, crate::audit::CLIP)
-            ),
-        );
+        return unknown_tenant(&tenant);
     };
     // How old the session's sign-in is: the tenant's auth_time/AuthnInstant,
     // never a time fedgate makes up.
@@ -447,14 +452,7 @@ async fn sign_in_first(
         }
     };
     let Some(rt) = app.tenants.get(&tenant) else {
-        return page(
-            404,
-            "tenant.unknown",
-            format!(
-                "no tenant {:?}",
-                crate::util::clip(&tenant, crate::audit::CLIP)
-            ),
-        );
+        return unknown_tenant(&tenant);
     };
     let Some(key) = random_id() else {
         return page(

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use fedgate::demo::{self, Environment, COMMVAULT_AUDIENCE, COMMVAULT_ID, CONSOLE_ID};
 
+use super::{hold_cpu_worker, metrics_text, no_redirects};
+
 fn code_in(body: &str) -> &str {
     body.split("<code>")
         .nth(1)
@@ -23,19 +25,7 @@ struct Held {
 }
 
 async fn hold_the_pool(env: &Environment) -> Held {
-    let (release, hold) = std::sync::mpsc::channel::<()>();
-    let (started_tx, started) = tokio::sync::oneshot::channel::<()>();
-    let app = env.app.clone();
-    let worker = tokio::spawn(async move {
-        let _ = app
-            .cpu
-            .continue_with(move || {
-                let _ = started_tx.send(());
-                let _ = hold.recv_timeout(Duration::from_secs(60));
-            })
-            .await;
-    });
-    started.await.unwrap();
+    let worker = hold_cpu_worker(env).await;
     let app = env.app.clone();
     let queued = tokio::spawn(async move {
         let _ = app.cpu.admit(|| ()).await;
@@ -44,8 +34,8 @@ async fn hold_the_pool(env: &Environment) -> Held {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     Held {
-        release,
-        tasks: vec![worker, queued],
+        release: worker.release,
+        tasks: vec![worker.task, queued],
     }
 }
 
@@ -95,12 +85,7 @@ async fn a_full_pool_answers_503_at_once_and_health_never_waits() {
             .unwrap();
         assert_eq!(r.status(), 200, "{path} while the pool is full");
     }
-    let metrics = reqwest::get(format!("{}/metrics", env.fedgate_url))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&env).await;
     assert!(metrics.contains("fedgate_cpu_busy_total 1\n"), "{metrics}");
     assert!(
         metrics.contains("code=\"server.busy\"} 1"),
@@ -185,10 +170,7 @@ async fn login_starts_are_rate_limited_per_client() {
     let env = Environment::start_with_overrides("", &overrides)
         .await
         .unwrap();
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let http = no_redirects();
     let start = format!(
         "{}/saml/contoso/login?console={CONSOLE_ID}",
         env.fedgate_url
@@ -241,10 +223,7 @@ async fn login_state_is_capped_per_tenant() {
     let env = Environment::start_with_overrides("", &overrides)
         .await
         .unwrap();
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let http = no_redirects();
     let saml = format!(
         "{}/saml/contoso/login?console={CONSOLE_ID}",
         env.fedgate_url
@@ -278,14 +257,7 @@ async fn login_state_is_capped_per_tenant() {
     let r = http.get(&authorize).send().await.unwrap();
     assert_ne!(r.status(), 503, "{:?}", r.text().await);
     // The refusals are counted under the tenant's own label.
-    let metrics = http
-        .get(format!("{}/metrics", env.fedgate_url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&env).await;
     assert!(
         metrics
             .lines()

@@ -181,12 +181,7 @@ async fn one_client_holds_at_most_its_share_of_connections_and_others_are_served
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut again = connect_from("127.0.0.2", &env).await;
     assert!(healthz_on(&mut again).await);
-    let metrics = reqwest::get(format!("{}/metrics", env.fedgate_url))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = super::metrics_text(&env).await;
     assert!(
         metrics.lines().any(
             |l| l.starts_with("fedgate_connections_refused_per_client_total ")
@@ -258,19 +253,7 @@ async fn shutdown_refuses_new_connections_and_finishes_the_login_in_flight() {
     .await;
     let response = env.entra_response(&fedgate::demo::alice(), None).unwrap();
     // The pool's one worker held until `release`.
-    let (release, hold) = std::sync::mpsc::channel::<()>();
-    let (started_tx, started) = tokio::sync::oneshot::channel::<()>();
-    let app = env.app.clone();
-    let holder = tokio::spawn(async move {
-        let _ = app
-            .cpu
-            .continue_with(move || {
-                let _ = started_tx.send(());
-                let _ = hold.recv_timeout(Duration::from_secs(30));
-            })
-            .await;
-    });
-    started.await.unwrap();
+    let held = super::hold_cpu_worker(&env).await;
     // A valid login, admitted and waiting for the worker.
     let acs = format!("{}/saml/contoso/acs", env.fedgate_url);
     let login = tokio::spawn(async move {
@@ -302,7 +285,7 @@ async fn shutdown_refuses_new_connections_and_finishes_the_login_in_flight() {
     assert!(refused, "still accepting after shutdown began");
     assert!(!login.is_finished(), "the login in flight was cut off");
     // The worker comes free: the login in flight is finished and answered.
-    release.send(()).unwrap();
+    held.release.send(()).unwrap();
     let (status, html) = tokio::time::timeout(Duration::from_secs(10), login)
         .await
         .expect("the login in flight was answered within the grace")
@@ -313,5 +296,5 @@ async fn shutdown_refuses_new_connections_and_finishes_the_login_in_flight() {
         .await
         .expect("shutdown finished once the last request was answered")
         .unwrap();
-    holder.await.unwrap();
+    held.task.await.unwrap();
 }

@@ -174,3 +174,44 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// The text of fedgate's `/metrics`.
+pub async fn metrics_text(env: &fedgate::demo::Environment) -> String {
+    reqwest::get(format!("{}/metrics", env.fedgate_url))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("the /metrics body")
+}
+
+/// An HTTP client that shows redirects instead of following them.
+pub fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("an HTTP client")
+}
+
+/// One CPU-pool worker of `env` held busy until `release` is sent (or 60 s).
+pub struct HeldWorker {
+    pub release: std::sync::mpsc::Sender<()>,
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+pub async fn hold_cpu_worker(env: &fedgate::demo::Environment) -> HeldWorker {
+    let (release, hold) = std::sync::mpsc::channel::<()>();
+    let (started_tx, started) = tokio::sync::oneshot::channel::<()>();
+    let app = env.app.clone();
+    let task = tokio::spawn(async move {
+        let _ = app
+            .cpu
+            .continue_with(move || {
+                let _ = started_tx.send(());
+                let _ = hold.recv_timeout(std::time::Duration::from_secs(60));
+            })
+            .await;
+    });
+    started.await.expect("the held job started");
+    HeldWorker { release, task }
+}
