@@ -148,6 +148,11 @@ pub struct Server {
     /// shares its address).
     #[serde(default = "default_max_connections_per_client")]
     pub max_connections_per_client: u64,
+    /// Request-body bytes fedgate holds at once, over all requests (bodies
+    /// are read whole before a handler runs, each up to 2 MiB). A body that
+    /// would go over it gets 503 `server.busy` with `Retry-After: 1`.
+    #[serde(default = "default_max_body_bytes_in_flight")]
+    pub max_body_bytes_in_flight: u64,
     /// On SIGTERM: stop accepting, let in-flight requests finish for up to
     /// this long, then close what is left.
     #[serde(default = "default_shutdown_grace")]
@@ -186,6 +191,10 @@ fn default_assertion_lifetime() -> u64 {
 
 fn default_conn_timeout() -> u64 {
     10
+}
+
+fn default_max_body_bytes_in_flight() -> u64 {
+    64 * 1024 * 1024
 }
 
 fn default_max_connections_per_client() -> u64 {
@@ -766,6 +775,10 @@ impl Config {
                 "server.max_connections_per_client",
                 s.max_connections_per_client,
             ),
+            (
+                "server.max_body_bytes_in_flight",
+                s.max_body_bytes_in_flight,
+            ),
             ("server.shutdown_grace_secs", s.shutdown_grace_secs),
         ] {
             if value == 0 {
@@ -1115,6 +1128,7 @@ public_url = "http://127.0.0.1:8443"
         assert_eq!(c.server.tls_handshake_timeout_secs, 10);
         assert_eq!(c.server.max_connections, 4096);
         assert_eq!(c.server.max_connections_per_client, 256);
+        assert_eq!(c.server.max_body_bytes_in_flight, 64 * 1024 * 1024);
         assert_eq!(c.server.shutdown_grace_secs, 20);
     }
 
@@ -1126,6 +1140,7 @@ public_url = "http://127.0.0.1:8443"
             "tls_handshake_timeout_secs",
             "max_connections",
             "max_connections_per_client",
+            "max_body_bytes_in_flight",
             "shutdown_grace_secs",
         ] {
             let text = format!("{MIN}{key} = 0\n");

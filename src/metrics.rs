@@ -229,6 +229,7 @@ pub struct ConnectionMetrics {
     open: atomic::AtomicU64,
     refused: atomic::AtomicU64,
     refused_per_client: atomic::AtomicU64,
+    refused_body_budget: atomic::AtomicU64,
     timeouts: [atomic::AtomicU64; 3],
 }
 
@@ -271,6 +272,17 @@ impl ConnectionMetrics {
         self.refused_per_client.load(atomic::Ordering::Relaxed)
     }
 
+    /// A request answered 503 because `server.max_body_bytes_in_flight`
+    /// were held.
+    pub fn refused_body_budget(&self) {
+        self.refused_body_budget
+            .fetch_add(1, atomic::Ordering::Relaxed);
+    }
+
+    pub fn refused_body_budget_total(&self) -> u64 {
+        self.refused_body_budget.load(atomic::Ordering::Relaxed)
+    }
+
     pub fn timed_out(&self, kind: ConnectionTimeout) {
         self.timeouts[kind as usize].fetch_add(1, atomic::Ordering::Relaxed);
     }
@@ -296,6 +308,13 @@ impl ConnectionMetrics {
             out,
             "fedgate_connections_refused_per_client_total {}",
             self.refused_per_client_total()
+        );
+        out.push_str("# HELP fedgate_requests_refused_body_budget_total Requests answered 503 server.busy because server.max_body_bytes_in_flight were held.\n");
+        out.push_str("# TYPE fedgate_requests_refused_body_budget_total counter\n");
+        let _ = writeln!(
+            out,
+            "fedgate_requests_refused_body_budget_total {}",
+            self.refused_body_budget_total()
         );
         out.push_str("# HELP fedgate_connection_timeouts_total Connections closed (or answered 408) on a timeout, by kind.\n");
         out.push_str("# TYPE fedgate_connection_timeouts_total counter\n");

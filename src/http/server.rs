@@ -10,6 +10,9 @@
 //! - at most `max_connections` open at once, clamped below the open-file
 //!   limit: one more is accepted and closed at once, so the listen backlog
 //!   never fills with clients nobody serves;
+//! - at most `max_body_bytes_in_flight` of request bodies held at once,
+//!   over all connections (each body is read whole, up to 2 MiB, before a
+//!   handler runs): past it, 503 `server.busy` with `Retry-After: 1`;
 //! - at most `max_connections_per_client` of them from one client (an IPv4
 //!   address, an IPv6 /64; trusted proxies exempt), likewise, so one host
 //!   cannot hold every slot (and the memory of each: about 20 KB an idle
@@ -58,6 +61,8 @@ pub struct Limits {
     pub tls_handshake_timeout: Duration,
     pub max_connections: u64,
     pub max_connections_per_client: u64,
+    /// Request-body bytes held at once, in KiB permits.
+    pub bodies: Arc<tokio::sync::Semaphore>,
     pub shutdown_grace: Duration,
 }
 
@@ -69,6 +74,11 @@ impl Limits {
             tls_handshake_timeout: Duration::from_secs(s.tls_handshake_timeout_secs),
             max_connections: s.max_connections,
             max_connections_per_client: s.max_connections_per_client,
+            bodies: Arc::new(tokio::sync::Semaphore::new(
+                usize::try_from(s.max_body_bytes_in_flight / 1024)
+                    .unwrap_or(usize::MAX)
+                    .clamp(1, tokio::sync::Semaphore::MAX_PERMITS),
+            )),
             shutdown_grace: Duration::from_secs(s.shutdown_grace_secs),
         }
     }
@@ -315,11 +325,12 @@ async fn http<I>(
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
     let app = open.0.clone();
-    let body_timeout = limits.body_timeout;
+    let (body_timeout, bodies) = (limits.body_timeout, limits.bodies.clone());
     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
         let router = router.clone();
         let app = app.clone();
-        async move { Ok::<_, Infallible>(request(req, peer, router, body_timeout, &app).await) }
+        let bodies = bodies.clone();
+        async move { Ok::<_, Infallible>(request(req, peer, router, body_timeout, &bodies, &app).await) }
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
@@ -358,6 +369,7 @@ async fn request(
     peer: SocketAddr,
     router: Router,
     body_timeout: Duration,
+    bodies: &Arc<tokio::sync::Semaphore>,
     app: &App,
 ) -> Response {
     let (mut parts, body) = req.into_parts();
@@ -370,11 +382,29 @@ async fn request(
     if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
         return too_large(json);
     }
-    let limited = http_body_util::Limited::new(body, MAX_BODY_BYTES);
-    let bytes = match tokio::time::timeout(body_timeout, limited.collect()).await {
-        Ok(Ok(collected)) => collected.to_bytes(),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return too_large(json),
-        Ok(Err(e)) => {
+    // The body's bytes are held under the in-flight budget (one permit a
+    // KiB) until the answer is made.
+    let mut held: Option<tokio::sync::OwnedSemaphorePermit> = None;
+    let read = read_body(body, bodies, &mut held);
+    let bytes = match tokio::time::timeout(body_timeout, read).await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(BodyError::TooLarge)) => return too_large(json),
+        Ok(Err(BodyError::OverBudget)) => {
+            app.metrics.connections.refused_body_budget();
+            tracing::debug!(%peer, "request body refused: server.max_body_bytes_in_flight held");
+            let mut resp = refusal(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server.busy",
+                "fedgate holds as many request bodies as server.max_body_bytes_in_flight allows: try again in a second",
+                json,
+            );
+            resp.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(crate::cpu::RETRY_AFTER_SECS),
+            );
+            return resp;
+        }
+        Ok(Err(BodyError::Unreadable(e))) => {
             tracing::debug!(%peer, error = %e, "request body unreadable");
             return refusal(
                 StatusCode::BAD_REQUEST,
@@ -395,10 +425,52 @@ async fn request(
     };
     parts.extensions.insert(ConnectInfo(peer));
     let req = Request::from_parts(parts, axum::body::Body::from(bytes));
-    match router.oneshot(req).await {
+    let resp = match router.oneshot(req).await {
         Ok(resp) => resp,
         Err(never) => match never {},
+    };
+    drop(held);
+    resp
+}
+
+enum BodyError {
+    TooLarge,
+    OverBudget,
+    Unreadable(hyper::Error),
+}
+
+/// The whole body, at most [`MAX_BODY_BYTES`], taking a permit of `bodies`
+/// for every KiB as it arrives (into `held`); never waiting for one.
+async fn read_body(
+    mut body: Incoming,
+    bodies: &Arc<tokio::sync::Semaphore>,
+    held: &mut Option<tokio::sync::OwnedSemaphorePermit>,
+) -> Result<axum::body::Bytes, BodyError> {
+    let mut buf = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(BodyError::Unreadable)?;
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers
+        };
+        if buf.len() + data.len() > MAX_BODY_BYTES {
+            return Err(BodyError::TooLarge);
+        }
+        let want = (buf.len() + data.len()).div_ceil(1024);
+        let have = held.as_ref().map_or(0, |p| p.num_permits());
+        if want > have {
+            let more = u32::try_from(want - have).map_err(|_| BodyError::TooLarge)?;
+            let permit = bodies
+                .clone()
+                .try_acquire_many_owned(more)
+                .map_err(|_| BodyError::OverBudget)?;
+            match held {
+                Some(p) => p.merge(permit),
+                None => *held = Some(permit),
+            }
+        }
+        buf.extend_from_slice(&data);
     }
+    Ok(buf.into())
 }
 
 fn too_large(json: bool) -> Response {

@@ -298,3 +298,43 @@ async fn shutdown_refuses_new_connections_and_finishes_the_login_in_flight() {
         .unwrap();
     held.task.await.unwrap();
 }
+
+/// Request bodies are read whole before a handler runs, so the bytes held
+/// at once over all connections are bounded (`max_body_bytes_in_flight`):
+/// a body that would go over gets 503 `server.busy` with `Retry-After`,
+/// and the budget comes back when the held body is done (here: its 408).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_bodies_held_at_once_are_bounded() {
+    let env = start(&[("FEDGATE_SERVER__MAX_BODY_BYTES_IN_FLIGHT", "102400")]).await;
+    // A slow client: 90 KB of a 200 KB body, then nothing.
+    let mut slow = TcpStream::connect(addr(&env)).await.unwrap();
+    slow.write_all(
+        b"POST /saml/contoso/acs HTTP/1.1\r\nHost: fedgate\r\n\
+          Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 200000\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    slow.write_all(&vec![b'a'; 90_000]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Another client's 30 KB does not fit beside it.
+    let post = || {
+        reqwest::Client::new()
+            .post(format!("{}/saml/contoso/acs", env.fedgate_url))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("SAMLResponse={}", "b".repeat(30_000)))
+            .send()
+    };
+    let r = post().await.unwrap();
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.headers()["retry-after"], "1");
+    let body = r.text().await.unwrap();
+    assert!(body.contains("server.busy"), "{body}");
+    assert!(body.contains("server.max_body_bytes_in_flight"), "{body}");
+    assert_eq!(env.app.metrics.connections.refused_body_budget_total(), 1);
+    // The slow body times out (408) and gives its bytes back.
+    let got = read_to_close(&mut slow).await;
+    assert!(got.starts_with("HTTP/1.1 408"), "{got}");
+    let r = post().await.unwrap();
+    assert_ne!(r.status(), 503, "the budget came back");
+    env.stop().await;
+}
