@@ -14,9 +14,9 @@
 //! latency counts from when it was due, so a stalled server is not hidden
 //! by the client waiting for it); without it the C clients post as fast as
 //! they are answered. `--attack` runs the hostile shapes of issue 15
-//! alongside, from another address (127.0.0.2) than the real users
-//! (127.0.0.1): 10 quadratic-shape SAMLResponses a second (40,408 IDs, and
-//! a 90,000-entry PrefixList), `--slow-connections` (2,000) connections that
+//! alongside, from other addresses (127.0.0.2, .3, .4) than the real users
+//! (127.0.0.1): 10 quadratic-shape SAMLResponses a second (40,408 IDs,
+//! 25,000 IDs, and a 90,000-entry PrefixList), `--slow-connections` (2,000) connections that
 //! trickle one header byte every 5 s and reconnect when closed (a second
 //! later if closed at once), and a login-state flood (`--flood-rate`, 1,000
 //! login starts a second, half of them at unknown tenants).
@@ -392,9 +392,10 @@ struct AttackReport {
     slow_connect_failed: u64,
 }
 
-/// The attack's two request bodies: the issue's 512 KiB response with
-/// 40,408 distinct IDs, and a real signed response carrying a
-/// 90,000-entry PrefixList; each base64'd as a SAMLResponse.
+/// The attack's request bodies: the issue's 512 KiB response with 40,408
+/// distinct IDs, the same shape with 25,000 (under the SAML body limit), and
+/// a real signed response carrying a 90,000-entry PrefixList; each base64'd
+/// as a SAMLResponse.
 fn hostile_bodies(signed_form: &str) -> Result<Vec<String>, Error> {
     let b64 = base64::engine::general_purpose::STANDARD;
     // Undo form_body: base64 only needs %2B, %2F and %3D.
@@ -408,7 +409,10 @@ fn hostile_bodies(signed_form: &str) -> Result<Vec<String>, Error> {
         .replace("%3D", "=");
     let signed = String::from_utf8(b64.decode(field)?)?;
     Ok(vec![
+        // The issue's 512 KiB document: over the SAML body limit, 413.
         form_body(&b64.encode(shapes::ids_response(40_408)), "x"),
+        // The most IDs that fit under it: parsed, refused by the ID limit.
+        form_body(&b64.encode(shapes::ids_response(25_000)), "x"),
         form_body(
             &b64.encode(shapes::prefixlist_response(&signed, 26, 90_000)),
             "x",
@@ -658,9 +662,12 @@ mod attack {
         failed: Arc<AtomicU64>,
     }
 
-    /// The attacker's address: another loopback address than the real
-    /// users' (127.0.0.1), as the attacker is another host than the users.
-    const ATTACKER: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 2));
+    /// The attackers' addresses: other loopback addresses than the real
+    /// users' (127.0.0.1), one a kind (the slow connections would otherwise
+    /// take all of their host's `max_connections_per_client`).
+    const SLOW: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 2));
+    const HOSTILE: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 3));
+    const FLOOD: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 4));
 
     pub fn start(base: &str, args: &Args, bodies: Vec<String>, stop: Arc<AtomicBool>) -> Attackers {
         let base = base.to_string();
@@ -672,7 +679,7 @@ mod attack {
             let (stop, url) = (stop.clone(), format!("{base}/saml/contoso/acs"));
             tokio::spawn(async move {
                 let client = reqwest::Client::builder()
-                    .local_address(ATTACKER)
+                    .local_address(HOSTILE)
                     .build()
                     .unwrap_or_default();
                 let mut tick = tokio::time::interval(Duration::from_millis(100));
@@ -722,7 +729,7 @@ mod attack {
             tokio::spawn(async move {
                 let client = reqwest::Client::builder()
                     .redirect(reqwest::redirect::Policy::none())
-                    .local_address(ATTACKER)
+                    .local_address(FLOOD)
                     .build()
                     .unwrap_or_default();
                 let mut by = BTreeMap::new();
@@ -774,7 +781,7 @@ mod attack {
                     // Spread the first connects over a second.
                     tokio::time::sleep(Duration::from_millis((k % 1000) as u64)).await;
                     while !stop.load(Ordering::Relaxed) {
-                        let Ok(mut conn) = connect_from(ATTACKER, &addr).await else {
+                        let Ok(mut conn) = connect_from(SLOW, &addr).await else {
                             failed.fetch_add(1, Ordering::Relaxed);
                             tokio::time::sleep(Duration::from_millis(100)).await;
                             continue;

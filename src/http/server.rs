@@ -5,7 +5,8 @@
 //!   bounds a keep-alive connection waiting for its next request (hyper's
 //!   header timer starts again when a connection goes idle);
 //! - the body within `body_timeout_secs` (else 408 `http.body_timeout`), and
-//!   at most [`MAX_BODY_BYTES`] of it (else 413 `http.body_too_large`);
+//!   at most [`MAX_BODY_BYTES`] of it, [`MAX_SAML_BODY_BYTES`] on `/saml/…`
+//!   (else 413 `http.body_too_large`);
 //! - the TLS handshake within `tls_handshake_timeout_secs`;
 //! - at most `max_connections` open at once, clamped below the open-file
 //!   limit: one more is accepted and closed at once, so the listen backlog
@@ -47,6 +48,22 @@ use crate::metrics::ConnectionTimeout;
 /// the form extractors applied before fedgate had its own server. A SAML
 /// response is tens of kilobytes.
 pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
+
+/// The largest body posted to a SAML endpoint (`/saml/…`: the ACS). An
+/// Entra response with 150 groups and every optional claim is tens of
+/// kilobytes; a body of 512 KiB holds a 384 KiB document, ten times any
+/// real one. A smaller bound means a hostile document is refused before it
+/// is read, and the bytes one request holds while it is parsed are fewer.
+pub const MAX_SAML_BODY_BYTES: usize = 512 * 1024;
+
+/// The body limit of a request to `path`.
+pub fn body_limit(path: &str) -> usize {
+    if path.starts_with("/saml/") {
+        MAX_SAML_BODY_BYTES
+    } else {
+        MAX_BODY_BYTES
+    }
+}
 
 /// File descriptors kept free below the open-file limit for what is not a
 /// client connection: the listener, the store (Redis pool), the audit file,
@@ -379,16 +396,17 @@ async fn request(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
-        return too_large(json);
+    let limit = body_limit(parts.uri.path());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return too_large(json, limit);
     }
     // The body's bytes are held under the in-flight budget (one permit a
     // KiB) until the answer is made.
     let mut held: Option<tokio::sync::OwnedSemaphorePermit> = None;
-    let read = read_body(body, bodies, &mut held);
+    let read = read_body(body, limit, bodies, &mut held);
     let bytes = match tokio::time::timeout(body_timeout, read).await {
         Ok(Ok(bytes)) => bytes,
-        Ok(Err(BodyError::TooLarge)) => return too_large(json),
+        Ok(Err(BodyError::TooLarge)) => return too_large(json, limit),
         Ok(Err(BodyError::OverBudget)) => {
             app.metrics.connections.refused_body_budget();
             tracing::debug!(%peer, "request body refused: server.max_body_bytes_in_flight held");
@@ -439,10 +457,11 @@ enum BodyError {
     Unreadable(hyper::Error),
 }
 
-/// The whole body, at most [`MAX_BODY_BYTES`], taking a permit of `bodies`
-/// for every KiB as it arrives (into `held`); never waiting for one.
+/// The whole body, at most `limit` bytes, taking a permit of `bodies` for
+/// every KiB as it arrives (into `held`); never waiting for one.
 async fn read_body(
     mut body: Incoming,
+    limit: usize,
     bodies: &Arc<tokio::sync::Semaphore>,
     held: &mut Option<tokio::sync::OwnedSemaphorePermit>,
 ) -> Result<axum::body::Bytes, BodyError> {
@@ -452,7 +471,7 @@ async fn read_body(
         let Ok(data) = frame.into_data() else {
             continue; // trailers
         };
-        if buf.len() + data.len() > MAX_BODY_BYTES {
+        if buf.len() + data.len() > limit {
             return Err(BodyError::TooLarge);
         }
         let want = (buf.len() + data.len()).div_ceil(1024);
@@ -473,11 +492,11 @@ async fn read_body(
     Ok(buf.into())
 }
 
-fn too_large(json: bool) -> Response {
+fn too_large(json: bool, limit: usize) -> Response {
     refusal(
         StatusCode::PAYLOAD_TOO_LARGE,
         "http.body_too_large",
-        &format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
+        &format!("the request body is larger than {limit} bytes"),
         json,
     )
 }

@@ -338,3 +338,57 @@ async fn request_bodies_held_at_once_are_bounded() {
     assert_ne!(r.status(), 503, "the budget came back");
     env.stop().await;
 }
+
+/// A SAML endpoint takes at most 512 KiB (ten times any real response),
+/// declared or chunked; other endpoints keep the 2 MiB bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saml_body_over_512_kib_is_413_declared_or_chunked() {
+    let env = start(&[]).await;
+    let acs = format!("{}/saml/contoso/acs", env.fedgate_url);
+    let form = |n: usize| format!("SAMLResponse={}", "a".repeat(n));
+    let r = reqwest::Client::new()
+        .post(&acs)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(600_000))
+        .send()
+        .await;
+    if let Ok(r) = r {
+        assert_eq!(r.status(), 413);
+        assert!(r.text().await.unwrap().contains("524288 bytes"));
+    }
+    // Chunked, with no Content-Length: counted as it arrives.
+    let mut s = TcpStream::connect(addr(&env)).await.unwrap();
+    s.write_all(
+        b"POST /saml/contoso/acs HTTP/1.1\r\nHost: fedgate\r\n\
+          Content-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    for _ in 0..10 {
+        let chunk = format!("{:x}\r\n{}\r\n", 100_000, "a".repeat(100_000));
+        if s.write_all(chunk.as_bytes()).await.is_err() {
+            break; // fedgate answered and closed
+        }
+    }
+    let got = read_to_close(&mut s).await;
+    assert!(got.starts_with("HTTP/1.1 413"), "{got}");
+    // Just under the bound, the body is read and the SAML layer answers.
+    let r = reqwest::Client::new()
+        .post(&acs)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(500_000))
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(r.status(), 413);
+    // Elsewhere the 2 MiB bound holds.
+    let r = reqwest::Client::new()
+        .post(format!("{}/oauth2/token", env.fedgate_url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(1_000_000))
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(r.status(), 413);
+    env.stop().await;
+}
