@@ -40,6 +40,8 @@ struct Inner {
     store_errors: BTreeMap<&'static str, u64>,
     /// The last readiness probe's answer (`None` before the first).
     store_ready: Option<bool>,
+    /// Readiness probes made of the store (at most one a second).
+    store_probes: u64,
 }
 
 fn label(s: &str) -> String {
@@ -105,10 +107,17 @@ impl Metrics {
     }
 
     /// What the last `/readyz` probe found.
+    /// A readiness probe of the store was made and answered `ready`.
     pub fn store_ready(&self, ready: bool) {
         if let Ok(mut m) = self.inner.lock() {
             m.store_ready = Some(ready);
+            m.store_probes += 1;
         }
+    }
+
+    /// Readiness probes made of the store so far.
+    pub fn store_probes(&self) -> u64 {
+        self.inner.lock().map_or(0, |m| m.store_probes)
     }
 
     pub fn render(&self) -> String {
@@ -156,6 +165,13 @@ impl Metrics {
             );
             out.push_str("# TYPE fedgate_store_ready gauge\n");
             let _ = writeln!(out, "fedgate_store_ready {}", u8::from(ready));
+            out.push_str("# HELP fedgate_store_readiness_probes_total Readiness probes made of the store (/readyz answers from the last one for a second).\n");
+            out.push_str("# TYPE fedgate_store_readiness_probes_total counter\n");
+            let _ = writeln!(
+                out,
+                "fedgate_store_readiness_probes_total {}",
+                m.store_probes
+            );
         }
         self.connections.render(&mut out);
         out

@@ -269,3 +269,44 @@ async fn login_state_is_capped_per_tenant() {
     assert_eq!(status, 200, "{html}");
     env.stop().await;
 }
+
+/// `/readyz` probes the store at most once a second, however many ask:
+/// 50 concurrent probes make one store write, and one more a second later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_readyz_probes_the_store_once_a_second() {
+    let env = Environment::start().await.unwrap();
+    let url = format!("{}/readyz", env.fedgate_url);
+    let before = env.app.metrics.store_probes();
+    let client = reqwest::Client::new();
+    let answers = get_at_once(50, &url).await;
+    assert!(answers.iter().all(|s| *s == 200), "{answers:?}");
+    let probes = env.app.metrics.store_probes() - before;
+    assert!((1..=2).contains(&probes), "{probes} probes for 50 requests");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(client.get(&url).send().await.unwrap().status(), 200);
+    assert_eq!(
+        env.app.metrics.store_probes() - before,
+        probes + 1,
+        "a second later the store is probed again"
+    );
+    let metrics = metrics_text(&env).await;
+    assert!(
+        metrics.contains("fedgate_store_readiness_probes_total"),
+        "{metrics}"
+    );
+    env.stop().await;
+}
+
+/// GET `url` `n` times at once; the statuses.
+async fn get_at_once(n: usize, url: &str) -> Vec<u16> {
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        let url = url.to_string();
+        set.spawn(async move { reqwest::get(url).await.map_or(0, |r| r.status().as_u16()) });
+    }
+    let mut out = Vec::with_capacity(n);
+    while let Some(s) = set.join_next().await {
+        out.push(s.unwrap_or(0));
+    }
+    out
+}
