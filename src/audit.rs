@@ -105,9 +105,11 @@ pub struct AuditLog {
 /// shorter; anything longer came from a client).
 pub const CLIP: usize = 64;
 
-/// Events for requests that reached no configured tenant or console
-/// (`tenant.unknown`, `console.unknown`): at most this many a second are
-/// written; the rest are counted and the next one written says how many.
+/// Events an unauthenticated client can cause as fast as it sends: requests
+/// that reached no configured tenant or console (`tenant.unknown`,
+/// `console.unknown`) and throttled admin-token tries (`admin.throttled`).
+/// At most this many a second are written; the rest are counted and the
+/// next one written says how many.
 const UNKNOWN_PER_SECOND: u32 = 10;
 
 /// How many decisions the admin page can show.
@@ -142,7 +144,10 @@ impl AuditLog {
     pub fn record(&self, event: &AuditEvent) {
         let noted;
         let mut event = event;
-        if matches!(event.code.as_str(), "tenant.unknown" | "console.unknown") {
+        if matches!(
+            event.code.as_str(),
+            "tenant.unknown" | "console.unknown" | "admin.throttled"
+        ) {
             // Rate-limited: a flood of made-up ids must not grow the file.
             let Ok(mut u) = self.unknown.lock() else {
                 return;
@@ -159,7 +164,7 @@ impl AuditLog {
             if u.2 > 0 {
                 let mut copy = event.clone();
                 copy.reason = format!(
-                    "{} ({} similar events for unknown tenants or consoles were not written before this one)",
+                    "{} ({} similar events (unknown tenants or consoles, throttled admin-token tries) were not written before this one)",
                     copy.reason, u.2
                 );
                 noted = copy;
@@ -195,6 +200,24 @@ impl AuditLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn throttled_admin_tries_are_rate_limited_like_unknown_tenants() {
+        let path = std::env::temp_dir().join(format!(
+            "fedgate-audit-test-{}",
+            crate::util::random_id().unwrap_or_default()
+        ));
+        let log = AuditLog::new(Some(&path)).unwrap();
+        let t0 = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        for _ in 0..50 {
+            let mut e = AuditEvent::new(t0, "-", "admin", Some("198.51.100.9".into()));
+            e.code = "admin.throttled".into();
+            log.record(&e);
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::remove_file(&path).ok();
+        assert_eq!(text.lines().count(), UNKNOWN_PER_SECOND as usize);
+    }
 
     #[test]
     fn unknown_tenant_events_are_clipped_and_rate_limited_and_say_how_many_were_not_written() {

@@ -89,6 +89,18 @@ struct Window {
     start: time::OffsetDateTime,
     current: u32,
     previous: u32,
+    /// Starts refused in this window.
+    refused: u32,
+}
+
+/// A login start [`PendingBudget::take`] refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OverBudget {
+    /// Seconds until the window moves on (`Retry-After`).
+    pub retry_after: u64,
+    /// Whether it is the first refusal for this id in this window (the
+    /// one worth a warning in the log; the rest are counted only).
+    pub first: bool,
 }
 
 impl PendingBudget {
@@ -103,6 +115,7 @@ impl PendingBudget {
                         start,
                         current: 0,
                         previous: 0,
+                        refused: 0,
                     };
                     (id.to_string(), std::sync::Mutex::new(w))
                 })
@@ -113,13 +126,16 @@ impl PendingBudget {
     /// Count one start for `id` at `now`, or refuse with the seconds until
     /// the window moves on. An id with no counter (not configured: the
     /// request is refused elsewhere) is not limited here.
-    pub fn take(&self, id: &str, now: time::OffsetDateTime) -> Result<(), u64> {
+    pub fn take(&self, id: &str, now: time::OffsetDateTime) -> Result<(), OverBudget> {
         let Some(counter) = self.counters.get(id) else {
             return Ok(());
         };
         let Ok(mut w) = counter.lock() else {
             // A poisoned counter: fail closed.
-            return Err(60);
+            return Err(OverBudget {
+                retry_after: 60,
+                first: false,
+            });
         };
         let elapsed = now - w.start;
         if elapsed >= PENDING_WINDOW * 2 || elapsed < time::Duration::ZERO {
@@ -127,19 +143,25 @@ impl PendingBudget {
                 start: now,
                 current: 0,
                 previous: 0,
+                refused: 0,
             };
         } else if elapsed >= PENDING_WINDOW {
             *w = Window {
                 start: w.start + PENDING_WINDOW,
                 current: 0,
                 previous: w.current,
+                refused: 0,
             };
         }
         let into = (now - w.start).as_seconds_f64() / PENDING_WINDOW.as_seconds_f64();
         let estimate = f64::from(w.previous) * (1.0 - into) + f64::from(w.current);
         if estimate >= f64::from(self.limit) {
             let left = (w.start + PENDING_WINDOW - now).whole_seconds();
-            return Err(u64::try_from(left).unwrap_or(0).clamp(1, 600));
+            w.refused = w.refused.saturating_add(1);
+            return Err(OverBudget {
+                retry_after: u64::try_from(left).unwrap_or(0).clamp(1, 600),
+                first: w.refused == 1,
+            });
         }
         w.current += 1;
         Ok(())
@@ -158,7 +180,9 @@ mod tests {
             assert!(b.take("contoso", t0).is_ok());
         }
         let wait = b.take("contoso", t0).unwrap_err();
-        assert_eq!(wait, 600, "the whole window is ahead");
+        assert_eq!(wait.retry_after, 600, "the whole window is ahead");
+        assert!(wait.first, "the first refusal is the one logged");
+        assert!(!b.take("contoso", t0).unwrap_err().first);
         // Another tenant has its own budget; an unconfigured id is not counted here.
         assert!(b.take("fabrikam", t0).is_ok());
         assert!(b.take("unknown", t0).is_ok());

@@ -652,21 +652,32 @@ pub fn login_start_allowed(
     let Some(scope) = scope else {
         return Ok(());
     };
-    let Err(secs) = app.pending_budget.take(scope, now) else {
+    let Err(over) = app.pending_budget.take(scope, now) else {
         return Ok(());
     };
+    let secs = over.retry_after;
     let (tenant, console) = match scope.strip_prefix("console:") {
         Some(c) => ("-", c),
         None => (scope, "-"),
     };
     app.metrics
         .login(tenant, console, "denied", "login.tenant_busy");
-    tracing::warn!(
-        scope,
-        retry_after = secs,
-        limit = app.config.server.login_states_per_tenant,
-        "login starts for this tenant or client are at server.login_states_per_tenant: refused"
-    );
+    // One warning a window per id (a flood must not grow the log); the
+    // refusals are counted in the metrics.
+    if over.first {
+        tracing::warn!(
+            scope = crate::util::clip(scope, crate::audit::CLIP),
+            retry_after = secs,
+            limit = app.config.server.login_states_per_tenant,
+            "login starts for this tenant or client reached server.login_states_per_tenant: refusing them until the window moves (counted in fedgate_logins_total, code login.tenant_busy)"
+        );
+    } else {
+        tracing::debug!(
+            scope,
+            retry_after = secs,
+            "login start refused: login.tenant_busy"
+        );
+    }
     Err(Refusal {
         retry_after: Some(u32::try_from(secs).unwrap_or(60)),
         ..Refusal::new(
@@ -688,7 +699,16 @@ pub(crate) fn store_down(app: &App, op: &'static str, e: crate::store::StoreErro
     if let Ok(mut last) = app.readiness.try_lock() {
         *last = None;
     }
-    tracing::warn!(op, error = %e, "store unavailable: login refused (fail closed)");
+    // One warning a second at most: every login fails while the store is
+    // down, and the log must not grow with the request rate (the metric
+    // counts each).
+    static LAST_WARNED: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+    let second = app.now().unix_timestamp();
+    if LAST_WARNED.swap(second, std::sync::atomic::Ordering::Relaxed) != second {
+        tracing::warn!(op, error = %e, "store unavailable: login refused (fail closed)");
+    } else {
+        tracing::debug!(op, error = %e, "store unavailable: login refused (fail closed)");
+    }
     Refusal::new(503, e.code(), e.to_string())
 }
 

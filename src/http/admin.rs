@@ -339,7 +339,8 @@ pub async fn login(
         event.reason =
             format!("too many local admin token tries from this client; retry in {retry_after} s");
         app.audit.record(&event);
-        tracing::warn!(client = %peer.ip(), retry_after, "local admin token tries throttled");
+        // The audit event is the record (itself written at most 10 a second).
+        tracing::debug!(client = %peer.ip(), retry_after, "local admin token tries throttled");
         let mut resp = login_page(
             &app,
             Some(&format!(
