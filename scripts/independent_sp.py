@@ -9,6 +9,8 @@ Usage:
 RESPONSE_FILE holds the SAMLResponse form value (base64, as posted) or raw
 XML. The SP accepts unsolicited (IdP-initiated) responses, requires a signed
 Assertion, and checks audience, recipient and time against the real clock.
+With --defaults it leaves what must be signed to pysaml2's own defaults
+(which want the Response signed), as a console set up by its docs would.
 Prints one JSON object: {"ok": true, "name_id", "issuer", "attributes"} and
 exits 0, or {"ok": false, "error"} and exits 1.
 """
@@ -24,6 +26,7 @@ def main() -> int:
     ap.add_argument("--idp-metadata", required=True)
     ap.add_argument("--sp-entity-id", required=True)
     ap.add_argument("--acs-url", required=True)
+    ap.add_argument("--defaults", action="store_true")
     ap.add_argument("response")
     a = ap.parse_args()
 
@@ -33,18 +36,22 @@ def main() -> int:
 
     raw = open(a.response, "rb").read().strip()
     b64 = raw if not raw.startswith(b"<") else base64.b64encode(raw)
-    conf = {
-        "entityid": a.sp_entity_id,
-        "metadata": {"local": [a.idp_metadata]},
-        "service": {
-            "sp": {
-                "endpoints": {"assertion_consumer_service": [(a.acs_url, BINDING_HTTP_POST)]},
-                "allow_unsolicited": True,
+    sp = {
+        "endpoints": {"assertion_consumer_service": [(a.acs_url, BINDING_HTTP_POST)]},
+        "allow_unsolicited": True,
+    }
+    if not a.defaults:
+        sp.update(
+            {
                 "want_assertions_signed": True,
                 "want_response_signed": False,
                 "authn_requests_signed": False,
             }
-        },
+        )
+    conf = {
+        "entityid": a.sp_entity_id,
+        "metadata": {"local": [a.idp_metadata]},
+        "service": {"sp": sp},
         "xmlsec_binary": shutil.which("xmlsec1") or "/usr/bin/xmlsec1",
         "allow_unknown_attributes": True,
     }

@@ -431,6 +431,10 @@ pub struct Console {
     pub oidc: Option<ConsoleOidc>,
     /// Which Identity value becomes the NameID (default: the profile's).
     pub nameid: Option<NameIdSource>,
+    /// What fedgate signs in the SAML Response: `assertion` (default),
+    /// `response`, or `both`.
+    #[serde(default)]
+    pub sign: crate::consoles::SignWhat,
     /// Override the SAML attribute that carries the roles.
     pub role_attribute: Option<String>,
     /// Roles this console has beyond the profile's vocabulary.

@@ -29,6 +29,22 @@ pub enum NameIdSource {
     ObjectId,
 }
 
+/// What fedgate signs in the SAML Response it posts to a console
+/// (`[[consoles]] sign`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignWhat {
+    /// The Assertion only (enveloped signature inside it): the default.
+    #[default]
+    Assertion,
+    /// The Response only (the Assertion is covered by it): what pysaml2's
+    /// `want_response_signed` and node-saml's `wantAuthnResponseSigned`
+    /// ask for by default.
+    Response,
+    /// Both: the Assertion, then the Response around it (two signatures).
+    Both,
+}
+
 /// What fedgate knows about a console family.
 #[derive(Debug)]
 pub struct Profile {

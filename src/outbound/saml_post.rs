@@ -29,6 +29,8 @@ pub struct Delivery<'a> {
     /// e-mail or UPN outside them is never delivered (`crate::domains`).
     pub tenant: &'a str,
     pub domains: &'a [String],
+    /// What is signed: the Assertion, the Response, or both.
+    pub sign: consoles::SignWhat,
 }
 
 /// Why fedgate could not build the assertion for the console.
@@ -111,13 +113,25 @@ pub fn response(
 /// operation) is the part the gateway runs on its CPU pool.
 pub struct UnsignedResponse {
     xml: String,
+    response_id: String,
     assertion_id: String,
+    sign: consoles::SignWhat,
 }
 
 impl UnsignedResponse {
-    /// Sign the Assertion (enveloped signature).
+    /// Sign what the console asked for (enveloped signatures): the
+    /// Assertion, the Response, or the Assertion and then the Response
+    /// around it, so the Response's signature covers the Assertion's.
     pub fn sign(&self, key: &SigningKey) -> Result<String, OutboundError> {
-        Ok(sign_enveloped(&self.xml, &self.assertion_id, key)?)
+        use consoles::SignWhat;
+        Ok(match self.sign {
+            SignWhat::Assertion => sign_enveloped(&self.xml, &self.assertion_id, key)?,
+            SignWhat::Response => sign_enveloped(&self.xml, &self.response_id, key)?,
+            SignWhat::Both => {
+                let inner = sign_enveloped(&self.xml, &self.assertion_id, key)?;
+                sign_enveloped(&inner, &self.response_id, key)?
+            }
+        })
     }
 }
 
@@ -197,7 +211,12 @@ ID=\"{response_id}\" Version=\"2.0\" IssueInstant=\"{now}\" Destination=\"{dest}
     );
     // An AttributeStatement must not be empty (schema): drop it when it is.
     let xml = xml.replace("<saml:AttributeStatement></saml:AttributeStatement>", "");
-    Ok(UnsignedResponse { xml, assertion_id })
+    Ok(UnsignedResponse {
+        xml,
+        response_id,
+        assertion_id,
+        sign: d.sign,
+    })
 }
 
 /// The HTML page that posts the response to the console (HTTP-POST binding).
@@ -274,5 +293,6 @@ pub fn delivery<'a>(
         lifetime,
         tenant: &tenant.id,
         domains: &tenant.domains,
+        sign: console.sign,
     }
 }

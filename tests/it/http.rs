@@ -535,3 +535,93 @@ async fn groups_overage_is_resolved_through_graph_or_denied_with_a_code() {
     );
     env.stop().await;
 }
+
+/// `[[consoles]] sign` (issue 16, part 2): with `response` or `both`,
+/// pysaml2 as the console with its *default* settings (which want the
+/// Response signed) accepts fedgate's answer; with the default `assertion`
+/// it refuses it. fedgate's own console (the mock) accepts all three, and
+/// each answer carries the signatures it says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_is_signed_is_per_console_and_satisfies_pysaml2_defaults() {
+    use base64::Engine;
+    let env = Environment::start().await.unwrap();
+    let index = env
+        .app
+        .config
+        .consoles
+        .iter()
+        .position(|c| c.id == CONSOLE_ID)
+        .unwrap();
+    env.stop().await;
+    for (mode, signatures, pysaml2_defaults_accept) in [
+        ("assertion", 1, false),
+        ("response", 1, true),
+        ("both", 2, true),
+    ] {
+        let overrides = [(format!("FEDGATE_CONSOLES__{index}__SIGN"), mode.to_string())];
+        let env = Environment::start_with_overrides("", &overrides)
+            .await
+            .unwrap();
+        let (status, html) = env.login(&demo::alice(), Some(CONSOLE_ID)).await.unwrap();
+        assert_eq!(status, 200, "{mode}: {html}");
+        let (_, fields) = demo::parse_form(&html).unwrap();
+        let b64 = fields
+            .iter()
+            .find(|(n, _)| n == "SAMLResponse")
+            .unwrap()
+            .1
+            .clone();
+        let xml = String::from_utf8(
+            base64::engine::general_purpose::STANDARD
+                .decode(&b64)
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(xml.matches("<ds:Signature ").count(), signatures, "{mode}");
+        let response_signed = xml
+            .find("<ds:Signature ")
+            .is_some_and(|at| at < xml.find("<saml:Assertion ").unwrap());
+        assert_eq!(response_signed, mode != "assertion", "{mode}");
+        // fedgate's own console verifies it.
+        let (status, body) = env.follow_form(&html).await.unwrap();
+        assert_eq!(status, 200, "{mode}: {body}");
+        // pysaml2 with its defaults.
+        let dir = env.dir.join(format!("pysaml2-{mode}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let idp_md = reqwest::get(format!("{}/idp/metadata", env.fedgate_url))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        std::fs::write(dir.join("idp.xml"), &idp_md).unwrap();
+        std::fs::write(dir.join("resp.b64"), &b64).unwrap();
+        let out = super::python()
+            .arg(format!(
+                "{}/scripts/independent_sp.py",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .arg("--defaults")
+            .arg("--idp-metadata")
+            .arg(dir.join("idp.xml"))
+            .arg("--sp-entity-id")
+            .arg(format!("{}/singlesignon/saml/metadata", env.console_url))
+            .arg("--acs-url")
+            .arg(format!("{}/singlesignon/saml/SSO", env.console_url))
+            .arg(dir.join("resp.b64"))
+            .output()
+            .expect("the tests' Python, with pysaml2 (scripts/install-test-deps)");
+        let said = String::from_utf8_lossy(&out.stdout).to_string();
+        assert_eq!(
+            out.status.success(),
+            pysaml2_defaults_accept,
+            "{mode}: pysaml2 said {said} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if pysaml2_defaults_accept {
+            let v: serde_json::Value = serde_json::from_str(&said).unwrap();
+            assert_eq!(v["name_id"], "alice@contoso.example", "{mode}");
+        }
+        env.stop().await;
+    }
+}
