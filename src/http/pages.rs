@@ -61,6 +61,10 @@ pub fn hint(code: &str) -> (&'static str, &'static str) {
             "The user is in too many groups for Entra to send them, and fedgate could not ask Microsoft Graph for them.",
             "Check the tenant's [tenants.graph] app registration: client secret not expired, application permission GroupMember.Read.All with admin consent.",
         ),
+        "outbound.nameid_missing" => (
+            "The sign-in carried no value for what this console uses as the user's name (its NameID: the e-mail or UPN, or the object id).",
+            "Check that the tenant sends that claim (for Entra: the UPN or mail claim of the user; for another SAML IdP, which attribute carries it), or set the console's nameid in fedgate.toml to a value the tenant sends (email, upn, object_id).",
+        ),
         "identity.domain_not_owned" => (
             "Your e-mail address or user name is not in a domain your organisation has registered with fedgate, so fedgate will not sign you in to the console under it.",
             "The message names the tenant and the domain. If that domain is a verified domain of the tenant in Entra (Settings → Domain names), add it to the tenant's domains in fedgate.toml; if it belongs to another organisation, the user's mail or UPN claim was set to someone else's address.",

@@ -52,9 +52,32 @@ impl OutboundError {
     /// deliver, 500 for fedgate's own failures.
     pub fn status(&self) -> u16 {
         match self {
-            OutboundError::Domain(_) => 403,
-            _ => 500,
+            // What the IdP sent lacks a value the console needs: not
+            // fedgate's failure, and not the user's to fix (a hint says
+            // what to check).
+            OutboundError::NameIdMissing(_) | OutboundError::Domain(_) => 403,
+            OutboundError::Sign(_) => 500,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_nameid_value_is_a_refusal_with_a_code_not_a_server_error() {
+        let e = OutboundError::NameIdMissing("e-mail or UPN");
+        assert_eq!(e.status(), 403);
+        assert_eq!(
+            crate::identity::ErrorCode::code(&e),
+            "outbound.nameid_missing"
+        );
+        let (meaning, check) = crate::http::pages::hint("outbound.nameid_missing");
+        assert!(
+            meaning.contains("NameID") && check.contains("nameid"),
+            "{meaning} {check}"
+        );
     }
 }
 
