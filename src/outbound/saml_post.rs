@@ -61,26 +61,6 @@ impl OutboundError {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_missing_nameid_value_is_a_refusal_with_a_code_not_a_server_error() {
-        let e = OutboundError::NameIdMissing("e-mail or UPN");
-        assert_eq!(e.status(), 403);
-        assert_eq!(
-            crate::identity::ErrorCode::code(&e),
-            "outbound.nameid_missing"
-        );
-        let (meaning, check) = crate::http::pages::hint("outbound.nameid_missing");
-        assert!(
-            meaning.contains("NameID") && check.contains("nameid"),
-            "{meaning} {check}"
-        );
-    }
-}
-
 impl crate::identity::ErrorCode for OutboundError {
     fn code(&self) -> &'static str {
         match self {
@@ -317,5 +297,25 @@ pub fn delivery<'a>(
         tenant: &tenant.id,
         domains: &tenant.domains,
         sign: console.sign,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_nameid_value_is_a_refusal_with_a_code_not_a_server_error() {
+        let e = OutboundError::NameIdMissing("e-mail or UPN");
+        assert_eq!(e.status(), 403);
+        assert_eq!(
+            crate::identity::ErrorCode::code(&e),
+            "outbound.nameid_missing"
+        );
+        let (meaning, check) = crate::http::pages::hint("outbound.nameid_missing");
+        assert!(
+            meaning.contains("NameID") && check.contains("nameid"),
+            "{meaning} {check}"
+        );
     }
 }
