@@ -947,27 +947,14 @@ fn thread_cpu() -> ThreadCpu {
         clients: 0.0,
         other: 0.0,
     };
-    // USER_HZ: 100 on Linux.
-    let tick = 1.0 / 100.0;
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
         return t;
     };
     for task in tasks.flatten() {
-        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+        let Some((comm, secs)) = proc_stat_cpu(&task.path().join("stat")) else {
             continue;
         };
-        // "tid (comm) state ...": comm may hold spaces, so split at ')'.
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-            continue;
-        };
-        let comm = &stat[open + 1..close];
-        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
-        // Fields after ")": state is 0, utime 11, stime 12.
-        let secs = [11, 12]
-            .iter()
-            .filter_map(|&i| fields.get(i)?.parse::<f64>().ok())
-            .sum::<f64>()
-            * tick;
+        let comm = comm.as_str();
         let slot = if comm.starts_with("fedgate-io") {
             &mut t.fedgate_io
         } else if comm.starts_with("fedgate-cpu") {
@@ -980,6 +967,20 @@ fn thread_cpu() -> ThreadCpu {
         *slot += secs;
     }
     t
+}
+
+/// The name and user + system CPU seconds in a `/proc/…/stat` file.
+fn proc_stat_cpu(path: &std::path::Path) -> Option<(String, f64)> {
+    let stat = std::fs::read_to_string(path).ok()?;
+    // "pid (comm) state ...": comm may hold spaces, so split at the last ')'.
+    let (open, close) = (stat.find('(')?, stat.rfind(')')?);
+    let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+    // Fields after ")": state is 0, utime 11, stime 12, in USER_HZ (100).
+    let ticks: f64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i)?.parse::<f64>().ok())
+        .sum();
+    Some((stat[open + 1..close].to_string(), ticks / 100.0))
 }
 
 impl ThreadCpu {
@@ -1079,18 +1080,8 @@ impl Child {
 
     /// User + system CPU seconds of the whole process.
     fn cpu_secs(&self) -> f64 {
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)) else {
-            return 0.0;
-        };
-        let Some(close) = stat.rfind(')') else {
-            return 0.0;
-        };
-        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
-        [11, 12]
-            .iter()
-            .filter_map(|&i| fields.get(i)?.parse::<f64>().ok())
-            .sum::<f64>()
-            / 100.0
+        let path = std::path::PathBuf::from(format!("/proc/{}/stat", self.pid));
+        proc_stat_cpu(&path).map_or(0.0, |(_, secs)| secs)
     }
 }
 

@@ -201,13 +201,18 @@ impl AuditLog {
 mod tests {
     use super::*;
 
-    #[test]
-    fn throttled_admin_tries_are_rate_limited_like_unknown_tenants() {
+    /// An audit log writing to a new file in the temporary directory.
+    fn temp_log() -> (AuditLog, std::path::PathBuf) {
         let path = std::env::temp_dir().join(format!(
             "fedgate-audit-test-{}",
             crate::util::random_id().unwrap_or_default()
         ));
-        let log = AuditLog::new(Some(&path)).unwrap();
+        (AuditLog::new(Some(&path)).unwrap(), path)
+    }
+
+    #[test]
+    fn throttled_admin_tries_are_rate_limited_like_unknown_tenants() {
+        let (log, path) = temp_log();
         let t0 = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
         for _ in 0..50 {
             let mut e = AuditEvent::new(t0, "-", "admin", Some("198.51.100.9".into()));
@@ -221,11 +226,7 @@ mod tests {
 
     #[test]
     fn unknown_tenant_events_are_clipped_and_rate_limited_and_say_how_many_were_not_written() {
-        let path = std::env::temp_dir().join(format!(
-            "fedgate-audit-test-{}",
-            crate::util::random_id().unwrap_or_default()
-        ));
-        let log = AuditLog::new(Some(&path)).unwrap();
+        let (log, path) = temp_log();
         let t0 = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
         let junk = "x".repeat(10_000);
         for _ in 0..100 {

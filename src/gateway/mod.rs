@@ -692,6 +692,39 @@ pub fn login_start_allowed(
     })
 }
 
+/// How long one readiness probe answers for: a flood of `/readyz` makes at
+/// most one store write a second.
+const READY_CACHE: std::time::Duration = std::time::Duration::from_secs(1);
+/// A store that does not answer the probe within this is not ready.
+const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+impl App {
+    /// Whether the store takes writes now (`/readyz`): the last probe's
+    /// answer while it is under a second old, else a new probe (one at a
+    /// time: the others wait for it, at most `READY_TIMEOUT`, and share
+    /// its answer). Counted in the metrics.
+    pub async fn readiness(&self) -> Result<(), String> {
+        let mut last = self.readiness.lock().await;
+        if let Some((_, r)) = last.as_ref().filter(|(at, _)| at.elapsed() < READY_CACHE) {
+            return r.clone();
+        }
+        let r = match tokio::time::timeout(READY_TIMEOUT, self.store.ready()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!(
+                "the store did not answer the readiness probe within {} s",
+                READY_TIMEOUT.as_secs()
+            )),
+        };
+        self.metrics.store_ready(r.is_ok());
+        if r.is_err() {
+            self.metrics.store_error("ready");
+        }
+        *last = Some((std::time::Instant::now(), r.clone()));
+        r
+    }
+}
+
 /// The store did not answer: count it, log it, and fail closed with 503.
 pub(crate) fn store_down(app: &App, op: &'static str, e: crate::store::StoreError) -> Refusal {
     app.metrics.store_error(op);

@@ -398,13 +398,7 @@ async fn authorize(
     headers: HeaderMap,
     Query(q): Query<crate::outbound::oidc_provider::AuthorizeRequest>,
 ) -> Response {
-    let console = q.client_id.as_deref().and_then(|id| {
-        app.config
-            .consoles
-            .iter()
-            .find(|c| c.oidc.as_ref().is_some_and(|o| o.client_id == id))
-    });
-    let scope = console.map(|c| format!("console:{}", c.id));
+    let scope = crate::outbound::oidc_provider::budget_scope(&app, q.client_id.as_deref());
     if let Err(r) = gateway::login_start_allowed(&app, peer.ip(), scope.as_deref()) {
         return render(&app, Outcome::Refused(r));
     }
@@ -503,41 +497,8 @@ async fn idp_metadata(State(app): State<Arc<App>>) -> Response {
         .into_response()
 }
 
-/// How long one readiness probe answers for: a flood of `/readyz` makes at
-/// most one store write a second.
-const READY_CACHE: std::time::Duration = std::time::Duration::from_secs(1);
-/// A store that does not answer the probe within this is not ready.
-const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
-
 async fn readyz(State(app): State<Arc<App>>) -> Response {
-    // One probe at a time; the others wait for it (at most READY_TIMEOUT)
-    // and share its answer.
-    let mut last = app.readiness.lock().await;
-    let fresh = last
-        .as_ref()
-        .filter(|(at, _)| at.elapsed() < READY_CACHE)
-        .map(|(_, r)| r.clone());
-    let result = match fresh {
-        Some(r) => r,
-        None => {
-            let r = match tokio::time::timeout(READY_TIMEOUT, app.store.ready()).await {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(e.to_string()),
-                Err(_) => Err(format!(
-                    "the store did not answer the readiness probe within {} s",
-                    READY_TIMEOUT.as_secs()
-                )),
-            };
-            app.metrics.store_ready(r.is_ok());
-            if r.is_err() {
-                app.metrics.store_error("ready");
-            }
-            *last = Some((std::time::Instant::now(), r.clone()));
-            r
-        }
-    };
-    drop(last);
-    match result {
+    match app.readiness().await {
         Ok(()) => "ready\n".into_response(),
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}\n")).into_response(),
     }

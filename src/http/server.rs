@@ -285,19 +285,22 @@ pub async fn run(
 
 /// One open connection, counted in `fedgate_connections_open` (and in its
 /// client's count) while it lives.
-// The slot is held for its Drop, which gives it back.
-struct Open(Arc<App>, #[allow(dead_code)] Option<ClientSlot>);
+struct Open {
+    app: Arc<App>,
+    /// Held for its Drop, which gives the client's slot back.
+    _slot: Option<ClientSlot>,
+}
 
 impl Open {
     fn new(app: Arc<App>, slot: Option<ClientSlot>) -> Open {
         app.metrics.connections.opened();
-        Open(app, slot)
+        Open { app, _slot: slot }
     }
 }
 
 impl Drop for Open {
     fn drop(&mut self) {
-        self.0.metrics.connections.closed();
+        self.app.metrics.connections.closed();
     }
 }
 
@@ -322,7 +325,7 @@ async fn connection(
         Ok(Ok(tls)) => http(TokioIo::new(tls), peer, router, &limits, stop, &open).await,
         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
         Err(_) => {
-            open.0
+            open.app
                 .metrics
                 .connections
                 .timed_out(ConnectionTimeout::TlsHandshake);
@@ -341,7 +344,7 @@ async fn http<I>(
 ) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    let app = open.0.clone();
+    let app = open.app.clone();
     let (body_timeout, bodies) = (limits.body_timeout, limits.bodies.clone());
     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
         let router = router.clone();
@@ -369,7 +372,7 @@ async fn http<I>(
     };
     if let Err(e) = result {
         if e.is_timeout() {
-            open.0
+            open.app
                 .metrics
                 .connections
                 .timed_out(ConnectionTimeout::Header);
@@ -403,7 +406,8 @@ async fn request(
     // The body's bytes are held under the in-flight budget (one permit a
     // KiB) until the answer is made.
     let mut held: Option<tokio::sync::OwnedSemaphorePermit> = None;
-    let read = read_body(body, limit, bodies, &mut held);
+    let hint = declared.map_or(0, |n| usize::try_from(n).unwrap_or(limit));
+    let read = read_body(body, limit, hint, bodies, &mut held);
     let bytes = match tokio::time::timeout(body_timeout, read).await {
         Ok(Ok(bytes)) => bytes,
         Ok(Err(BodyError::TooLarge)) => return too_large(json, limit),
@@ -462,10 +466,13 @@ enum BodyError {
 async fn read_body(
     mut body: Incoming,
     limit: usize,
+    declared: usize,
     bodies: &Arc<tokio::sync::Semaphore>,
     held: &mut Option<tokio::sync::OwnedSemaphorePermit>,
 ) -> Result<axum::body::Bytes, BodyError> {
-    let mut buf = Vec::new();
+    // Sized once from Content-Length (at most `limit`; the permits follow
+    // the bytes that really arrive).
+    let mut buf = Vec::with_capacity(declared.min(limit));
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(BodyError::Unreadable)?;
         let Ok(data) = frame.into_data() else {

@@ -121,6 +121,14 @@ fn unknown_tenant(tenant: &str) -> Outcome {
     )
 }
 
+/// The login-state budget an authorization request counts against
+/// (`gateway::login_start_allowed`): its registered client's, or none for
+/// an unknown `client_id` (refused by [`authorize`] anyway).
+pub fn budget_scope(app: &App, client_id: Option<&str>) -> Option<String> {
+    let (console, _) = client_of(app, client_id?)?;
+    Some(format!("console:{}", console.id))
+}
+
 fn client_of<'a>(app: &'a App, client_id: &str) -> Option<(&'a Console, &'a ConsoleOidc)> {
     app.config.consoles.iter().find_map(|c| {
         c.oidc

@@ -77,8 +77,11 @@ pub fn parse(input: &str) -> Result<Document<'_>, XmlError> {
 /// `a@<!-- c -->b` reads `a@b` (never just `a@`).
 ///
 /// ```
-/// let doc = fedgate::xml::parse("<NameID>alice@<!-- c -->contoso.example</NameID>").unwrap();
+/// # fn main() -> Result<(), fedgate::xml::XmlError> {
+/// let doc = fedgate::xml::parse("<NameID>alice@<!-- c -->contoso.example</NameID>")?;
 /// assert_eq!(fedgate::xml::text_content(doc.root_element()), "alice@contoso.example");
+/// # Ok(())
+/// # }
 /// ```
 pub fn text_content<'a>(node: Node<'a, '_>) -> Cow<'a, str> {
     // Almost every element read here holds one text node: borrow it, and

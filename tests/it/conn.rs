@@ -150,6 +150,16 @@ async fn connect_from(local: &str, env: &Environment) -> TcpStream {
     socket.connect(addr(env).parse().unwrap()).await.unwrap()
 }
 
+/// POST `body` to `url` as a form.
+async fn post_form(url: &str, body: String) -> reqwest::Result<reqwest::Response> {
+    reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+}
+
 /// GET /healthz on `s`: whether it answered 200.
 async fn healthz_on(s: &mut TcpStream) -> bool {
     let _ = s
@@ -317,13 +327,8 @@ async fn request_bodies_held_at_once_are_bounded() {
     slow.write_all(&vec![b'a'; 90_000]).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     // Another client's 30 KB does not fit beside it.
-    let post = || {
-        reqwest::Client::new()
-            .post(format!("{}/saml/contoso/acs", env.fedgate_url))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(format!("SAMLResponse={}", "b".repeat(30_000)))
-            .send()
-    };
+    let acs = format!("{}/saml/contoso/acs", env.fedgate_url);
+    let post = || post_form(&acs, format!("SAMLResponse={}", "b".repeat(30_000)));
     let r = post().await.unwrap();
     assert_eq!(r.status(), 503);
     assert_eq!(r.headers()["retry-after"], "1");
@@ -346,12 +351,7 @@ async fn a_saml_body_over_512_kib_is_413_declared_or_chunked() {
     let env = start(&[]).await;
     let acs = format!("{}/saml/contoso/acs", env.fedgate_url);
     let form = |n: usize| format!("SAMLResponse={}", "a".repeat(n));
-    let r = reqwest::Client::new()
-        .post(&acs)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(form(600_000))
-        .send()
-        .await;
+    let r = post_form(&acs, form(600_000)).await;
     if let Ok(r) = r {
         assert_eq!(r.status(), 413);
         assert!(r.text().await.unwrap().contains("524288 bytes"));
@@ -373,22 +373,15 @@ async fn a_saml_body_over_512_kib_is_413_declared_or_chunked() {
     let got = read_to_close(&mut s).await;
     assert!(got.starts_with("HTTP/1.1 413"), "{got}");
     // Just under the bound, the body is read and the SAML layer answers.
-    let r = reqwest::Client::new()
-        .post(&acs)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(form(500_000))
-        .send()
-        .await
-        .unwrap();
+    let r = post_form(&acs, form(500_000)).await.unwrap();
     assert_ne!(r.status(), 413);
     // Elsewhere the 2 MiB bound holds.
-    let r = reqwest::Client::new()
-        .post(format!("{}/oauth2/token", env.fedgate_url))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(form(1_000_000))
-        .send()
-        .await
-        .unwrap();
+    let r = post_form(
+        &format!("{}/oauth2/token", env.fedgate_url),
+        form(1_000_000),
+    )
+    .await
+    .unwrap();
     assert_ne!(r.status(), 413);
     env.stop().await;
 }

@@ -152,32 +152,8 @@ async fn an_independent_sp_accepts_fedgates_assertion_and_rejects_a_tampered_cop
         .unwrap()
         .1
         .clone();
-    let idp_md = reqwest::get(format!("{}/idp/metadata", env.fedgate_url))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let dir = env.dir.join("pysaml2");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("idp.xml"), &idp_md).unwrap();
-    let run = |resp: &str| {
-        std::fs::write(dir.join("resp.b64"), resp).unwrap();
-        super::python()
-            .arg(format!(
-                "{}/scripts/independent_sp.py",
-                env!("CARGO_MANIFEST_DIR")
-            ))
-            .arg("--idp-metadata")
-            .arg(dir.join("idp.xml"))
-            .arg("--sp-entity-id")
-            .arg(format!("{}/singlesignon/saml/metadata", env.console_url))
-            .arg("--acs-url")
-            .arg(format!("{}/singlesignon/saml/SSO", env.console_url))
-            .arg(dir.join("resp.b64"))
-            .output()
-            .expect("the tests' Python, with pysaml2 (scripts/install-test-deps)")
-    };
+    let sp = IndependentSp::new(&env, "pysaml2", false).await;
+    let run = |resp: &str| sp.run(resp);
     let ok = run(&response_b64);
     let out = String::from_utf8_lossy(&ok.stdout).to_string();
     assert!(
@@ -586,31 +562,9 @@ async fn what_is_signed_is_per_console_and_satisfies_pysaml2_defaults() {
         let (status, body) = env.follow_form(&html).await.unwrap();
         assert_eq!(status, 200, "{mode}: {body}");
         // pysaml2 with its defaults.
-        let dir = env.dir.join(format!("pysaml2-{mode}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let idp_md = reqwest::get(format!("{}/idp/metadata", env.fedgate_url))
+        let out = IndependentSp::new(&env, &format!("pysaml2-{mode}"), true)
             .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        std::fs::write(dir.join("idp.xml"), &idp_md).unwrap();
-        std::fs::write(dir.join("resp.b64"), &b64).unwrap();
-        let out = super::python()
-            .arg(format!(
-                "{}/scripts/independent_sp.py",
-                env!("CARGO_MANIFEST_DIR")
-            ))
-            .arg("--defaults")
-            .arg("--idp-metadata")
-            .arg(dir.join("idp.xml"))
-            .arg("--sp-entity-id")
-            .arg(format!("{}/singlesignon/saml/metadata", env.console_url))
-            .arg("--acs-url")
-            .arg(format!("{}/singlesignon/saml/SSO", env.console_url))
-            .arg(dir.join("resp.b64"))
-            .output()
-            .expect("the tests' Python, with pysaml2 (scripts/install-test-deps)");
+            .run(&b64);
         let said = String::from_utf8_lossy(&out.stdout).to_string();
         assert_eq!(
             out.status.success(),
@@ -623,5 +577,55 @@ async fn what_is_signed_is_per_console_and_satisfies_pysaml2_defaults() {
             assert_eq!(v["name_id"], "alice@contoso.example", "{mode}");
         }
         env.stop().await;
+    }
+}
+
+/// `scripts/independent_sp.py` (pysaml2, verifying with xmlsec1) set up as
+/// the demo's console, trusting fedgate's IdP metadata as served; with
+/// `defaults`, pysaml2's own defaults decide what must be signed.
+struct IndependentSp {
+    dir: std::path::PathBuf,
+    console_url: String,
+    defaults: bool,
+}
+
+impl IndependentSp {
+    async fn new(env: &Environment, name: &str, defaults: bool) -> IndependentSp {
+        let dir = env.dir.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let idp_md = reqwest::get(format!("{}/idp/metadata", env.fedgate_url))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        std::fs::write(dir.join("idp.xml"), &idp_md).unwrap();
+        IndependentSp {
+            dir,
+            console_url: env.console_url.clone(),
+            defaults,
+        }
+    }
+
+    /// Hand it a SAMLResponse (base64, as posted).
+    fn run(&self, response_b64: &str) -> std::process::Output {
+        std::fs::write(self.dir.join("resp.b64"), response_b64).unwrap();
+        let mut cmd = super::python();
+        cmd.arg(format!(
+            "{}/scripts/independent_sp.py",
+            env!("CARGO_MANIFEST_DIR")
+        ));
+        if self.defaults {
+            cmd.arg("--defaults");
+        }
+        cmd.arg("--idp-metadata")
+            .arg(self.dir.join("idp.xml"))
+            .arg("--sp-entity-id")
+            .arg(format!("{}/singlesignon/saml/metadata", self.console_url))
+            .arg("--acs-url")
+            .arg(format!("{}/singlesignon/saml/SSO", self.console_url))
+            .arg(self.dir.join("resp.b64"))
+            .output()
+            .expect("the tests' Python, with pysaml2 (scripts/install-test-deps)")
     }
 }
