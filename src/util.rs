@@ -36,6 +36,33 @@ pub fn urlencode(s: &str) -> String {
     out
 }
 
+/// Decode an `application/x-www-form-urlencoded` value (a query or form
+/// field): `+` is a space, `%XX` a byte; `None` for a bad escape or bytes
+/// that are not UTF-8.
+pub fn form_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' => {
+                let h = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+                out.push(u8::from_str_radix(h, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 /// At most `max` characters of `s` (an ellipsis marks a cut): for values a
 /// client sends that end up in messages, the audit trail or logs (an unknown
 /// tenant in a URL, a token exchange's `audience`).
@@ -52,5 +79,18 @@ mod clip_tests {
     fn clips_on_a_character_boundary() {
         assert_eq!(super::clip("contoso", 64), "contoso");
         assert_eq!(super::clip(&"é".repeat(100), 3), "ééé…");
+    }
+
+    #[test]
+    fn form_values_decode_plus_and_escapes_and_refuse_bad_ones() {
+        assert_eq!(super::form_decode("a+b%2Bc%3D").as_deref(), Some("a b+c="));
+        assert_eq!(super::form_decode("%C3%A9").as_deref(), Some("é"));
+        assert_eq!(super::form_decode("%zz"), None);
+        assert_eq!(super::form_decode("%4"), None);
+        assert_eq!(super::form_decode("%FF"), None);
+        assert_eq!(
+            super::form_decode(&super::urlencode("x y+z/é")).as_deref(),
+            Some("x y+z/é")
+        );
     }
 }
