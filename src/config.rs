@@ -435,6 +435,14 @@ pub struct Console {
     /// `response`, or `both`.
     #[serde(default)]
     pub sign: crate::consoles::SignWhat,
+    /// The console's own signing certificate(s) (PEM): its signed
+    /// AuthnRequests (SP-initiated logins at fedgate's IdP) are verified
+    /// with it. A signed request from a console without one is refused.
+    pub certificate_file: Option<PathBuf>,
+    /// Refuse this console's unsigned AuthnRequests (needs
+    /// `certificate_file`). Commvault signs its requests.
+    #[serde(default)]
+    pub authn_requests_signed: bool,
     /// Override the SAML attribute that carries the roles.
     pub role_attribute: Option<String>,
     /// Roles this console has beyond the profile's vocabulary.
@@ -615,6 +623,10 @@ impl Config {
             }
         }
         for (i, c) in self.consoles.iter().enumerate() {
+            add(
+                format!("consoles[{i}].certificate_file"),
+                &c.certificate_file,
+            );
             if let Some(o) = &c.oidc {
                 add(
                     format!("consoles[{i}].oidc.client_secret_file"),
@@ -658,6 +670,9 @@ impl Config {
         }
         for c in &mut self.consoles {
             if let Some(p) = c.oidc.as_mut().and_then(|o| o.client_secret_file.as_mut()) {
+                fix(p);
+            }
+            if let Some(p) = c.certificate_file.as_mut() {
                 fix(p);
             }
         }
@@ -956,6 +971,20 @@ impl Config {
                 return Err(invalid(
                     format!("consoles[{i}].id"),
                     format!("duplicate console id {:?}", c.id),
+                ));
+            }
+            if c.authn_requests_signed && c.certificate_file.is_none() {
+                return Err(invalid(
+                    format!("consoles[{i}].authn_requests_signed"),
+                    "needs certificate_file: the console's signing certificate (PEM) to verify its AuthnRequests with".into(),
+                ));
+            }
+            if (c.authn_requests_signed || c.certificate_file.is_some()) && c.identifier.is_empty()
+            {
+                return Err(invalid(
+                    format!("consoles[{i}].certificate_file"),
+                    "a console that sends AuthnRequests needs its identifier (its SAML entity id)"
+                        .into(),
                 ));
             }
             match &c.oidc {

@@ -135,7 +135,11 @@ impl MockEntraHttp {
             }
         }
         /// SP-initiated: an AuthnRequest (HTTP-Redirect binding) answered
-        /// with a signed Response carrying its ID as InResponseTo.
+        /// with a signed Response carrying its ID as InResponseTo. Like
+        /// Entra, a `RequestedAuthnContext` naming
+        /// `http://schemas.microsoft.com/claims/multipleauthn` makes the
+        /// user do a second factor (the response says MFA); any other
+        /// class the user's sign-in does not match is AADSTS75011.
         async fn sso(
             State(m): State<Arc<MockEntraHttp>>,
             Query(q): Query<SsoQuery>,
@@ -168,13 +172,32 @@ impl MockEntraHttp {
             let Some(id) = req.attribute("ID") else {
                 return bad("AADSTS7500529: The request has no ID.");
             };
-            let user = match q.login_hint.as_deref().unwrap_or("alice@contoso.example") {
+            let mut user = match q.login_hint.as_deref().unwrap_or("alice@contoso.example") {
                 "alice@contoso.example" => alice(),
                 "bob@contoso.example" => bob(),
                 "carol@contoso.example" => carol(),
                 "dave@contoso.example" => dave(),
                 _ => return bad("AADSTS50034: The user account does not exist in this directory."),
             };
+            let classes: Vec<String> = req
+                .children()
+                .filter(|c| c.tag_name().name() == "RequestedAuthnContext")
+                .flat_map(|c| c.children())
+                .filter(|c| c.tag_name().name() == "AuthnContextClassRef")
+                .map(|c| crate::xml::trimmed_text(c).into_owned())
+                .collect();
+            if classes
+                .iter()
+                .any(|c| c == crate::outbound::sso::AC_ENTRA_MFA)
+            {
+                user.mfa = true;
+            } else if !classes.is_empty()
+                && !classes
+                    .iter()
+                    .any(|c| c == crate::outbound::sso::AC_PASSWORD_PROTECTED)
+            {
+                return bad("AADSTS75011: Authentication method by which the user authenticated with the service doesn't match requested authentication method. Contact the application owner.");
+            }
             let login = MockLogin {
                 tenant_id: TENANT_ID.into(),
                 sp_entity_id: m.sp_entity_id.clone(),

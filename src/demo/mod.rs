@@ -138,7 +138,12 @@ impl Environment {
     /// `[tenants.oidc]`): the OpenID provider then signs users in at the
     /// tenant with an SP-initiated SAML AuthnRequest.
     pub async fn start_saml_only() -> Result<Environment, String> {
-        Self::start_full("", None, None, false, &[]).await
+        Self::start_saml_only_with("").await
+    }
+
+    /// [`Environment::start_saml_only`] with more configuration appended.
+    pub async fn start_saml_only_with(extra_toml: &str) -> Result<Environment, String> {
+        Self::start_full(extra_toml, None, None, false, &[]).await
     }
 
     async fn start_full(

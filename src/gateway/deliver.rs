@@ -15,7 +15,8 @@ use crate::store::{AdminRight, Session};
 use crate::util::{random_id, urlencode};
 
 /// Where a verified interactive login ends: `console:{id}` (deliver to that
-/// console), `authorize:{key}` (resume an OpenID provider request), `admin`
+/// console), `authorize:{key}` (resume an OpenID provider request),
+/// `sso:{console}:{key}` (resume a console's SAML AuthnRequest), `admin`
 /// (the admin page), or empty (the one console the user may reach, or the
 /// launcher).
 ///
@@ -54,9 +55,12 @@ pub(super) async fn complete_login(
         return refuse(app, event, r);
     }
     if allowed.is_empty() && !admin {
-        if let Some(console) = target.strip_prefix("console:") {
+        let asked = target
+            .strip_prefix("console:")
+            .or_else(|| super::sso::target_console(target));
+        if let Some(console) = asked {
             // The console's own denial (its policy code), without a session.
-            return deliver(app, rt, &identity, console, event, now).await;
+            return deliver(app, rt, &identity, console, None, event, now).await;
         }
         return refuse(app, event, no_console());
     }
@@ -84,6 +88,17 @@ pub(super) async fn complete_login(
         app.audit.record(&event);
         return Outcome::Redirect {
             location: format!("{}/admin", app.config.server.public_url),
+            session: Some(session),
+        };
+    }
+    if let Some(location) = super::sso::resume_location(app, target) {
+        event.outcome = "allowed";
+        event.code = "ok".into();
+        event.reason = "signed in; resuming the console's SAML AuthnRequest".into();
+        app.audit.record(&event);
+        app.metrics.login(tenant, "-", "signed_in", "ok");
+        return Outcome::Redirect {
+            location,
             session: Some(session),
         };
     }
@@ -115,7 +130,7 @@ pub(super) async fn complete_login(
         other => other,
     };
     if let Some(console) = target.strip_prefix("console:") {
-        return with_session(deliver(app, rt, &identity, console, event, now).await);
+        return with_session(deliver(app, rt, &identity, console, None, event, now).await);
     }
     match allowed.as_slice() {
         [] => {
@@ -125,7 +140,7 @@ pub(super) async fn complete_login(
         }
         [(only, _)] => {
             let only = only.clone();
-            with_session(deliver(app, rt, &identity, &only, event, now).await)
+            with_session(deliver(app, rt, &identity, &only, None, event, now).await)
         }
         _ => {
             event.outcome = "allowed";
@@ -218,7 +233,7 @@ pub async fn launch(
             Refusal::new(404, "tenant.unknown", "the session's tenant is gone"),
         );
     };
-    deliver(app, rt, &identity, console, event, now).await
+    deliver(app, rt, &identity, console, None, event, now).await
 }
 
 /// Groups overage: Entra sent a link instead of the groups. With Graph
@@ -262,11 +277,14 @@ pub(crate) fn decide(
     policy::decide(identity, &rt.config.id, &cref, &app.config.rules, now)
 }
 
+/// Deliver to a console: unsolicited (IdP-initiated), or as the answer to
+/// the console's AuthnRequest (`answer`).
 pub(super) async fn deliver(
     app: &App,
     rt: &TenantRuntime,
     identity: &Identity,
     console_id: &str,
+    answer: Option<&saml_post::InResponse>,
     mut event: AuditEvent,
     now: OffsetDateTime,
 ) -> Outcome {
@@ -326,7 +344,8 @@ pub(super) async fn deliver(
         };
     }
     let lifetime = Duration::seconds(app.config.server.assertion_lifetime_secs as i64);
-    let delivery = saml_post::delivery(console, &app.idp_entity_id, lifetime, &rt.config);
+    let mut delivery = saml_post::delivery(console, &app.idp_entity_id, lifetime, &rt.config);
+    delivery.in_response = answer;
     let Some(seed) = random_id() else {
         return refuse(app, event, rng_failed());
     };
@@ -350,7 +369,9 @@ pub(super) async fn deliver(
         }
         Err(e) => return refuse(app, event, Refusal::from_pool(e)),
     };
-    let mut html = saml_post::post_form(&console.reply_url, &xml, None, &console.display_name);
+    let relay_state = answer.and_then(|a| a.relay_state.as_deref());
+    let mut html =
+        saml_post::post_form(&console.reply_url, &xml, relay_state, &console.display_name);
     if consoles::profile(console.kind).users_must_exist {
         html = html.replace(
             "</form>",
@@ -361,7 +382,14 @@ pub(super) async fn deliver(
     event.outcome = "allowed";
     event.code = "ok".into();
     event.roles_granted = decision.grants.clone();
-    event.reason = format!("granted by {}", event.rules_matched.join(", "));
+    event.reason = match answer {
+        Some(a) => format!(
+            "granted by {}; answering the console's AuthnRequest {}",
+            event.rules_matched.join(", "),
+            crate::util::clip(&a.id, 64)
+        ),
+        None => format!("granted by {}", event.rules_matched.join(", ")),
+    };
     app.audit.record(&event);
     app.metrics
         .login(&rt.config.id, console_id, "allowed", "ok");

@@ -66,6 +66,10 @@ pub struct LoginStart<'a> {
     /// Ask the tenant for a fresh sign-in even if the user has a session
     /// there (SAML `ForceAuthn="true"`, OIDC `prompt=login`).
     pub force_authn: bool,
+    /// Ask the tenant for a multi-factor sign-in (SAML:
+    /// `RequestedAuthnContext` with Entra's `multipleauthn` class; an OIDC
+    /// sign-in is forced fresh, and the tenant's Conditional Access decides).
+    pub require_mfa: bool,
 }
 
 /// How long login state lives (the AuthnRequest, the OIDC state, a pending

@@ -5,6 +5,7 @@
 //!
 //! The files follow the flow: `saml.rs` and `oidc.rs` take a login in,
 //! `deliver.rs` ends every login (session, overage, policy, console),
+//! `sso.rs` answers consoles' AuthnRequests at fedgate's IdP,
 //! `token.rs` is the token exchange, `tenant.rs` loads a tenant's trust;
 //! this file holds [`App`], its start-up and upkeep, and [`Outcome`].
 
@@ -12,6 +13,7 @@ mod deliver;
 pub mod login_state;
 mod oidc;
 mod saml;
+mod sso;
 mod tenant;
 mod token;
 
@@ -20,6 +22,7 @@ pub use deliver::launch;
 pub use login_state::LoginStart;
 pub use oidc::{oidc_callback, oidc_login, oidc_login_with};
 pub use saml::{saml_acs, saml_login, saml_login_with};
+pub use sso::{idp_sso, realm as sso_realm, resume as sso_resume, SsoRequest};
 pub use tenant::TenantRuntime;
 pub(crate) use token::jwt_sign_error;
 pub use token::token_exchange;
@@ -62,6 +65,8 @@ pub struct App {
     /// Login starts per tenant (`{tenant}`) and OpenID provider client
     /// (`console:{id}`) within the lifetime of login state.
     pub pending_budget: login_state::PendingBudget,
+    /// The consoles that may send AuthnRequests, with their certificates.
+    pub sso_consoles: Arc<Vec<crate::outbound::sso::RequestingConsole>>,
     /// The last readiness probe of the store and when it ran (`/readyz`).
     pub readiness: tokio::sync::Mutex<Option<(std::time::Instant, Result<(), String>)>>,
     clock: Box<dyn Fn() -> OffsetDateTime + Send + Sync>,
@@ -81,6 +86,8 @@ pub enum StartError {
     Signing(String),
     #[error("audit file: {0}")]
     Audit(String),
+    #[error("{0}")]
+    ConsoleCertificate(String),
 }
 
 impl ErrorCode for StartError {
@@ -89,6 +96,7 @@ impl ErrorCode for StartError {
             StartError::Metadata { .. } => "start.metadata_invalid",
             StartError::Signing(_) => "start.signing_key",
             StartError::Audit(_) => "start.audit_file",
+            StartError::ConsoleCertificate(_) => "start.console_certificate",
         }
     }
 }
@@ -169,6 +177,8 @@ impl App {
                 k.alg()
             )));
         }
+        let sso_consoles =
+            Arc::new(sso::requesting_consoles(&config).map_err(StartError::ConsoleCertificate)?);
         let cpu = crate::cpu::CpuPool::new(config.server.cpu_threads, config.server.cpu_queue);
         let login_throttle = crate::net::Throttle::new(
             config.server.login_starts_per_minute,
@@ -179,13 +189,7 @@ impl App {
             .tenants
             .iter()
             .map(|t| t.id.clone())
-            .chain(
-                config
-                    .consoles
-                    .iter()
-                    .filter(|c| c.oidc.is_some())
-                    .map(|c| format!("console:{}", c.id)),
-            )
+            .chain(config.consoles.iter().map(|c| format!("console:{}", c.id)))
             .collect();
         let pending_budget = login_state::PendingBudget::new(
             config.server.login_states_per_tenant,
@@ -209,6 +213,7 @@ impl App {
             cpu,
             login_throttle,
             pending_budget,
+            sso_consoles,
             readiness: tokio::sync::Mutex::new(None),
             clock,
         })
@@ -478,7 +483,11 @@ impl App {
     pub fn idp_metadata(&self) -> String {
         saml_post::idp_metadata(
             &self.idp_entity_id,
-            &format!("{}/launch", self.config.server.public_url),
+            &format!(
+                "{}{}",
+                self.config.server.public_url,
+                crate::outbound::sso::SSO_PATH
+            ),
             &self
                 .keys()
                 .published()
@@ -566,8 +575,12 @@ pub enum Outcome {
         session: String,
         consoles: Vec<(String, String)>,
     },
-    /// Home-realm discovery: links (href, tenant) to sign in at one tenant.
-    ChooseTenant { links: Vec<(String, String)> },
+    /// Home-realm discovery: links (href, tenant) to sign in at one tenant,
+    /// and the browser binding of the login state the links continue.
+    ChooseTenant {
+        links: Vec<(String, String)>,
+        binding: Option<String>,
+    },
     /// Refused, with a stable code.
     Refused(Refusal),
 }

@@ -77,7 +77,7 @@ pub async fn oidc_login_with(
     let digest = login_state::binding_digest(&binding);
     let how = crate::inbound::oidc::Start {
         login_hint: start.login_hint,
-        force_authn: start.force_authn,
+        force_authn: start.force_authn || start.require_mfa,
         binding_digest: &digest,
     };
     match crate::inbound::oidc::start(rp, trust, app.store.as_ref(), tenant, target, &how, now)

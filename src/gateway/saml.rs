@@ -294,7 +294,10 @@ pub async fn saml_login_with(
         &rt.settings.sp_entity_id,
         &rt.settings.acs_url,
         &sso.location,
-        start.force_authn,
+        &ar::Ask {
+            force_authn: start.force_authn || start.require_mfa,
+            mfa: start.require_mfa,
+        },
         now,
     );
     match ar::redirect_url(&sso.location, &xml, &format!("req:{id}"), login_hint) {

@@ -37,6 +37,9 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/saml/{tenant}/metadata", get(sp_metadata))
         .route("/idp/metadata", get(idp_metadata))
         .route("/launch/{console}", get(launch))
+        .route("/idp/sso", get(idp_sso_redirect).post(idp_sso_post))
+        .route("/idp/sso/realm", get(idp_sso_realm))
+        .route("/idp/sso/resume", get(idp_sso_resume))
         .route("/oidc/{tenant}/login", get(oidc_login))
         .route("/saml/{tenant}/login", get(saml_login))
         .route("/oidc/{tenant}/callback", get(oidc_callback))
@@ -191,7 +194,7 @@ async fn sp_login(
     let start = gateway::LoginStart {
         login_hint: q.login_hint.as_deref(),
         binding: binding.as_deref(),
-        force_authn: false,
+        ..gateway::LoginStart::default()
     };
     let client = Some(peer.ip().to_string());
     let outcome = if saml {
@@ -266,8 +269,12 @@ pub(crate) fn render(app: &App, outcome: Outcome) -> Response {
             let resp = Html(pages::launcher(&consoles)).into_response();
             no_store(with_session(resp, Some(session), secure))
         }
-        Outcome::ChooseTenant { links } => {
-            no_store(Html(pages::tenant_chooser(&links)).into_response())
+        Outcome::ChooseTenant { links, binding } => {
+            let resp = Html(pages::tenant_chooser(&links)).into_response();
+            match binding {
+                Some(b) => no_store(with_binding(resp, &b, secure)),
+                None => no_store(resp),
+            }
         }
         Outcome::Refused(r) => {
             let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::FORBIDDEN);
@@ -436,6 +443,111 @@ async fn authorize_resume(
             session.as_deref(),
             cookie(&headers, BINDING_COOKIE).as_deref(),
             Some(peer.ip().to_string()),
+        )
+        .await,
+    )
+}
+
+/// The HTTP-POST binding's form at fedgate's IdP.
+#[derive(Debug, Deserialize)]
+struct SsoForm {
+    #[serde(rename = "SAMLRequest")]
+    saml_request: String,
+    #[serde(rename = "RelayState")]
+    relay_state: Option<String>,
+}
+
+/// `GET /idp/sso?SAMLRequest=…`: a console's AuthnRequest, HTTP-Redirect
+/// binding (the raw query: its encoding is what a signature covers).
+async fn idp_sso_redirect(
+    State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Response {
+    let request = gateway::SsoRequest::Redirect {
+        query: query.unwrap_or_default(),
+    };
+    idp_sso(&app, request, peer, &headers).await
+}
+
+/// `POST /idp/sso`: a console's AuthnRequest, HTTP-POST binding.
+async fn idp_sso_post(
+    State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    form: Result<Form<SsoForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let Ok(Form(form)) = form else {
+        return render(&app, Outcome::Refused(gateway::Refusal::new(
+            400,
+            "idp.request_invalid",
+            "expected an HTML form post (application/x-www-form-urlencoded) with a SAMLRequest field",
+        )));
+    };
+    let request = gateway::SsoRequest::Post {
+        saml_request: form.saml_request,
+        relay_state: form.relay_state,
+    };
+    idp_sso(&app, request, peer, &headers).await
+}
+
+async fn idp_sso(
+    app: &App,
+    request: gateway::SsoRequest,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+) -> Response {
+    let session = cookie(headers, SESSION_COOKIE);
+    let binding = cookie(headers, BINDING_COOKIE);
+    render(
+        app,
+        gateway::idp_sso(
+            app,
+            request,
+            session.as_deref(),
+            binding.as_deref(),
+            Some(peer.ip()),
+        )
+        .await,
+    )
+}
+
+#[derive(Debug, Deserialize)]
+struct RealmQuery {
+    k: String,
+    tenant: String,
+}
+
+async fn idp_sso_realm(
+    State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Query(q): Query<RealmQuery>,
+) -> Response {
+    let binding = cookie(&headers, BINDING_COOKIE);
+    render(
+        &app,
+        gateway::sso_realm(&app, &q.k, &q.tenant, binding.as_deref(), Some(peer.ip())).await,
+    )
+}
+
+async fn idp_sso_resume(
+    State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Query(q): Query<ResumeQuery>,
+) -> Response {
+    let session = cookie(&headers, SESSION_COOKIE);
+    let binding = cookie(&headers, BINDING_COOKIE);
+    render(
+        &app,
+        gateway::sso_resume(
+            &app,
+            &q.k,
+            session.as_deref(),
+            binding.as_deref(),
+            Some(peer.ip()),
         )
         .await,
     )

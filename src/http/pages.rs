@@ -35,7 +35,7 @@ pub fn hint(code: &str) -> (&'static str, &'static str) {
         ),
         "saml.status_error" => (
             "Entra returned an error instead of a login.",
-            "The AADSTS code in the message says why (e.g. AADSTS50105: the user is not assigned to the application).",
+            "The AADSTS code in the message says why (e.g. AADSTS50105: the user is not assigned to the application; AADSTS75011: the sign-in method does not match the authentication context fedgate asked for, e.g. a console asked for MFA and the user signed in another way: sign in again with MFA, or check the tenant's Conditional Access).",
         ),
         "saml.replayed" => (
             "This login response was already used.",
@@ -68,6 +68,26 @@ pub fn hint(code: &str) -> (&'static str, &'static str) {
         "identity.domain_not_owned" => (
             "Your e-mail address or user name is not in a domain your organisation has registered with fedgate, so fedgate will not sign you in to the console under it.",
             "The message names the tenant and the domain. If that domain is a verified domain of the tenant in Entra (Settings → Domain names), add it to the tenant's domains in fedgate.toml; if it belongs to another organisation, the user's mail or UPN claim was set to someone else's address.",
+        ),
+        "idp.acs_mismatch" => (
+            "The console asked fedgate to send the sign-in to an address that is not the reply URL registered for it, so fedgate sent nothing.",
+            "Set the console's reply_url in fedgate.toml to the console's Assertion Consumer Service URL exactly as the console sends it (scheme, host, path, trailing slash), or fix the console's SSO settings.",
+        ),
+        "idp.issuer_unknown" => (
+            "A service provider fedgate does not know asked it to sign someone in.",
+            "The message names the entity id it sent: set that console's identifier in fedgate.toml to it exactly, or check the console's SSO settings.",
+        ),
+        "idp.request_unsigned" | "idp.signature_invalid" | "idp.signature_unverifiable" | "idp.sha1_forbidden" => (
+            "The console's sign-in request is not signed as fedgate expects for this console.",
+            "Give fedgate the console's current signing certificate (certificate_file in its [[consoles]] entry, PEM); set authn_requests_signed only if the console signs every request; the console must sign with SHA-256.",
+        ),
+        "idp.request_expired" | "idp.request_replayed" | "idp.request_unbound" => (
+            "The console's sign-in request is old, was already answered, or was started in another browser.",
+            "Start the sign-in again at the console. If it keeps happening, check the clocks (NTP) of the console and fedgate.",
+        ),
+        "idp.mfa_not_performed" | "idp.no_authn_context" => (
+            "This console asks for a multi-factor sign-in, and the tenant signed the user in without one.",
+            "Register an MFA method for the user, or require MFA for fedgate's application in the tenant's Conditional Access; then sign in again.",
         ),
         "store.unavailable" => (
             "fedgate's session store is unavailable, so it cannot guarantee one-time use.",

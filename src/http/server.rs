@@ -49,7 +49,8 @@ use crate::metrics::ConnectionTimeout;
 /// response is tens of kilobytes.
 pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 
-/// The largest body posted to a SAML endpoint (`/saml/…`: the ACS). An
+/// The largest body posted to a SAML endpoint (`/saml/…`: the ACS, and
+/// `/idp/sso`: a console's AuthnRequest). An
 /// Entra response with 150 groups and every optional claim is tens of
 /// kilobytes; a body of 512 KiB holds a 384 KiB document, ten times any
 /// real one. A smaller bound means a hostile document is refused before it
@@ -58,7 +59,7 @@ pub const MAX_SAML_BODY_BYTES: usize = 512 * 1024;
 
 /// The body limit of a request to `path`.
 pub fn body_limit(path: &str) -> usize {
-    if path.starts_with("/saml/") {
+    if path.starts_with("/saml/") || path.starts_with(crate::outbound::sso::SSO_PATH) {
         MAX_SAML_BODY_BYTES
     } else {
         MAX_BODY_BYTES

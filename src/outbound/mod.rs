@@ -2,4 +2,5 @@
 
 pub mod oidc_provider;
 pub mod saml_post;
+pub mod sso;
 pub mod token;

@@ -456,7 +456,10 @@ async fn sign_in_first(
                     (format!("/oauth2/authorize?{query}"), t.clone())
                 })
                 .collect();
-            return Outcome::ChooseTenant { links };
+            return Outcome::ChooseTenant {
+                links,
+                binding: None,
+            };
         }
     };
     let Some(rt) = app.tenants.get(&tenant) else {
@@ -497,6 +500,7 @@ async fn sign_in_first(
         login_hint: req.login_hint.as_deref(),
         binding,
         force_authn: force,
+        ..crate::gateway::LoginStart::default()
     };
     if rt.login.is_some() {
         crate::gateway::oidc_login_with(app, &tenant, &target, &start, None).await
@@ -637,28 +641,8 @@ pub fn basic_credentials(header: &str) -> Option<(String, String)> {
         .ok()?;
     let text = String::from_utf8(raw).ok()?;
     let (id, secret) = text.split_once(':')?;
-    let dec = |s: &str| {
-        let s = s.replace('+', " ");
-        percent_decode(&s)
-    };
+    let dec = crate::util::form_decode;
     Some((dec(id)?, dec(secret)?))
-}
-
-fn percent_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let h = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(h, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 /// `POST /oauth2/token` with `grant_type=authorization_code`.

@@ -2,7 +2,10 @@
 //! Assertion (fedgate's key, exclusive C14N through the same canonicalizer
 //! the verifier uses) for the console's Identifier, posted to its Reply URL
 //! by an auto-submitting HTML form (with a button for browsers without
-//! JavaScript). IdP-initiated: no InResponseTo.
+//! JavaScript). IdP-initiated (no InResponseTo), or the answer to a
+//! console's AuthnRequest ([`InResponse`]: its ID as InResponseTo on the
+//! Response and the SubjectConfirmationData, the authentication context
+//! it asked for, its RelayState posted back unchanged).
 
 use crate::xml::escape as esc;
 use base64::Engine;
@@ -31,7 +34,24 @@ pub struct Delivery<'a> {
     pub domains: &'a [String],
     /// What is signed: the Assertion, the Response, or both.
     pub sign: consoles::SignWhat,
+    /// The console's AuthnRequest this answers, if any.
+    pub in_response: Option<&'a InResponse>,
 }
+
+/// What an answer to a console's AuthnRequest carries back.
+#[derive(Debug, Clone, Default)]
+pub struct InResponse {
+    /// The request's ID.
+    pub id: String,
+    /// The console's RelayState, unchanged.
+    pub relay_state: Option<String>,
+    /// The authentication context class met (`AuthnContextClassRef`).
+    pub authn_class: Option<String>,
+}
+
+/// The class fedgate states when the console asked for none.
+pub const DEFAULT_AUTHN_CLASS: &str =
+    "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport";
 
 /// Why fedgate could not build the assertion for the console.
 #[derive(Debug, thiserror::Error)]
@@ -193,15 +213,23 @@ pub fn unsigned_response(
         attr("displayName", &[n]);
     }
     let authn_instant = identity.auth_time.unwrap_or(now);
+    let irt = d
+        .in_response
+        .map(|r| format!(" InResponseTo=\"{}\"", esc(&r.id)))
+        .unwrap_or_default();
+    let class = d
+        .in_response
+        .and_then(|r| r.authn_class.as_deref())
+        .unwrap_or(DEFAULT_AUTHN_CLASS);
     let xml = format!(
         "<samlp:Response xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\" \
-ID=\"{response_id}\" Version=\"2.0\" IssueInstant=\"{now}\" Destination=\"{dest}\">\
+ID=\"{response_id}\" Version=\"2.0\" IssueInstant=\"{now}\" Destination=\"{dest}\"{irt}>\
 <saml:Issuer>{issuer}</saml:Issuer><samlp:Status><samlp:StatusCode Value=\"urn:oasis:names:tc:SAML:2.0:status:Success\"/></samlp:Status>\
 <saml:Assertion ID=\"{assertion_id}\" Version=\"2.0\" IssueInstant=\"{now}\"><saml:Issuer>{issuer}</saml:Issuer>\
 <saml:Subject><saml:NameID Format=\"{format}\">{name}</saml:NameID><saml:SubjectConfirmation Method=\"urn:oasis:names:tc:SAML:2.0:cm:bearer\">\
-<saml:SubjectConfirmationData NotOnOrAfter=\"{end}\" Recipient=\"{dest}\"/></saml:SubjectConfirmation></saml:Subject>\
+<saml:SubjectConfirmationData NotOnOrAfter=\"{end}\" Recipient=\"{dest}\"{irt}/></saml:SubjectConfirmation></saml:Subject>\
 <saml:Conditions NotBefore=\"{nb}\" NotOnOrAfter=\"{end}\"><saml:AudienceRestriction><saml:Audience>{aud}</saml:Audience></saml:AudienceRestriction></saml:Conditions>\
-<saml:AuthnStatement AuthnInstant=\"{ai}\" SessionIndex=\"{assertion_id}\"><saml:AuthnContext><saml:AuthnContextClassRef>urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport</saml:AuthnContextClassRef></saml:AuthnContext></saml:AuthnStatement>\
+<saml:AuthnStatement AuthnInstant=\"{ai}\" SessionIndex=\"{assertion_id}\"><saml:AuthnContext><saml:AuthnContextClassRef>{class}</saml:AuthnContextClassRef></saml:AuthnContext></saml:AuthnStatement>\
 <saml:AttributeStatement>{attrs}</saml:AttributeStatement></saml:Assertion></samlp:Response>",
         now = t(now),
         dest = esc(d.reply_url),
@@ -211,6 +239,7 @@ ID=\"{response_id}\" Version=\"2.0\" IssueInstant=\"{now}\" Destination=\"{dest}
         nb = t(now - Duration::seconds(30)),
         aud = esc(d.audience),
         ai = t(authn_instant),
+        class = esc(class),
     );
     // An AttributeStatement must not be empty (schema): drop it when it is.
     let xml = xml.replace("<saml:AttributeStatement></saml:AttributeStatement>", "");
@@ -220,6 +249,40 @@ ID=\"{response_id}\" Version=\"2.0\" IssueInstant=\"{now}\" Destination=\"{dest}
         assertion_id,
         sign: d.sign,
     })
+}
+
+/// A Response without an assertion, for a console's AuthnRequest fedgate
+/// answers with a SAML status (SAML Core §3.2.2.2): `Responder` with the
+/// second-level `status` (`NoPassive`, `NoAuthnContext`), signed.
+pub fn status_response(
+    idp_entity_id: &str,
+    reply_url: &str,
+    in_response_to: &str,
+    status: &str,
+    message: &str,
+    now: OffsetDateTime,
+    id_seed: &str,
+) -> UnsignedResponse {
+    let response_id = format!("_fgr{id_seed}");
+    let xml = format!(
+        "<samlp:Response xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\" \
+ID=\"{response_id}\" Version=\"2.0\" IssueInstant=\"{now}\" Destination=\"{dest}\" InResponseTo=\"{irt}\">\
+<saml:Issuer>{issuer}</saml:Issuer><samlp:Status><samlp:StatusCode Value=\"urn:oasis:names:tc:SAML:2.0:status:Responder\">\
+<samlp:StatusCode Value=\"urn:oasis:names:tc:SAML:2.0:status:{status}\"/></samlp:StatusCode>\
+<samlp:StatusMessage>{message}</samlp:StatusMessage></samlp:Status></samlp:Response>",
+        now = crate::timefmt::format(now),
+        dest = esc(reply_url),
+        irt = esc(in_response_to),
+        issuer = esc(idp_entity_id),
+        status = esc(status),
+        message = esc(message),
+    );
+    UnsignedResponse {
+        xml,
+        assertion_id: String::new(),
+        response_id,
+        sign: consoles::SignWhat::Response,
+    }
 }
 
 /// The HTML page that posts the response to the console (HTTP-POST binding).
@@ -269,6 +332,7 @@ pub fn idp_metadata(
 <md:NameIDFormat>urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified</md:NameIDFormat>\
 <md:NameIDFormat>urn:oasis:names:tc:SAML:2.0:nameid-format:persistent</md:NameIDFormat>\
 <md:SingleSignOnService Binding=\"urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect\" Location=\"{sso}\"/>\
+<md:SingleSignOnService Binding=\"urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST\" Location=\"{sso}\"/>\
 </md:IDPSSODescriptor></md:EntityDescriptor>\n",
         eid = esc(entity_id),
         sso = esc(sso_url),
@@ -297,6 +361,7 @@ pub fn delivery<'a>(
         tenant: &tenant.id,
         domains: &tenant.domains,
         sign: console.sign,
+        in_response: None,
     }
 }
 

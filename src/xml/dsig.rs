@@ -492,14 +492,21 @@ pub fn prefix_list_too_long() -> DsigError {
 
 fn signature_algorithm(method: Node) -> Result<(SigAlg, &'static str), DsigError> {
     let uri = method.attribute("Algorithm").unwrap_or_default();
-    Ok(match uri {
+    signature_algorithm_uri(uri)
+        .ok_or_else(|| DsigError::Algorithm(format!("SignatureMethod {uri:?}")))
+}
+
+/// The signature algorithm a URI names (also the HTTP-Redirect binding's
+/// `SigAlg`), within the profile's list.
+pub fn signature_algorithm_uri(uri: &str) -> Option<(SigAlg, &'static str)> {
+    Some(match uri {
         ALG_RSA_SHA1 => (SigAlg::RsaSha1, ALG_RSA_SHA1),
         ALG_RSA_SHA256 => (SigAlg::RsaSha256, ALG_RSA_SHA256),
         ALG_RSA_SHA384 => (SigAlg::RsaSha384, ALG_RSA_SHA384),
         ALG_RSA_SHA512 => (SigAlg::RsaSha512, ALG_RSA_SHA512),
         ALG_ECDSA_SHA256 => (SigAlg::EcdsaSha256, ALG_ECDSA_SHA256),
         ALG_ECDSA_SHA384 => (SigAlg::EcdsaSha384, ALG_ECDSA_SHA384),
-        other => return Err(DsigError::Algorithm(format!("SignatureMethod {other:?}"))),
+        _ => return None,
     })
 }
 

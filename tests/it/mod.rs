@@ -18,6 +18,7 @@ pub mod oidc_state;
 pub mod redis;
 pub mod rotation;
 pub mod saml_fixtures;
+pub mod sso;
 pub mod state;
 pub mod token;
 pub mod xml_oracle;
@@ -140,7 +141,7 @@ pub fn python() -> std::process::Command {
         venv.exists(),
         "the tests' Python is missing: {} does not exist; run scripts/install-test-deps \
          (or set FEDGATE_TEST_PYTHON to a Python with lxml, signxml, pyjwt, cryptography, \
-         pysaml2, authlib, flask, requests and selenium)",
+         pysaml2, python3-saml, authlib, flask, requests and selenium)",
         venv.display()
     );
     std::process::Command::new(venv)

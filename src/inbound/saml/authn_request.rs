@@ -17,19 +17,35 @@ pub const REQUEST_NS: &str = "saml-request";
 /// How long the IdP may take to answer.
 pub const REQUEST_TTL: time::Duration = time::Duration::minutes(10);
 
+/// What fedgate asks of the tenant's sign-in.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Ask {
+    /// ForceAuthn (Core §3.4.1): the IdP must authenticate the user
+    /// afresh, not reuse its session (the OpenID provider's prompt=login,
+    /// max_age; a console's own ForceAuthn).
+    pub force_authn: bool,
+    /// A multi-factor sign-in: `RequestedAuthnContext` (exact) with Entra's
+    /// `http://schemas.microsoft.com/claims/multipleauthn`, which Entra
+    /// honours by asking for a second factor.
+    pub mfa: bool,
+}
+
 /// The AuthnRequest XML.
 pub fn authn_request(
     id: &str,
     sp_entity_id: &str,
     acs_url: &str,
     destination: &str,
-    force_authn: bool,
+    ask: &Ask,
     now: OffsetDateTime,
 ) -> String {
-    // ForceAuthn (Core §3.4.1): the IdP must authenticate the user afresh,
-    // not reuse its session (the OpenID provider's prompt=login, max_age).
-    let force = if force_authn {
+    let force = if ask.force_authn {
         " ForceAuthn=\"true\""
+    } else {
+        ""
+    };
+    let context = if ask.mfa {
+        "<samlp:RequestedAuthnContext Comparison=\"exact\"><saml:AuthnContextClassRef>http://schemas.microsoft.com/claims/multipleauthn</saml:AuthnContextClassRef></samlp:RequestedAuthnContext>"
     } else {
         ""
     };
@@ -38,7 +54,7 @@ pub fn authn_request(
 ID=\"{}\" Version=\"2.0\" IssueInstant=\"{}\" Destination=\"{}\" AssertionConsumerServiceURL=\"{}\"{force} \
 ProtocolBinding=\"urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST\">\
 <saml:Issuer>{}</saml:Issuer>\
-<samlp:NameIDPolicy Format=\"urn:oasis:names:tc:SAML:2.0:nameid-format:persistent\" AllowCreate=\"true\"/>\
+<samlp:NameIDPolicy Format=\"urn:oasis:names:tc:SAML:2.0:nameid-format:persistent\" AllowCreate=\"true\"/>{context}\
 </samlp:AuthnRequest>",
         esc(id),
         crate::timefmt::format(now),
@@ -98,12 +114,29 @@ mod tests {
             "https://fedgate.example/saml/contoso/metadata",
             "https://fedgate.example/saml/contoso/acs",
             "https://login.microsoftonline.com/t/saml2",
-            false,
+            &Ask::default(),
             now,
         );
-        assert!(!xml.contains("ForceAuthn"));
-        assert!(
-            authn_request("_id2", "sp", "acs", "sso", true, now).contains(" ForceAuthn=\"true\" ")
+        assert!(!xml.contains("ForceAuthn") && !xml.contains("RequestedAuthnContext"));
+        let force = Ask {
+            force_authn: true,
+            mfa: false,
+        };
+        assert!(authn_request("_id2", "sp", "acs", "sso", &force, now)
+            .contains(" ForceAuthn=\"true\" "));
+        let mfa = Ask {
+            force_authn: true,
+            mfa: true,
+        };
+        let stepped = authn_request("_id3", "sp", "acs", "sso", &mfa, now);
+        let doc = crate::xml::parse(&stepped).unwrap();
+        let ctx = doc
+            .descendants()
+            .find(|n| n.tag_name().name() == "AuthnContextClassRef")
+            .unwrap();
+        assert_eq!(
+            crate::xml::text_content(ctx),
+            "http://schemas.microsoft.com/claims/multipleauthn"
         );
         let url = redirect_url(
             "https://login.microsoftonline.com/t/saml2",
