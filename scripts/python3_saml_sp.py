@@ -13,7 +13,9 @@ Usage (SETTINGS is a JSON file, see below):
 SETTINGS: {"sp_entity_id", "acs_url", "sp_cert", "sp_key" (PEM, for signed
 requests), "idp_entity_id", "sso_url", "idp_cert" (PEM), "sign_requests"
 (bool), "want_messages_signed" (bool), "authn_context" (false, true, or a
-list of class references), "comparison" (default "exact")}.
+list of class references), "comparison" (default "exact"), "defaults"
+(bool: leave what must be signed, the algorithms and the authentication
+context to python3-saml's own defaults, as a console set up by its docs)}.
 
 `login` prints {"url": the redirect (HTTP-Redirect), or "saml_request" and
 "relay_state" (HTTP-POST, --post), "id": the request's ID}. `acs` prints
@@ -43,6 +45,8 @@ def settings_for(s):
         "requestedAuthnContextComparison": s.get("comparison", "exact"),
         "rejectDeprecatedAlgorithm": True,
     }
+    if s.get("defaults"):
+        security = {"authnRequestsSigned": bool(s.get("sign_requests"))}
     return {
         "strict": True,
         "debug": False,

@@ -435,6 +435,12 @@ pub struct Console {
     /// `response`, or `both`.
     #[serde(default)]
     pub sign: crate::consoles::SignWhat,
+    /// The signatures' algorithm: `rsa-sha256`, `rsa-sha384`, `rsa-sha512`
+    /// (default: the signing key's own, RSA-SHA256 or ECDSA-SHA256).
+    pub signature_algorithm: Option<crate::consoles::SignatureAlgorithm>,
+    /// The NameID Format stated: `email_address`, `unspecified`,
+    /// `persistent` (or their SAML URIs); default: the one of `nameid`.
+    pub nameid_format: Option<crate::consoles::NameIdFormat>,
     /// The console's own signing certificate(s) (PEM): its signed
     /// AuthnRequests (SP-initiated logins at fedgate's IdP) are verified
     /// with it. A signed request from a console without one is refused.

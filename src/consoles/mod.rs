@@ -45,6 +45,72 @@ pub enum SignWhat {
     Both,
 }
 
+/// The signature algorithm of the SAML signatures fedgate makes for a
+/// console (`[[consoles]] signature_algorithm`; default: the signing key's
+/// own, RSA-SHA256 or ECDSA-SHA256). The digest follows (SHA-256/384/512).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+pub enum SignatureAlgorithm {
+    #[serde(
+        rename = "rsa-sha256",
+        alias = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
+    )]
+    RsaSha256,
+    #[serde(
+        rename = "rsa-sha384",
+        alias = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha384"
+    )]
+    RsaSha384,
+    #[serde(
+        rename = "rsa-sha512",
+        alias = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha512"
+    )]
+    RsaSha512,
+}
+
+impl SignatureAlgorithm {
+    pub fn sig_alg(self) -> crate::trust::certs::SigAlg {
+        use crate::trust::certs::SigAlg;
+        match self {
+            SignatureAlgorithm::RsaSha256 => SigAlg::RsaSha256,
+            SignatureAlgorithm::RsaSha384 => SigAlg::RsaSha384,
+            SignatureAlgorithm::RsaSha512 => SigAlg::RsaSha512,
+        }
+    }
+}
+
+/// The NameID `Format` fedgate states for a console
+/// (`[[consoles]] nameid_format`; default: the one that goes with `nameid`:
+/// emailAddress for email, unspecified for upn, persistent for object_id).
+/// The SAML URIs are accepted as they are written in consoles' docs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+pub enum NameIdFormat {
+    #[serde(
+        rename = "email_address",
+        alias = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"
+    )]
+    EmailAddress,
+    #[serde(
+        rename = "unspecified",
+        alias = "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified"
+    )]
+    Unspecified,
+    #[serde(
+        rename = "persistent",
+        alias = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"
+    )]
+    Persistent,
+}
+
+impl NameIdFormat {
+    pub fn uri(self) -> &'static str {
+        match self {
+            NameIdFormat::EmailAddress => "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress",
+            NameIdFormat::Unspecified => "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified",
+            NameIdFormat::Persistent => "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent",
+        }
+    }
+}
+
 /// What fedgate knows about a console family.
 #[derive(Debug)]
 pub struct Profile {
@@ -225,6 +291,40 @@ mod tests {
             code("https://a.b.backup.autotask.net/singlesignon/saml/metadata"),
             "console.url_pattern_mismatch"
         );
+    }
+
+    #[test]
+    fn algorithms_and_nameid_formats_are_named_short_or_by_their_saml_uris() {
+        #[derive(serde::Deserialize)]
+        struct C {
+            a: SignatureAlgorithm,
+            f: NameIdFormat,
+        }
+        let short: C = toml::from_str("a = \"rsa-sha512\"\nf = \"unspecified\"").unwrap();
+        let uris: C = toml::from_str(
+            "a = \"http://www.w3.org/2001/04/xmldsig-more#rsa-sha512\"\nf = \"urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified\"",
+        )
+        .unwrap();
+        assert_eq!((short.a, short.f), (uris.a, uris.f));
+        assert_eq!(short.a.sig_alg(), crate::trust::certs::SigAlg::RsaSha512);
+        assert!(toml::from_str::<C>("a = \"rsa-sha1\"\nf = \"unspecified\"").is_err());
+        assert!(toml::from_str::<C>(
+            "a = \"rsa-sha256\"\nf = \"urn:oasis:names:tc:SAML:2.0:nameid-format:transient\""
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn an_ec_key_makes_no_rsa_signature() {
+        let ec = crate::trust::signing::SigningKey::from_pem(
+            include_str!("../../tests/data/fedgate_ec_key.pem"),
+            include_str!("../../tests/data/fedgate_ec_cert.pem"),
+        )
+        .unwrap();
+        assert!(matches!(
+            ec.sign_as(crate::trust::certs::SigAlg::RsaSha512, b"m"),
+            Err(crate::trust::signing::SigningError::AlgorithmUnsupported(_))
+        ));
     }
 
     #[test]

@@ -155,6 +155,17 @@ impl App {
                     consoles::profile(c.kind).label
                 )));
             }
+            if let Some(c) = config
+                .consoles
+                .iter()
+                .find(|c| c.signature_algorithm.is_some())
+            {
+                return Err(StartError::Signing(format!(
+                    "the signing key is ECDSA, and console {:?} has signature_algorithm = {:?}, an RSA algorithm: configure an RSA key, or remove signature_algorithm",
+                    c.id,
+                    c.signature_algorithm
+                )));
+            }
         }
         let audit = AuditLog::new(config.audit.file.as_deref()).map_err(|e| {
             let path = config

@@ -587,6 +587,7 @@ async fn status_answer(
     let unsigned = saml_post::status_response(
         &app.idp_entity_id,
         &console.reply_url,
+        console.signature_algorithm.map(|a| a.sig_alg()),
         &req.id,
         status,
         message,

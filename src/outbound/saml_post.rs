@@ -14,7 +14,7 @@ use time::{Duration, OffsetDateTime};
 use crate::consoles::{self, NameIdSource};
 use crate::identity::{Grant, Identity};
 use crate::trust::signing::SigningKey;
-use crate::xml::dsig::{sign_enveloped, SignError};
+use crate::xml::dsig::{sign_enveloped_as, SignError};
 
 /// Where and how to deliver.
 pub struct Delivery<'a> {
@@ -36,6 +36,10 @@ pub struct Delivery<'a> {
     pub sign: consoles::SignWhat,
     /// The console's AuthnRequest this answers, if any.
     pub in_response: Option<&'a InResponse>,
+    /// The signature algorithm (None: the key's own).
+    pub signature_algorithm: Option<crate::trust::certs::SigAlg>,
+    /// The NameID Format stated (None: the one that goes with `nameid`).
+    pub nameid_format: Option<&'static str>,
 }
 
 /// What an answer to a console's AuthnRequest carries back.
@@ -139,6 +143,7 @@ pub struct UnsignedResponse {
     response_id: String,
     assertion_id: String,
     sign: consoles::SignWhat,
+    algorithm: Option<crate::trust::certs::SigAlg>,
 }
 
 impl UnsignedResponse {
@@ -147,12 +152,14 @@ impl UnsignedResponse {
     /// around it, so the Response's signature covers the Assertion's.
     pub fn sign(&self, key: &SigningKey) -> Result<String, OutboundError> {
         use consoles::SignWhat;
+        let alg = self.algorithm.unwrap_or(key.algorithm());
+        let sign = |xml: &str, id: &str| sign_enveloped_as(xml, id, key, alg);
         Ok(match self.sign {
-            SignWhat::Assertion => sign_enveloped(&self.xml, &self.assertion_id, key)?,
-            SignWhat::Response => sign_enveloped(&self.xml, &self.response_id, key)?,
+            SignWhat::Assertion => sign(&self.xml, &self.assertion_id)?,
+            SignWhat::Response => sign(&self.xml, &self.response_id)?,
             SignWhat::Both => {
-                let inner = sign_enveloped(&self.xml, &self.assertion_id, key)?;
-                sign_enveloped(&inner, &self.response_id, key)?
+                let inner = sign(&self.xml, &self.assertion_id)?;
+                sign(&inner, &self.response_id)?
             }
         })
     }
@@ -167,6 +174,7 @@ pub fn unsigned_response(
     id_seed: &str,
 ) -> Result<UnsignedResponse, OutboundError> {
     let (name, format) = nameid(identity, d.nameid, d.tenant, d.domains)?;
+    let format = d.nameid_format.unwrap_or(format);
     // The `email` attribute: the same checked value. With an object-id
     // NameID it is only added when its domain is owned (never refused).
     let email = match d.nameid {
@@ -248,15 +256,19 @@ ID=\"{response_id}\" Version=\"2.0\" IssueInstant=\"{now}\" Destination=\"{dest}
         response_id,
         assertion_id,
         sign: d.sign,
+        algorithm: d.signature_algorithm,
     })
 }
 
 /// A Response without an assertion, for a console's AuthnRequest fedgate
 /// answers with a SAML status (SAML Core §3.2.2.2): `Responder` with the
-/// second-level `status` (`NoPassive`, `NoAuthnContext`), signed.
+/// second-level `status` (`NoPassive`, `NoAuthnContext`), signed (the
+/// Response) with `algorithm`, or the key's own.
+#[allow(clippy::too_many_arguments)]
 pub fn status_response(
     idp_entity_id: &str,
     reply_url: &str,
+    algorithm: Option<crate::trust::certs::SigAlg>,
     in_response_to: &str,
     status: &str,
     message: &str,
@@ -282,6 +294,7 @@ ID=\"{response_id}\" Version=\"2.0\" IssueInstant=\"{now}\" Destination=\"{dest}
         assertion_id: String::new(),
         response_id,
         sign: consoles::SignWhat::Response,
+        algorithm,
     }
 }
 
@@ -362,6 +375,8 @@ pub fn delivery<'a>(
         domains: &tenant.domains,
         sign: console.sign,
         in_response: None,
+        signature_algorithm: console.signature_algorithm.map(|a| a.sig_alg()),
+        nameid_format: console.nameid_format.map(|f| f.uri()),
     }
 }
 

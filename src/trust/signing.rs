@@ -23,6 +23,9 @@ pub enum SigningError {
     /// The signature operation failed.
     #[error("signing failed")]
     Failed,
+    /// This key cannot make this kind of signature (an EC key and RSA-SHA512).
+    #[error("the signing key cannot make {0:?} signatures")]
+    AlgorithmUnsupported(SigAlg),
 }
 
 impl ErrorCode for SigningError {
@@ -32,6 +35,7 @@ impl ErrorCode for SigningError {
             SigningError::Cert(_) => "keys.cert_malformed",
             SigningError::Mismatch => "keys.cert_mismatch",
             SigningError::Failed => "keys.sign_failed",
+            SigningError::AlgorithmUnsupported(_) => "keys.algorithm_unsupported",
         }
     }
 }
@@ -85,6 +89,26 @@ impl SigningKey {
     /// Sign `message` (RSA PKCS#1 v1.5 SHA-256, or ECDSA P-256 SHA-256 as r||s).
     pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SigningError> {
         sign_with(&self.inner, message)
+    }
+
+    /// Sign `message` with `alg`: RSA-SHA256/384/512 with an RSA key,
+    /// ECDSA-SHA256 with a P-256 key; anything else is refused.
+    pub fn sign_as(&self, alg: SigAlg, message: &[u8]) -> Result<Vec<u8>, SigningError> {
+        let padding: &'static dyn signature::RsaEncoding = match (&self.inner, alg) {
+            (Inner::Rsa(_), SigAlg::RsaSha256) | (Inner::Ec(_), SigAlg::EcdsaSha256) => {
+                return self.sign(message)
+            }
+            (Inner::Rsa(_), SigAlg::RsaSha384) => &signature::RSA_PKCS1_SHA384,
+            (Inner::Rsa(_), SigAlg::RsaSha512) => &signature::RSA_PKCS1_SHA512,
+            _ => return Err(SigningError::AlgorithmUnsupported(alg)),
+        };
+        let Inner::Rsa(k) = &self.inner else {
+            return Err(SigningError::AlgorithmUnsupported(alg));
+        };
+        let mut sig = vec![0u8; k.public_modulus_len()];
+        k.sign(padding, &SystemRandom::new(), message, &mut sig)
+            .map_err(|_| SigningError::Failed)?;
+        Ok(sig)
     }
 
     /// The public key bytes (for JWKS publication later).

@@ -552,6 +552,18 @@ pub fn sign_enveloped(
     id: &str,
     key: &crate::trust::signing::SigningKey,
 ) -> Result<String, SignError> {
+    sign_enveloped_as(xml_text, id, key, key.algorithm())
+}
+
+/// [`sign_enveloped`] with the signature algorithm `alg` (RSA-SHA256/384/512
+/// with an RSA key, ECDSA-SHA256 with an EC key), and the digest of the same
+/// strength (SHA-256/384/512).
+pub fn sign_enveloped_as(
+    xml_text: &str,
+    id: &str,
+    key: &crate::trust::signing::SigningKey,
+    alg: SigAlg,
+) -> Result<String, SignError> {
     use base64::Engine;
     let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
 
@@ -575,11 +587,18 @@ pub fn sign_enveloped(
             .map(|c| c.range().start)
             .ok_or_else(|| SignError::NotSignable(id.to_string()))?,
     };
-    let digest = digest::digest(&digest::SHA256, &c14n::canonicalize(element, None, &[]));
-    let sig_alg = match key.algorithm() {
-        SigAlg::EcdsaSha256 => ALG_ECDSA_SHA256,
-        _ => ALG_RSA_SHA256,
+    let (sig_alg, digest_alg, digest_uri) = match alg {
+        SigAlg::EcdsaSha256 => (ALG_ECDSA_SHA256, &digest::SHA256, DIGEST_SHA256),
+        SigAlg::RsaSha256 => (ALG_RSA_SHA256, &digest::SHA256, DIGEST_SHA256),
+        SigAlg::RsaSha384 => (ALG_RSA_SHA384, &digest::SHA384, DIGEST_SHA384),
+        SigAlg::RsaSha512 => (ALG_RSA_SHA512, &digest::SHA512, DIGEST_SHA512),
+        other => {
+            return Err(SignError::Key(
+                crate::trust::signing::SigningError::AlgorithmUnsupported(other),
+            ))
+        }
     };
+    let digest = digest::digest(digest_alg, &c14n::canonicalize(element, None, &[]));
     const PLACEHOLDER: &str = "fedgate-signature-value";
     let signature = format!(
         "<ds:Signature xmlns:ds=\"{NS_DS}\"><ds:SignedInfo>\
@@ -588,7 +607,7 @@ pub fn sign_enveloped(
          <ds:Reference URI=\"#{}\"><ds:Transforms>\
          <ds:Transform Algorithm=\"{ALG_ENVELOPED}\"/>\
          <ds:Transform Algorithm=\"{ALG_EXC_C14N}\"/></ds:Transforms>\
-         <ds:DigestMethod Algorithm=\"{DIGEST_SHA256}\"/>\
+         <ds:DigestMethod Algorithm=\"{digest_uri}\"/>\
          <ds:DigestValue>{}</ds:DigestValue></ds:Reference></ds:SignedInfo>\
          <ds:SignatureValue>{PLACEHOLDER}</ds:SignatureValue>\
          <ds:KeyInfo><ds:X509Data><ds:X509Certificate>{}</ds:X509Certificate></ds:X509Data></ds:KeyInfo>\
@@ -614,7 +633,7 @@ pub fn sign_enveloped(
             .ok_or_else(|| SignError::NoElement(id.to_string()))?;
         c14n::canonicalize(si, None, &[])
     };
-    let value = key.sign(&signed_info_c14n)?;
+    let value = key.sign_as(alg, &signed_info_c14n)?;
     let placeholder_at = insert_at
         + signature
             .find(PLACEHOLDER)

@@ -13,6 +13,11 @@ const CONSOLE: &str = "commvault-saml";
 /// key behind `idp_next_cert.pem`, and a rule for the engineering group
 /// (alice) and bob's group.
 fn console_toml() -> String {
+    console_toml_with("")
+}
+
+/// [`console_toml`] with more keys for the console.
+fn console_toml_with(keys: &str) -> String {
     format!(
         r#"
 [[consoles]]
@@ -23,6 +28,7 @@ identifier = "{SP}"
 reply_url = "{ACS}"
 certificate_file = "{cert}"
 authn_requests_signed = true
+{keys}
 
 [[rules]]
 id = "commcell-engineering"
@@ -364,6 +370,62 @@ async fn a_console_asking_for_mfa_gets_a_step_up_at_a_saml_tenant() {
     assert_eq!(
         v["authn_contexts"],
         serde_json::json!(["http://schemas.microsoft.com/claims/multipleauthn"])
+    );
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_console_signing_and_nameid_format_satisfy_python3_saml_with_its_defaults() {
+    let keys = "sign = \"both\"\nsignature_algorithm = \"rsa-sha512\"\nnameid_format = \"urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified\"\nnameid = \"upn\"";
+    let env = Environment::start_with(&console_toml_with(keys))
+        .await
+        .unwrap();
+    let sp = Sp::new(&env).set("defaults", true.into());
+    let (url, id) = sp.login(&["--nameid", "alice@contoso.example"]);
+    let page = Browser::new().get(&url).await.unwrap();
+    let (ok, v) = sp.acs(&page, &id);
+    assert!(ok, "python3-saml with its defaults: {v}");
+    assert_eq!(v["nameid"], "alice@contoso.example");
+    let (_, fields) = parse_form(&page.body).unwrap();
+    let b64 = &fields.iter().find(|(k, _)| k == "SAMLResponse").unwrap().1;
+    let xml = String::from_utf8(fedgate::xml::base64_decode(b64).unwrap()).unwrap();
+    assert_eq!(
+        xml.matches(
+            "<ds:SignatureMethod Algorithm=\"http://www.w3.org/2001/04/xmldsig-more#rsa-sha512\"/>"
+        )
+        .count(),
+        2,
+        "{xml}"
+    );
+    assert_eq!(
+        xml.matches("<ds:DigestMethod Algorithm=\"http://www.w3.org/2001/04/xmlenc#sha512\"/>")
+            .count(),
+        2
+    );
+    assert!(
+        xml.contains("<saml:NameID Format=\"urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified\">alice@contoso.example</saml:NameID>"),
+        "{xml}"
+    );
+    // The independent oracle agrees: xmlsec1 verifies the outer signature.
+    let file = sp.dir.join("answer.xml");
+    std::fs::write(&file, &xml).unwrap();
+    let out = std::process::Command::new("xmlsec1")
+        .args([
+            "--verify",
+            "--enabled-reference-uris",
+            "same-doc",
+            "--id-attr:ID",
+            "urn:oasis:names:tc:SAML:2.0:protocol:Response",
+            "--pubkey-cert-pem",
+        ])
+        .arg(super::data("fedgate_rsa_cert.pem"))
+        .arg(&file)
+        .output()
+        .expect("xmlsec1 (scripts/install-test-deps)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
     env.stop().await;
 }
