@@ -515,10 +515,11 @@ async fn groups_overage_is_resolved_through_graph_or_denied_with_a_code() {
 /// `[[consoles]] sign` (issue 16, part 2): with `response` or `both`,
 /// pysaml2 as the console with its *default* settings (which want the
 /// Response signed) accepts fedgate's answer; with the default `assertion`
-/// it refuses it. fedgate's own console (the mock) accepts all three, and
-/// each answer carries the signatures it says.
+/// it refuses it. node-saml with its defaults (the Response *and* the
+/// Assertion signed) accepts only `both`. fedgate's own console (the mock)
+/// accepts all three, and each answer carries the signatures it says.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn what_is_signed_is_per_console_and_satisfies_pysaml2_defaults() {
+async fn what_is_signed_is_per_console_and_satisfies_pysaml2_and_node_saml_defaults() {
     use base64::Engine;
     let env = Environment::start().await.unwrap();
     let index = env
@@ -529,10 +530,10 @@ async fn what_is_signed_is_per_console_and_satisfies_pysaml2_defaults() {
         .position(|c| c.id == CONSOLE_ID)
         .unwrap();
     env.stop().await;
-    for (mode, signatures, pysaml2_defaults_accept) in [
-        ("assertion", 1, false),
-        ("response", 1, true),
-        ("both", 2, true),
+    for (mode, signatures, pysaml2_defaults_accept, node_saml_defaults_accept) in [
+        ("assertion", 1, false, false),
+        ("response", 1, true, false),
+        ("both", 2, true, true),
     ] {
         let overrides = [(format!("FEDGATE_CONSOLES__{index}__SIGN"), mode.to_string())];
         let env = Environment::start_with_overrides("", &overrides)
@@ -576,8 +577,49 @@ async fn what_is_signed_is_per_console_and_satisfies_pysaml2_defaults() {
             let v: serde_json::Value = serde_json::from_str(&said).unwrap();
             assert_eq!(v["name_id"], "alice@contoso.example", "{mode}");
         }
+        // node-saml with its defaults.
+        let (ok, v) = node_saml(&env, &b64).await;
+        assert_eq!(ok, node_saml_defaults_accept, "{mode}: node-saml said {v}");
+        if ok {
+            assert_eq!(v["name_id"], "alice@contoso.example", "{mode}");
+        } else {
+            assert!(
+                v["error"].as_str().unwrap().contains("signature"),
+                "{mode}: {v}"
+            );
+        }
         env.stop().await;
     }
+}
+
+/// `scripts/node_saml_sp.js` (@node-saml/node-saml 5, its default settings)
+/// as the demo's console: what it makes of a SAMLResponse.
+async fn node_saml(env: &Environment, response_b64: &str) -> (bool, serde_json::Value) {
+    let dir = env.dir.join("node-saml");
+    std::fs::create_dir_all(&dir).unwrap();
+    let settings = serde_json::json!({
+        "sp_entity_id": format!("{}/singlesignon/saml/metadata", env.console_url),
+        "acs_url": format!("{}/singlesignon/saml/SSO", env.console_url),
+        "idp_entity_id": format!("{}/idp/metadata", env.fedgate_url),
+        "sso_url": format!("{}/idp/sso", env.fedgate_url),
+        "idp_cert": std::fs::read_to_string(super::data("fedgate_rsa_cert.pem")).unwrap(),
+    });
+    std::fs::write(dir.join("settings.json"), settings.to_string()).unwrap();
+    std::fs::write(dir.join("resp.b64"), response_b64).unwrap();
+    let out = super::node()
+        .arg(super::repo_path("scripts", "node_saml_sp.js"))
+        .arg(dir.join("settings.json"))
+        .arg(dir.join("resp.b64"))
+        .output()
+        .expect("node (scripts/install-test-deps)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let v = serde_json::from_str(stdout.trim()).unwrap_or_else(|_| {
+        panic!(
+            "node-saml printed no JSON: {stdout} {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.success(), v)
 }
 
 /// `scripts/independent_sp.py` (pysaml2, verifying with xmlsec1) set up as

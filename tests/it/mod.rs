@@ -147,6 +147,20 @@ pub fn python() -> std::process::Command {
     std::process::Command::new(venv)
 }
 
+/// A `Command` for Node.js with the npm packages `scripts/install-test-deps`
+/// puts at `target/test-node` (@node-saml/node-saml) on its module path.
+pub fn node() -> std::process::Command {
+    let modules = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-node/node_modules");
+    assert!(
+        modules.join("@node-saml/node-saml").exists(),
+        "the tests' Node.js packages are missing: {} has no @node-saml/node-saml; run scripts/install-test-deps",
+        modules.display()
+    );
+    let mut cmd = std::process::Command::new("node");
+    cmd.env("NODE_PATH", modules);
+    cmd
+}
+
 /// A fresh directory under the system temp directory, named
 /// `fedgate-<what>-<pid>-<random>`, removed when dropped (also when the test
 /// panics), so `cargo test` leaves nothing behind.
