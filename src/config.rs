@@ -303,7 +303,9 @@ fn default_store_timeout() -> u64 {
 pub struct Tenant {
     /// fedgate's name for the tenant, used in URLs (`/saml/{id}/acs`).
     pub id: String,
-    /// The Entra tenant id (GUID).
+    /// The Entra tenant id (GUID). Required, unless the tenant is another
+    /// SAML IdP described by a `[tenants.claims]` map.
+    #[serde(default)]
     pub entra_tenant_id: String,
     /// The domains this tenant owns: its verified domains in Entra (admin
     /// center → Settings → Domain names), `*.onmicrosoft.com` included.
@@ -333,6 +335,10 @@ pub struct Tenant {
     pub oidc: Option<TenantOidc>,
     /// Microsoft Graph access, to resolve groups overage.
     pub graph: Option<TenantGraph>,
+    /// Which SAML attributes (or the NameID) carry the e-mail, UPN, object
+    /// id, display name, groups, roles and MFA: for an IdP that is not
+    /// Entra (default: Entra's claim names).
+    pub claims: Option<crate::inbound::saml::claims::ClaimMap>,
 }
 
 /// The tenant's app registration for Microsoft Graph (application permission
@@ -721,10 +727,15 @@ impl Config {
             }
             t.domains = out;
         }
-        let claims = self
-            .tenants
-            .iter()
-            .map(|t| (t.id.as_str(), t.entra_tenant_id.as_str(), &t.domains[..]));
+        let claims = self.tenants.iter().map(|t| {
+            // A tenant that is not an Entra directory is its own owner.
+            let directory = if t.entra_tenant_id.is_empty() {
+                t.id.as_str()
+            } else {
+                t.entra_tenant_id.as_str()
+            };
+            (t.id.as_str(), directory, &t.domains[..])
+        });
         if let Some((domain, first, second)) = crate::domains::first_conflict(claims) {
             let i = self
                 .tenants
@@ -897,6 +908,22 @@ impl Config {
                     format!("tenants[{i}]"),
                     "a tenant needs metadata_file or metadata_url (SAML), or an [tenants.oidc] block".into(),
                 ));
+            }
+            if t.entra_tenant_id.trim().is_empty() && t.claims.is_none() {
+                return Err(invalid(
+                    format!("tenants[{i}].entra_tenant_id"),
+                    "the Entra tenant id is required (a SAML IdP that is not Entra needs a [tenants.claims] map instead)".into(),
+                ));
+            }
+            if t.entra_tenant_id.trim().is_empty() && (t.oidc.is_some() || t.graph.is_some()) {
+                return Err(invalid(
+                    format!("tenants[{i}].entra_tenant_id"),
+                    "[tenants.oidc] and [tenants.graph] are Entra's: they need the Entra tenant id"
+                        .into(),
+                ));
+            }
+            if let Some((key, reason)) = t.claims.as_ref().and_then(|c| c.problem()) {
+                return Err(invalid(format!("tenants[{i}].claims.{key}"), reason));
             }
             if t.metadata_file.is_some() && t.metadata_url.is_some() {
                 return Err(invalid(

@@ -44,6 +44,9 @@ impl TenantRuntime {
         let mut settings = SamlSettings::new(t.sp_entity_id(public), t.acs_url(public));
         settings.skew = Duration::seconds(i64::from(t.clock_skew_secs));
         settings.profile.allow_sha1 = t.allow_sha1;
+        if let Some(map) = &t.claims {
+            settings.claims = Arc::new(map.resolve());
+        }
         let idp = match (&t.metadata_file, &t.metadata_url) {
             (Some(file), _) => {
                 let idp = IdpMetadata::parse(&read(file)?)

@@ -31,7 +31,7 @@ pub fn hint(code: &str) -> (&'static str, &'static str) {
         ),
         "saml.sha1_forbidden" => (
             "The response is signed with SHA-1.",
-            "In Entra, set the Signing Algorithm to SHA-256.",
+            "Set the IdP's signing algorithm to SHA-256 (Entra: the application's SAML Signing Certificate → Signing Algorithm; pysaml2 and other toolkits often default to SHA-1).",
         ),
         "saml.status_error" => (
             "Entra returned an error instead of a login.",

@@ -1,6 +1,7 @@
 pub mod admin;
 pub mod busy;
 pub mod c14n;
+pub mod claims;
 pub mod cli;
 pub mod conn;
 pub mod corpus;

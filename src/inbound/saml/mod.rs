@@ -52,6 +52,9 @@ pub struct SamlSettings {
     /// `None` accepts unsolicited (IdP-initiated) responses, including those
     /// carrying an InResponseTo fedgate cannot check (Entra's "Test SSO").
     pub expected_in_response_to: Option<String>,
+    /// Which attributes carry what (the tenant's claim map; Entra's names
+    /// by default).
+    pub claims: std::sync::Arc<claims::ClaimNames>,
 }
 
 impl SamlSettings {
@@ -63,6 +66,7 @@ impl SamlSettings {
             max_bytes: DEFAULT_MAX_BYTES,
             profile: Profile::default(),
             expected_in_response_to: None,
+            claims: Default::default(),
         }
     }
 }
@@ -489,7 +493,7 @@ fn verify_parsed(
     let conditions_end = check_conditions(assertion, settings, now)?;
     let expires_at = conditions_end.unwrap_or(confirmation.not_on_or_after);
     let acceptable_until = latest_acceptance(subject, conditions_end, confirmation.not_on_or_after);
-    let auth_time = check_authn_statement(assertion, settings, now)?;
+    let (auth_time, authn_class) = check_authn_statement(assertion, settings, now)?;
     let attrs = read_attributes(assertion)?;
 
     let single = |name: &str| -> Result<Option<String>, SamlError> {
@@ -506,8 +510,25 @@ fn verify_parsed(
             .flat_map(|(_, v)| v.iter().filter(|s| !s.is_empty()).map(|s| s.to_string()))
             .collect()
     };
+    // The tenant's claim map (Entra's names unless it says otherwise): a
+    // single value from the first name present (or the NameID), lists from
+    // every name.
+    let names = &settings.claims;
+    let first = |sources: &[String]| -> Result<Option<String>, SamlError> {
+        for source in sources {
+            if source == claims::FROM_NAMEID {
+                return Ok(Some(subject_value.clone()));
+            }
+            if let Some(v) = single(source)? {
+                return Ok(Some(v));
+            }
+        }
+        Ok(None)
+    };
+    let all =
+        |sources: &[String]| -> Vec<String> { sources.iter().flat_map(|s| multi(s)).collect() };
     let tenant_id = single(claims::TENANT_ID)?;
-    let object_id = single(claims::OBJECT_ID)?;
+    let object_id = first(&settings.claims.object_id)?;
     // The Entra tenant is in the issuer; the claim must agree with it.
     if let Some(issuer_tid) = entra_tenant_of_issuer(expected_issuer) {
         match &tenant_id {
@@ -527,18 +548,22 @@ fn verify_parsed(
             return Err(SamlError::ObjectIdMissing);
         }
     }
-    let auth_methods = multi(claims::AUTHN_METHODS);
-    let mfa = auth_methods
-        .iter()
-        .any(|m| m == claims::MFA_METHOD || m.eq_ignore_ascii_case("mfa"));
+    let mut auth_methods = Vec::new();
+    for source in &names.mfa {
+        if source == claims::FROM_AUTHN_CONTEXT {
+            auth_methods.extend(authn_class.clone());
+        } else {
+            auth_methods.extend(multi(source));
+        }
+    }
+    let mfa = auth_methods.iter().any(|m| names.is_mfa(m));
     let groups_link = single(claims::GROUPS_LINK)?;
-    let mut roles = multi(claims::ROLE);
-    roles.extend(multi(claims::ROLES));
+    let roles = all(&names.roles);
     verification.in_response_to = confirmation.in_response_to;
-    let upn = single(claims::NAME)?;
-    let email = single(claims::EMAIL)?;
-    let display_name = single(claims::DISPLAY_NAME)?;
-    let groups = multi(claims::GROUPS);
+    let upn = first(&names.upn)?;
+    let email = first(&names.email)?;
+    let display_name = first(&names.display_name)?;
+    let groups = all(&names.groups);
     let attributes = attrs
         .into_iter()
         .map(|(n, v)| (n.to_string(), v.into_iter().map(Cow::into_owned).collect()))
@@ -914,11 +939,12 @@ fn check_conditions(
 }
 
 /// Profiles §4.1.4.2: at least one AuthnStatement. Returns the AuthnInstant.
+/// The AuthnStatement's AuthnInstant and AuthnContextClassRef.
 fn check_authn_statement(
     assertion: Node,
     settings: &SamlSettings,
     now: OffsetDateTime,
-) -> Result<Option<OffsetDateTime>, SamlError> {
+) -> Result<(Option<OffsetDateTime>, Option<String>), SamlError> {
     let statement = children(assertion, NS_SAML, "AuthnStatement")
         .next()
         .ok_or(SamlError::AuthnStatementMissing)?;
@@ -930,7 +956,17 @@ fn check_authn_statement(
             )));
         }
     }
-    timestamp(statement, "AuthnInstant")
+    let class = only_child(statement, NS_SAML, "AuthnContext")
+        .ok()
+        .flatten()
+        .and_then(|c| {
+            only_child(c, NS_SAML, "AuthnContextClassRef")
+                .ok()
+                .flatten()
+        })
+        .map(|r| xml::trimmed_text(r).into_owned())
+        .filter(|r| !r.is_empty());
+    Ok((timestamp(statement, "AuthnInstant")?, class))
 }
 
 /// Every Attribute by Name, with its values' whole text (trimmed), borrowed
