@@ -392,6 +392,12 @@ pub struct TenantOidc {
     /// Scopes asked for at login (default `openid profile email`).
     #[serde(default = "default_scopes")]
     pub scopes: Vec<String>,
+    /// A Conditional Access authentication context (`c1`…`c99`) whose
+    /// policy requires MFA: a step-up over OIDC asks Entra for it (the
+    /// `claims` request for `acrs`), and an ID token whose `acrs` holds it
+    /// counts as a multi-factor sign-in. Without it, a step-up is only
+    /// `prompt=login`, and the tenant's Conditional Access decides.
+    pub mfa_auth_context: Option<String>,
 }
 
 fn default_scopes() -> Vec<String> {

@@ -36,6 +36,11 @@ pub(super) async fn complete_login(
     now: OffsetDateTime,
 ) -> Outcome {
     let tenant = rt.config.id.as_str();
+    // A login that is itself a step-up (below) gets no second one.
+    let (target, may_step_up) = match target.strip_prefix("stepup:") {
+        Some(t) => (t, false),
+        None => (target, true),
+    };
     let admin = crate::policy::admin::by_rule(&app.config.admin, tenant, &identity);
     let allowed: Vec<(String, String)> = app
         .config
@@ -55,12 +60,30 @@ pub(super) async fn complete_login(
         return refuse(app, event, r);
     }
     if allowed.is_empty() && !admin {
-        let asked = target
-            .strip_prefix("console:")
-            .or_else(|| super::sso::target_console(target));
+        if let Some(console) = target.strip_prefix("console:") {
+            // The console's own denial (its policy code), without a
+            // session; a step-up when a new sign-in would cure it.
+            return deliver(app, rt, &identity, console, None, may_step_up, event, now).await;
+        }
+        // Where the login goes on (a console's AuthnRequest or OpenID
+        // request, the launcher) after a step-up, if one would cure it: for
+        // the console asked for, else the first one a new sign-in opens.
+        let asked = super::sso::target_console(target);
+        let curable_at = app
+            .config
+            .consoles
+            .iter()
+            .filter(|c| asked.is_none_or(|a| a == c.id))
+            .find_map(|c| {
+                let d = decide(app, rt, &identity, c, now).denial?;
+                curable(d.code).map(|need| (c, need, d))
+            });
+        if let Some((console, need, denial)) = curable_at.filter(|_| may_step_up) {
+            let again = format!("stepup:{target}");
+            return step_up(app, rt, &identity, console, &again, need, &denial, event).await;
+        }
         if let Some(console) = asked {
-            // The console's own denial (its policy code), without a session.
-            return deliver(app, rt, &identity, console, None, event, now).await;
+            return deliver(app, rt, &identity, console, None, false, event, now).await;
         }
         return refuse(app, event, no_console());
     }
@@ -130,7 +153,9 @@ pub(super) async fn complete_login(
         other => other,
     };
     if let Some(console) = target.strip_prefix("console:") {
-        return with_session(deliver(app, rt, &identity, console, None, event, now).await);
+        return with_session(
+            deliver(app, rt, &identity, console, None, may_step_up, event, now).await,
+        );
     }
     match allowed.as_slice() {
         [] => {
@@ -140,7 +165,7 @@ pub(super) async fn complete_login(
         }
         [(only, _)] => {
             let only = only.clone();
-            with_session(deliver(app, rt, &identity, &only, None, event, now).await)
+            with_session(deliver(app, rt, &identity, &only, None, may_step_up, event, now).await)
         }
         _ => {
             event.outcome = "allowed";
@@ -183,6 +208,86 @@ pub(super) fn session_identity(identity: &Identity, config: &crate::config::Conf
     kept.auth_methods.clear();
     kept.verification = Default::default();
     kept
+}
+
+/// What a new sign-in would cure a denial with: MFA
+/// (`policy.mfa_required`), or only a fresh sign-in (`policy.auth_too_old`).
+pub fn curable(code: &str) -> Option<Need> {
+    match code {
+        "policy.mfa_required" => Some(Need::Mfa),
+        "policy.auth_too_old" => Some(Need::Fresh),
+        _ => None,
+    }
+}
+
+/// What the step-up page tells the user.
+pub fn step_up_message(need: Need, console: &str) -> String {
+    match need {
+        Need::Mfa => format!(
+            "{console} requires a multi-factor sign-in: signing you in again at your organisation, with MFA."
+        ),
+        Need::Fresh => format!(
+            "{console} requires a recent sign-in: signing you in again at your organisation."
+        ),
+    }
+}
+
+/// What a step-up asks the tenant for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    Mfa,
+    Fresh,
+}
+
+/// Step-up instead of a dead end: the only rules that would grant access
+/// need MFA (or a fresher sign-in) this login lacks, so sign the user in at
+/// the tenant again, asking for it (`ForceAuthn`, and for MFA Entra's
+/// `multipleauthn` context by SAML, `prompt=login` by OIDC), once: the
+/// login that comes back (`target` is `stepup:…`) is decided again, and a
+/// denial then stands. The user sees a page saying so, which goes on by
+/// itself. The decision is audited as `step_up` with the policy's code.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn step_up(
+    app: &App,
+    rt: &TenantRuntime,
+    identity: &Identity,
+    console: &Console,
+    target: &str,
+    need: Need,
+    denial: &crate::identity::Denial,
+    mut event: AuditEvent,
+) -> Outcome {
+    let tenant = rt.config.id.as_str();
+    let start = super::LoginStart {
+        login_hint: identity.upn.as_deref().or(identity.email.as_deref()),
+        binding: None,
+        force_authn: true,
+        require_mfa: need == Need::Mfa,
+    };
+    let client = event.client.clone();
+    let started = if rt.login.is_some() {
+        super::oidc_login_with(app, tenant, target, &start, client).await
+    } else {
+        super::saml_login_with(app, tenant, target, &start, client).await
+    };
+    let Outcome::StartLogin { location, binding } = started else {
+        return started;
+    };
+    let message = step_up_message(need, &console.display_name);
+    event.outcome = "step_up";
+    event.code = denial.code.to_string();
+    event.reason = format!(
+        "{}; signing in again at the tenant (step-up)",
+        denial.message
+    );
+    app.audit.record(&event);
+    app.metrics
+        .login(tenant, &console.id, "step_up", denial.code);
+    Outcome::StepUp {
+        location,
+        binding,
+        message,
+    }
 }
 
 fn no_console() -> Refusal {
@@ -233,7 +338,7 @@ pub async fn launch(
             Refusal::new(404, "tenant.unknown", "the session's tenant is gone"),
         );
     };
-    deliver(app, rt, &identity, console, None, event, now).await
+    deliver(app, rt, &identity, console, None, true, event, now).await
 }
 
 /// Groups overage: Entra sent a link instead of the groups. With Graph
@@ -278,13 +383,18 @@ pub(crate) fn decide(
 }
 
 /// Deliver to a console: unsolicited (IdP-initiated), or as the answer to
-/// the console's AuthnRequest (`answer`).
+/// the console's AuthnRequest (`answer`). With `may_step_up`, a denial a new
+/// sign-in can cure ([`curable`]: the rule needs MFA, or a fresher sign-in)
+/// starts one at the tenant instead ([`step_up`]); without it (the login is
+/// itself a step-up), the denial stands.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn deliver(
     app: &App,
     rt: &TenantRuntime,
     identity: &Identity,
     console_id: &str,
     answer: Option<&saml_post::InResponse>,
+    may_step_up: bool,
     mut event: AuditEvent,
     now: OffsetDateTime,
 ) -> Outcome {
@@ -308,6 +418,10 @@ pub(super) async fn deliver(
         .filter(|_| !decision.allowed())
         .cloned()
     {
+        if let Some(need) = curable(denial.code).filter(|_| may_step_up) {
+            let target = format!("stepup:console:{console_id}");
+            return step_up(app, rt, identity, console, &target, need, &denial, event).await;
+        }
         let mut r = Refusal::new(403, denial.code, denial.message);
         r.console = Some(console.display_name.clone());
         return refuse(app, event, r);

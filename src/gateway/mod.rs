@@ -19,6 +19,7 @@ mod token;
 
 pub(crate) use deliver::decide;
 pub use deliver::launch;
+pub use deliver::{curable, step_up_message, Need};
 pub use login_state::LoginStart;
 pub use oidc::{oidc_callback, oidc_login, oidc_login_with};
 pub use saml::{saml_acs, saml_login, saml_login_with};
@@ -581,6 +582,13 @@ pub enum Outcome {
     /// binding cookie the answer must come back with
     /// (see [`login_state`]).
     StartLogin { location: String, binding: String },
+    /// A step-up: a page saying why the user signs in again, going on by
+    /// itself to the tenant's sign-in (`location`), with the binding cookie.
+    StepUp {
+        location: String,
+        binding: String,
+        message: String,
+    },
     /// Several consoles: a launcher, backed by a session.
     Launcher {
         session: String,

@@ -78,6 +78,7 @@ pub async fn oidc_login_with(
     let how = crate::inbound::oidc::Start {
         login_hint: start.login_hint,
         force_authn: start.force_authn || start.require_mfa,
+        auth_context: rp.mfa_auth_context.as_deref().filter(|_| start.require_mfa),
         binding_digest: &digest,
     };
     match crate::inbound::oidc::start(rp, trust, app.store.as_ref(), tenant, target, &how, now)
@@ -136,7 +137,18 @@ pub async fn oidc_callback(
             return refuse(app, event, r);
         }
     };
-    let identity = match resolve_overage(rt, finished.identity).await {
+    let mut identity = finished.identity;
+    // The tenant's MFA authentication context, satisfied (`acrs`).
+    if let Some(ctx) = rp.mfa_auth_context.as_deref() {
+        if identity
+            .auth_methods
+            .iter()
+            .any(|m| m.strip_prefix("acrs:") == Some(ctx))
+        {
+            identity.mfa = true;
+        }
+    }
+    let identity = match resolve_overage(rt, identity).await {
         Ok(id) => id,
         Err((id, e)) => {
             let event = event.with_identity(&id);

@@ -289,6 +289,11 @@ pub async fn saml_login_with(
     {
         return refuse(app, event, store_down(app, "put_state", e));
     }
+    let mfa_classes = if start.require_mfa {
+        ar::mfa_classes(&rt.settings.claims)
+    } else {
+        Vec::new()
+    };
     let xml = ar::authn_request(
         &id,
         &rt.settings.sp_entity_id,
@@ -296,7 +301,7 @@ pub async fn saml_login_with(
         &sso.location,
         &ar::Ask {
             force_authn: start.force_authn || start.require_mfa,
-            mfa: start.require_mfa,
+            mfa_classes: &mfa_classes,
         },
         now,
     );

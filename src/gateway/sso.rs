@@ -69,6 +69,10 @@ struct PendingSso {
     forced: bool,
     /// The tenant was asked for MFA (a step-up).
     mfa: bool,
+    /// The sign-in is a step-up (for the console's context or a rule):
+    /// the answer gets no second one.
+    #[serde(default)]
+    step_up: bool,
     /// SHA-256 of the browser binding.
     binding: String,
 }
@@ -219,6 +223,17 @@ struct Resumed {
     started: OffsetDateTime,
     forced: bool,
     mfa: bool,
+    step_up: bool,
+}
+
+/// What a sign-in at the tenant asks for.
+struct Ask {
+    /// A fresh sign-in (ForceAuthn, or a policy's maximum age).
+    force: bool,
+    /// MFA (the console's context, or a rule).
+    mfa: bool,
+    /// It is a step-up: the answer gets no second one.
+    step_up: bool,
 }
 
 /// Answer a checked request: at once from the session, or after a sign-in.
@@ -272,7 +287,12 @@ async fn answer(
         let needs_mfa = context
             .as_ref()
             .is_some_and(|c| c.answer(false) == ContextAnswer::NeedsMfa);
-        return sign_in_first(app, req, ctx, needs_mfa, event, now).await;
+        let ask = Ask {
+            force: needs_mfa,
+            mfa: needs_mfa,
+            step_up: needs_mfa,
+        };
+        return sign_in_first(app, req, ctx, ask, event, now).await;
     };
     let Some(rt) = app.tenants.get(&tenant) else {
         let r = Refusal::new(404, "tenant.unknown", "the session's tenant is gone");
@@ -307,7 +327,12 @@ async fn answer(
                 if req.is_passive {
                     return status_answer(app, console, &req, "NoPassive", event, now).await;
                 }
-                return sign_in_first(app, req, ctx, needs_mfa, event, now).await;
+                let ask = Ask {
+                    force: true,
+                    mfa: needs_mfa,
+                    step_up: needs_mfa,
+                };
+                return sign_in_first(app, req, ctx, ask, event, now).await;
             }
         }
     }
@@ -321,7 +346,39 @@ async fn answer(
         relay_state: req.relay_state.clone(),
         authn_class,
     };
-    deliver(app, rt, &identity, &console.id, Some(&reply), event, now).await
+    // A policy that would grant access only with MFA (or a fresher
+    // sign-in): sign in again once, asking for it, and decide again then.
+    let step_up_done = resumed.as_ref().is_some_and(|r| r.step_up);
+    if !step_up_done {
+        let decision = super::deliver::decide(app, rt, &identity, console, now);
+        let need = decision
+            .denial
+            .as_ref()
+            .filter(|_| !decision.allowed())
+            .and_then(|d| super::deliver::curable(d.code));
+        if let Some(need) = need {
+            if req.is_passive {
+                return status_answer(app, console, &req, "NoPassive", event, now).await;
+            }
+            let ask = Ask {
+                force: true,
+                mfa: need == super::deliver::Need::Mfa,
+                step_up: true,
+            };
+            return sign_in_first(app, req, ctx, ask, event, now).await;
+        }
+    }
+    deliver(
+        app,
+        rt,
+        &identity,
+        &console.id,
+        Some(&reply),
+        false,
+        event,
+        now,
+    )
+    .await
 }
 
 fn mfa_not_performed(console: &str) -> Refusal {
@@ -340,10 +397,11 @@ async fn sign_in_first(
     app: &App,
     req: ConsoleRequest,
     ctx: &Context<'_>,
-    mfa: bool,
+    ask: Ask,
     event: AuditEvent,
     now: OffsetDateTime,
 ) -> Outcome {
+    let mfa = ask.mfa;
     let scope = format!("console:{}", req.console);
     if let Some(ip) = ctx.client {
         if let Err(r) = super::login_start_allowed(app, ip, Some(&scope)) {
@@ -365,7 +423,7 @@ async fn sign_in_first(
     let (Some(key), Some(binding)) = (random_id(), login_state::binding_or_new(ctx.binding)) else {
         return refuse(app, event, rng_failed());
     };
-    let forced = req.force_authn || mfa;
+    let forced = req.force_authn || ask.force || mfa;
     let console = req.console.clone();
     let login_hint = req.login_hint.clone();
     let pending = PendingSso {
@@ -373,6 +431,7 @@ async fn sign_in_first(
         started: now.unix_timestamp(),
         forced,
         mfa,
+        step_up: ask.step_up,
         binding: login_state::binding_digest(&binding),
     };
     let bytes = match serde_json::to_vec(&pending) {
@@ -552,6 +611,7 @@ pub async fn resume(
         started: OffsetDateTime::from_unix_timestamp(p.started).unwrap_or(now),
         forced: p.forced,
         mfa: p.mfa,
+        step_up: p.step_up,
     };
     let ctx = Context {
         session,

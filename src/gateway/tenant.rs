@@ -127,6 +127,7 @@ impl TenantRuntime {
                     scopes: oidc.scopes.clone(),
                     redirect_uri: format!("{public}/oidc/{}/callback", t.id),
                     id_token_policy: policy,
+                    mfa_auth_context: oidc.mfa_auth_context.clone(),
                 });
             }
         }

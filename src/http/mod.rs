@@ -265,6 +265,14 @@ pub(crate) fn render(app: &App, outcome: Outcome) -> Response {
             }
             no_store(with_binding(resp, &binding, secure))
         }
+        Outcome::StepUp {
+            location,
+            binding,
+            message,
+        } => {
+            let resp = Html(pages::step_up(&message, &location)).into_response();
+            no_store(with_binding(resp, &binding, secure))
+        }
         Outcome::Launcher { session, consoles } => {
             let resp = Html(pages::launcher(&consoles)).into_response();
             no_store(with_session(resp, Some(session), secure))

@@ -51,7 +51,7 @@ pub fn hint(code: &str) -> (&'static str, &'static str) {
         ),
         "policy.mfa_required" => (
             "This console requires multi-factor authentication.",
-            "Enable MFA for the user in Entra (Conditional Access) and sign in again.",
+            "fedgate already signed the user in again asking for MFA (a step-up), and the tenant still did not do it: register an MFA method for the user, or require MFA for fedgate's application in Conditional Access (by OIDC, set [tenants.oidc] mfa_auth_context to an authentication context that requires it).",
         ),
         "policy.groups_overage_unresolved" => (
             "Entra sent a link instead of the user's groups (the user is in too many groups).",
@@ -120,6 +120,18 @@ pub fn error(r: &Refusal) -> String {
         meaning = esc(meaning),
         message = esc(&r.message),
         check = esc(check),
+    )
+}
+
+/// A step-up: why the user signs in again, going on by itself (a refresh,
+/// and a link for browsers that do not follow it).
+pub fn step_up(message: &str, location: &str) -> String {
+    format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"2;url={href}\">\
+<title>Signing you in again</title><style>{STYLE}</style></head><body><h1>Signing you in again</h1>\
+<p>{message}</p><p><a id=\"continue\" href=\"{href}\">Continue</a></p></body></html>",
+        href = esc(location),
+        message = esc(message),
     )
 }
 

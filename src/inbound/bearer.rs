@@ -597,8 +597,16 @@ fn to_identity(c: Claims, times: Times, key: &Jwk, alg_name: &str) -> Identity {
         }
         _ => PrincipalKind::User,
     };
-    let auth_methods = c.amr.unwrap_or_default();
+    let mut auth_methods = c.amr.unwrap_or_default();
     let mfa = auth_methods.iter().any(|m| m == "mfa");
+    // Entra's satisfied authentication contexts, kept apart from `amr`:
+    // only a tenant's `mfa_auth_context` gives one a meaning.
+    auth_methods.extend(
+        c.acrs
+            .unwrap_or_default()
+            .into_iter()
+            .map(|a| format!("acrs:{a}")),
+    );
     let groups_source = c.claim_names.as_ref().and_then(|n| n.get("groups"));
     let groups_overage = c.hasgroups == Some(true) || groups_source.is_some();
     let groups_link = groups_source.and_then(|src| {
@@ -710,6 +718,8 @@ struct Claims {
     groups: Option<Vec<String>>,
     roles: Option<Vec<String>>,
     amr: Option<Vec<String>>,
+    /// Entra: the Conditional Access authentication contexts satisfied.
+    acrs: Option<Vec<String>>,
     appid: Option<String>,
     azp: Option<String>,
     uti: Option<String>,
@@ -742,7 +752,7 @@ fn wrong_claim(payload: &[u8]) -> Option<String> {
         |v: &Value| v.is_null() || v.as_array().is_some_and(|a| a.iter().all(Value::is_string));
     let number = |v: &Value| v.is_number() || v.is_null();
     type Check<'a> = (&'a str, &'a str, &'a dyn Fn(&Value) -> bool);
-    let checks: [Check; 26] = [
+    let checks: [Check; 27] = [
         ("iss", "a string", &string),
         ("sub", "a string", &string),
         ("tid", "a string", &string),
@@ -761,6 +771,7 @@ fn wrong_claim(payload: &[u8]) -> Option<String> {
         ("groups", "an array of strings", &strings),
         ("roles", "an array of strings", &strings),
         ("amr", "an array of strings", &strings),
+        ("acrs", "an array of strings", &strings),
         ("aud", "a string or an array of strings", &|v| {
             string(v) || strings(v)
         }),

@@ -52,6 +52,8 @@ pub struct OidcClient {
     pub redirect_uri: String,
     /// ID tokens: this tenant's issuer, `aud` = the client id.
     pub id_token_policy: BearerPolicy,
+    /// `[tenants.oidc] mfa_auth_context`.
+    pub mfa_auth_context: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -170,6 +172,8 @@ pub struct Start<'a> {
     pub login_hint: Option<&'a str>,
     /// `prompt=login` to Entra.
     pub force_authn: bool,
+    /// An authentication context to ask for (`claims` with `acrs`, essential).
+    pub auth_context: Option<&'a str>,
     /// What the state records of the browser binding (its SHA-256).
     pub binding_digest: &'a str,
 }
@@ -201,6 +205,11 @@ pub async fn start(
     if start.force_authn {
         // A fresh sign-in at Entra, even with an Entra session.
         req = req.add_extra_param("prompt", "login");
+    }
+    if let Some(ctx) = start.auth_context {
+        // Entra's step-up: the Conditional Access policy of this context.
+        let claims = serde_json::json!({"id_token": {"acrs": {"essential": true, "value": ctx}}});
+        req = req.add_extra_param("claims", claims.to_string());
     }
     let (url, state, nonce) = req.set_pkce_challenge(challenge).url();
     let value = LoginState {

@@ -65,6 +65,9 @@ struct Grant {
     nonce: Option<String>,
     user: MockUser,
     auth_time: i64,
+    /// Authentication contexts the request asked for (`claims` → `acrs`),
+    /// which this mock satisfies by a second factor.
+    acrs: Vec<String>,
 }
 
 impl MockEntraOidc {
@@ -110,7 +113,7 @@ impl MockEntraOidc {
         nonce: Option<&str>,
         now: i64,
     ) -> Result<String, String> {
-        self.user_token_at(user, aud, nonce, now, None)
+        self.user_token_at(user, aud, nonce, now, None, &[])
     }
 
     /// The same, with `auth_time` (when the user authenticated).
@@ -121,6 +124,7 @@ impl MockEntraOidc {
         nonce: Option<&str>,
         now: i64,
         auth_time: Option<i64>,
+        acrs: &[String],
     ) -> Result<String, String> {
         let mut c = json!({
             "iss": self.issuer(),
@@ -142,6 +146,9 @@ impl MockEntraOidc {
         }
         if let Some(t) = auth_time {
             m.insert("auth_time".into(), json!(t));
+        }
+        if !acrs.is_empty() {
+            m.insert("acrs".into(), json!(acrs));
         }
         if user.mfa {
             m.insert("amr".into(), json!(["pwd", "mfa"]));
@@ -250,6 +257,8 @@ struct AuthorizeQuery {
     code_challenge_method: Option<String>,
     login_hint: Option<String>,
     prompt: Option<String>,
+    /// OIDC Core §5.5 `claims`; Entra reads `id_token.acrs` from it.
+    claims: Option<String>,
 }
 
 fn aad_error(status: StatusCode, error: &str, desc: &str) -> Response {
@@ -325,7 +334,16 @@ async fn authorize(
         Some(h) => m.users.iter().find(|u| u.upn.eq_ignore_ascii_case(h)),
         None => m.users.first(),
     };
-    let Some(user) = user.cloned() else {
+    // Entra's step-up: an essential authentication context makes the user
+    // pass its Conditional Access policy (here: a second factor).
+    let acrs: Vec<String> = q
+        .claims
+        .as_deref()
+        .and_then(|c| serde_json::from_str::<serde_json::Value>(c).ok())
+        .and_then(|c| c["id_token"]["acrs"]["value"].as_str().map(str::to_string))
+        .into_iter()
+        .collect();
+    let Some(mut user) = user.cloned() else {
         return fail(
             "access_denied",
             "AADSTS50034: The user account does not exist in this directory.",
@@ -358,8 +376,12 @@ async fn authorize(
                 redirect_uri: redirect_uri.clone(),
                 challenge,
                 nonce: q.nonce,
-                user,
+                user: {
+                    user.mfa |= !acrs.is_empty();
+                    user
+                },
                 auth_time,
+                acrs,
             },
         );
     }
@@ -512,6 +534,7 @@ async fn token(
                 grant.nonce.as_deref(),
                 now,
                 auth_time,
+                &grant.acrs,
             ) {
                 Ok(t) => t,
                 Err(e) => return aad_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", &e),

@@ -90,6 +90,26 @@ struct PendingAuthorize {
     started: i64,
     /// The sign-in was forced fresh at the tenant (ForceAuthn / prompt=login).
     forced: bool,
+    /// The sign-in is a step-up for a rule (MFA, or a fresher sign-in):
+    /// the answer gets no second one.
+    #[serde(default)]
+    step_up: bool,
+}
+
+/// How a resumed request's sign-in was started.
+#[derive(Clone, Copy)]
+struct Resumed {
+    started: OffsetDateTime,
+    forced: bool,
+    step_up: bool,
+}
+
+/// What a sign-in at the tenant asks for.
+#[derive(Clone, Copy, Default)]
+struct Ask {
+    force: bool,
+    mfa: bool,
+    step_up: bool,
 }
 
 /// What an authorization code stands for.
@@ -216,7 +236,7 @@ async fn authorize_inner(
     session: Option<&str>,
     binding: Option<&str>,
     client_ip: Option<String>,
-    resumed: Option<(OffsetDateTime, bool)>,
+    resumed: Option<Resumed>,
 ) -> Outcome {
     let now = app.now();
     let Some((console, reg)) = req.client_id.as_deref().and_then(|c| client_of(app, c)) else {
@@ -303,7 +323,11 @@ async fn authorize_inner(
                 "oauth.login_required: prompt=none, and there is no fedgate session for this console",
             );
         }
-        return sign_in_first(app, &req, reg, binding, force, now).await;
+        let ask = Ask {
+            force,
+            ..Ask::default()
+        };
+        return sign_in_first(app, &req, reg, binding, ask, now).await;
     };
     let Some(rt) = app.tenants.get(&tenant) else {
         return unknown_tenant(&tenant);
@@ -314,7 +338,9 @@ async fn authorize_inner(
     match resumed {
         // Back from the sign-in this request started: it is the fresh one,
         // unless the tenant says it authenticated before it was asked to.
-        Some((started, forced)) => {
+        Some(Resumed {
+            started, forced, ..
+        }) => {
             let before = identity
                 .auth_time
                 .is_some_and(|t| t < started - rt.settings.skew);
@@ -337,7 +363,11 @@ async fn authorize_inner(
                         "oauth.login_required: prompt=none, and the session's sign-in is older than max_age (or of unknown age)",
                     );
                 }
-                return sign_in_first(app, &req, reg, binding, true, now).await;
+                let ask = Ask {
+                    force: true,
+                    ..Ask::default()
+                };
+                return sign_in_first(app, &req, reg, binding, ask, now).await;
             }
         }
     }
@@ -347,6 +377,36 @@ async fn authorize_inner(
     event.console = Some(console.id.clone());
     let decision = crate::gateway::decide(app, rt, &identity, console, now);
     event.rules_matched = decision.matched_rules();
+    // Step-up instead of a dead end: once, for a rule that needs MFA or a
+    // fresher sign-in (see gateway::deliver's step_up).
+    let need = decision
+        .denial
+        .as_ref()
+        .filter(|_| !decision.allowed())
+        .and_then(|d| crate::gateway::curable(d.code));
+    if let Some(need) = need.filter(|_| !resumed.is_some_and(|r| r.step_up)) {
+        let ask = Ask {
+            force: true,
+            mfa: need == crate::gateway::Need::Mfa,
+            step_up: true,
+        };
+        let (code, message) = decision.denial_reason();
+        return match sign_in_first(app, &req, reg, binding, ask, now).await {
+            Outcome::StartLogin { location, binding } => {
+                event.outcome = "step_up";
+                event.code = code.to_string();
+                event.reason = format!("{message}; signing in again at the tenant (step-up)");
+                app.audit.record(&event);
+                app.metrics.login(&tenant, &console.id, "step_up", code);
+                Outcome::StepUp {
+                    location,
+                    binding,
+                    message: crate::gateway::step_up_message(need, &console.display_name),
+                }
+            }
+            other => other,
+        };
+    }
     if !decision.allowed() {
         let (code, message) = decision.denial_reason();
         event.outcome = "denied";
@@ -431,9 +491,10 @@ async fn sign_in_first(
     req: &AuthorizeRequest,
     reg: &ConsoleOidc,
     binding: Option<&str>,
-    force: bool,
+    ask: Ask,
     now: OffsetDateTime,
 ) -> Outcome {
+    let force = ask.force;
     let tenant = match (&req.tenant, reg.tenants.as_slice()) {
         (Some(t), _) if reg.tenants.contains(t) => t.clone(),
         (Some(t), _) => {
@@ -476,6 +537,7 @@ async fn sign_in_first(
         request: req.clone(),
         started: now.unix_timestamp(),
         forced: force,
+        step_up: ask.step_up,
     };
     let bytes = match serde_json::to_vec(&pending) {
         Ok(b) => b,
@@ -500,7 +562,7 @@ async fn sign_in_first(
         login_hint: req.login_hint.as_deref(),
         binding,
         force_authn: force,
-        ..crate::gateway::LoginStart::default()
+        require_mfa: ask.mfa,
     };
     if rt.login.is_some() {
         crate::gateway::oidc_login_with(app, &tenant, &target, &start, None).await
@@ -552,7 +614,11 @@ pub async fn resume(
         session,
         binding,
         client_ip,
-        Some((started, pending.forced)),
+        Some(Resumed {
+            started,
+            forced: pending.forced,
+            step_up: pending.step_up,
+        }),
     )
     .await
 }

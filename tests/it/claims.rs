@@ -148,7 +148,8 @@ async fn a_pysaml2_idp_signs_a_user_in_through_a_tenant_with_a_claim_map() {
         "{xml}"
     );
 
-    // The rule asks for MFA: a password sign-in is refused with its code.
+    // The rule asks for MFA: a password sign-in gets a step-up at the IdP,
+    // asking for what the map says MFA is (REFEDS), not Entra's class.
     let weak = uni
         .response(
             &env,
@@ -156,8 +157,32 @@ async fn a_pysaml2_idp_signs_a_user_in_through_a_tenant_with_a_claim_map() {
         )
         .await;
     let (status, html) = post(&env, &weak).await;
-    assert_eq!(status, 403, "{html}");
-    assert!(html.contains("policy.mfa_required"), "{html}");
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("Signing you in again"), "{html}");
+    let href = html.split("id=\"continue\" href=\"").nth(1).unwrap();
+    let href = href.split('"').next().unwrap().replace("&amp;", "&");
+    assert!(
+        href.starts_with("https://idp.uni.example/sso?SAMLRequest="),
+        "{href}"
+    );
+    let q = href
+        .split("SAMLRequest=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap();
+    let request = fedgate::inbound::saml::authn_request::decode_redirect(
+        &fedgate::util::form_decode(q).unwrap(),
+    )
+    .unwrap();
+    assert!(
+        request.contains(
+            "<saml:AuthnContextClassRef>https://refeds.org/profile/mfa</saml:AuthnContextClassRef>"
+        ),
+        "{request}"
+    );
+    assert!(!request.contains("multipleauthn"), "{request}");
     env.stop().await;
 }
 

@@ -21,6 +21,7 @@ pub mod rotation;
 pub mod saml_fixtures;
 pub mod sso;
 pub mod state;
+pub mod step_up;
 pub mod token;
 pub mod xml_oracle;
 pub mod xml_parser;

@@ -19,15 +19,30 @@ pub const REQUEST_TTL: time::Duration = time::Duration::minutes(10);
 
 /// What fedgate asks of the tenant's sign-in.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct Ask {
+pub struct Ask<'a> {
     /// ForceAuthn (Core §3.4.1): the IdP must authenticate the user
     /// afresh, not reuse its session (the OpenID provider's prompt=login,
     /// max_age; a console's own ForceAuthn).
     pub force_authn: bool,
-    /// A multi-factor sign-in: `RequestedAuthnContext` (exact) with Entra's
-    /// `http://schemas.microsoft.com/claims/multipleauthn`, which Entra
-    /// honours by asking for a second factor.
-    pub mfa: bool,
+    /// A multi-factor sign-in: `RequestedAuthnContext` (exact) with these
+    /// classes (Entra: `http://schemas.microsoft.com/claims/multipleauthn`,
+    /// which it honours by asking for a second factor; another IdP: its
+    /// claim map's `mfa_values`). Empty: no RequestedAuthnContext.
+    pub mfa_classes: &'a [String],
+}
+
+/// The classes a step-up asks a tenant for: its claim map's `mfa_values`
+/// when its MFA comes from the authentication context, else Entra's.
+pub fn mfa_classes(claims: &super::claims::ClaimNames) -> Vec<String> {
+    if claims
+        .mfa
+        .iter()
+        .any(|m| m == super::claims::FROM_AUTHN_CONTEXT)
+    {
+        claims.mfa_values.clone()
+    } else {
+        vec![super::claims::MFA_METHOD.to_string()]
+    }
 }
 
 /// The AuthnRequest XML.
@@ -44,10 +59,20 @@ pub fn authn_request(
     } else {
         ""
     };
-    let context = if ask.mfa {
-        "<samlp:RequestedAuthnContext Comparison=\"exact\"><saml:AuthnContextClassRef>http://schemas.microsoft.com/claims/multipleauthn</saml:AuthnContextClassRef></samlp:RequestedAuthnContext>"
+    let context = if ask.mfa_classes.is_empty() {
+        String::new()
     } else {
-        ""
+        let refs: String = ask
+            .mfa_classes
+            .iter()
+            .map(|c| {
+                format!(
+                    "<saml:AuthnContextClassRef>{}</saml:AuthnContextClassRef>",
+                    esc(c)
+                )
+            })
+            .collect();
+        format!("<samlp:RequestedAuthnContext Comparison=\"exact\">{refs}</samlp:RequestedAuthnContext>")
     };
     format!(
         "<samlp:AuthnRequest xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\" \
@@ -120,13 +145,14 @@ mod tests {
         assert!(!xml.contains("ForceAuthn") && !xml.contains("RequestedAuthnContext"));
         let force = Ask {
             force_authn: true,
-            mfa: false,
+            mfa_classes: &[],
         };
         assert!(authn_request("_id2", "sp", "acs", "sso", &force, now)
             .contains(" ForceAuthn=\"true\" "));
+        let classes = mfa_classes(&Default::default());
         let mfa = Ask {
             force_authn: true,
-            mfa: true,
+            mfa_classes: &classes,
         };
         let stepped = authn_request("_id3", "sp", "acs", "sso", &mfa, now);
         let doc = crate::xml::parse(&stepped).unwrap();
