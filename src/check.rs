@@ -375,6 +375,7 @@ pub fn config_findings(config: &Config, now: OffsetDateTime) -> Vec<Finding> {
                 ));
             }
         }
+        f.extend(profile_findings(c));
         // The console's Identifier and Reply URL against its profile (the linter's checks).
         if !c.reply_url.is_empty() {
             let opts = crate::lint::Options {
@@ -406,6 +407,91 @@ pub fn config_findings(config: &Config, now: OffsetDateTime) -> Vec<Finding> {
         }
     }
 
+    f
+}
+
+/// A console's configuration against what its profile says the console
+/// does (docs/consoles.md): the protocols it speaks, its OIDC redirect URI
+/// and ID-token algorithm, its signed AuthnRequests.
+fn profile_findings(c: &crate::config::Console) -> Vec<Finding> {
+    let p = crate::consoles::profile(c.kind);
+    let subject = || format!("console {}", c.id);
+    let mut f = Vec::new();
+    if !c.reply_url.is_empty() && !p.saml {
+        f.push(finding(
+            "check.console_no_saml",
+            "error",
+            subject(),
+            format!(
+                "{} signs in by OIDC only, and this console has a SAML reply_url",
+                p.label
+            ),
+            "remove identifier and reply_url, and register the console in [consoles.oidc]",
+        ));
+    }
+    if c.oidc.is_some() && !p.oidc {
+        f.push(finding(
+            "check.console_no_oidc",
+            "error",
+            subject(),
+            format!(
+                "{} signs in by SAML only, and this console has an [consoles.oidc] registration",
+                p.label
+            ),
+            "remove [consoles.oidc], and set identifier and reply_url",
+        ));
+    }
+    if let Some(o) = &c.oidc {
+        if !p.id_token_algs.is_empty() && !p.id_token_algs.contains(&c.token_alg.as_str()) {
+            f.push(finding(
+                "check.id_token_alg",
+                "error",
+                subject(),
+                format!(
+                    "{} accepts ID tokens signed {} only, and token_alg is {}",
+                    p.label,
+                    p.id_token_algs.join(" or "),
+                    c.token_alg
+                ),
+                &format!("set token_alg = \"{}\"", p.id_token_algs[0]),
+            ));
+        }
+        if let Some(pattern) = p.oidc_redirect_pattern {
+            for uri in o
+                .redirect_uris
+                .iter()
+                .filter(|u| !crate::consoles::is_loopback_url(u))
+            {
+                if let Err(e) = crate::consoles::check_url(pattern, uri) {
+                    f.push(finding(
+                        "check.redirect_uri_pattern",
+                        "warning",
+                        subject(),
+                        format!("redirect URI: {} ({})", e.message, e.code),
+                        &format!("{} calls back to {pattern}", p.label),
+                    ));
+                }
+            }
+        }
+    }
+    if p.signs_authn_requests && !c.reply_url.is_empty() && c.certificate_file.is_none() {
+        f.push(finding(
+            "check.authn_requests_unchecked",
+            "warning",
+            subject(),
+            format!("{} signs its AuthnRequests, and fedgate has no certificate to check them with: a signed request will be refused (idp.signature_unverifiable)", p.label),
+            "set certificate_file to the console's SAML signing certificate (PEM) and authn_requests_signed = true",
+        ));
+    }
+    if c.authn_requests_signed && !p.sp_initiated {
+        f.push(finding(
+            "check.authn_requests_never_sent",
+            "info",
+            subject(),
+            format!("{} does not start logins (IdP-initiated only): authn_requests_signed has nothing to check", p.label),
+            "remove authn_requests_signed",
+        ));
+    }
     f
 }
 
@@ -621,5 +707,71 @@ roles = ["viewer"]
         );
         // Domains declared: no finding.
         assert_eq!(severity(&config("domains = [\"contoso.com\"]", "")), None);
+    }
+
+    fn codes_for(console: &str) -> Vec<&'static str> {
+        let text = format!(
+            r#"
+[server]
+public_url = "http://127.0.0.1:8443"
+[[tenants]]
+id = "contoso"
+entra_tenant_id = "t"
+metadata_file = "m.xml"
+domains = ["contoso.com"]
+[[consoles]]
+id = "c"
+display_name = "C"
+extra_roles = ["BackupOperator"]
+{console}
+[[rules]]
+id = "r"
+tenant = "contoso"
+console = "c"
+groups = ["g"]
+roles = ["BackupOperator"]
+scope = "contoso"
+"#
+        );
+        let c = Config::from_str(&text, "t.toml", &[], Path::new(".")).unwrap();
+        let mut codes: Vec<&str> = config_findings(&c, OffsetDateTime::UNIX_EPOCH)
+            .into_iter()
+            .map(|f| f.code)
+            .filter(|c| !c.starts_with("check.secret"))
+            .collect();
+        codes.sort_unstable();
+        codes
+    }
+
+    #[test]
+    fn a_console_is_checked_against_what_its_profile_says_it_speaks() {
+        let oidc = "[consoles.oidc]\nclient_id = \"x\"\nclient_secret_env = \"X\"\ntenants = [\"contoso\"]";
+        // Commvault: SAML at https://<HOST>/webconsole, signed requests.
+        let ok = "kind = \"commvault\"\nidentifier = \"https://cv.contoso.com/webconsole\"\nreply_url = \"https://cv.contoso.com/webconsole\"\ncertificate_file = \"cv.pem\"\nauthn_requests_signed = true";
+        assert_eq!(codes_for(ok), Vec::<&str>::new());
+        let unchecked = "kind = \"commvault\"\nidentifier = \"https://cv.contoso.com/webconsole\"\nreply_url = \"https://cv.contoso.com/webconsole/acs\"";
+        assert_eq!(
+            codes_for(unchecked),
+            ["check.authn_requests_unchecked", "lint.reply_url_mismatch"]
+        );
+        // Commvault by OIDC: RS256 only, its callback path.
+        let es256 = format!(
+            "kind = \"commvault\"\n{oidc}\nredirect_uris = [\"https://cv.contoso.com/callback\"]"
+        );
+        assert_eq!(
+            codes_for(&es256),
+            ["check.id_token_alg", "check.redirect_uri_pattern"]
+        );
+        let rs256 = format!("kind = \"commvault\"\ntoken_alg = \"RS256\"\n{oidc}\nredirect_uris = [\"https://cv.contoso.com/webconsole/openIdConnectCallback.do\"]");
+        assert_eq!(codes_for(&rs256), Vec::<&str>::new());
+        // Autotask PSA speaks OIDC only; Autotask Endpoint Backup SAML only.
+        let psa_saml = "kind = \"autotask_psa\"\nidentifier = \"https://x.example/sp\"\nreply_url = \"https://x.example/acs\"\ntoken_alg = \"RS256\"";
+        assert_eq!(codes_for(psa_saml), ["check.console_no_saml"]);
+        let aeb_oidc =
+            format!("kind = \"autotask\"\n{oidc}\nredirect_uris = [\"https://x.example/cb\"]");
+        assert!(codes_for(&aeb_oidc).contains(&"check.console_no_oidc"));
+        // Acronis' identifier is a URN.
+        let acronis = "kind = \"acronis\"\nidentifier = \"urn:cyber:protect:saml:8f3e1c\"\nreply_url = \"https://eu2-cloud.acronis.com/api/2/saml/callback\"";
+        assert_eq!(codes_for(acronis), Vec::<&str>::new());
     }
 }

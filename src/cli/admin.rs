@@ -152,6 +152,7 @@ pub(super) fn lint_metadata(a: &LintArgs) -> Result<(), Failure> {
         identifier: a.identifier.as_deref(),
         profile: a.profile.as_deref().map(|p| match p {
             "autotask" => ConsoleKind::Autotask,
+            "autotask_psa" => ConsoleKind::AutotaskPsa,
             "acronis" => ConsoleKind::Acronis,
             "commvault" => ConsoleKind::Commvault,
             _ => ConsoleKind::Generic,

@@ -330,7 +330,7 @@ pub struct LintArgs {
     #[arg(long)]
     pub identifier: Option<String>,
     /// The console profile the URLs must match.
-    #[arg(long, value_parser = ["autotask", "acronis", "commvault", "generic"])]
+    #[arg(long, value_parser = ["autotask", "autotask_psa", "acronis", "commvault", "generic"])]
     pub profile: Option<String>,
     /// A PEM certificate the document's own signature must verify with.
     #[arg(long)]

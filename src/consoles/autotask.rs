@@ -1,5 +1,5 @@
-//! Autotask Endpoint Backup-style (Datto) consoles: IdP-initiated SAML only;
-//! Identifier `https://<SUBDOMAIN>.backup.autotask.net/singlesignon/saml/metadata`,
+//! Autotask Endpoint Backup (Datto): IdP-initiated SAML only; Identifier
+//! `https://<SUBDOMAIN>.backup.autotask.net/singlesignon/saml/metadata`,
 //! Reply URL `.../singlesignon/saml/SSO`; users must already exist in the
 //! console and are matched by e-mail (NameID). Roles travel in `Role`, the
 //! scope in `Scope`.
@@ -8,11 +8,20 @@ use super::{ConsoleKind, NameIdSource, Profile};
 
 pub static PROFILE: Profile = Profile {
     kind: ConsoleKind::Autotask,
-    label: "Autotask Endpoint Backup-style",
+    label: "Autotask Endpoint Backup",
     roles: &["Administrator", "Tech", "Business", "Security Admin"],
-    idp_initiated_only: true,
+    saml: true,
+    oidc: false,
+    api_tokens: false,
+    idp_initiated: true,
+    sp_initiated: false,
+    signs_authn_requests: false,
     identifier_pattern: Some("https://<SUBDOMAIN>.backup.autotask.net/singlesignon/saml/metadata"),
     reply_url_pattern: Some("https://<SUBDOMAIN>.backup.autotask.net/singlesignon/saml/SSO"),
+    logout_url_pattern: None,
+    oidc_redirect_pattern: None,
+    id_token_algs: &[],
+    oidc_scopes: "",
     default_nameid: NameIdSource::Email,
     role_attribute: "Role",
     scope_attribute: "Scope",

@@ -5,6 +5,7 @@
 
 mod acronis;
 mod autotask;
+mod autotask_psa;
 mod commvault;
 mod generic;
 
@@ -14,10 +15,24 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ConsoleKind {
+    /// Autotask Endpoint Backup (Datto): IdP-initiated SAML.
     Autotask,
+    /// Autotask PSA and the Datto partner portal: OIDC.
+    #[serde(rename = "autotask_psa")]
+    AutotaskPsa,
     Acronis,
     Commvault,
     Generic,
+}
+
+impl ConsoleKind {
+    pub const ALL: [ConsoleKind; 5] = [
+        ConsoleKind::Autotask,
+        ConsoleKind::AutotaskPsa,
+        ConsoleKind::Acronis,
+        ConsoleKind::Commvault,
+        ConsoleKind::Generic,
+    ];
 }
 
 /// Which Identity value the console receives as NameID.
@@ -111,18 +126,40 @@ impl NameIdFormat {
     }
 }
 
-/// What fedgate knows about a console family.
+/// What fedgate knows about a console family, from the console's public
+/// documentation (`docs/consoles.md` says where, and where it guesses).
+/// Patterns hold placeholders: `<HOST>` a host name (with a port, if any),
+/// `<…ID>` one token (letters, digits, `.`, `_`, `-`), anything else
+/// (`<SUBDOMAIN>`) one DNS label.
 #[derive(Debug)]
 pub struct Profile {
     pub kind: ConsoleKind,
     pub label: &'static str,
     /// The role vocabulary; empty means any role (generic).
     pub roles: &'static [&'static str],
-    pub idp_initiated_only: bool,
-    /// The console's SAML entity id, with `<SUBDOMAIN>`-style placeholders.
+    /// How the console signs in: SAML (fedgate its IdP), OIDC (fedgate its
+    /// OpenID provider), bearer tokens on its API (the token exchange).
+    pub saml: bool,
+    pub oidc: bool,
+    pub api_tokens: bool,
+    /// SAML: the console takes unsolicited (IdP-initiated) Responses, and
+    /// it starts logins itself with AuthnRequests (SP-initiated).
+    pub idp_initiated: bool,
+    pub sp_initiated: bool,
+    /// Its AuthnRequests are signed (give fedgate `certificate_file`).
+    pub signs_authn_requests: bool,
+    /// The console's SAML entity id.
     pub identifier_pattern: Option<&'static str>,
-    /// The console's ACS URL, likewise.
+    /// The console's ACS URL.
     pub reply_url_pattern: Option<&'static str>,
+    /// The console's SAML single logout URL.
+    pub logout_url_pattern: Option<&'static str>,
+    /// OIDC: the redirect URI the console registers.
+    pub oidc_redirect_pattern: Option<&'static str>,
+    /// OIDC: the ID-token algorithms it accepts (empty: any fedgate makes).
+    pub id_token_algs: &'static [&'static str],
+    /// OIDC: the scopes it asks for.
+    pub oidc_scopes: &'static str,
     pub default_nameid: NameIdSource,
     /// The SAML attribute that carries the granted roles.
     pub role_attribute: &'static str,
@@ -143,6 +180,7 @@ pub struct Profile {
 pub fn profile(kind: ConsoleKind) -> &'static Profile {
     match kind {
         ConsoleKind::Autotask => &autotask::PROFILE,
+        ConsoleKind::AutotaskPsa => &autotask_psa::PROFILE,
         ConsoleKind::Acronis => &acronis::PROFILE,
         ConsoleKind::Commvault => &commvault::PROFILE,
         ConsoleKind::Generic => &generic::PROFILE,
@@ -162,8 +200,8 @@ pub struct ProfileFinding {
     pub message: String,
 }
 
-/// Check a configured URL against a profile pattern. A placeholder
-/// (`<SUBDOMAIN>`) matches one DNS label; everything else must be equal.
+/// Check a configured URL (or URN) against a profile pattern (placeholders
+/// as [`Profile`] says); everything else must be equal.
 pub fn check_url(pattern: &str, url: &str) -> Result<(), ProfileFinding> {
     let finding = |code, message: String| Err(ProfileFinding { code, message });
     if url.contains('<') || url.contains('>') {
@@ -172,7 +210,7 @@ pub fn check_url(pattern: &str, url: &str) -> Result<(), ProfileFinding> {
             format!("{url} still holds a placeholder: put the console's real value in its place"),
         );
     }
-    if !url.starts_with("https://") {
+    if pattern.starts_with("https://") && !url.starts_with("https://") {
         return finding("console.url_not_https", format!("{url} must use https://"));
     }
     if matches_pattern(pattern, url) {
@@ -209,16 +247,26 @@ fn matches_pattern(pattern: &str, url: &str) -> bool {
     };
     rest = r;
     for part in parts {
-        let Some((_, literal)) = part.split_once('>') else {
+        let Some((name, literal)) = part.split_once('>') else {
             return false;
         };
-        // The placeholder takes one DNS label: up to the next '.', '/' or end.
-        let end = rest.find(['.', '/']).unwrap_or(rest.len());
+        // `<HOST>`: a host name and port, up to the next '/'; `<…ID>`: a
+        // token up to the next '/' or ':'; else one DNS label, up to the
+        // next '.', '/' or end.
+        let (stops, extra): (&[char], &[u8]) = if name == "HOST" {
+            (&['/'], b"-.:")
+        } else if name.ends_with("ID") {
+            (&['/', ':'], b"-._")
+        } else {
+            (&['.', '/'], b"-")
+        };
+        let end = rest.find(stops).unwrap_or(rest.len());
         let label = &rest[..end];
         if label.is_empty()
+            || label.starts_with(['.', '-', ':'])
             || !label
                 .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                .all(|b| b.is_ascii_alphanumeric() || extra.contains(&b))
         {
             return false;
         }
@@ -325,6 +373,58 @@ mod tests {
             ec.sign_as(crate::trust::certs::SigAlg::RsaSha512, b"m"),
             Err(crate::trust::signing::SigningError::AlgorithmUnsupported(_))
         ));
+    }
+
+    #[test]
+    fn host_and_id_placeholders_take_what_their_names_say() {
+        let cv = |url: &str| {
+            check_url("https://<HOST>/webconsole", url)
+                .err()
+                .map(|f| f.code)
+        };
+        assert_eq!(cv("https://commcell.contoso.com/webconsole"), None);
+        assert_eq!(cv("https://m042.metallic.io:443/webconsole"), None);
+        assert_eq!(
+            cv("https://commcell.contoso.com/webconsole/"),
+            Some("console.url_trailing_slash")
+        );
+        assert_eq!(
+            cv("https://commcell.contoso.com/other/webconsole"),
+            Some("console.url_pattern_mismatch")
+        );
+        let acronis = |id: &str| {
+            check_url("urn:cyber:protect:saml:<YOUR_ID>", id)
+                .err()
+                .map(|f| f.code)
+        };
+        assert_eq!(
+            acronis("urn:cyber:protect:saml:4f2a-91_c.7"),
+            None,
+            "a URN, not https"
+        );
+        assert_eq!(
+            acronis("urn:cyber:protect:saml:a/b"),
+            Some("console.url_pattern_mismatch")
+        );
+        assert_eq!(
+            acronis("urn:cyber:protect:saml:"),
+            Some("console.url_pattern_mismatch")
+        );
+        assert_eq!(
+            acronis("urn:cyber:protect:saml:<YOUR_ID>"),
+            Some("console.url_placeholder_left")
+        );
+    }
+
+    #[test]
+    fn every_profile_says_how_the_console_signs_in() {
+        for kind in ConsoleKind::ALL {
+            let p = profile(kind);
+            assert_eq!(p.kind, kind);
+            assert!(p.saml || p.oidc || p.api_tokens, "{kind:?}");
+            assert!(!p.saml || p.idp_initiated || p.sp_initiated, "{kind:?}");
+            assert!(!p.signs_authn_requests || p.sp_initiated, "{kind:?}");
+        }
     }
 
     #[test]

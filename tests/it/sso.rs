@@ -6,7 +6,7 @@
 use fedgate::demo::{parse_form, Browser, Environment, Page};
 
 const SP: &str = "https://commcell.contoso.example/webconsole";
-const ACS: &str = "https://commcell.contoso.example/webconsole/samlAcsIdpInitCallback.do";
+const ACS: &str = "https://commcell.contoso.example/webconsole";
 const CONSOLE: &str = "commvault-saml";
 
 /// A Commvault-style SAML console that signs its AuthnRequests with the
