@@ -2,10 +2,10 @@
 //! demo itself and for `fedgate mock init` (docker-compose).
 
 use super::{
-    err, ACRONIS_ID, ACRONIS_SECRET, AUTOMATION_CLIENT_ID, COMMVAULT_AUDIENCE, COMMVAULT_ID,
-    CONSOLE_ID, ENGINEERING_GROUP, ENTRA_CERT, ENTRA_KEY, FEDGATE_API, FEDGATE_CERT,
-    FEDGATE_CLIENT_ID, FEDGATE_CLIENT_SECRET, FEDGATE_EC_KEY, FEDGATE_KEY, TENANT_ID, TLS_CERT,
-    TLS_KEY, UNIT_ADMINS_GROUP,
+    err, ACRONIS_ID, ACRONIS_SECRET, AUTOMATION_CLIENT_ID, COMMCELL_CERT, COMMCELL_ID,
+    COMMVAULT_AUDIENCE, COMMVAULT_ID, COMMVAULT_OPS_GROUP, CONSOLE_ID, ENGINEERING_GROUP,
+    ENTRA_CERT, ENTRA_KEY, FEDGATE_API, FEDGATE_CERT, FEDGATE_CLIENT_ID, FEDGATE_CLIENT_SECRET,
+    FEDGATE_EC_KEY, FEDGATE_KEY, TENANT_ID, TLS_CERT, TLS_KEY, UNIT_ADMINS_GROUP,
 };
 use crate::mock::entra;
 use crate::trust::signing::SigningKey;
@@ -61,6 +61,7 @@ pub fn write_files(
         Some((entra_url, acronis_url, api_url)) => {
             write("contoso-oidc-secret.txt", FEDGATE_CLIENT_SECRET)?;
             write("acronis-client-secret.txt", ACRONIS_SECRET)?;
+            write("commcell-sp-cert.pem", COMMCELL_CERT)?;
             (
                 if !urls.tenant_oidc {
                     String::new()
@@ -72,6 +73,8 @@ issuer = "{entra_url}/{TENANT_ID}/v2.0"
 client_id = "{FEDGATE_CLIENT_ID}"
 client_secret_file = "contoso-oidc-secret.txt"
 audiences = ["{FEDGATE_API}"]
+# The Conditional Access authentication context that requires MFA (step-up).
+mfa_auth_context = "c1"
 "#
                     )
                 },
@@ -94,6 +97,26 @@ kind = "commvault"
 display_name = "Contoso Commvault API (mock)"
 identifier = "{COMMVAULT_AUDIENCE}"
 reply_url = "{api_url}/webconsole/samlAcsIdpInitCallback.do"
+
+# A Commvault-style console that starts its own logins (SP-initiated) and
+# signs its AuthnRequests.
+[[consoles]]
+id = "{COMMCELL_ID}"
+kind = "commvault"
+display_name = "Contoso CommCell (mock)"
+identifier = "{api_url}/webconsole"
+reply_url = "{api_url}/webconsole"
+certificate_file = "commcell-sp-cert.pem"
+authn_requests_signed = true
+nameid = "email"
+
+[[rules]]
+id = "commvault-operators-with-mfa"
+tenant = "contoso"
+console = "{COMMCELL_ID}"
+groups = ["{COMMVAULT_OPS_GROUP}"]
+roles = ["BackupOperator"]
+require_mfa = true
 
 [[rules]]
 id = "unit-admins-engineering"

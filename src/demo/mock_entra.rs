@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use time::OffsetDateTime;
 
-use super::{alice, bob, carol, dave, err, ENTRA_CERT, ENTRA_KEY, TENANT_ID};
+use super::{alice, bob, carol, dave, erin, err, ENTRA_CERT, ENTRA_KEY, TENANT_ID};
 use crate::mock::console::MockConsole;
 use crate::mock::entra::{self, MockLogin};
 use crate::trust::metadata::IdpMetadata;
@@ -177,6 +177,7 @@ impl MockEntraHttp {
                 "bob@contoso.example" => bob(),
                 "carol@contoso.example" => carol(),
                 "dave@contoso.example" => dave(),
+                "erin@contoso.example" => erin(),
                 _ => return bad("AADSTS50034: The user account does not exist in this directory."),
             };
             let classes: Vec<String> = req

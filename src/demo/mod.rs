@@ -62,6 +62,13 @@ pub const ACRONIS_ID: &str = "acronis-demo";
 const ACRONIS_SECRET: &str = "demo-only-acronis-secret";
 pub const COMMVAULT_ID: &str = "commvault-demo";
 pub const COMMVAULT_AUDIENCE: &str = "https://commvault.contoso.example/api";
+/// The Commvault-style console that starts its own logins (SAML,
+/// SP-initiated, signed AuthnRequests), its signing key, and its operators'
+/// group (whose rule requires MFA: erin signs in without, and is stepped up).
+pub const COMMCELL_ID: &str = "commcell-demo";
+pub const COMMVAULT_OPS_GROUP: &str = "6c1e3b5d-2f4a-4b8c-9d0e-1a2b3c4d5e6f";
+const COMMCELL_KEY: &str = include_str!("../../fixtures/saml/keys/idp_next_key.pem");
+const COMMCELL_CERT: &str = include_str!("../../fixtures/saml/keys/idp_next_cert.pem");
 /// The "Cyber Protect Unit Admins" group (Acronis-style console).
 pub const UNIT_ADMINS_GROUP: &str = "8d2c4b6a-7e1f-4a3b-9c5d-6e7f8a9b0c1d";
 const FEDGATE_EC_KEY: &str = include_str!("../../tests/data/fedgate_ec_key.pem");
@@ -230,6 +237,19 @@ impl Environment {
             .map_err(err)?,
         );
         idp.refresh(OffsetDateTime::now_utc()).await.map_err(err)?;
+        let commcell = Arc::new(crate::mock::saml_console::MockSpConsole {
+            idp: idp.clone(),
+            settings: crate::inbound::saml::SamlSettings::new(
+                format!("{api_url}/webconsole"),
+                format!("{api_url}/webconsole"),
+            ),
+            sso_url: format!("{public_url}/idp/sso"),
+            key: SigningKey::from_pem(COMMCELL_KEY, COMMCELL_CERT).map_err(err)?,
+            role_attribute: crate::consoles::profile(crate::consoles::ConsoleKind::Commvault)
+                .role_attribute
+                .to_string(),
+            outstanding: Default::default(),
+        });
         let console = Arc::new(MockConsole {
             idp,
             settings: crate::inbound::saml::SamlSettings::new(
@@ -286,7 +306,7 @@ impl Environment {
                     ..MockClient::default()
                 },
             ],
-            vec![alice(), bob(), carol(), dave()],
+            vec![alice(), bob(), carol(), dave(), erin()],
         ));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         shutdown.push(tx);
@@ -340,7 +360,9 @@ impl Environment {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         shutdown.push(tx);
         tasks.push(tokio::spawn(async move {
-            let _ = axum::serve(api_listener, crate::mock::oidc_console::api_router(api))
+            let router = crate::mock::oidc_console::api_router(api)
+                .merge(crate::mock::saml_console::router(commcell));
+            let _ = axum::serve(api_listener, router)
                 .with_graceful_shutdown(async {
                     let _ = rx.await;
                 })
@@ -506,6 +528,20 @@ pub fn carol() -> MockUser {
         groups: vec![UNIT_ADMINS_GROUP.into()],
         roles: vec![],
         mfa: true,
+        groups_overage: false,
+    }
+}
+
+/// A Commvault operator who signs in without MFA (the console's rule asks
+/// for it: a step-up).
+pub fn erin() -> MockUser {
+    MockUser {
+        object_id: "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d".into(),
+        upn: "erin@contoso.example".into(),
+        display_name: "Erin (Commvault Operators)".into(),
+        groups: vec![COMMVAULT_OPS_GROUP.into()],
+        roles: vec![],
+        mfa: false,
         groups_overage: false,
     }
 }

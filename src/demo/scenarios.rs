@@ -176,7 +176,65 @@ async fn oidc_rows(
             refused["error"].as_str().unwrap_or("?")
         ),
     });
+    sp_initiated_rows(env, rows).await
+}
+
+/// The Commvault-style console that starts its own logins: a signed
+/// AuthnRequest to fedgate's IdP; erin's rule asks for MFA, which her
+/// sign-in lacks, so fedgate signs her in again asking for it (a step-up);
+/// her next console login is answered at once from the session.
+async fn sp_initiated_rows(env: &Environment, rows: &mut Vec<Row>) -> Result<(), String> {
+    let browser = Browser::new();
+    let login = format!(
+        "{}/webconsole/login?login_hint=erin@contoso.example",
+        env.api_url
+    );
+    let signed_in = |v: &serde_json::Value| {
+        format!(
+            "console: {} signed in as {}",
+            v["user"].as_str().unwrap_or("?"),
+            v["roles"]
+        )
+    };
+    // 9. SP-initiated, then a step-up.
+    let page = browser.get(&login).await?;
+    let got = match step_up_link(&page.body) {
+        None => format!("fedgate {} {}", page.status, code_in(&page.body)),
+        Some(href) => {
+            let answer = browser.get(&href).await?;
+            let console = browser.submit(&answer).await?;
+            let v: serde_json::Value = serde_json::from_str(&console.body).unwrap_or_default();
+            match v["ok"].as_bool() {
+                Some(true) => format!("{} after a step-up (MFA)", signed_in(&v)),
+                _ => format!("console {}: {}", console.status, console.body),
+            }
+        }
+    };
+    rows.push(Row {
+        scenario: "console starts the login (SAML) → MFA step-up",
+        expected:
+            "console: erin@contoso.example signed in as [\"BackupOperator\"] after a step-up (MFA)"
+                .into(),
+        got,
+    });
+    // 10. The console's next login: fedgate answers its request at once.
+    let page = browser.get(&login).await?;
+    let hops = page.hops.len();
+    let console = browser.submit(&page).await?;
+    let v: serde_json::Value = serde_json::from_str(&console.body).unwrap_or_default();
+    rows.push(Row {
+        scenario: "the console's next login (session, no Entra hop)",
+        expected: "console: erin@contoso.example signed in as [\"BackupOperator\"] in 2 hops"
+            .into(),
+        got: format!("{} in {hops} hops", signed_in(&v)),
+    });
     Ok(())
+}
+
+/// The link of fedgate's step-up page, if `body` is one.
+fn step_up_link(body: &str) -> Option<String> {
+    let href = body.split("id=\"continue\" href=\"").nth(1)?;
+    Some(href.split('"').next()?.replace("&amp;", "&"))
 }
 
 struct Row {
@@ -347,7 +405,7 @@ pub async fn run(keep: bool) -> Result<bool, String> {
         env.acronis_url
     );
     println!(
-        "mock API           {} (Commvault-style, accepts fedgate's console tokens)",
+        "mock API           {} (Commvault-style: accepts fedgate's console tokens; its SAML SP starts logins at /webconsole/login)",
         env.api_url
     );
     println!("mock Graph         {graph_url}");

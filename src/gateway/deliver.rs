@@ -27,11 +27,14 @@ use crate::util::{random_id, urlencode};
 /// for an admin). Anyone else gets the denial page and no cookie, whatever
 /// the RelayState. The session keeps fedgate's facts (tenant, admin) in
 /// typed fields, and a compact copy of the Identity (`session_identity`).
+/// `binding` is the browser's login-binding cookie: a step-up keeps it, so
+/// login state bound to it (a console's kept AuthnRequest) stays answerable.
 pub(super) async fn complete_login(
     app: &App,
     rt: &TenantRuntime,
     identity: Identity,
     target: &str,
+    binding: Option<&str>,
     mut event: AuditEvent,
     now: OffsetDateTime,
 ) -> Outcome {
@@ -80,7 +83,12 @@ pub(super) async fn complete_login(
             });
         if let Some((console, need, denial)) = curable_at.filter(|_| may_step_up) {
             let again = format!("stepup:{target}");
-            return step_up(app, rt, &identity, console, &again, need, &denial, event).await;
+            let how = StepUp {
+                target: &again,
+                need,
+                binding,
+            };
+            return step_up(app, rt, &identity, console, &how, &denial, event).await;
         }
         if let Some(console) = asked {
             return deliver(app, rt, &identity, console, None, false, event, now).await;
@@ -232,6 +240,14 @@ pub fn step_up_message(need: Need, console: &str) -> String {
     }
 }
 
+/// A step-up to start: where the login goes on (`stepup:…`), what it asks
+/// for, and the browser's binding cookie to keep.
+pub(super) struct StepUp<'a> {
+    pub target: &'a str,
+    pub need: Need,
+    pub binding: Option<&'a str>,
+}
+
 /// What a step-up asks the tenant for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Need {
@@ -246,21 +262,20 @@ pub enum Need {
 /// login that comes back (`target` is `stepup:…`) is decided again, and a
 /// denial then stands. The user sees a page saying so, which goes on by
 /// itself. The decision is audited as `step_up` with the policy's code.
-#[allow(clippy::too_many_arguments)]
 pub(super) async fn step_up(
     app: &App,
     rt: &TenantRuntime,
     identity: &Identity,
     console: &Console,
-    target: &str,
-    need: Need,
+    how: &StepUp<'_>,
     denial: &crate::identity::Denial,
     mut event: AuditEvent,
 ) -> Outcome {
+    let (target, need) = (how.target, how.need);
     let tenant = rt.config.id.as_str();
     let start = super::LoginStart {
         login_hint: identity.upn.as_deref().or(identity.email.as_deref()),
-        binding: None,
+        binding: how.binding,
         force_authn: true,
         require_mfa: need == Need::Mfa,
     };
@@ -420,7 +435,12 @@ pub(super) async fn deliver(
     {
         if let Some(need) = curable(denial.code).filter(|_| may_step_up) {
             let target = format!("stepup:console:{console_id}");
-            return step_up(app, rt, identity, console, &target, need, &denial, event).await;
+            let how = StepUp {
+                target: &target,
+                need,
+                binding: None,
+            };
+            return step_up(app, rt, identity, console, &how, &denial, event).await;
         }
         let mut r = Refusal::new(403, denial.code, denial.message);
         r.console = Some(console.display_name.clone());

@@ -181,5 +181,5 @@ pub async fn oidc_callback(
             Err(e) => return refuse(app, event, store_down(app, "claim_once", e)),
         }
     }
-    complete_login(app, rt, identity, &finished.target, event, now).await
+    complete_login(app, rt, identity, &finished.target, binding, event, now).await
 }

@@ -202,7 +202,7 @@ pub async fn saml_acs(
         Some(console) => format!("console:{console}"),
         None => String::new(),
     };
-    complete_login(app, rt, identity, &target, event, now).await
+    complete_login(app, rt, identity, &target, binding, event, now).await
 }
 
 /// `GET /saml/{tenant}/login?console=…`: start an SP-initiated SAML login

@@ -58,6 +58,10 @@ pub struct MockEntraOidc {
     pub auth_time_claim: std::sync::atomic::AtomicBool,
 }
 
+/// The authentication contexts the mock tenant has a Conditional Access
+/// policy (MFA) for.
+pub const MFA_AUTH_CONTEXTS: &[&str] = &["c1"];
+
 struct Grant {
     client_id: String,
     redirect_uri: String,
@@ -335,12 +339,14 @@ async fn authorize(
         None => m.users.first(),
     };
     // Entra's step-up: an essential authentication context makes the user
-    // pass its Conditional Access policy (here: a second factor).
+    // pass its Conditional Access policy (here: a second factor). One the
+    // tenant has no policy for is ignored, as Entra ignores it.
     let acrs: Vec<String> = q
         .claims
         .as_deref()
         .and_then(|c| serde_json::from_str::<serde_json::Value>(c).ok())
         .and_then(|c| c["id_token"]["acrs"]["value"].as_str().map(str::to_string))
+        .filter(|c| MFA_AUTH_CONTEXTS.contains(&c.as_str()))
         .into_iter()
         .collect();
     let Some(mut user) = user.cloned() else {

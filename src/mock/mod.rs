@@ -6,3 +6,4 @@ pub mod entra;
 pub mod entra_oidc;
 pub mod graph;
 pub mod oidc_console;
+pub mod saml_console;

@@ -123,8 +123,15 @@ async fn a_rule_requiring_mfa_signs_the_user_in_again_with_mfa_at_a_saml_tenant(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_step_up_happens_once_and_then_the_denial_stands() {
-    // An OIDC tenant: the mock signs bob in again, still without MFA.
-    let env = Environment::start_with(&toml()).await.unwrap();
+    // An OIDC tenant whose authentication context has no Conditional Access
+    // policy: the mock signs bob in again, still without MFA.
+    let unknown = vec![(
+        "FEDGATE_TENANTS__0__OIDC__MFA_AUTH_CONTEXT".to_string(),
+        "c9".to_string(),
+    )];
+    let env = Environment::start_with_overrides(&toml(), &unknown)
+        .await
+        .unwrap();
     let browser = Browser::new();
     let page = idp_initiated(&env, &browser).await;
     let link = step_up_link(&page);
