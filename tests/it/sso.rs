@@ -429,3 +429,54 @@ async fn per_console_signing_and_nameid_format_satisfy_python3_saml_with_its_def
     );
     env.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_console_that_does_not_sign_is_answered_and_python3_saml_defaults_take_a_signed_response()
+{
+    // No certificate_file, no authn_requests_signed: unsigned requests are
+    // answered; the Response alone is signed (sign = "response").
+    let toml = console_toml_with("sign = \"response\"")
+        .replace(
+            &format!(
+                "certificate_file = \"{}\"\n",
+                super::fixture("saml/keys/idp_next_cert.pem").display()
+            ),
+            "",
+        )
+        .replace("authn_requests_signed = true\n", "");
+    let env = Environment::start_with(&toml).await.unwrap();
+    let sp = Sp::new(&env)
+        .set("sign_requests", false.into())
+        .set("defaults", true.into());
+    let browser = Browser::new();
+    for binding in ["redirect", "post"] {
+        let (page, id) = if binding == "redirect" {
+            let (url, id) = sp.login(&["--nameid", "alice@contoso.example"]);
+            assert!(!url.contains("Signature="), "{url}");
+            (browser.get(&url).await.unwrap(), id)
+        } else {
+            let (ok, v) = sp.run(&["login", "--post"]);
+            assert!(ok, "{v}");
+            let form = vec![(
+                "SAMLRequest".to_string(),
+                v["saml_request"].as_str().unwrap().to_string(),
+            )];
+            let page = browser
+                .post_form(&format!("{}/idp/sso", env.fedgate_url), &form)
+                .await
+                .unwrap();
+            (page, v["id"].as_str().unwrap().to_string())
+        };
+        let (ok, v) = sp.acs(&page, &id);
+        assert!(ok, "{binding}: {v}");
+        let (_, fields) = parse_form(&page.body).unwrap();
+        let b64 = &fields.iter().find(|(k, _)| k == "SAMLResponse").unwrap().1;
+        let xml = String::from_utf8(fedgate::xml::base64_decode(b64).unwrap()).unwrap();
+        assert_eq!(xml.matches("<ds:Signature ").count(), 1, "{binding}");
+        assert!(
+            xml.find("<ds:Signature ").unwrap() < xml.find("<saml:Assertion ").unwrap(),
+            "the Response is signed, not the Assertion"
+        );
+    }
+    env.stop().await;
+}
