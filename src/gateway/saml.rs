@@ -264,6 +264,22 @@ pub async fn saml_login_with(
         );
         return refuse(app, event, r);
     };
+    // The browser is sent there (and a step-up page links to it): only an
+    // https URL (http on loopback), never a javascript: or data: one that a
+    // hostile IdP's metadata could name.
+    let web = sso.location.starts_with("https://")
+        || (sso.location.starts_with("http://") && crate::consoles::is_loopback_url(&sso.location));
+    if !web {
+        let r = Refusal::new(
+            502,
+            "metadata.sso_url_invalid",
+            format!(
+                "the tenant's metadata names {:?} as its SingleSignOnService: only an https:// URL is followed",
+                crate::util::clip(&sso.location, crate::audit::CLIP)
+            ),
+        );
+        return refuse(app, event, r);
+    }
     let Some(id) = random_id().map(|r| format!("_fg{r}")) else {
         return refuse(app, event, rng_failed());
     };

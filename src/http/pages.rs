@@ -126,6 +126,12 @@ pub fn error(r: &Refusal) -> String {
 /// A step-up: why the user signs in again, going on by itself (a refresh,
 /// and a link for browsers that do not follow it).
 pub fn step_up(message: &str, location: &str) -> String {
+    // Only a web URL is linked (the gateway follows nothing else).
+    let location = if location.starts_with("https://") || location.starts_with("http://") {
+        location
+    } else {
+        "about:blank"
+    };
     format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"2;url={href}\">\
 <title>Signing you in again</title><style>{STYLE}</style></head><body><h1>Signing you in again</h1>\

@@ -229,3 +229,32 @@ fn a_tenant_without_an_entra_id_needs_a_claim_map_and_a_map_is_checked() {
     assert!(e.contains("need the Entra tenant id"), "{e}");
     assert_eq!(load("[tenants.claims]\nemail = [\"nameid\"]\n"), None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idp_whose_metadata_names_a_script_url_as_its_sso_is_never_sent_there() {
+    let uni = Uni::new();
+    let md = uni.dir.join("idp.xml");
+    let text = std::fs::read_to_string(&md).unwrap();
+    assert!(text.contains("https://idp.uni.example/sso"));
+    std::fs::write(
+        &md,
+        text.replace(
+            "https://idp.uni.example/sso",
+            "javascript:alert(document.cookie)",
+        ),
+    )
+    .unwrap();
+    let env = Environment::start_with(&uni.toml(CLAIMS)).await.unwrap();
+    // A password sign-in needs a step-up, which would send the user to the IdP.
+    let weak = uni
+        .response(
+            &env,
+            "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport",
+        )
+        .await;
+    let (status, html) = post(&env, &weak).await;
+    assert_eq!(status, 502, "{html}");
+    assert!(html.contains("metadata.sso_url_invalid"), "{html}");
+    assert!(!html.contains("href=\"javascript"), "{html}");
+    env.stop().await;
+}
