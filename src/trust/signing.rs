@@ -264,7 +264,7 @@ impl JwtSigner {
 }
 
 /// The first PEM block: its label and DER body.
-fn pem_block(pem: &str) -> Option<(String, Vec<u8>)> {
+pub(crate) fn pem_block(pem: &str) -> Option<(String, Vec<u8>)> {
     let start = pem.find("-----BEGIN ")?;
     let rest = &pem[start + 11..];
     let label_end = rest.find("-----")?;

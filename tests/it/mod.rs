@@ -5,6 +5,7 @@ pub mod claims;
 pub mod cli;
 pub mod conn;
 pub mod corpus;
+pub mod decrypt;
 pub mod deploy;
 pub mod domains;
 pub mod example_config;

@@ -38,6 +38,7 @@ const CM_BEARER: &str = "urn:oasis:names:tc:SAML:2.0:cm:bearer";
 mod checks;
 /// Entra's claim names in SAML attribute form, and a tenant's own map.
 pub mod claims;
+pub mod decrypt;
 use checks::*;
 
 /// What the service provider (fedgate's side of one tenant) expects.
