@@ -121,6 +121,9 @@ pub struct Verification {
     /// `InResponseTo` on the Response or the bearer confirmation, when present.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub in_response_to: Option<String>,
+    /// The Assertion arrived encrypted and was decrypted with fedgate's key.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub decrypted: bool,
 }
 
 impl Identity {

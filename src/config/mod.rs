@@ -338,6 +338,27 @@ pub struct Tenant {
     /// id, display name, groups, roles and MFA: for an IdP that is not
     /// Entra (default: Entra's claim names).
     pub claims: Option<crate::inbound::saml::claims::ClaimMap>,
+    /// fedgate's decryption keys for this tenant's encrypted assertions
+    /// (Entra's token encryption): the current one and, during a rollover,
+    /// the next; each certificate is published in the SP metadata
+    /// (`KeyDescriptor use="encryption"`).
+    #[serde(default)]
+    pub encryption_keys: Vec<EncryptionKey>,
+    /// Accept AES-CBC encrypted assertions (malleable; refused by default
+    /// with `saml.encryption_cbc_refused`). Entra uses AES-256-CBC unless
+    /// told otherwise: see docs/encryption.md.
+    #[serde(default)]
+    pub encryption_allow_cbc: bool,
+}
+
+/// One decryption key of fedgate's SP and its certificate.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EncryptionKey {
+    /// The RSA private key (PEM, at least 2,048 bits).
+    pub key_file: PathBuf,
+    /// Its certificate (PEM), as uploaded to Entra for token encryption.
+    pub cert_file: PathBuf,
 }
 
 /// The tenant's app registration for Microsoft Graph (application permission
@@ -651,9 +672,22 @@ impl Config {
                 );
             }
         }
+        let encryption = self.tenants.iter().enumerate().flat_map(|(i, t)| {
+            t.encryption_keys
+                .iter()
+                .enumerate()
+                .flat_map(move |(j, e)| {
+                    let k = |f: &str| format!("tenants[{i}].encryption_keys[{j}].{f}");
+                    [
+                        (k("key_file"), e.key_file.as_path()),
+                        (k("cert_file"), e.cert_file.as_path()),
+                    ]
+                })
+        });
         named
             .into_iter()
             .filter_map(|(k, p)| p.as_deref().map(|p| (k, p)))
+            .chain(encryption)
             .collect()
     }
 
@@ -677,6 +711,10 @@ impl Config {
                 files.extend(g.client_secret_file.as_mut());
                 files.extend(g.client_cert_file.as_mut());
                 files.extend(g.client_key_file.as_mut());
+            }
+            for e in &mut t.encryption_keys {
+                files.push(&mut e.key_file);
+                files.push(&mut e.cert_file);
             }
             for f in files {
                 fix(f);

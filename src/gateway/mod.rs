@@ -341,6 +341,9 @@ impl App {
             {
                 out.push(Expiry::cert("tenant", id, "client_certificate", cert));
             }
+            for c in &rt.encryption_certs {
+                out.push(Expiry::cert("tenant", id, "fedgate_encryption", c));
+            }
         }
         for k in self.keys().published() {
             out.push(Expiry::cert("console", "*", "fedgate_signing", k.cert()));
@@ -515,6 +518,7 @@ impl App {
         Some(crate::inbound::saml::sp_metadata::sp_metadata(
             &t.settings.sp_entity_id,
             &t.settings.acs_url,
+            &t.encryption_certs,
         ))
     }
 }

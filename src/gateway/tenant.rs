@@ -26,6 +26,8 @@ pub struct TenantRuntime {
     pub login: Option<crate::inbound::oidc::OidcClient>,
     /// Graph access, to resolve groups overage, when configured.
     pub graph: Option<crate::trust::graph::GraphClient>,
+    /// The certificates of fedgate's decryption keys, for the SP metadata.
+    pub encryption_certs: Vec<crate::trust::certs::TrustedCert>,
 }
 
 impl TenantRuntime {
@@ -46,6 +48,32 @@ impl TenantRuntime {
         settings.profile.allow_sha1 = t.allow_sha1;
         if let Some(map) = &t.claims {
             settings.claims = Arc::new(map.resolve());
+        }
+        let mut encryption_certs = Vec::new();
+        if !t.encryption_keys.is_empty() {
+            let mut keys = Vec::new();
+            for e in &t.encryption_keys {
+                let text = |f: &std::path::Path| {
+                    read(f).and_then(|b| {
+                        String::from_utf8(b).map_err(|_| fail(f, "not PEM text".into()))
+                    })
+                };
+                let key =
+                    crate::inbound::saml::decrypt::DecryptionKey::from_pem(&text(&e.key_file)?)
+                        .map_err(|err| fail(&e.key_file, err.to_string()))?;
+                let cert = crate::trust::certs::TrustedCert::from_pem_bundle(&text(&e.cert_file)?)
+                    .ok()
+                    .and_then(|c| c.into_iter().next())
+                    .ok_or_else(|| fail(&e.cert_file, "no certificate".into()))?;
+                keys.push(key);
+                encryption_certs.push(cert);
+            }
+            settings.decryption = Some(Arc::new(crate::inbound::saml::Decryption {
+                keys,
+                policy: crate::inbound::saml::decrypt::Policy {
+                    allow_cbc: t.encryption_allow_cbc,
+                },
+            }));
         }
         let idp = match (&t.metadata_file, &t.metadata_url) {
             (Some(file), _) => {
@@ -167,6 +195,7 @@ impl TenantRuntime {
             token_policy,
             login,
             graph,
+            encryption_certs,
         })
     }
 }

@@ -644,6 +644,7 @@ fn to_identity(c: Claims, times: Times, key: &Jwk, alg_name: &str) -> Identity {
             algorithm: alg_name.to_string(),
             key: key.kid().to_string(),
             in_response_to: None,
+            decrypted: false,
         },
         attributes: Default::default(),
     }

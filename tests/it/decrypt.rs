@@ -151,3 +151,127 @@ fn python3_samls_pkcs1_v15_vector_is_refused_before_any_rsa_operation() {
     let e = decrypt(encrypted_assertion(&doc), &[], &Policy { allow_cbc: true }).unwrap_err();
     assert_eq!(e.code(), "saml.encryption_algorithm_refused", "{e}");
 }
+
+/// The mock tenant's Response for `user`, its Assertion encrypted by the
+/// xmlsec1 tool (AES-256-GCM, RSA-OAEP) for fedgate's encryption key, as
+/// Entra's token encryption sends it; `strip_signature` removes the
+/// Assertion's own signature first.
+fn entra_encrypted(env: &fedgate::demo::Environment, strip_signature: bool) -> String {
+    let b64 = env.entra_response(&fedgate::demo::alice(), None).unwrap();
+    let mut xml = String::from_utf8(xml::base64_decode(&b64).unwrap()).unwrap();
+    if strip_signature {
+        let start = xml.find("<ds:Signature").expect("a signed assertion");
+        let end = xml.find("</ds:Signature>").unwrap() + "</ds:Signature>".len();
+        xml.replace_range(start..end, "");
+    }
+    let xml = xml
+        .replacen(
+            "<Assertion ",
+            "<EncryptedAssertion xmlns=\"urn:oasis:names:tc:SAML:2.0:assertion\"><Assertion ",
+            1,
+        )
+        .replacen("</Assertion>", "</Assertion></EncryptedAssertion>", 1);
+    let dir = super::TempDir::new("entra-encrypt");
+    std::fs::write(dir.join("data.xml"), &xml).unwrap();
+    std::fs::write(
+        dir.join("tmpl.xml"),
+        "<xenc:EncryptedData xmlns:xenc=\"http://www.w3.org/2001/04/xmlenc#\" Type=\"http://www.w3.org/2001/04/xmlenc#Element\"><xenc:EncryptionMethod Algorithm=\"http://www.w3.org/2009/xmlenc11#aes256-gcm\"/><ds:KeyInfo xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\"><xenc:EncryptedKey><xenc:EncryptionMethod Algorithm=\"http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p\"/><xenc:CipherData><xenc:CipherValue/></xenc:CipherData></xenc:EncryptedKey></ds:KeyInfo><xenc:CipherData><xenc:CipherValue/></xenc:CipherData></xenc:EncryptedData>",
+    )
+    .unwrap();
+    let out = std::process::Command::new("xmlsec1")
+        .args(["--encrypt", "--pubkey-cert-pem"])
+        .arg(super::fixture("saml/keys/idp_next_cert.pem"))
+        .args(["--session-key", "aes-256", "--xml-data"])
+        .arg(dir.join("data.xml"))
+        .args(["--node-xpath", "//*[local-name()='Assertion']"])
+        .arg(dir.join("tmpl.xml"))
+        .output()
+        .expect("xmlsec1");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("EncryptedData") && !text.contains("AttributeStatement"));
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+fn encryption_toml() -> String {
+    format!(
+        "\n[[tenants.encryption_keys]]\nkey_file = \"{}\"\ncert_file = \"{}\"\n",
+        super::fixture("saml/keys/idp_next_key.pem").display(),
+        super::fixture("saml/keys/idp_next_cert.pem").display()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entra_response_with_an_encrypted_signed_assertion_signs_the_user_in() {
+    let env = fedgate::demo::Environment::start_with(&encryption_toml())
+        .await
+        .unwrap();
+    // The SP metadata publishes the encryption certificate.
+    let md = reqwest::get(format!("{}/saml/contoso/metadata", env.fedgate_url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(md.contains("<md:KeyDescriptor use=\"encryption\">"), "{md}");
+    let cert = std::fs::read_to_string(super::fixture("saml/keys/idp_next_cert.pem")).unwrap();
+    let cert_b64: String = cert.lines().filter(|l| !l.starts_with("-----")).collect();
+    assert!(md.contains(&cert_b64), "the configured certificate");
+    // Its expiry is watched like every certificate fedgate uses.
+    assert!(
+        env.app
+            .expiries()
+            .iter()
+            .any(|e| e.kind == "fedgate_encryption"),
+        "fedgate_cert_expiry_seconds covers the encryption certificate"
+    );
+
+    let (status, html) = env
+        .post_to_fedgate(
+            &entra_encrypted(&env, false),
+            Some(fedgate::demo::CONSOLE_ID),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{html}");
+    let (cs, cj) = env.follow_form(&html).await.unwrap();
+    assert_eq!(cs, 200, "{cj}");
+    assert_eq!(cj["user"], "alice@contoso.example");
+
+    // Decryption never stands in for a signature: the same, unsigned inside
+    // and in an unsigned Response, is refused.
+    let (status, html) = env
+        .post_to_fedgate(
+            &entra_encrypted(&env, true),
+            Some(fedgate::demo::CONSOLE_ID),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 403, "{html}");
+    assert!(html.contains("saml.unsigned"), "{html}");
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_without_a_decryption_key_refuses_an_encrypted_assertion_with_a_hint() {
+    let env = fedgate::demo::Environment::start().await.unwrap();
+    let (status, html) = env
+        .post_to_fedgate(
+            &entra_encrypted(&env, false),
+            Some(fedgate::demo::CONSOLE_ID),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 403, "{html}");
+    assert!(
+        html.contains("saml.encrypted_assertion_unsupported"),
+        "{html}"
+    );
+    assert!(html.contains("encryption_keys"), "{html}");
+    env.stop().await;
+}

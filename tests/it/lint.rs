@@ -196,7 +196,7 @@ fn the_real_entra_metadata_signature_is_checked_against_a_trust_anchor() {
 #[test]
 fn console_sp_metadata_and_reply_urls_against_the_autotask_profile() {
     let d = dir();
-    let sp = |id: &str, acs: &str| fedgate::inbound::saml::sp_metadata::sp_metadata(id, acs);
+    let sp = |id: &str, acs: &str| fedgate::inbound::saml::sp_metadata::sp_metadata(id, acs, &[]);
     let check = |id: &str, acs: &str| {
         let f = write(&d, "sp.xml", &sp(id, acs));
         lint(&[&f, "--as", "sp", "--profile", "autotask"])

@@ -1,8 +1,10 @@
 //! Decrypting an `EncryptedAssertion` (XML Encryption 1.0 and 1.1, the
 //! subset Entra's "token encryption" and the common SAML IdPs use), strictly.
 //!
-//! Issue 17, part 1, the cryptographic layer: the ACS does not call it yet
-//! (it answers `saml.no_assertion` for an encrypted assertion, as before).
+//! The ACS uses it for a tenant with `[[tenants.encryption_keys]]`
+//! (`verify_encrypted` in this module's parent): the Response's signature,
+//! when present, is checked before anything is decrypted; the plaintext is
+//! parsed and verified as a document of its own.
 //!
 //! What is accepted, and nothing looser:
 //! - one `xenc:EncryptedData` (Type, if given, `#Element`) with its

@@ -58,6 +58,16 @@ pub struct SamlSettings {
     /// Which attributes carry what (the tenant's claim map; Entra's names
     /// by default).
     pub claims: std::sync::Arc<claims::ClaimNames>,
+    /// The tenant's decryption keys (current and next) and what it allows:
+    /// without them an EncryptedAssertion is refused.
+    pub decryption: Option<std::sync::Arc<Decryption>>,
+}
+
+/// fedgate's SP decryption keys for one tenant.
+#[derive(Debug)]
+pub struct Decryption {
+    pub keys: Vec<decrypt::DecryptionKey>,
+    pub policy: decrypt::Policy,
 }
 
 impl SamlSettings {
@@ -70,6 +80,7 @@ impl SamlSettings {
             profile: Profile::default(),
             expected_in_response_to: None,
             claims: Default::default(),
+            decryption: None,
         }
     }
 }
@@ -108,9 +119,12 @@ pub enum SamlError {
     /// The only Assertion is not a direct child of the Response.
     #[error("the Assertion is not a direct child of the Response (found inside {0})")]
     AssertionMisplaced(String),
-    /// Encrypted assertions are not supported yet.
-    #[error("the Response holds an EncryptedAssertion; turn off token encryption for this application in Entra, fedgate does not decrypt yet")]
+    /// An EncryptedAssertion, and the tenant has no decryption key.
+    #[error("the Response holds an EncryptedAssertion, and this tenant has no decryption key: configure [[tenants.encryption_keys]] (docs/encryption.md), or turn token encryption off for the application in Entra")]
     EncryptedAssertion,
+    /// The EncryptedAssertion could not be decrypted (or is not allowed).
+    #[error(transparent)]
+    Decrypt(#[from] decrypt::DecryptError),
     /// Neither the Response nor the Assertion is signed.
     #[error("neither the Response nor the Assertion is signed")]
     Unsigned,
@@ -202,6 +216,7 @@ impl ErrorCode for SamlError {
             SamlError::MultipleAssertions(_) => "saml.multiple_assertions",
             SamlError::AssertionMisplaced(_) => "saml.assertion_misplaced",
             SamlError::EncryptedAssertion => "saml.encrypted_assertion_unsupported",
+            SamlError::Decrypt(e) => crate::identity::ErrorCode::code(e),
             SamlError::Unsigned => "saml.unsigned",
             SamlError::Signature { source, .. } => match source.code_suffix() {
                 "signature_malformed" => "saml.signature_malformed",
@@ -378,7 +393,7 @@ fn verify_parsed(
     // Response; and every per-document limit (`limits`) holds.
     let scan = scan_document(doc)?;
     if scan.encrypted {
-        return Err(SamlError::EncryptedAssertion);
+        return verify_encrypted(doc, response, &scan, idp, settings, now);
     }
     let assertions = scan.assertions;
     let assertion = match assertions.as_slice() {
@@ -394,6 +409,86 @@ fn verify_parsed(
         return Err(SamlError::AssertionMisplaced(parent));
     }
 
+    verify_assertion(response, assertion, idp, settings, now)
+}
+
+/// A Response whose Assertion is encrypted: exactly one EncryptedAssertion,
+/// a direct child of the Response, and no plaintext Assertion. A Response
+/// signature, when there is one, is checked first (it covers the
+/// ciphertext, so no altered ciphertext is ever decrypted); the plaintext
+/// is parsed as a document of its own, scanned with the same limits, and
+/// its Assertion is then verified and read exactly as a plaintext one:
+/// decryption never stands in for a signature, and what was verified is
+/// what is read.
+fn verify_encrypted(
+    doc: &Document,
+    response: Node,
+    scan: &Scan,
+    idp: &IdpMetadata,
+    settings: &SamlSettings,
+    now: OffsetDateTime,
+) -> Result<Verified, SamlError> {
+    let Some(dec) = settings.decryption.as_deref() else {
+        return Err(SamlError::EncryptedAssertion);
+    };
+    if !scan.assertions.is_empty() {
+        return Err(SamlError::MultipleAssertions(scan.assertions.len() + 1));
+    }
+    let all: Vec<Node> = doc
+        .descendants()
+        .filter(|n| is(n, NS_SAML, "EncryptedAssertion"))
+        .collect();
+    let encrypted = match all.as_slice() {
+        [one] => *one,
+        many => return Err(SamlError::MultipleAssertions(many.len())),
+    };
+    if encrypted.parent_element().map(|p| p.id()) != Some(response.id()) {
+        return Err(SamlError::AssertionMisplaced("not the Response".into()));
+    }
+    if let Some(sig) = dsig::signature_child(response).map_err(|source| SamlError::Signature {
+        element: "Response",
+        source,
+    })? {
+        dsig::verify_enveloped(response, sig, &idp.signing_certs, &settings.profile).map_err(
+            |source| SamlError::Signature {
+                element: "Response",
+                source,
+            },
+        )?;
+    }
+    let failed = || SamlError::Decrypt(decrypt::DecryptError::Failed);
+    let plain = decrypt::decrypt(encrypted, &dec.keys, &dec.policy)?;
+    if plain.len() > settings.max_bytes {
+        return Err(SamlError::TooLarge(plain.len(), settings.max_bytes));
+    }
+    let text = String::from_utf8(plain).map_err(|_| failed())?;
+    let inner = xml::parse(&text).map_err(|_| failed())?;
+    let inner_scan = scan_document(&inner)?;
+    if inner_scan.encrypted {
+        return Err(SamlError::Malformed(
+            "an EncryptedAssertion inside an EncryptedAssertion".into(),
+        ));
+    }
+    let assertion = inner.root_element();
+    if !is(&assertion, NS_SAML, "Assertion") || inner_scan.assertions.len() != 1 {
+        return Err(SamlError::Malformed(
+            "the EncryptedAssertion does not hold exactly one Assertion".into(),
+        ));
+    }
+    let mut verified = verify_assertion(response, assertion, idp, settings, now)?;
+    verified.identity.verification.decrypted = true;
+    Ok(verified)
+}
+
+/// The signatures and every check of an Assertion and its Response (the
+/// Assertion may come from a decrypted document of its own).
+fn verify_assertion(
+    response: Node,
+    assertion: Node,
+    idp: &IdpMetadata,
+    settings: &SamlSettings,
+    now: OffsetDateTime,
+) -> Result<Verified, SamlError> {
     // Signatures: the Response, the Assertion, or both. Each one present must hold.
     let sig_err = |element| move |source| SamlError::Signature { element, source };
     let response_sig = dsig::signature_child(response).map_err(sig_err("Response"))?;
