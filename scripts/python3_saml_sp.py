@@ -15,7 +15,9 @@ requests), "idp_entity_id", "sso_url", "idp_cert" (PEM), "sign_requests"
 (bool), "want_messages_signed" (bool), "authn_context" (false, true, or a
 list of class references), "comparison" (default "exact"), "defaults"
 (bool: leave what must be signed, the algorithms and the authentication
-context to python3-saml's own defaults, as a console set up by its docs)}.
+context to python3-saml's own defaults, as a console set up by its docs),
+"want_assertions_encrypted" (bool: the Assertion must arrive encrypted for
+sp_key, which python3-saml then decrypts)}.
 
 `login` prints {"url": the redirect (HTTP-Redirect), or "saml_request" and
 "relay_state" (HTTP-POST, --post), "id": the request's ID}. `acs` prints
@@ -44,6 +46,7 @@ def settings_for(s):
         "requestedAuthnContext": s.get("authn_context", False),
         "requestedAuthnContextComparison": s.get("comparison", "exact"),
         "rejectDeprecatedAlgorithm": True,
+        "wantAssertionsEncrypted": bool(s.get("want_assertions_encrypted")),
     }
     if s.get("defaults"):
         security = {"authnRequestsSigned": bool(s.get("sign_requests"))}

@@ -481,6 +481,9 @@ pub struct Console {
     /// `certificate_file`). Commvault signs its requests.
     #[serde(default)]
     pub authn_requests_signed: bool,
+    /// The console's encryption certificate (PEM): the Assertions fedgate
+    /// sends it are encrypted for it (AES-256-GCM, RSA-OAEP), after signing.
+    pub encryption_certificate_file: Option<PathBuf>,
     /// Override the SAML attribute that carries the roles.
     pub role_attribute: Option<String>,
     /// Roles this console has beyond the profile's vocabulary.
@@ -665,6 +668,10 @@ impl Config {
                 format!("consoles[{i}].certificate_file"),
                 &c.certificate_file,
             );
+            add(
+                format!("consoles[{i}].encryption_certificate_file"),
+                &c.encryption_certificate_file,
+            );
             if let Some(o) = &c.oidc {
                 add(
                     format!("consoles[{i}].oidc.client_secret_file"),
@@ -728,6 +735,9 @@ impl Config {
                 fix(p);
             }
             if let Some(p) = c.certificate_file.as_mut() {
+                fix(p);
+            }
+            if let Some(p) = c.encryption_certificate_file.as_mut() {
                 fix(p);
             }
         }

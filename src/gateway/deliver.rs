@@ -480,6 +480,7 @@ pub(super) async fn deliver(
     let lifetime = Duration::seconds(app.config.server.assertion_lifetime_secs as i64);
     let mut delivery = saml_post::delivery(console, &app.idp_entity_id, lifetime, &rt.config);
     delivery.in_response = answer;
+    delivery.encrypt_for = app.console_encryption.get(console_id);
     let Some(seed) = random_id() else {
         return refuse(app, event, rng_failed());
     };

@@ -68,6 +68,8 @@ pub struct App {
     pub pending_budget: login_state::PendingBudget,
     /// The consoles that may send AuthnRequests, with their certificates.
     pub sso_consoles: Arc<Vec<crate::outbound::sso::RequestingConsole>>,
+    /// The consoles' encryption certificates, by console id.
+    pub console_encryption: HashMap<String, crate::trust::certs::TrustedCert>,
     /// The last readiness probe of the store and when it ran (`/readyz`).
     pub readiness: tokio::sync::Mutex<Option<(std::time::Instant, Result<(), String>)>>,
     clock: Box<dyn Fn() -> OffsetDateTime + Send + Sync>,
@@ -191,6 +193,25 @@ impl App {
         }
         let sso_consoles =
             Arc::new(sso::requesting_consoles(&config).map_err(StartError::ConsoleCertificate)?);
+        let mut console_encryption = HashMap::new();
+        for c in &config.consoles {
+            let Some(p) = &c.encryption_certificate_file else {
+                continue;
+            };
+            let cert = std::fs::read_to_string(p)
+                .ok()
+                .and_then(|pem| crate::trust::certs::TrustedCert::from_pem_bundle(&pem).ok())
+                .and_then(|certs| certs.into_iter().next())
+                .filter(|c| c.rsa_bits() >= 2048)
+                .ok_or_else(|| {
+                    StartError::ConsoleCertificate(format!(
+                        "console {:?}: encryption_certificate_file {} is not a readable PEM certificate with an RSA key of at least 2,048 bits",
+                        c.id,
+                        p.display()
+                    ))
+                })?;
+            console_encryption.insert(c.id.clone(), cert);
+        }
         let cpu = crate::cpu::CpuPool::new(config.server.cpu_threads, config.server.cpu_queue);
         let login_throttle = crate::net::Throttle::new(
             config.server.login_starts_per_minute,
@@ -226,6 +247,7 @@ impl App {
             login_throttle,
             pending_budget,
             sso_consoles,
+            console_encryption,
             readiness: tokio::sync::Mutex::new(None),
             clock,
         })
@@ -347,6 +369,9 @@ impl App {
         }
         for k in self.keys().published() {
             out.push(Expiry::cert("console", "*", "fedgate_signing", k.cert()));
+        }
+        for (id, c) in &self.console_encryption {
+            out.push(Expiry::cert("console", id, "console_encryption", c));
         }
         for (key, date) in self.config.secret_expiry_dates() {
             if let Some(d) = crate::config::parse_date(&date) {

@@ -40,6 +40,8 @@ pub struct Delivery<'a> {
     pub signature_algorithm: Option<crate::trust::certs::SigAlg>,
     /// The NameID Format stated (None: the one that goes with `nameid`).
     pub nameid_format: Option<&'static str>,
+    /// Encrypt the Assertion for this certificate (the console's).
+    pub encrypt_for: Option<&'a crate::trust::certs::TrustedCert>,
 }
 
 /// What an answer to a console's AuthnRequest carries back.
@@ -69,6 +71,8 @@ pub enum OutboundError {
     Domain(#[from] crate::domains::DomainError),
     #[error(transparent)]
     Sign(#[from] SignError),
+    #[error(transparent)]
+    Encrypt(#[from] crate::outbound::encrypt::EncryptError),
 }
 
 impl OutboundError {
@@ -80,7 +84,7 @@ impl OutboundError {
             // fedgate's failure, and not the user's to fix (a hint says
             // what to check).
             OutboundError::NameIdMissing(_) | OutboundError::Domain(_) => 403,
-            OutboundError::Sign(_) => 500,
+            OutboundError::Sign(_) | OutboundError::Encrypt(_) => 500,
         }
     }
 }
@@ -91,6 +95,7 @@ impl crate::identity::ErrorCode for OutboundError {
             OutboundError::NameIdMissing(_) => "outbound.nameid_missing",
             OutboundError::Domain(e) => crate::identity::ErrorCode::code(e),
             OutboundError::Sign(_) => "outbound.sign_failed",
+            OutboundError::Encrypt(_) => "outbound.encrypt_failed",
         }
     }
 }
@@ -144,6 +149,7 @@ pub struct UnsignedResponse {
     assertion_id: String,
     sign: consoles::SignWhat,
     algorithm: Option<crate::trust::certs::SigAlg>,
+    encrypt_for: Option<crate::trust::certs::TrustedCert>,
 }
 
 impl UnsignedResponse {
@@ -154,15 +160,42 @@ impl UnsignedResponse {
         use consoles::SignWhat;
         let alg = self.algorithm.unwrap_or(key.algorithm());
         let sign = |xml: &str, id: &str| sign_enveloped_as(xml, id, key, alg);
+        // The Assertion's signature first, then its encryption, then the
+        // Response's signature over what the console receives.
+        let inner = match self.sign {
+            SignWhat::Assertion | SignWhat::Both => sign(&self.xml, &self.assertion_id)?,
+            SignWhat::Response => self.xml.clone(),
+        };
+        let inner = match &self.encrypt_for {
+            Some(cert) => encrypt_element(&inner, &self.assertion_id, cert)?,
+            None => inner,
+        };
         Ok(match self.sign {
-            SignWhat::Assertion => sign(&self.xml, &self.assertion_id)?,
-            SignWhat::Response => sign(&self.xml, &self.response_id)?,
-            SignWhat::Both => {
-                let inner = sign(&self.xml, &self.assertion_id)?;
-                sign(&inner, &self.response_id)?
-            }
+            SignWhat::Assertion => inner,
+            SignWhat::Response | SignWhat::Both => sign(&inner, &self.response_id)?,
         })
     }
+}
+
+/// `xml` with the element whose ID is `id` replaced by its
+/// EncryptedAssertion.
+fn encrypt_element(
+    xml: &str,
+    id: &str,
+    cert: &crate::trust::certs::TrustedCert,
+) -> Result<String, OutboundError> {
+    let doc = crate::xml::parse(xml).map_err(SignError::from)?;
+    let range = doc
+        .descendants()
+        .find(|n| n.is_element() && n.attribute("ID") == Some(id))
+        .map(|n| n.range())
+        .ok_or_else(|| SignError::NoElement(id.to_string()))?;
+    let encrypted = crate::outbound::encrypt::encrypted_assertion(&xml[range.clone()], cert)?;
+    let mut out = String::with_capacity(xml.len() + encrypted.len());
+    out.push_str(&xml[..range.start]);
+    out.push_str(&encrypted);
+    out.push_str(&xml[range.end..]);
+    Ok(out)
 }
 
 /// [`response`] without its signature.
@@ -233,7 +266,7 @@ pub fn unsigned_response(
         "<samlp:Response xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\" \
 ID=\"{response_id}\" Version=\"2.0\" IssueInstant=\"{now}\" Destination=\"{dest}\"{irt}>\
 <saml:Issuer>{issuer}</saml:Issuer><samlp:Status><samlp:StatusCode Value=\"urn:oasis:names:tc:SAML:2.0:status:Success\"/></samlp:Status>\
-<saml:Assertion ID=\"{assertion_id}\" Version=\"2.0\" IssueInstant=\"{now}\"><saml:Issuer>{issuer}</saml:Issuer>\
+<saml:Assertion{own_ns} ID=\"{assertion_id}\" Version=\"2.0\" IssueInstant=\"{now}\"><saml:Issuer>{issuer}</saml:Issuer>\
 <saml:Subject><saml:NameID Format=\"{format}\">{name}</saml:NameID><saml:SubjectConfirmation Method=\"urn:oasis:names:tc:SAML:2.0:cm:bearer\">\
 <saml:SubjectConfirmationData NotOnOrAfter=\"{end}\" Recipient=\"{dest}\"{irt}/></saml:SubjectConfirmation></saml:Subject>\
 <saml:Conditions NotBefore=\"{nb}\" NotOnOrAfter=\"{end}\"><saml:AudienceRestriction><saml:Audience>{aud}</saml:Audience></saml:AudienceRestriction></saml:Conditions>\
@@ -248,6 +281,13 @@ ID=\"{response_id}\" Version=\"2.0\" IssueInstant=\"{now}\" Destination=\"{dest}
         aud = esc(d.audience),
         ai = t(authn_instant),
         class = esc(class),
+        // An Assertion to be encrypted declares its namespace itself: the
+        // console decrypts it as a document of its own.
+        own_ns = if d.encrypt_for.is_some() {
+            " xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\""
+        } else {
+            ""
+        },
     );
     // An AttributeStatement must not be empty (schema): drop it when it is.
     let xml = xml.replace("<saml:AttributeStatement></saml:AttributeStatement>", "");
@@ -257,6 +297,7 @@ ID=\"{response_id}\" Version=\"2.0\" IssueInstant=\"{now}\" Destination=\"{dest}
         assertion_id,
         sign: d.sign,
         algorithm: d.signature_algorithm,
+        encrypt_for: d.encrypt_for.cloned(),
     })
 }
 
@@ -295,6 +336,7 @@ ID=\"{response_id}\" Version=\"2.0\" IssueInstant=\"{now}\" Destination=\"{dest}
         response_id,
         sign: consoles::SignWhat::Response,
         algorithm,
+        encrypt_for: None,
     }
 }
 
@@ -377,6 +419,7 @@ pub fn delivery<'a>(
         in_response: None,
         signature_algorithm: console.signature_algorithm.map(|a| a.sig_alg()),
         nameid_format: console.nameid_format.map(|f| f.uri()),
+        encrypt_for: None,
     }
 }
 

@@ -142,6 +142,9 @@ pub struct TrustedCert {
     /// `ds:X509Certificate` without decoding it on every verification.
     #[serde(skip)]
     der_base64: String,
+    /// The SubjectPublicKeyInfo, DER (encrypting to this certificate).
+    #[serde(skip)]
+    pub spki: Vec<u8>,
     #[serde(skip)]
     verifiers: Vec<(SigAlg, ParsedPublicKey)>,
 }
@@ -214,6 +217,7 @@ impl TrustedCert {
             signature_algorithm: sig_alg_name(&cert.signature_algorithm.algorithm.to_id_string()),
             der: der.to_vec(),
             der_base64: base64::engine::general_purpose::STANDARD.encode(der),
+            spki: spki.raw.to_vec(),
             verifiers,
         })
     }

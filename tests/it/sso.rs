@@ -480,3 +480,48 @@ async fn a_console_that_does_not_sign_is_answered_and_python3_saml_defaults_take
     }
     env.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_console_with_an_encryption_certificate_gets_an_assertion_python3_saml_decrypts() {
+    let keys = format!(
+        "encryption_certificate_file = \"{}\"\nsign = \"both\"",
+        super::fixture("saml/keys/idp_next_cert.pem").display()
+    );
+    let env = Environment::start_with(&console_toml_with(&keys))
+        .await
+        .unwrap();
+    let sp = Sp::new(&env).set("want_assertions_encrypted", true.into());
+    let (url, id) = sp.login(&["--nameid", "alice@contoso.example"]);
+    let page = Browser::new().get(&url).await.unwrap();
+    let (_, fields) = parse_form(&page.body).unwrap();
+    let b64 = &fields.iter().find(|(k, _)| k == "SAMLResponse").unwrap().1;
+    let xml = String::from_utf8(fedgate::xml::base64_decode(b64).unwrap()).unwrap();
+    assert!(xml.contains("<saml:EncryptedAssertion"), "{xml}");
+    assert!(xml.contains("http://www.w3.org/2009/xmlenc11#aes256-gcm"));
+    assert!(
+        !xml.contains("alice@contoso.example"),
+        "nothing of the user in the clear"
+    );
+    // fedgate's own decryption reads it too: the signed Assertion, whole.
+    let doc = fedgate::xml::parse(&xml).unwrap();
+    let enc = doc
+        .descendants()
+        .find(|n| fedgate::xml::is(n, fedgate::xml::NS_SAML, "EncryptedAssertion"))
+        .unwrap();
+    let pem = std::fs::read_to_string(super::fixture("saml/keys/idp_next_key.pem")).unwrap();
+    let key = fedgate::inbound::saml::decrypt::DecryptionKey::from_pem(&pem).unwrap();
+    let plain = fedgate::inbound::saml::decrypt::decrypt(enc, &[key], &Default::default()).unwrap();
+    let plain = String::from_utf8(plain).unwrap();
+    assert!(plain.starts_with("<saml:Assertion xmlns:saml="), "{plain}");
+    assert!(plain.contains("<ds:Signature") && plain.contains("alice@contoso.example"));
+    // python3-saml (strict) decrypts it, checks the Assertion's signature
+    // inside and the Response's over the ciphertext.
+    let (ok, v) = sp.acs(&page, &id);
+    assert!(ok, "{v}");
+    assert_eq!(v["nameid"], "alice@contoso.example");
+    assert_eq!(
+        v["attributes"]["UserGroups"],
+        serde_json::json!(["BackupOperator"])
+    );
+    env.stop().await;
+}
