@@ -31,10 +31,26 @@ pub(super) fn saml_verify(args: &SamlVerifyArgs) -> Result<(), Failure> {
     print_json(&identity)
 }
 
-pub(super) fn saml_decode(input: &str, now: Option<&str>) -> Result<(), Failure> {
+pub(super) fn saml_decode(
+    input: &str,
+    now: Option<&str>,
+    key_files: &[std::path::PathBuf],
+    allow_cbc: bool,
+) -> Result<(), Failure> {
     let now = parse_now(now)?;
     let bytes = read_input(input)?;
-    let report = saml::decode::report(&bytes, now).map_err(Failure::rejected)?;
+    let mut keys = Vec::new();
+    for f in key_files {
+        let pem = String::from_utf8(read_file(f)?)
+            .map_err(|_| Failure::usage(format!("--key {}: not PEM text", f.display())))?;
+        keys.push(
+            saml::decrypt::DecryptionKey::from_pem(&pem)
+                .map_err(|e| Failure::usage(format!("--key {}: {e}", f.display())))?,
+        );
+    }
+    let policy = saml::decrypt::Policy { allow_cbc };
+    let report =
+        saml::decode::report_with(&bytes, now, &keys, &policy).map_err(Failure::rejected)?;
     print!("{report}");
     Ok(())
 }

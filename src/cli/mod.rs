@@ -188,6 +188,12 @@ pub enum SamlCmd {
         /// The time to show relative times against (RFC 3339); default: now.
         #[arg(long)]
         now: Option<String>,
+        /// fedgate's decryption key (PEM) to decrypt an EncryptedAssertion; repeatable.
+        #[arg(long = "key")]
+        keys: Vec<PathBuf>,
+        /// Decrypt AES-CBC content too (refused by default, as the gateway does).
+        #[arg(long)]
+        allow_cbc: bool,
     },
 }
 
@@ -389,9 +395,12 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Mock(cmd) => serve::mock(cmd),
         Command::Explain(args) => explain::explain(&args),
         Command::Saml(SamlCmd::Verify(args)) => inspect::saml_verify(&args),
-        Command::Saml(SamlCmd::Decode { input, now }) => {
-            inspect::saml_decode(&input, now.as_deref())
-        }
+        Command::Saml(SamlCmd::Decode {
+            input,
+            now,
+            keys,
+            allow_cbc,
+        }) => inspect::saml_decode(&input, now.as_deref(), &keys, allow_cbc),
         Command::Jwt(JwtCmd::Verify(args)) => inspect::jwt_verify(&args),
         Command::Metadata(MetadataCmd::Show { file, json, now }) => {
             inspect::metadata_show(&file, json, now.as_deref())

@@ -275,3 +275,74 @@ async fn a_tenant_without_a_decryption_key_refuses_an_encrypted_assertion_with_a
     assert!(html.contains("encryption_keys"), "{html}");
     env.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signature_over_the_encrypted_assertion_wrapper_alone_signs_nothing() {
+    let env = fedgate::demo::Environment::start_with(&encryption_toml())
+        .await
+        .unwrap();
+    // The Assertion inside unsigned, the Response unsigned; the tenant's
+    // own key signs the EncryptedAssertion element itself.
+    let b64 = entra_encrypted(&env, true);
+    let xml = String::from_utf8(xml::base64_decode(&b64).unwrap()).unwrap();
+    let xml = xml.replacen(
+        "<EncryptedAssertion ",
+        "<EncryptedAssertion ID=\"_wrapper\" ",
+        1,
+    );
+    let signed = fedgate::xml::dsig::sign_enveloped(&xml, "_wrapper", &env.entra_key).unwrap();
+    assert!(signed.contains("URI=\"#_wrapper\""));
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(signed);
+    let (status, html) = env
+        .post_to_fedgate(&b64, Some(fedgate::demo::CONSOLE_ID))
+        .await
+        .unwrap();
+    assert_eq!(status, 403, "{html}");
+    assert!(html.contains("saml.unsigned"), "{html}");
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saml_decode_shows_the_algorithms_and_with_the_key_the_content() {
+    let env = fedgate::demo::Environment::start().await.unwrap();
+    let b64 = entra_encrypted(&env, false);
+    env.stop().await;
+    let dir = super::TempDir::new("decode-encrypted");
+    let file = dir.join("response.b64");
+    std::fs::write(&file, &b64).unwrap();
+    let run = |extra: &[&std::ffi::OsStr]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_fedgate"))
+            .args(["saml", "decode"])
+            .arg(&file)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let plain = run(&[]);
+    assert!(
+        plain.contains("content: http://www.w3.org/2009/xmlenc11#aes256-gcm"),
+        "{plain}"
+    );
+    assert!(
+        plain.contains("key transport: http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p"),
+        "{plain}"
+    );
+    assert!(
+        plain.contains("give --key") && !plain.contains("alice@contoso.example"),
+        "{plain}"
+    );
+    let key = super::fixture("saml/keys/idp_next_key.pem");
+    let decrypted = run(&["--key".as_ref(), key.as_os_str()]);
+    assert!(decrypted.contains("decrypted:"), "{decrypted}");
+    assert!(
+        decrypted.contains("Subject NameID: alice@contoso.example"),
+        "{decrypted}"
+    );
+}

@@ -14,6 +14,17 @@ use crate::xml::{self, children, is, Node, NS_DS, NS_SAML, NS_SAMLP};
 
 /// A human-readable report of a SAML Response (or bare Assertion).
 pub fn report(input: &[u8], now: OffsetDateTime) -> Result<String, SamlError> {
+    report_with(input, now, &[], &Default::default())
+}
+
+/// [`report`], decrypting EncryptedAssertions with `keys` (when given) and
+/// describing what they hold.
+pub fn report_with(
+    input: &[u8],
+    now: OffsetDateTime,
+    keys: &[super::decrypt::DecryptionKey],
+    policy: &super::decrypt::Policy,
+) -> Result<String, SamlError> {
     let text = decode_input(input, DEFAULT_MAX_BYTES)?;
     let doc = xml::parse(&text)?;
     let root = doc.root_element();
@@ -36,11 +47,48 @@ pub fn report(input: &[u8], now: OffsetDateTime) -> Result<String, SamlError> {
             assertions.len()
         );
     }
-    if doc
+    for enc in doc
         .descendants()
-        .any(|n| is(&n, NS_SAML, "EncryptedAssertion"))
+        .filter(|n| is(n, NS_SAML, "EncryptedAssertion"))
     {
-        let _ = writeln!(out, "\nnote: the Response holds an EncryptedAssertion");
+        let _ = writeln!(out, "\nEncryptedAssertion");
+        for n in enc
+            .descendants()
+            .filter(|n| n.tag_name().name() == "EncryptionMethod")
+        {
+            let what = match n.parent_element().map(|p| p.tag_name().name()) {
+                Some("EncryptedKey") => "key transport",
+                _ => "content",
+            };
+            let _ = writeln!(out, "  {what}: {}", n.attribute("Algorithm").unwrap_or("?"));
+        }
+        if keys.is_empty() {
+            let _ = writeln!(out, "  (give --key to decrypt it)");
+            continue;
+        }
+        match super::decrypt::decrypt(enc, keys, policy) {
+            Err(e) => {
+                let _ = writeln!(
+                    out,
+                    "  not decrypted: [{}] {e}",
+                    crate::identity::ErrorCode::code(&e)
+                );
+            }
+            Ok(plain) => {
+                let plain = String::from_utf8_lossy(&plain).into_owned();
+                match xml::parse(&plain) {
+                    Ok(inner) => {
+                        let _ = writeln!(out, "  decrypted:");
+                        describe_element(&mut out, inner.root_element(), now);
+                        let _ = writeln!(out, "\n--- decrypted XML ---");
+                        pretty(inner.root_element(), 0, &mut out);
+                    }
+                    Err(e) => {
+                        let _ = writeln!(out, "  decrypted, but not XML: {e}");
+                    }
+                }
+            }
+        }
     }
 
     let _ = writeln!(out, "\n--- XML ---");
