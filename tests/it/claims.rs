@@ -159,23 +159,12 @@ async fn a_pysaml2_idp_signs_a_user_in_through_a_tenant_with_a_claim_map() {
     let (status, html) = post(&env, &weak).await;
     assert_eq!(status, 200, "{html}");
     assert!(html.contains("Signing you in again"), "{html}");
-    let href = html.split("id=\"continue\" href=\"").nth(1).unwrap();
-    let href = href.split('"').next().unwrap().replace("&amp;", "&");
+    let href = super::step_up_link(&html, "Uni backup");
     assert!(
         href.starts_with("https://idp.uni.example/sso?SAMLRequest="),
         "{href}"
     );
-    let q = href
-        .split("SAMLRequest=")
-        .nth(1)
-        .unwrap()
-        .split('&')
-        .next()
-        .unwrap();
-    let request = fedgate::inbound::saml::authn_request::decode_redirect(
-        &fedgate::util::form_decode(q).unwrap(),
-    )
-    .unwrap();
+    let request = super::authn_request_in(&href);
     assert!(
         request.contains(
             "<saml:AuthnContextClassRef>https://refeds.org/profile/mfa</saml:AuthnContextClassRef>"

@@ -31,57 +31,55 @@ fn fixture_key() -> DecryptionKey {
     DecryptionKey::from_pem(&pem).unwrap()
 }
 
-#[test]
-fn what_xmlsec1_encrypts_with_aes_gcm_and_rsa_oaep_is_decrypted() {
+/// What the xmlsec1 tool makes of `data` (a document with an Assertion
+/// inside an EncryptedAssertion): the Assertion encrypted with `content`
+/// and RSA-OAEP for the fixture certificate (fedgate's key in the tests).
+fn xmlsec_encrypt(data: &str, content: &str) -> String {
     let dir = super::TempDir::new("xmlsec-encrypt");
-    let assertion = "<saml:Assertion xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\" ID=\"_x1\" Version=\"2.0\" IssueInstant=\"2026-12-03T00:00:00Z\"><saml:Issuer>https://idp.example</saml:Issuer></saml:Assertion>";
+    std::fs::write(dir.join("data.xml"), data).unwrap();
     std::fs::write(
-        dir.join("data.xml"),
-        format!("<saml:EncryptedAssertion xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\">{assertion}</saml:EncryptedAssertion>"),
+        dir.join("tmpl.xml"),
+        format!("<xenc:EncryptedData xmlns:xenc=\"http://www.w3.org/2001/04/xmlenc#\" Type=\"http://www.w3.org/2001/04/xmlenc#Element\"><xenc:EncryptionMethod Algorithm=\"{content}\"/><ds:KeyInfo xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\"><xenc:EncryptedKey><xenc:EncryptionMethod Algorithm=\"http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p\"/><xenc:CipherData><xenc:CipherValue/></xenc:CipherData></xenc:EncryptedKey></ds:KeyInfo><xenc:CipherData><xenc:CipherValue/></xenc:CipherData></xenc:EncryptedData>"),
     )
     .unwrap();
-    for (content, transport) in [
-        (
-            "http://www.w3.org/2009/xmlenc11#aes256-gcm",
-            "http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p",
-        ),
-        (
-            "http://www.w3.org/2009/xmlenc11#aes128-gcm",
-            "http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p",
-        ),
-        (
-            "http://www.w3.org/2001/04/xmlenc#aes256-cbc",
-            "http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p",
-        ),
+    let session = if content.contains("aes128") {
+        "aes-128"
+    } else {
+        "aes-256"
+    };
+    let out = std::process::Command::new("xmlsec1")
+        .args(["--encrypt", "--pubkey-cert-pem"])
+        .arg(super::fixture("saml/keys/idp_next_cert.pem"))
+        .args(["--session-key", session, "--xml-data"])
+        .arg(dir.join("data.xml"))
+        .args(["--node-xpath", "//*[local-name()='Assertion']"])
+        .arg(dir.join("tmpl.xml"))
+        .output()
+        .expect("xmlsec1 (scripts/install-test-deps)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    text.trim_start_matches("<?xml version=\"1.0\"?>")
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn what_xmlsec1_encrypts_with_aes_gcm_and_rsa_oaep_is_decrypted() {
+    let assertion = "<saml:Assertion xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\" ID=\"_x1\" Version=\"2.0\" IssueInstant=\"2026-12-03T00:00:00Z\"><saml:Issuer>https://idp.example</saml:Issuer></saml:Assertion>";
+    let data = format!("<saml:EncryptedAssertion xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\">{assertion}</saml:EncryptedAssertion>");
+    for content in [
+        "http://www.w3.org/2009/xmlenc11#aes256-gcm",
+        "http://www.w3.org/2009/xmlenc11#aes128-gcm",
+        "http://www.w3.org/2001/04/xmlenc#aes256-cbc",
     ] {
         let cbc = content.ends_with("-cbc");
         let policy = Policy { allow_cbc: cbc };
-        std::fs::write(
-            dir.join("tmpl.xml"),
-            format!("<xenc:EncryptedData xmlns:xenc=\"http://www.w3.org/2001/04/xmlenc#\" Type=\"http://www.w3.org/2001/04/xmlenc#Element\"><xenc:EncryptionMethod Algorithm=\"{content}\"/><ds:KeyInfo xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\"><xenc:EncryptedKey><xenc:EncryptionMethod Algorithm=\"{transport}\"/><xenc:CipherData><xenc:CipherValue/></xenc:CipherData></xenc:EncryptedKey></ds:KeyInfo><xenc:CipherData><xenc:CipherValue/></xenc:CipherData></xenc:EncryptedData>"),
-        )
-        .unwrap();
-        let session = if content.contains("aes256") {
-            "aes-256"
-        } else {
-            "aes-128"
-        };
-        let out = std::process::Command::new("xmlsec1")
-            .args(["--encrypt", "--pubkey-cert-pem"])
-            .arg(super::fixture("saml/keys/idp_next_cert.pem"))
-            .args(["--session-key", session, "--xml-data"])
-            .arg(dir.join("data.xml"))
-            .args(["--node-xpath", "//*[local-name()='Assertion']"])
-            .arg(dir.join("tmpl.xml"))
-            .output()
-            .expect("xmlsec1 (scripts/install-test-deps)");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let text = String::from_utf8(out.stdout).unwrap();
-        let text = text.trim_start_matches("<?xml version=\"1.0\"?>").trim();
+        let text = xmlsec_encrypt(&data, content);
+        let text = text.as_str();
         assert!(!text.contains("_x1"), "encrypted");
         let doc = xml::parse(text).unwrap();
         let k = fixture_key();
@@ -171,28 +169,7 @@ fn entra_encrypted(env: &fedgate::demo::Environment, strip_signature: bool) -> S
             1,
         )
         .replacen("</Assertion>", "</Assertion></EncryptedAssertion>", 1);
-    let dir = super::TempDir::new("entra-encrypt");
-    std::fs::write(dir.join("data.xml"), &xml).unwrap();
-    std::fs::write(
-        dir.join("tmpl.xml"),
-        "<xenc:EncryptedData xmlns:xenc=\"http://www.w3.org/2001/04/xmlenc#\" Type=\"http://www.w3.org/2001/04/xmlenc#Element\"><xenc:EncryptionMethod Algorithm=\"http://www.w3.org/2009/xmlenc11#aes256-gcm\"/><ds:KeyInfo xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\"><xenc:EncryptedKey><xenc:EncryptionMethod Algorithm=\"http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p\"/><xenc:CipherData><xenc:CipherValue/></xenc:CipherData></xenc:EncryptedKey></ds:KeyInfo><xenc:CipherData><xenc:CipherValue/></xenc:CipherData></xenc:EncryptedData>",
-    )
-    .unwrap();
-    let out = std::process::Command::new("xmlsec1")
-        .args(["--encrypt", "--pubkey-cert-pem"])
-        .arg(super::fixture("saml/keys/idp_next_cert.pem"))
-        .args(["--session-key", "aes-256", "--xml-data"])
-        .arg(dir.join("data.xml"))
-        .args(["--node-xpath", "//*[local-name()='Assertion']"])
-        .arg(dir.join("tmpl.xml"))
-        .output()
-        .expect("xmlsec1");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
+    let text = xmlsec_encrypt(&xml, "http://www.w3.org/2009/xmlenc11#aes256-gcm");
     assert!(text.contains("EncryptedData") && !text.contains("AttributeStatement"));
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(text)

@@ -164,6 +164,36 @@ pub fn node() -> std::process::Command {
     cmd
 }
 
+/// The link of fedgate's step-up page ("Signing you in again"), checking
+/// that the page says which console asks for MFA.
+#[track_caller]
+pub fn step_up_link(body: &str, console: &str) -> String {
+    assert!(body.contains("Signing you in again"), "{body}");
+    assert!(
+        body.contains(&format!("{console} requires a multi-factor sign-in")),
+        "{body}"
+    );
+    let href = body
+        .split("id=\"continue\" href=\"")
+        .nth(1)
+        .expect("the step-up page's link");
+    href.split('"')
+        .next()
+        .unwrap_or_default()
+        .replace("&amp;", "&")
+}
+
+/// The AuthnRequest XML a redirect URL (HTTP-Redirect binding) carries.
+#[track_caller]
+pub fn authn_request_in(url: &str) -> String {
+    let raw = url
+        .split_once('?')
+        .and_then(|(_, q)| q.split('&').find_map(|kv| kv.strip_prefix("SAMLRequest=")))
+        .unwrap_or_else(|| panic!("no SAMLRequest in {url}"));
+    let b64 = fedgate::util::form_decode(raw).expect("a URL-encoded SAMLRequest");
+    fedgate::inbound::saml::authn_request::decode_redirect(&b64).expect("a DEFLATEd AuthnRequest")
+}
+
 /// A fresh directory under the system temp directory, named
 /// `fedgate-<what>-<pid>-<random>`, removed when dropped (also when the test
 /// panics), so `cargo test` leaves nothing behind.

@@ -349,16 +349,7 @@ async fn a_console_asking_for_mfa_gets_a_step_up_at_a_saml_tenant() {
     let entra = browser.get(&url).await.unwrap();
     // The session has no MFA: a fresh sign-in at the tenant that asks for it.
     assert!(entra.hops.len() > 1, "{:?}", entra.hops);
-    let asked = entra.hops.last().unwrap();
-    let q = asked.split_once('?').unwrap().1;
-    let saml_request = q
-        .split('&')
-        .find_map(|kv| kv.strip_prefix("SAMLRequest="))
-        .unwrap();
-    let xml = fedgate::inbound::saml::authn_request::decode_redirect(
-        &fedgate::util::form_decode(saml_request).unwrap(),
-    )
-    .unwrap();
+    let xml = super::authn_request_in(entra.hops.last().unwrap());
     assert!(xml.contains("ForceAuthn=\"true\""), "{xml}");
     assert!(
         xml.contains("http://schemas.microsoft.com/claims/multipleauthn"),

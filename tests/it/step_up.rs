@@ -51,15 +51,7 @@ async fn idp_initiated(env: &Environment, browser: &Browser) -> demo::Page {
 /// The step-up page's link, after checking what it says.
 fn step_up_link(page: &demo::Page) -> String {
     assert_eq!(page.status, 200, "{}", page.body);
-    assert!(page.body.contains("Signing you in again"), "{}", page.body);
-    assert!(
-        page.body
-            .contains("Contoso Vault requires a multi-factor sign-in"),
-        "{}",
-        page.body
-    );
-    let href = page.body.split("id=\"continue\" href=\"").nth(1).unwrap();
-    href.split('"').next().unwrap().replace("&amp;", "&")
+    super::step_up_link(&page.body, "Contoso Vault")
 }
 
 fn audit_outcomes(env: &Environment) -> Vec<(String, String)> {
@@ -84,18 +76,7 @@ async fn a_rule_requiring_mfa_signs_the_user_in_again_with_mfa_at_a_saml_tenant(
     let page = idp_initiated(&env, &browser).await;
     let link = step_up_link(&page);
     // The tenant is asked for a fresh, multi-factor sign-in, for bob.
-    let xml = fedgate::inbound::saml::authn_request::decode_redirect(
-        &fedgate::util::form_decode(
-            link.split("SAMLRequest=")
-                .nth(1)
-                .unwrap()
-                .split('&')
-                .next()
-                .unwrap(),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    let xml = super::authn_request_in(&link);
     assert!(xml.contains("ForceAuthn=\"true\""), "{xml}");
     assert!(
         xml.contains("http://schemas.microsoft.com/claims/multipleauthn"),
@@ -218,12 +199,5 @@ require_mfa = true
 /// [`step_up_link`] for another console's name.
 fn step_up_link_for(page: &demo::Page, console: &str) -> String {
     assert_eq!(page.status, 200, "{:?} {}", page.hops, page.body);
-    assert!(
-        page.body
-            .contains(&format!("{console} requires a multi-factor sign-in")),
-        "{}",
-        page.body
-    );
-    let href = page.body.split("id=\"continue\" href=\"").nth(1).unwrap();
-    href.split('"').next().unwrap().replace("&amp;", "&")
+    super::step_up_link(&page.body, console)
 }
