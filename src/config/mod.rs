@@ -516,6 +516,10 @@ pub struct ConsoleOidc {
     /// The console's "initiate login" URL (OpenID Connect Core §4): where
     /// fedgate's launcher sends a user to start a login at the console.
     pub initiate_login_uri: Option<String>,
+    /// Where the console may send users after its RP-initiated logout
+    /// (`post_logout_redirect_uri`), compared exactly.
+    #[serde(default)]
+    pub post_logout_redirect_uris: Vec<String>,
 }
 
 fn default_token_lifetime() -> u64 {

@@ -90,6 +90,7 @@ client_secret_file = "acronis-client-secret.txt"
 redirect_uris = ["{acronis_url}/callback"]
 tenants = ["contoso"]
 initiate_login_uri = "{acronis_url}/login"
+post_logout_redirect_uris = ["{acronis_url}/signed-out"]
 
 [[consoles]]
 id = "{COMMVAULT_ID}"

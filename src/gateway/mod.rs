@@ -623,6 +623,9 @@ pub enum Outcome {
         session: String,
         consoles: Vec<(String, String)>,
     },
+    /// Signed out: the session cookie cleared, then a redirect (a console's
+    /// registered post-logout URI) or fedgate's signed-out page.
+    SignedOut { location: Option<String> },
     /// Home-realm discovery: links (href, tenant) to sign in at one tenant,
     /// and the browser binding of the login state the links continue.
     ChooseTenant {

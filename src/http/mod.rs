@@ -47,6 +47,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/oauth2/authorize", get(authorize))
         .route("/oauth2/authorize/resume", get(authorize_resume))
         .route("/oauth2/userinfo", get(userinfo).post(userinfo))
+        .route("/oauth2/logout", get(end_session))
+        .route("/logout", get(logout))
         .route(
             "/.well-known/openid-configuration",
             get(openid_configuration),
@@ -264,6 +266,25 @@ pub(crate) fn render(app: &App, outcome: Outcome) -> Response {
                 resp.headers_mut().insert(header::LOCATION, v);
             }
             no_store(with_binding(resp, &binding, secure))
+        }
+        Outcome::SignedOut { location } => {
+            let mut resp = match location {
+                Some(l) => {
+                    let mut r = StatusCode::SEE_OTHER.into_response();
+                    if let Ok(v) = l.parse() {
+                        r.headers_mut().insert(header::LOCATION, v);
+                    }
+                    r
+                }
+                None => Html(pages::signed_out()).into_response(),
+            };
+            let secure = if secure { "; Secure" } else { "" };
+            let clear =
+                format!("{SESSION_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax{secure}");
+            if let Ok(v) = clear.parse() {
+                resp.headers_mut().append(header::SET_COOKIE, v);
+            }
+            no_store(resp)
         }
         Outcome::StepUp {
             location,
@@ -559,6 +580,41 @@ async fn idp_sso_resume(
         )
         .await,
     )
+}
+
+/// `GET /oauth2/logout`: a console's RP-initiated logout.
+async fn end_session(
+    State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Query(q): Query<crate::outbound::oidc_provider::LogoutRequest>,
+) -> Response {
+    let session = cookie(&headers, SESSION_COOKIE);
+    let outcome = crate::outbound::oidc_provider::end_session(
+        &app,
+        q,
+        session.as_deref(),
+        Some(peer.ip().to_string()),
+    )
+    .await;
+    render(&app, outcome)
+}
+
+/// `GET /logout`: the user signs out of fedgate.
+async fn logout(
+    State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    let session = cookie(&headers, SESSION_COOKIE);
+    let outcome = crate::outbound::oidc_provider::end_session(
+        &app,
+        Default::default(),
+        session.as_deref(),
+        Some(peer.ip().to_string()),
+    )
+    .await;
+    render(&app, outcome)
 }
 
 async fn userinfo(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {

@@ -141,6 +141,15 @@ pub fn step_up(message: &str, location: &str) -> String {
     )
 }
 
+/// After signing out of fedgate.
+pub fn signed_out() -> String {
+    format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Signed out</title><style>{STYLE}</style></head><body>\
+<h1>Signed out of fedgate</h1><p>Your fedgate session has ended: the next console you open signs you in again.</p>\
+<p>The backup consoles you opened keep their own sessions (fedgate does not sign you out of them yet): sign out of each console, and of your organisation's account if this is a shared machine.</p></body></html>"
+    )
+}
+
 /// The launcher: the consoles this user may reach.
 pub fn launcher(consoles: &[(String, String)]) -> String {
     let mut items = String::new();

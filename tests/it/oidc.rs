@@ -839,3 +839,85 @@ async fn the_openid_provider_signs_in_at_a_saml_only_tenant_with_an_authn_reques
     );
     env.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_console_signs_the_user_out_of_fedgate_and_gets_its_user_back_at_its_registered_uri() {
+    let env = Environment::start().await.unwrap();
+    let browser = Browser::new();
+    let login = format!("{}/login?login_hint=carol@contoso.example", env.acronis_url);
+    let first = browser.get(&login).await.unwrap();
+    assert_eq!(first.status, 200, "{}", first.body);
+    // Discovery names the endpoint.
+    let d: serde_json::Value = reqwest::get(format!(
+        "{}/.well-known/openid-configuration",
+        env.fedgate_url
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(
+        d["end_session_endpoint"],
+        format!("{}/oauth2/logout", env.fedgate_url)
+    );
+    // Somewhere the console did not register: refused, no redirect.
+    let evil = browser
+        .get(&format!(
+            "{}/oauth2/logout?client_id=acronis-demo&post_logout_redirect_uri=https%3A%2F%2Fevil.example%2F",
+            env.fedgate_url
+        ))
+        .await
+        .unwrap();
+    assert_eq!(evil.status, 400, "{}", evil.body);
+    assert!(evil
+        .body
+        .contains("oauth.post_logout_redirect_uri_mismatch"));
+    assert_eq!(evil.hops.len(), 1);
+    // The registered URI, with the console's state.
+    let back = format!("{}/signed-out", env.acronis_url);
+    let out = browser
+        .get(&format!(
+            "{}/oauth2/logout?client_id=acronis-demo&post_logout_redirect_uri={}&state=s%201",
+            env.fedgate_url,
+            fedgate::util::urlencode(&back)
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        out.hops.get(1).map(String::as_str),
+        Some(format!("{back}?state=s%201").as_str()),
+        "{:?}",
+        out.hops
+    );
+    // The fedgate session is gone: the next console login goes to Entra again.
+    let again = browser.get(&login).await.unwrap();
+    assert!(
+        again
+            .hops
+            .iter()
+            .any(|h| h.contains("/oauth2/v2.0/authorize")),
+        "{:?}",
+        again.hops
+    );
+    // Audited.
+    let audit = std::fs::read_to_string(env.dir.join("audit.jsonl")).unwrap();
+    assert!(
+        audit
+            .lines()
+            .any(|l| l.contains("\"code\":\"logout\"") && l.contains("carol@contoso.example")),
+        "{audit}"
+    );
+    // /logout without a session: the signed-out page, the cookie cleared.
+    let resp = reqwest::get(format!("{}/logout", env.fedgate_url))
+        .await
+        .unwrap();
+    let cleared = resp.headers().get_all("set-cookie").iter().any(|v| {
+        v.to_str()
+            .unwrap_or_default()
+            .starts_with("fedgate_session=; Path=/; Max-Age=0")
+    });
+    assert!(cleared);
+    assert!(resp.text().await.unwrap().contains("Signed out of fedgate"));
+    env.stop().await;
+}

@@ -45,6 +45,7 @@ pub fn discovery(public_url: &str, algs: &[&str]) -> serde_json::Value {
         "authorization_endpoint": format!("{public_url}/oauth2/authorize"),
         "token_endpoint": format!("{public_url}/oauth2/token"),
         "userinfo_endpoint": format!("{public_url}/oauth2/userinfo"),
+        "end_session_endpoint": format!("{public_url}/oauth2/logout"),
         "jwks_uri": format!("{public_url}/oauth2/jwks"),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
@@ -623,5 +624,7 @@ pub async fn resume(
     .await
 }
 
+mod logout;
 mod token_endpoint;
+pub use logout::{end_session, LogoutRequest};
 pub use token_endpoint::{basic_credentials, token, userinfo, TokenError};
