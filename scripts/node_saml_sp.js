@@ -4,6 +4,9 @@
 // true), as an independent peer for fedgate's outgoing SAML.
 //
 // Usage: NODE_PATH=target/test-node/node_modules node scripts/node_saml_sp.js SETTINGS RESPONSE_FILE
+//        NODE_PATH=… node scripts/node_saml_sp.js SETTINGS --login RELAY_STATE
+//          (prints {"url"}: an SP-initiated login, node-saml's AuthnRequest
+//          by the HTTP-Redirect binding, unsigned, to fedgate's IdP)
 // SETTINGS: {"sp_entity_id", "acs_url", "idp_entity_id", "sso_url", "idp_cert" (PEM)}.
 // RESPONSE_FILE: the SAMLResponse form value (base64, as posted).
 // Prints {"ok": true, "name_id", "issuer", "attributes"} and exits 0, or
@@ -21,6 +24,11 @@ async function main() {
     idpIssuer: s.idp_entity_id,
     idpCert: s.idp_cert,
   });
+  if (process.argv[3] === "--login") {
+    const url = await saml.getAuthorizeUrlAsync(process.argv[4] || "", undefined, {});
+    console.log(JSON.stringify({ ok: true, url }));
+    return 0;
+  }
   const b64 = fs.readFileSync(process.argv[3], "utf8").trim();
   try {
     const { profile } = await saml.validatePostResponseAsync({ SAMLResponse: b64 });

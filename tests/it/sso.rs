@@ -516,3 +516,65 @@ async fn a_console_with_an_encryption_certificate_gets_an_assertion_python3_saml
     );
     env.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_saml_console_starts_a_login_and_takes_the_answer_with_its_defaults() {
+    // node-saml wants the Response and the Assertion signed (its defaults);
+    // its AuthnRequests are unsigned unless it is given a key.
+    let toml = console_toml_with("sign = \"both\"").replace("authn_requests_signed = true\n", "");
+    let env = Environment::start_with(&toml).await.unwrap();
+    let dir = super::TempDir::new("node-saml-sp");
+    let settings = serde_json::json!({
+        "sp_entity_id": SP,
+        "acs_url": ACS,
+        "idp_entity_id": format!("{}/idp/metadata", env.fedgate_url),
+        "sso_url": format!("{}/idp/sso", env.fedgate_url),
+        "idp_cert": std::fs::read_to_string(super::data("fedgate_rsa_cert.pem")).unwrap(),
+    });
+    std::fs::write(dir.join("settings.json"), settings.to_string()).unwrap();
+    let node = |args: &[&std::ffi::OsStr]| {
+        let out = super::node()
+            .arg(super::repo_path("scripts", "node_saml_sp.js"))
+            .arg(dir.join("settings.json"))
+            .args(args)
+            .output()
+            .expect("node (scripts/install-test-deps)");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+            panic!(
+                "{} {}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (out.status.success(), v)
+    };
+    let (ok, v) = node(&["--login".as_ref(), "relay-7".as_ref()]);
+    assert!(ok, "{v}");
+    let url = v["url"].as_str().unwrap().to_string();
+    assert!(
+        url.starts_with(&format!("{}/idp/sso?SAMLRequest=", env.fedgate_url)),
+        "{url}"
+    );
+    let request = super::authn_request_in(&url);
+    assert!(
+        request.contains("RequestedAuthnContext"),
+        "node-saml asks for a context: {request}"
+    );
+    let page = Browser::new().get(&url).await.unwrap();
+    assert_eq!(page.status, 200, "{} {:?}", page.body, page.hops);
+    let (action, fields) = parse_form(&page.body).unwrap();
+    assert_eq!(action, ACS);
+    let field = |n: &str| {
+        fields
+            .iter()
+            .find(|(k, _)| k == n)
+            .map(|(_, v)| v.clone())
+            .unwrap()
+    };
+    assert_eq!(field("RelayState"), "relay-7");
+    std::fs::write(dir.join("resp.b64"), field("SAMLResponse")).unwrap();
+    let (ok, v) = node(&[dir.join("resp.b64").as_os_str()]);
+    assert!(ok, "node-saml with its defaults: {v}");
+    assert_eq!(v["name_id"], "alice@contoso.example");
+    env.stop().await;
+}
