@@ -634,6 +634,3 @@ fn inflate(raw: &[u8]) -> Result<String, SsoError> {
     }
     String::from_utf8(out).map_err(|_| SsoError::Malformed("the AuthnRequest is not UTF-8".into()))
 }
-
-#[cfg(test)]
-mod tests;

@@ -344,6 +344,3 @@ fn decrypt_content(
         }
     }
 }
-
-#[cfg(test)]
-mod tests;

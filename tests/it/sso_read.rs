@@ -1,10 +1,17 @@
+//! `fedgate::outbound::sso::read`: a console's AuthnRequest, read strictly
+//! (both bindings, signatures, who asks, where the answer goes, limits), and
+//! how a requested authentication context is met.
+
 use std::io::Write;
 
 use base64::Engine;
 
-use super::*;
-use crate::trust::signing::SigningKey;
-use crate::util::urlencode;
+use fedgate::identity::ErrorCode;
+use fedgate::outbound::sso::*;
+use fedgate::trust::signing::SigningKey;
+use fedgate::util::urlencode;
+use fedgate::xml::dsig;
+use time::{Duration, OffsetDateTime};
 
 const SSO: &str = "https://fedgate.example/idp/sso";
 const SP: &str = "https://cv.example/webconsole";
@@ -16,16 +23,16 @@ fn now() -> OffsetDateTime {
 
 fn key() -> SigningKey {
     SigningKey::from_pem(
-        include_str!("../../../fixtures/saml/keys/idp_current_key.pem"),
-        include_str!("../../../fixtures/saml/keys/idp_current_cert.pem"),
+        include_str!("../../fixtures/saml/keys/idp_current_key.pem"),
+        include_str!("../../fixtures/saml/keys/idp_current_cert.pem"),
     )
     .unwrap()
 }
 
 fn other_key() -> SigningKey {
     SigningKey::from_pem(
-        include_str!("../../../fixtures/saml/keys/idp_next_key.pem"),
-        include_str!("../../../fixtures/saml/keys/idp_next_cert.pem"),
+        include_str!("../../fixtures/saml/keys/idp_next_key.pem"),
+        include_str!("../../fixtures/saml/keys/idp_next_cert.pem"),
     )
     .unwrap()
 }
@@ -45,7 +52,7 @@ fn request(extra_attrs: &str, body: &str) -> String {
         "<samlp:AuthnRequest xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\" \
 ID=\"_req1\" Version=\"2.0\" IssueInstant=\"{}\" Destination=\"{SSO}\" AssertionConsumerServiceURL=\"{ACS}\" \
 ProtocolBinding=\"urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST\"{extra_attrs}><saml:Issuer>{SP}</saml:Issuer>{body}</samlp:AuthnRequest>",
-        crate::timefmt::format(now() - Duration::seconds(5))
+        fedgate::timefmt::format(now() - Duration::seconds(5))
     )
 }
 
@@ -182,14 +189,14 @@ fn a_signed_redirect_request_verifies_over_the_query_as_encoded() {
 #[test]
 fn a_signed_post_request_is_verified_on_its_root() {
     let xml = request("", "");
-    let signed = crate::xml::dsig::sign_enveloped(&xml, "_req1", &key()).unwrap();
+    let signed = fedgate::xml::dsig::sign_enveloped(&xml, "_req1", &key()).unwrap();
     let r = read_post(&signed, &console(true, true)).unwrap();
     assert!(r.signed);
     assert_eq!(r.binding, "post");
     assert_eq!(r.relay_state.as_deref(), Some("rs"));
     let tampered = signed.replace(ACS, "https://cv.example/other");
     assert_ne!(code(read_post(&tampered, &console(true, true))), "ok");
-    let by_other = crate::xml::dsig::sign_enveloped(&xml, "_req1", &other_key()).unwrap();
+    let by_other = fedgate::xml::dsig::sign_enveloped(&xml, "_req1", &other_key()).unwrap();
     assert_eq!(
         code(read_post(&by_other, &console(true, true))),
         "idp.signature_invalid"
@@ -251,8 +258,8 @@ fn who_asks_and_where_the_answer_goes_are_checked_exactly() {
     // Stale and future requests.
     let at = |t: OffsetDateTime| {
         request("", "").replace(
-            &crate::timefmt::format(now() - Duration::seconds(5)),
-            &crate::timefmt::format(t),
+            &fedgate::timefmt::format(now() - Duration::seconds(5)),
+            &fedgate::timefmt::format(t),
         )
     };
     assert_eq!(
