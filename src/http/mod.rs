@@ -600,21 +600,13 @@ async fn end_session(
     render(&app, outcome)
 }
 
-/// `GET /logout`: the user signs out of fedgate.
+/// `GET /logout`: the user signs out of fedgate (a logout with no console).
 async fn logout(
-    State(app): State<Arc<App>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    state: State<Arc<App>>,
+    peer: ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Response {
-    let session = cookie(&headers, SESSION_COOKIE);
-    let outcome = crate::outbound::oidc_provider::end_session(
-        &app,
-        Default::default(),
-        session.as_deref(),
-        Some(peer.ip().to_string()),
-    )
-    .await;
-    render(&app, outcome)
+    end_session(state, peer, headers, Query(Default::default())).await
 }
 
 async fn userinfo(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {

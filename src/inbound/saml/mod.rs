@@ -409,7 +409,25 @@ fn verify_parsed(
         return Err(SamlError::AssertionMisplaced(parent));
     }
 
-    verify_assertion(response, assertion, idp, settings, now)
+    let response_signature = check_signature("Response", response, idp, settings)?;
+    verify_assertion(response, response_signature, assertion, idp, settings, now)
+}
+
+/// The enveloped signature of `node`, if it has one, checked against the
+/// IdP's certificates.
+fn check_signature(
+    element: &'static str,
+    node: Node,
+    idp: &IdpMetadata,
+    settings: &SamlSettings,
+) -> Result<Option<dsig::Verified>, SamlError> {
+    let sig_err = |source| SamlError::Signature { element, source };
+    let Some(sig) = dsig::signature_child(node).map_err(sig_err)? else {
+        return Ok(None);
+    };
+    dsig::verify_enveloped(node, sig, &idp.signing_certs, &settings.profile)
+        .map(Some)
+        .map_err(sig_err)
 }
 
 /// A Response whose Assertion is encrypted: exactly one EncryptedAssertion,
@@ -445,17 +463,7 @@ fn verify_encrypted(
     if encrypted.parent_element().map(|p| p.id()) != Some(response.id()) {
         return Err(SamlError::AssertionMisplaced("not the Response".into()));
     }
-    if let Some(sig) = dsig::signature_child(response).map_err(|source| SamlError::Signature {
-        element: "Response",
-        source,
-    })? {
-        dsig::verify_enveloped(response, sig, &idp.signing_certs, &settings.profile).map_err(
-            |source| SamlError::Signature {
-                element: "Response",
-                source,
-            },
-        )?;
-    }
+    let response_signature = check_signature("Response", response, idp, settings)?;
     let failed = || SamlError::Decrypt(decrypt::DecryptError::Failed);
     let plain = decrypt::decrypt(encrypted, &dec.keys, &dec.policy)?;
     if plain.len() > settings.max_bytes {
@@ -475,32 +483,31 @@ fn verify_encrypted(
             "the EncryptedAssertion does not hold exactly one Assertion".into(),
         ));
     }
-    let mut verified = verify_assertion(response, assertion, idp, settings, now)?;
+    let mut verified =
+        verify_assertion(response, response_signature, assertion, idp, settings, now)?;
     verified.identity.verification.decrypted = true;
     Ok(verified)
 }
 
-/// The signatures and every check of an Assertion and its Response (the
-/// Assertion may come from a decrypted document of its own).
+/// The Assertion's signature and every check of an Assertion and its
+/// Response (the Assertion may come from a decrypted document of its own);
+/// `response_signature` is the Response's, already checked.
 fn verify_assertion(
     response: Node,
+    response_signature: Option<dsig::Verified>,
     assertion: Node,
     idp: &IdpMetadata,
     settings: &SamlSettings,
     now: OffsetDateTime,
 ) -> Result<Verified, SamlError> {
     // Signatures: the Response, the Assertion, or both. Each one present must hold.
-    let sig_err = |element| move |source| SamlError::Signature { element, source };
-    let response_sig = dsig::signature_child(response).map_err(sig_err("Response"))?;
-    let assertion_sig = dsig::signature_child(assertion).map_err(sig_err("Assertion"))?;
+    let assertion_signature = check_signature("Assertion", assertion, idp, settings)?;
     let mut verification = Verification::default();
-    for (element, node, sig) in [
-        ("Response", response, response_sig),
-        ("Assertion", assertion, assertion_sig),
+    for (element, v) in [
+        ("Response", response_signature),
+        ("Assertion", assertion_signature),
     ] {
-        let Some(sig) = sig else { continue };
-        let v = dsig::verify_enveloped(node, sig, &idp.signing_certs, &settings.profile)
-            .map_err(sig_err(element))?;
+        let Some(v) = v else { continue };
         verification.signed.push(element.to_ascii_lowercase());
         verification.algorithm = v.algorithm_uri.to_string();
         verification.key = idp
