@@ -122,10 +122,30 @@ async fn a_stalled_body_gets_408_and_an_oversize_one_413() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_max_connections_one_more_is_closed_at_once_and_a_later_one_served() {
     let env = start(&[("FEDGATE_SERVER__MAX_CONNECTIONS", "2")]).await;
-    // Two connections open (the Environment's own start used and closed its own).
-    let a = TcpStream::connect(addr(&env)).await.unwrap();
-    let b = TcpStream::connect(addr(&env)).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Two connections held open, and no other: the Environment's own
+    // clients (the mock console fetching fedgate's IdP metadata) keep a
+    // keep-alive connection for a while, so wait until fedgate counts none,
+    // open two, and start again if another slipped in meanwhile. (Each held
+    // connection is closed by the 1 s header timeout, so no waiting after.)
+    let counted = || env.app.metrics.connections.open();
+    let mut pair = None;
+    for _ in 0..20 {
+        for _ in 0..100 {
+            if counted() == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let refused = env.app.metrics.connections.refused_total();
+        let a = TcpStream::connect(addr(&env)).await.unwrap();
+        let b = TcpStream::connect(addr(&env)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if counted() == 2 && env.app.metrics.connections.refused_total() == refused {
+            pair = Some((a, b));
+            break;
+        }
+    }
+    let (a, b) = pair.expect("two connections of this test, and only they, held");
     let mut c = TcpStream::connect(addr(&env)).await.unwrap();
     let _ = c
         .write_all(b"GET /healthz HTTP/1.1\r\nHost: fedgate\r\n\r\n")
