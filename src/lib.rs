@@ -20,6 +20,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod binding;
 pub mod check;
 pub mod cli;
 pub mod config;

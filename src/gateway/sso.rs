@@ -170,7 +170,8 @@ pub async fn idp_sso(
                     saml_request,
                     relay_state,
                 } => sso::Incoming::Post {
-                    saml_request,
+                    saml_request: Some(saml_request),
+                    saml_response: None,
                     relay_state: relay_state.as_deref(),
                 },
             };

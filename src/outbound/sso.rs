@@ -40,10 +40,9 @@
 //! ([`AuthnContextRequest`]) and the `Subject` it expects (a login hint for
 //! the tenant, nothing more).
 
-use std::io::Read;
-
 use time::{Duration, OffsetDateTime};
 
+use crate::binding::{self, BindingError};
 use crate::identity::ErrorCode;
 use crate::trust::certs::TrustedCert;
 use crate::xml::dsig::{self, DsigError};
@@ -51,17 +50,11 @@ use crate::xml::{self, NS_SAML, NS_SAMLP};
 
 /// The path of fedgate's IdP `SingleSignOnService`.
 pub const SSO_PATH: &str = "/idp/sso";
-/// Largest AuthnRequest accepted, decoded (and inflated): real ones are
-/// one or two kilobytes.
-pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
-/// Largest `RelayState` carried through (the binding says 80 bytes; SPs
-/// such as python3-saml put a return URL there).
-pub const MAX_RELAY_STATE_BYTES: usize = 2048;
+pub use crate::binding::{Incoming, MAX_MESSAGE_BYTES as MAX_REQUEST_BYTES, MAX_RELAY_STATE_BYTES};
 /// How old a request may be when it arrives.
 pub const MAX_REQUEST_AGE: Duration = Duration::minutes(10);
 
-pub const BINDING_REDIRECT: &str = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect";
-pub const BINDING_POST: &str = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST";
+pub use crate::binding::{BINDING_POST, BINDING_REDIRECT};
 
 /// Entra's authentication context class for a multi-factor sign-in.
 pub const AC_ENTRA_MFA: &str = "http://schemas.microsoft.com/claims/multipleauthn";
@@ -71,18 +64,6 @@ pub const AC_PASSWORD_PROTECTED: &str =
     "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport";
 pub const AC_PASSWORD: &str = "urn:oasis:names:tc:SAML:2.0:ac:classes:Password";
 pub const AC_UNSPECIFIED: &str = "urn:oasis:names:tc:SAML:2.0:ac:classes:unspecified";
-
-/// A request as it arrived.
-#[derive(Debug, Clone, Copy)]
-pub enum Incoming<'a> {
-    /// HTTP-Redirect: the raw query string (its encoding is what is signed).
-    Redirect { query: &'a str },
-    /// HTTP-POST: the form's fields.
-    Post {
-        saml_request: &'a str,
-        relay_state: Option<&'a str>,
-    },
-}
 
 /// What fedgate knows of a console that may send AuthnRequests.
 #[derive(Debug, Clone)]
@@ -260,6 +241,18 @@ impl ErrorCode for SsoError {
     }
 }
 
+impl From<BindingError> for SsoError {
+    fn from(e: BindingError) -> Self {
+        match e {
+            BindingError::Malformed(m) => SsoError::Malformed(m),
+            BindingError::TooLarge => SsoError::TooLarge,
+            BindingError::RelayStateTooLong => SsoError::RelayStateTooLong,
+            BindingError::Signature(m) => SsoError::Signature(m),
+            BindingError::Sha1(a) => SsoError::Sha1(a),
+        }
+    }
+}
+
 impl From<DsigError> for SsoError {
     fn from(e: DsigError) -> Self {
         match e {
@@ -278,51 +271,15 @@ pub fn read(
     now: OffsetDateTime,
     skew: Duration,
 ) -> Result<ConsoleRequest, SsoError> {
-    let (xml_text, relay_state, query_signature, binding) = match incoming {
-        Incoming::Redirect { query } => {
-            let q = RedirectQuery::parse(query)?;
-            let saml_request = q
-                .saml_request
-                .ok_or_else(|| SsoError::Malformed("the query has no SAMLRequest".into()))?;
-            let text = inflate(&base64_field(saml_request, "SAMLRequest")?)?;
-            let relay = q.relay_state.map(form_field).transpose()?;
-            let signature = match (q.sig_alg, q.signature) {
-                (Some(alg), Some(sig)) => Some(QuerySignature {
-                    alg: form_field(alg)?,
-                    signature: base64_field(sig, "Signature")?,
-                    signed_octets: q.signed_octets(),
-                }),
-                (None, None) => None,
-                _ => {
-                    return Err(SsoError::Malformed(
-                        "SigAlg and Signature come together or not at all".into(),
-                    ))
-                }
-            };
-            (text, relay, signature, "redirect")
-        }
-        Incoming::Post {
-            saml_request,
-            relay_state,
-        } => {
-            if saml_request.len() > MAX_REQUEST_BYTES / 3 * 4 + 4 + MAX_REQUEST_BYTES / 38 {
-                return Err(SsoError::TooLarge);
-            }
-            let bytes = base64_field(saml_request, "SAMLRequest")?;
-            if bytes.len() > MAX_REQUEST_BYTES {
-                return Err(SsoError::TooLarge);
-            }
-            let text = String::from_utf8(bytes)
-                .map_err(|_| SsoError::Malformed("the AuthnRequest is not UTF-8".into()))?;
-            (text, relay_state.map(str::to_string), None, "post")
-        }
-    };
-    if relay_state
-        .as_ref()
-        .is_some_and(|r| r.len() > MAX_RELAY_STATE_BYTES)
-    {
-        return Err(SsoError::RelayStateTooLong);
+    let message = binding::decode(incoming)?;
+    if message.kind != binding::Kind::Request {
+        return Err(SsoError::Malformed(
+            "a SAMLResponse sent to the single sign-on service".into(),
+        ));
     }
+    let (xml_text, query_signature, binding) =
+        (message.xml, message.query_signature, message.binding);
+    let relay_state = message.relay_state;
     let doc = xml::parse(&xml_text).map_err(|e| SsoError::Malformed(e.to_string()))?;
     let root = doc.root_element();
     if !xml::is(&root, NS_SAMLP, "AuthnRequest") {
@@ -367,7 +324,10 @@ pub fn read(
             ))
         }
         (Some(q), None) => {
-            verify_query_signature(&q, console)?;
+            if console.certs.is_empty() {
+                return Err(SsoError::Unverifiable(console.id.clone()));
+            }
+            q.verify(&console.certs, &format!("console {:?}", console.id))?;
             true
         }
         (None, Some(sig)) => {
@@ -521,116 +481,4 @@ fn requested_context(root: xml::Node) -> Result<Option<AuthnContextRequest>, Sso
         comparison,
         classes,
     }))
-}
-
-/// The HTTP-Redirect binding's signature, from the query.
-struct QuerySignature {
-    alg: String,
-    signature: Vec<u8>,
-    signed_octets: String,
-}
-
-fn verify_query_signature(q: &QuerySignature, console: &RequestingConsole) -> Result<(), SsoError> {
-    if console.certs.is_empty() {
-        return Err(SsoError::Unverifiable(console.id.clone()));
-    }
-    let (alg, uri) = dsig::signature_algorithm_uri(&q.alg).ok_or_else(|| {
-        SsoError::Signature(format!(
-            "SigAlg {:?} is not one fedgate accepts",
-            crate::util::clip(&q.alg, crate::audit::CLIP)
-        ))
-    })?;
-    if alg.is_sha1() {
-        return Err(SsoError::Sha1(uri.to_string()));
-    }
-    let strong = |c: &&TrustedCert| c.rsa_bits() == 0 || c.rsa_bits() >= 2048;
-    let verified = console
-        .certs
-        .iter()
-        .filter(strong)
-        .any(|c| c.verify(alg, q.signed_octets.as_bytes(), &q.signature) == Some(true));
-    if verified {
-        Ok(())
-    } else {
-        Err(SsoError::Signature(format!(
-            "no certificate of console {:?} verifies it",
-            console.id
-        )))
-    }
-}
-
-/// The HTTP-Redirect binding's parameters, raw (still URL-encoded).
-#[derive(Default)]
-struct RedirectQuery<'a> {
-    saml_request: Option<&'a str>,
-    relay_state: Option<&'a str>,
-    sig_alg: Option<&'a str>,
-    signature: Option<&'a str>,
-}
-
-impl<'a> RedirectQuery<'a> {
-    fn parse(query: &'a str) -> Result<Self, SsoError> {
-        // Base64 grows by 4/3 and URL-encoding by up to 3: a request that
-        // inflates under the limit arrives well under it.
-        if query.len() > MAX_REQUEST_BYTES {
-            return Err(SsoError::TooLarge);
-        }
-        let mut q = RedirectQuery::default();
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            let slot = match name {
-                "SAMLRequest" => &mut q.saml_request,
-                "RelayState" => &mut q.relay_state,
-                "SigAlg" => &mut q.sig_alg,
-                "Signature" => &mut q.signature,
-                // Other parameters (a console's own, a login hint) are not signed.
-                _ => continue,
-            };
-            if slot.replace(value).is_some() {
-                return Err(SsoError::Malformed(format!(
-                    "{name} appears twice in the query"
-                )));
-            }
-        }
-        Ok(q)
-    }
-
-    /// What the signature covers (SAML Bindings §3.4.4.1): the parameters
-    /// as encoded in the URL, in this order, RelayState only when present.
-    fn signed_octets(&self) -> String {
-        let mut s = format!("SAMLRequest={}", self.saml_request.unwrap_or_default());
-        if let Some(r) = self.relay_state {
-            s.push_str("&RelayState=");
-            s.push_str(r);
-        }
-        s.push_str("&SigAlg=");
-        s.push_str(self.sig_alg.unwrap_or_default());
-        s
-    }
-}
-
-fn form_field(raw: &str) -> Result<String, SsoError> {
-    crate::util::form_decode(raw)
-        .ok_or_else(|| SsoError::Malformed("a query parameter is not validly URL-encoded".into()))
-}
-
-/// A base64 field (URL- or form-decoded first when it came in a query): a
-/// `+` that was not encoded as `%2B` arrives as a space, and is put back.
-fn base64_field(raw: &str, name: &str) -> Result<Vec<u8>, SsoError> {
-    let text = form_field(raw)?.replace(' ', "+");
-    xml::base64_decode(&text).map_err(|_| SsoError::Malformed(format!("{name} is not base64")))
-}
-
-/// Raw INFLATE (the HTTP-Redirect binding's DEFLATE), refusing more than
-/// [`MAX_REQUEST_BYTES`] of output (a small input can inflate a thousandfold).
-fn inflate(raw: &[u8]) -> Result<String, SsoError> {
-    let mut out = Vec::new();
-    flate2::read::DeflateDecoder::new(raw)
-        .take(MAX_REQUEST_BYTES as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(|_| SsoError::Malformed("SAMLRequest is not DEFLATE-compressed".into()))?;
-    if out.len() > MAX_REQUEST_BYTES {
-        return Err(SsoError::TooLarge);
-    }
-    String::from_utf8(out).map_err(|_| SsoError::Malformed("the AuthnRequest is not UTF-8".into()))
 }

@@ -93,7 +93,8 @@ fn read_post(xml: &str, consoles: &[RequestingConsole]) -> Result<ConsoleRequest
     let b64 = base64::engine::general_purpose::STANDARD.encode(xml);
     read(
         Incoming::Post {
-            saml_request: &b64,
+            saml_request: Some(&b64),
+            saml_response: None,
             relay_state: Some("rs"),
         },
         consoles,
