@@ -377,6 +377,7 @@ fn drill_identity() -> crate::identity::Identity {
         auth_time: None,
         expires_at: OffsetDateTime::now_utc() + time::Duration::minutes(5),
         token_id: None,
+        idp_session: None,
         app_id: None,
         verification: Default::default(),
         attributes: Default::default(),

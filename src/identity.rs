@@ -99,6 +99,10 @@ pub struct Identity {
     pub app_id: Option<String>,
     /// The assertion ID or token id (`uti`/`jti`), the replay-cache key.
     pub token_id: Option<String>,
+    /// The IdP's session: the SAML `SessionIndex`, or the ID token's `sid`
+    /// (what the IdP's single logout names).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idp_session: Option<String>,
     /// How the evidence was verified.
     pub verification: Verification,
     /// Every SAML attribute of the signed Assertion, by Name (empty for

@@ -110,6 +110,7 @@ pub(super) fn explain(args: &ExplainArgs) -> Result<(), Failure> {
             expires_at: now + Duration::hours(1),
             app_id: None,
             token_id: None,
+            idp_session: None,
             verification: Verification::default(),
             attributes: Default::default(),
         },

@@ -141,6 +141,12 @@ pub struct Server {
     /// store, the audit file and outbound fetches).
     #[serde(default = "default_max_connections")]
     pub max_connections: u64,
+    /// How long fedgate waits for each console it tells of a sign-out
+    /// (SAML LogoutRequest, OIDC back-channel logout). They are told at
+    /// once, side by side: one that does not answer delays none of the
+    /// others, and the signed-out page names it. Default 3000.
+    #[serde(default = "default_logout_timeout")]
+    pub logout_timeout_ms: u64,
     /// Connections one client (an IPv4 address, an IPv6 /64) may hold
     /// open at once; more are accepted and closed at once. Peers listed in
     /// `trusted_proxies` are not limited (every browser behind a proxy
@@ -198,6 +204,10 @@ fn default_max_body_bytes_in_flight() -> u64 {
 
 fn default_max_connections_per_client() -> u64 {
     256
+}
+
+fn default_logout_timeout() -> u64 {
+    3000
 }
 
 fn default_max_connections() -> u64 {
@@ -484,6 +494,14 @@ pub struct Console {
     /// The console's encryption certificate (PEM): the Assertions fedgate
     /// sends it are encrypted for it (AES-256-GCM, RSA-OAEP), after signing.
     pub encryption_certificate_file: Option<PathBuf>,
+    /// The console's SAML SingleLogoutService URL: at sign-out fedgate sends
+    /// it a signed LogoutRequest for each session that reached it, from the
+    /// server (back-channel), and waits `server.logout_timeout_ms` at most.
+    pub logout_url: Option<String>,
+    /// `redirect` (default: the LogoutRequest in the query, signed there,
+    /// as a GET) or `post` (a form POST, the request signed inside).
+    #[serde(default)]
+    pub logout_binding: LogoutBinding,
     /// Override the SAML attribute that carries the roles.
     pub role_attribute: Option<String>,
     /// Roles this console has beyond the profile's vocabulary.
@@ -520,6 +538,18 @@ pub struct ConsoleOidc {
     /// (`post_logout_redirect_uri`), compared exactly.
     #[serde(default)]
     pub post_logout_redirect_uris: Vec<String>,
+    /// OpenID Connect Back-Channel Logout 1.0: fedgate POSTs a signed
+    /// logout token (with the `sid` of its ID tokens) here at sign-out.
+    pub backchannel_logout_uri: Option<String>,
+}
+
+/// How fedgate sends a console its LogoutRequest.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogoutBinding {
+    #[default]
+    Redirect,
+    Post,
 }
 
 fn default_token_lifetime() -> u64 {

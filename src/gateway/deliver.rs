@@ -4,6 +4,7 @@
 
 use time::{Duration, OffsetDateTime};
 
+use super::session::{NewSessionError, Reach};
 use super::{refuse, rng_failed, store_down, App, Outcome, Refusal, TenantRuntime};
 use crate::audit::AuditEvent;
 use crate::config::Console;
@@ -66,7 +67,18 @@ pub(super) async fn complete_login(
         if let Some(console) = target.strip_prefix("console:") {
             // The console's own denial (its policy code), without a
             // session; a step-up when a new sign-in would cure it.
-            return deliver(app, rt, &identity, console, None, may_step_up, event, now).await;
+            return deliver(
+                app,
+                rt,
+                &identity,
+                console,
+                None,
+                None,
+                may_step_up,
+                event,
+                now,
+            )
+            .await;
         }
         // Where the login goes on (a console's AuthnRequest or OpenID
         // request, the launcher) after a step-up, if one would cure it: for
@@ -91,13 +103,10 @@ pub(super) async fn complete_login(
             return step_up(app, rt, &identity, console, &how, &denial, event).await;
         }
         if let Some(console) = asked {
-            return deliver(app, rt, &identity, console, None, false, event, now).await;
+            return deliver(app, rt, &identity, console, None, None, false, event, now).await;
         }
         return refuse(app, event, no_console());
     }
-    let Some(session) = random_id() else {
-        return refuse(app, event, rng_failed());
-    };
     let expires = identity.expires_at.min(now + Duration::hours(8));
     let right = if admin {
         AdminRight::Rule
@@ -108,10 +117,17 @@ pub(super) async fn complete_login(
         Some(tenant),
         right,
         session_identity(&identity, &app.config),
+        expires,
     );
-    if let Err(e) = app.store.put_session(&session, &stored, expires).await {
-        return refuse(app, event, store_down(app, "put_session", e));
-    }
+    let session = match app.new_session(stored).await {
+        Ok(cookie) => cookie,
+        Err(NewSessionError::Rng) => return refuse(app, event, rng_failed()),
+        Err(NewSessionError::Store(e)) => {
+            return refuse(app, event, store_down(app, "put_session", e))
+        }
+    };
+    let held = crate::store::split_cookie(&session).map(|(id, _)| (id.to_string(), expires));
+    let held = held.as_ref().map(|(id, e)| (id.as_str(), *e));
     if target == "admin" {
         event.outcome = "allowed";
         event.code = "ok".into();
@@ -162,7 +178,18 @@ pub(super) async fn complete_login(
     };
     if let Some(console) = target.strip_prefix("console:") {
         return with_session(
-            deliver(app, rt, &identity, console, None, may_step_up, event, now).await,
+            deliver(
+                app,
+                rt,
+                &identity,
+                console,
+                None,
+                held,
+                may_step_up,
+                event,
+                now,
+            )
+            .await,
         );
     }
     match allowed.as_slice() {
@@ -173,7 +200,20 @@ pub(super) async fn complete_login(
         }
         [(only, _)] => {
             let only = only.clone();
-            with_session(deliver(app, rt, &identity, &only, None, may_step_up, event, now).await)
+            with_session(
+                deliver(
+                    app,
+                    rt,
+                    &identity,
+                    &only,
+                    None,
+                    held,
+                    may_step_up,
+                    event,
+                    now,
+                )
+                .await,
+            )
         }
         _ => {
             event.outcome = "allowed";
@@ -194,11 +234,12 @@ pub(super) async fn complete_login(
 /// Groups only when some rule or the `[admin]` rule names them (by id, or by
 /// name case-insensitively): a user in 200 groups of which two matter keeps
 /// two. What no later request reads is dropped: the IdP's raw attribute
-/// map, the overage link, the NameID format, the authentication method
+/// map, the overage link, the authentication method
 /// URIs (the `mfa` verdict stays) and how the login's signature was
 /// verified (the login's audit event has it). Everything else (subject,
-/// issuer, UPN, mail, name, app roles, MFA, authentication time, expiry,
-/// assertion id) is kept as it was verified. A
+/// issuer, NameID format, UPN, mail, name, app roles, MFA, authentication
+/// time, expiry, assertion id, the IdP's session for single logout) is kept
+/// as it was verified. A
 /// configuration reload that names a new group takes effect at the next
 /// sign-in, as sessions end within 8 hours.
 pub(super) fn session_identity(identity: &Identity, config: &crate::config::Config) -> Identity {
@@ -212,7 +253,6 @@ pub(super) fn session_identity(identity: &Identity, config: &crate::config::Conf
     kept.groups.retain(named);
     kept.attributes.clear();
     kept.groups_link = None;
-    kept.subject_format = None;
     kept.auth_methods.clear();
     kept.verification = Default::default();
     kept
@@ -323,7 +363,7 @@ pub async fn launch(
     let now = app.now();
     let stored = match session {
         None => None,
-        Some(s) => match app.store.get_session(s, now).await {
+        Some(s) => match app.open_session(s, now).await {
             Ok(found) => found,
             Err(e) => {
                 let event = AuditEvent::new(now, "-", "session", client);
@@ -331,10 +371,15 @@ pub async fn launch(
             }
         },
     };
-    let Some(Session {
-        tenant: Some(tenant),
-        identity,
-        ..
+    let Some(super::session::Opened {
+        id,
+        session:
+            Session {
+                tenant: Some(tenant),
+                identity,
+                expires,
+                ..
+            },
     }) = stored
     else {
         let event = AuditEvent::new(now, "-", "session", client);
@@ -353,7 +398,8 @@ pub async fn launch(
             Refusal::new(404, "tenant.unknown", "the session's tenant is gone"),
         );
     };
-    deliver(app, rt, &identity, console, None, true, event, now).await
+    let held = Some((id.as_str(), expires));
+    deliver(app, rt, &identity, console, None, held, true, event, now).await
 }
 
 /// Groups overage: Entra sent a link instead of the groups. With Graph
@@ -409,6 +455,7 @@ pub(super) async fn deliver(
     identity: &Identity,
     console_id: &str,
     answer: Option<&saml_post::InResponse>,
+    session: Option<(&str, OffsetDateTime)>,
     may_step_up: bool,
     mut event: AuditEvent,
     now: OffsetDateTime,
@@ -481,6 +528,7 @@ pub(super) async fn deliver(
     let mut delivery = saml_post::delivery(console, &app.idp_entity_id, lifetime, &rt.config);
     delivery.in_response = answer;
     delivery.encrypt_for = app.console_encryption.get(console_id);
+    delivery.session_index = session.map(|(id, _)| id);
     let Some(seed) = random_id() else {
         return refuse(app, event, rng_failed());
     };
@@ -528,6 +576,9 @@ pub(super) async fn deliver(
     app.audit.record(&event);
     app.metrics
         .login(&rt.config.id, console_id, "allowed", "ok");
+    if let Some((id, until)) = session {
+        app.record_reach(id, until, console_id, Reach::Saml).await;
+    }
     Outcome::Deliver {
         console: console_id.to_string(),
         html,

@@ -256,15 +256,16 @@ async fn answer(
     };
     let allowed_realms = realms(app, &console.id);
     let stored = match ctx.session {
-        Some(s) => match app.store.get_session(s, now).await {
+        Some(s) => match app.open_session(s, now).await {
             Ok(found) => found,
             Err(e) => return refuse(app, event, store_down(app, "get_session", e)),
         },
         None => None,
     };
+    let held = stored.as_ref().map(|o| (o.id.clone(), o.session.expires));
     // The session's tenant is fedgate's typed fact, never an attribute.
     let signed_in = stored
-        .and_then(|s| s.tenant.map(|t| (t, s.identity)))
+        .and_then(|o| o.session.tenant.map(|t| (t, o.session.identity)))
         .filter(|(t, _)| allowed_realms.contains(t));
     let context = req.authn_context.clone();
     if context
@@ -375,6 +376,7 @@ async fn answer(
         &identity,
         &console.id,
         Some(&reply),
+        held.as_ref().map(|(id, e)| (id.as_str(), *e)),
         false,
         event,
         now,

@@ -167,7 +167,7 @@ pub fn is_admin(app: &App, session: &Session) -> bool {
 /// The signed-in admin: (session id, session).
 async fn admin_session(app: &App, headers: &HeaderMap) -> Option<(String, Session)> {
     let s = cookie(headers, SESSION_COOKIE)?;
-    let found = app.store.get_session(&s, app.now()).await.ok()??;
+    let found = app.open_session(&s, app.now()).await.ok()??.session;
     is_admin(app, &found).then_some((s, found))
 }
 
@@ -366,21 +366,25 @@ pub async fn login(
             StatusCode::FORBIDDEN,
         );
     }
-    let Some(session) = random_id() else {
-        return (StatusCode::INTERNAL_SERVER_ERROR, "rng").into_response();
+    let local = Session::new(
+        None,
+        AdminRight::LocalToken,
+        local_admin_identity(now),
+        now + Duration::hours(8),
+    );
+    let session = match app.new_session(local).await {
+        Ok(cookie) => cookie,
+        Err(crate::gateway::session::NewSessionError::Rng) => {
+            return (StatusCode::INTERNAL_SERVER_ERROR, "rng").into_response();
+        }
+        Err(crate::gateway::session::NewSessionError::Store(e)) => {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("store.unavailable: {e}"),
+            )
+                .into_response();
+        }
     };
-    let local = Session::new(None, AdminRight::LocalToken, local_admin_identity(now));
-    if let Err(e) = app
-        .store
-        .put_session(&session, &local, now + Duration::hours(8))
-        .await
-    {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("store.unavailable: {e}"),
-        )
-            .into_response();
-    }
     event.outcome = "allowed";
     event.code = "ok".into();
     event.reason = "admin signed in with the local token".into();
@@ -420,6 +424,7 @@ fn local_admin_identity(now: OffsetDateTime) -> Identity {
         auth_time: Some(now),
         expires_at: now + Duration::hours(8),
         token_id: None,
+        idp_session: None,
         app_id: None,
         verification: Default::default(),
         attributes: Default::default(),
@@ -485,7 +490,9 @@ pub async fn logout(
     ) {
         return csrf_refused();
     }
-    let _ = app.store.delete_session(&session).await;
+    if let Some((id, _)) = crate::store::split_cookie(&session) {
+        let _ = app.store.delete_session(id).await;
+    }
     let mut resp = secure((StatusCode::SEE_OTHER, [(header::LOCATION, "/admin")]).into_response());
     if let Ok(v) = format!("{SESSION_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax").parse() {
         resp.headers_mut().append(header::SET_COOKIE, v);

@@ -639,6 +639,7 @@ fn to_identity(c: Claims, times: Times, key: &Jwk, alg_name: &str) -> Identity {
         expires_at: times.expires_at,
         app_id: c.appid.or(c.azp),
         token_id: c.uti.or(c.jti),
+        idp_session: c.sid.filter(|s| !s.is_empty() && s.len() <= 256),
         verification: Verification {
             signed: vec!["jwt".to_string()],
             algorithm: alg_name.to_string(),
@@ -725,6 +726,8 @@ struct Claims {
     azp: Option<String>,
     uti: Option<String>,
     jti: Option<String>,
+    /// The IdP's session id (OpenID Connect Front/Back-Channel Logout).
+    sid: Option<String>,
     ver: Option<String>,
     idtyp: Option<String>,
     #[serde(default, deserialize_with = "present")]

@@ -42,6 +42,9 @@ pub struct Delivery<'a> {
     pub nameid_format: Option<&'static str>,
     /// Encrypt the Assertion for this certificate (the console's).
     pub encrypt_for: Option<&'a crate::trust::certs::TrustedCert>,
+    /// The `SessionIndex`: the fedgate session's id, which the console's
+    /// LogoutRequest names and fedgate's names to it (None: the assertion id).
+    pub session_index: Option<&'a str>,
 }
 
 /// What an answer to a console's AuthnRequest carries back.
@@ -270,7 +273,7 @@ ID=\"{response_id}\" Version=\"2.0\" IssueInstant=\"{now}\" Destination=\"{dest}
 <saml:Subject><saml:NameID Format=\"{format}\">{name}</saml:NameID><saml:SubjectConfirmation Method=\"urn:oasis:names:tc:SAML:2.0:cm:bearer\">\
 <saml:SubjectConfirmationData NotOnOrAfter=\"{end}\" Recipient=\"{dest}\"{irt}/></saml:SubjectConfirmation></saml:Subject>\
 <saml:Conditions NotBefore=\"{nb}\" NotOnOrAfter=\"{end}\"><saml:AudienceRestriction><saml:Audience>{aud}</saml:Audience></saml:AudienceRestriction></saml:Conditions>\
-<saml:AuthnStatement AuthnInstant=\"{ai}\" SessionIndex=\"{assertion_id}\"><saml:AuthnContext><saml:AuthnContextClassRef>{class}</saml:AuthnContextClassRef></saml:AuthnContext></saml:AuthnStatement>\
+<saml:AuthnStatement AuthnInstant=\"{ai}\" SessionIndex=\"{si}\"><saml:AuthnContext><saml:AuthnContextClassRef>{class}</saml:AuthnContextClassRef></saml:AuthnContext></saml:AuthnStatement>\
 <saml:AttributeStatement>{attrs}</saml:AttributeStatement></saml:Assertion></samlp:Response>",
         now = t(now),
         dest = esc(d.reply_url),
@@ -280,6 +283,7 @@ ID=\"{response_id}\" Version=\"2.0\" IssueInstant=\"{now}\" Destination=\"{dest}
         nb = t(now - Duration::seconds(30)),
         aud = esc(d.audience),
         ai = t(authn_instant),
+        si = esc(d.session_index.unwrap_or(&assertion_id)),
         class = esc(class),
         // An Assertion to be encrypted declares its namespace itself: the
         // console decrypts it as a document of its own.
@@ -420,6 +424,7 @@ pub fn delivery<'a>(
         signature_algorithm: console.signature_algorithm.map(|a| a.sig_alg()),
         nameid_format: console.nameid_format.map(|f| f.uri()),
         encrypt_for: None,
+        session_index: None,
     }
 }
 

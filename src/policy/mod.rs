@@ -453,6 +453,7 @@ mod tests {
             expires_at: now() + Duration::hours(1),
             app_id: None,
             token_id: None,
+            idp_session: None,
             verification: Verification::default(),
             attributes: Default::default(),
         }

@@ -134,12 +134,17 @@ impl<V> Expiring<V> {
     }
 }
 
+/// A set's members, each with its expiry.
+type Members = Vec<(Box<str>, Expiry)>;
+
 /// The in-memory store.
 pub struct MemoryStore {
     claims: Mutex<Expiring<()>>,
     /// Sessions in their stored form ([`Session::encode`]).
     sessions: Mutex<Expiring<Box<[u8]>>>,
     states: Mutex<Expiring<Box<[u8]>>>,
+    /// Sets ([`Store::add_member`]): each member with its own expiry.
+    sets: Mutex<Expiring<Members>>,
     /// The clock for writes the trait gives no `now` to (sessions, state).
     clock: fn() -> OffsetDateTime,
 }
@@ -161,6 +166,7 @@ impl MemoryStore {
             claims: Mutex::new(Expiring::new(cap)),
             sessions: Mutex::new(Expiring::new(cap)),
             states: Mutex::new(Expiring::new(cap)),
+            sets: Mutex::new(Expiring::new(cap)),
             clock: OffsetDateTime::now_utc,
         }
     }
@@ -285,6 +291,53 @@ impl Store for MemoryStore {
         })
     }
 
+    fn add_member<'a>(
+        &'a self,
+        ns: &'a str,
+        key: &'a str,
+        member: &'a str,
+        expires: OffsetDateTime,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let now = (self.clock)();
+            let k = digest_key(ns, key);
+            let mut sets = self.sets.lock().map_err(poisoned)?;
+            let mut members = sets.remove(&k, now).unwrap_or_default();
+            let (live, exp) = (expiry(now), expiry(expires));
+            members.retain(|(m, e)| *e > live && &**m != member);
+            members.push((member.into(), exp));
+            if members.len() > super::MAX_MEMBERS {
+                members.sort_by_key(|(_, e)| std::cmp::Reverse(*e));
+                members.truncate(super::MAX_MEMBERS);
+            }
+            let last = members.iter().map(|(_, e)| *e).max().unwrap_or(exp);
+            let until =
+                OffsetDateTime::from_unix_timestamp_nanos(i128::from(last)).unwrap_or(expires);
+            sets.insert(k, members, until, now)
+        })
+    }
+
+    fn members<'a>(
+        &'a self,
+        ns: &'a str,
+        key: &'a str,
+        now: OffsetDateTime,
+    ) -> StoreFuture<'a, Vec<String>> {
+        Box::pin(async move {
+            let sets = self.sets.lock().map_err(poisoned)?;
+            let live = expiry(now);
+            Ok(sets
+                .get(&digest_key(ns, key), now)
+                .map(|m| {
+                    m.iter()
+                        .filter(|(_, e)| *e > live)
+                        .map(|(m, _)| m.to_string())
+                        .collect()
+                })
+                .unwrap_or_default())
+        })
+    }
+
     /// Ready while every kind has room for one more entry.
     fn ready(&self) -> StoreFuture<'_, ()> {
         Box::pin(async move {
@@ -313,6 +366,47 @@ mod tests {
     use super::*;
     use crate::identity::ErrorCode;
     use time::Duration;
+
+    #[tokio::test]
+    async fn a_set_keeps_its_live_members_up_to_the_cap() {
+        let store = MemoryStore::with_clock(10, fixed);
+        let t0 = fixed();
+        store
+            .add_member("n", "k", "a", t0 + Duration::minutes(1))
+            .await
+            .unwrap();
+        store
+            .add_member("n", "k", "b", t0 + Duration::minutes(5))
+            .await
+            .unwrap();
+        // Added twice: once, with the later expiry.
+        store
+            .add_member("n", "k", "a", t0 + Duration::minutes(2))
+            .await
+            .unwrap();
+        let mut m = store.members("n", "k", t0).await.unwrap();
+        m.sort();
+        assert_eq!(m, ["a", "b"]);
+        assert_eq!(
+            store
+                .members("n", "k", t0 + Duration::minutes(3))
+                .await
+                .unwrap(),
+            ["b"]
+        );
+        assert!(store.members("n", "other", t0).await.unwrap().is_empty());
+        for i in 0..crate::store::MAX_MEMBERS + 5 {
+            let until = t0 + Duration::minutes(10 + i as i64);
+            store
+                .add_member("n", "big", &format!("m{i}"), until)
+                .await
+                .unwrap();
+        }
+        let m = store.members("n", "big", t0).await.unwrap();
+        assert_eq!(m.len(), crate::store::MAX_MEMBERS);
+        assert!(!m.contains(&"m0".to_string()), "the first to expire goes");
+        assert!(m.contains(&format!("m{}", crate::store::MAX_MEMBERS + 4)));
+    }
 
     #[tokio::test]
     async fn a_claim_holds_until_it_expires() {

@@ -33,7 +33,7 @@ pub enum AdminRight {
 
 /// The version of the stored session format; a stored value of any other
 /// shape or version is no session (the user signs in again).
-pub const SESSION_FORMAT: u32 = 2;
+pub const SESSION_FORMAT: u32 = 3;
 
 /// What a session cookie stands for: the verified Identity (with only what
 /// the IdP sent in its attribute map), and fedgate's own facts about it in
@@ -48,17 +48,44 @@ pub struct Session {
     pub tenant: Option<String>,
     pub admin: AdminRight,
     pub identity: Identity,
+    /// The SHA-256 (hex) of the secret half of the cookie: the session is
+    /// stored under its id (the cookie's first half, which single logout
+    /// can find and consoles see as the SessionIndex or `sid`), and only
+    /// the cookie's holder has the secret.
+    pub validator: String,
+    /// When the session ends.
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires: OffsetDateTime,
 }
 
 impl Session {
-    /// A session of `tenant` for `identity`.
-    pub fn new(tenant: Option<&str>, admin: AdminRight, identity: Identity) -> Session {
+    /// A session of `tenant` for `identity`, until `expires`; its
+    /// validator is set when it is stored ([`new_cookie`]).
+    pub fn new(
+        tenant: Option<&str>,
+        admin: AdminRight,
+        identity: Identity,
+        expires: OffsetDateTime,
+    ) -> Session {
         Session {
             format: SESSION_FORMAT,
             tenant: tenant.map(str::to_string),
             admin,
             identity,
+            validator: String::new(),
+            expires,
         }
+    }
+
+    /// Whether `secret` is this session's (constant time).
+    pub fn opens_with(&self, secret: &str) -> bool {
+        let digest = validator_of(secret);
+        !self.validator.is_empty()
+            && aws_lc_rs::constant_time::verify_slices_are_equal(
+                digest.as_bytes(),
+                self.validator.as_bytes(),
+            )
+            .is_ok()
     }
 
     /// The stored form (JSON).
@@ -75,6 +102,28 @@ impl Session {
             .ok()
             .filter(|s| s.format == SESSION_FORMAT)
     }
+}
+
+fn validator_of(secret: &str) -> String {
+    crate::util::hex(
+        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, secret.as_bytes()).as_ref(),
+    )
+}
+
+/// A new session cookie `{id}.{secret}`: its id (the store key) and the
+/// validator the stored session keeps. `None` if the system RNG fails.
+pub fn new_cookie() -> Option<(String, String, String)> {
+    let id = crate::util::random_id()?;
+    let secret = crate::util::random_id()?;
+    let validator = validator_of(&secret);
+    Some((format!("{id}.{secret}"), id, validator))
+}
+
+/// A cookie's id and secret; `None` for anything not of that shape.
+pub fn split_cookie(cookie: &str) -> Option<(&str, &str)> {
+    cookie
+        .split_once('.')
+        .filter(|(id, secret)| !id.is_empty() && !secret.is_empty() && id.len() <= 64)
 }
 
 /// A boxed future, so the trait can be used as `dyn Store`.
@@ -161,9 +210,34 @@ pub trait Store: Send + Sync {
         now: OffsetDateTime,
     ) -> StoreFuture<'a, Option<Vec<u8>>>;
 
+    /// Add `member` to the set under `(ns, key)`, to be kept until
+    /// `expires` (each member has its own expiry). A set holds at most
+    /// [`MAX_MEMBERS`]: past that, the members that expire first are
+    /// dropped. Single logout finds a user's sessions this way.
+    fn add_member<'a>(
+        &'a self,
+        ns: &'a str,
+        key: &'a str,
+        member: &'a str,
+        expires: OffsetDateTime,
+    ) -> StoreFuture<'a, ()>;
+
+    /// The live members of the set under `(ns, key)`.
+    fn members<'a>(
+        &'a self,
+        ns: &'a str,
+        key: &'a str,
+        now: OffsetDateTime,
+    ) -> StoreFuture<'a, Vec<String>>;
+
     /// Whether the store can answer now (`/readyz`).
     fn ready(&self) -> StoreFuture<'_, ()>;
 }
+
+/// The most members a set keeps ([`Store::add_member`]): a user signed in
+/// in more browsers than this at once has the oldest ones left out of
+/// single logout (they still expire).
+pub const MAX_MEMBERS: usize = 32;
 
 /// The store the configuration names (`[store]`). Reads `password_file`.
 /// Makes no connection: a Redis that is down at startup makes fedgate
@@ -233,9 +307,29 @@ mod tests {
         .unwrap()
     }
 
+    fn exp() -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(1_900_000_000).unwrap()
+    }
+
+    #[test]
+    fn a_cookie_opens_only_its_own_session() {
+        let (cookie, id, validator) = new_cookie().unwrap();
+        let (cid, secret) = split_cookie(&cookie).unwrap();
+        assert_eq!(cid, id);
+        let mut s = Session::new(None, AdminRight::No, identity(), exp());
+        assert!(!s.opens_with(secret), "no validator, no session");
+        s.validator = validator;
+        assert!(s.opens_with(secret));
+        assert!(!s.opens_with(&format!("{secret}0")));
+        assert!(!s.opens_with(&id));
+        for bad in ["", "nodot", ".x", "x."] {
+            assert!(split_cookie(bad).is_none(), "{bad:?}");
+        }
+    }
+
     #[test]
     fn a_session_round_trips_with_its_typed_facts() {
-        let s = Session::new(Some("contoso"), AdminRight::Rule, identity());
+        let s = Session::new(Some("contoso"), AdminRight::Rule, identity(), exp());
         let back = Session::decode(&s.encode().unwrap()).unwrap();
         assert_eq!(back.tenant.as_deref(), Some("contoso"));
         assert_eq!(back.admin, AdminRight::Rule);
@@ -248,8 +342,13 @@ mod tests {
         let old = serde_json::to_vec(&identity()).unwrap();
         assert!(Session::decode(&old).is_none());
         // Another version, or a smuggled extra field: none either.
-        let mut v =
-            serde_json::to_value(Session::new(None, AdminRight::LocalToken, identity())).unwrap();
+        let mut v = serde_json::to_value(Session::new(
+            None,
+            AdminRight::LocalToken,
+            identity(),
+            exp(),
+        ))
+        .unwrap();
         v["format"] = 1.into();
         assert!(Session::decode(&serde_json::to_vec(&v).unwrap()).is_none());
         v["format"] = SESSION_FORMAT.into();

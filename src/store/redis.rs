@@ -246,6 +246,18 @@ impl RedisStore {
     }
 }
 
+/// [`Store::add_member`] in Redis: a sorted set scored by each member's
+/// expiry (Unix milliseconds).
+const ADD_MEMBER: &str = r"
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
+local n = redis.call('ZCARD', KEYS[1])
+local cap = tonumber(ARGV[4])
+if n > cap then redis.call('ZREMRANGEBYRANK', KEYS[1], 0, n - cap - 1) end
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[5]) then redis.call('PEXPIRE', KEYS[1], ARGV[5]) end
+return 0
+";
+
 fn scrub(message: &str, secrets: &[String]) -> String {
     secrets
         .iter()
@@ -465,6 +477,59 @@ impl Store for RedisStore {
     /// A real write: `SET` of a probe key with a 5-second TTL, so a Redis
     /// that answers `PING` but refuses writes (OOM at `maxmemory`, a
     /// read-only replica) is not ready.
+    fn add_member<'a>(
+        &'a self,
+        ns: &'a str,
+        key: &'a str,
+        member: &'a str,
+        expires: OffsetDateTime,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let k = storage_key(ns, key);
+            let now = OffsetDateTime::now_utc();
+            let until_ms = expires.unix_timestamp_nanos() / 1_000_000;
+            let now_ms = now.unix_timestamp_nanos() / 1_000_000;
+            let ttl = ttl_ms(expires, now);
+            self.run("add_member", |mut m| async move {
+                // One atomic step: add, drop the expired, keep the latest
+                // MAX_MEMBERS, and let the key live as long as its longest member.
+                ::redis::cmd("EVAL")
+                    .arg(ADD_MEMBER)
+                    .arg(1)
+                    .arg(&k)
+                    .arg(until_ms.to_string())
+                    .arg(member)
+                    .arg(now_ms.to_string())
+                    .arg(super::MAX_MEMBERS)
+                    .arg(ttl)
+                    .query_async::<()>(&mut m)
+                    .await
+            })
+            .await
+        })
+    }
+
+    fn members<'a>(
+        &'a self,
+        ns: &'a str,
+        key: &'a str,
+        now: OffsetDateTime,
+    ) -> StoreFuture<'a, Vec<String>> {
+        Box::pin(async move {
+            let k = storage_key(ns, key);
+            let now_ms = now.unix_timestamp_nanos() / 1_000_000;
+            self.run("members", |mut m| async move {
+                ::redis::cmd("ZRANGEBYSCORE")
+                    .arg(&k)
+                    .arg(format!("({now_ms}"))
+                    .arg("+inf")
+                    .query_async::<Vec<String>>(&mut m)
+                    .await
+            })
+            .await
+        })
+    }
+
     fn ready(&self) -> StoreFuture<'_, ()> {
         Box::pin(async move {
             self.set_px("ready", READY_PROBE_KEY.to_string(), b"1".to_vec(), 5000)

@@ -223,11 +223,11 @@ roles = ["viewer"]
     let id = cookie.trim_start_matches("fedgate_session=");
     let stored = env
         .app
-        .store
-        .get_session(id, time::OffsetDateTime::now_utc())
+        .open_session(id, time::OffsetDateTime::now_utc())
         .await
         .unwrap()
-        .expect("the session is stored");
+        .expect("the session is stored")
+        .session;
     assert_eq!(
         stored.identity.groups,
         vec!["5b8f2a1c-3d4e-4f60-8a9b-0c1d2e3f4a5b".to_string()],

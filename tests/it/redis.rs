@@ -96,11 +96,28 @@ async fn dump(url: &str) -> Vec<(String, Vec<u8>)> {
         .unwrap();
     let mut out = Vec::new();
     for k in keys {
-        let v: Vec<u8> = ::redis::cmd("GET")
+        let kind: String = ::redis::cmd("TYPE")
             .arg(&k)
             .query_async(&mut c)
             .await
             .unwrap();
+        // Sets of session ids (single logout) are sorted sets: their members.
+        let v: Vec<u8> = if kind == "zset" {
+            let members: Vec<Vec<u8>> = ::redis::cmd("ZRANGE")
+                .arg(&k)
+                .arg(0)
+                .arg(-1)
+                .query_async(&mut c)
+                .await
+                .unwrap();
+            members.join(&b' ')
+        } else {
+            ::redis::cmd("GET")
+                .arg(&k)
+                .query_async(&mut c)
+                .await
+                .unwrap()
+        };
         out.push((k, v));
     }
     out
@@ -168,8 +185,15 @@ async fn a_response_accepted_by_one_instance_is_refused_by_the_other() {
         if k.starts_with("fedgate:v1:saml-assertion:") {
             assert_eq!(v, b"1");
         } else {
-            // Every login also keeps a session: sealed, never the identity in clear.
-            assert!(k.starts_with("fedgate:v1:session:"), "{k}");
+            // Every login also keeps a session (sealed, never the identity
+            // in clear), and for single logout lists its id under the user
+            // and records the console it reached.
+            assert!(
+                ["session:", "slo.subject:", "slo.reached:"]
+                    .iter()
+                    .any(|p| k.starts_with(&format!("fedgate:v1:{p}"))),
+                "{k}"
+            );
             assert!(
                 !String::from_utf8_lossy(v).contains("alice@contoso.example"),
                 "{k}"
@@ -243,7 +267,8 @@ roles = ["viewer"]
         assert!(!v.contains("alice") && !v.contains("Backup"), "{k}: {v}");
     }
     // Signed out on A (the store's delete): B no longer honours it.
-    a.app.store.delete_session(&session).await.unwrap();
+    let (id, _) = fedgate::store::split_cookie(&session).unwrap();
+    a.app.store.delete_session(id).await.unwrap();
     assert_eq!(launch(&b).await.unwrap().status(), 401);
     a.stop().await;
     b.stop().await;
@@ -572,6 +597,7 @@ async fn the_redis_store_claims_expire_and_a_password_is_used() {
         expires_at: now + time::Duration::hours(1),
         app_id: None,
         token_id: Some("_abc".into()),
+        idp_session: None,
         verification: Default::default(),
         attributes: Default::default(),
     };
@@ -580,6 +606,7 @@ async fn the_redis_store_claims_expire_and_a_password_is_used() {
         Some("contoso"),
         fedgate::store::AdminRight::Rule,
         identity.clone(),
+        now + time::Duration::minutes(5),
     );
     with.put_session("sess-1", &session, now + time::Duration::minutes(5))
         .await

@@ -696,6 +696,11 @@ fn verify_assertion(
         expires_at,
         app_id: None,
         token_id: assertion.attribute("ID").map(str::to_string),
+        idp_session: children(assertion, NS_SAML, "AuthnStatement")
+            .next()
+            .and_then(|s| s.attribute("SessionIndex"))
+            .filter(|s| !s.is_empty() && s.len() <= 256)
+            .map(str::to_string),
         verification,
         attributes,
     };

@@ -56,8 +56,8 @@ pub async fn end_session(
         }
     };
     let stored = match session {
-        Some(s) => match app.store.get_session(s, now).await {
-            Ok(found) => found.map(|f| (s, f)),
+        Some(s) => match app.open_session(s, now).await {
+            Ok(found) => found.map(|f| (f.id, f.session)),
             Err(e) => return Outcome::Refused(crate::gateway::store_down(app, "logout", e)),
         },
         None => None,

@@ -124,6 +124,9 @@ struct CodeGrant {
     tenant: String,
     identity: Identity,
     grants: Vec<Grant>,
+    /// The fedgate session's id (the ID token's `sid`, for back-channel logout).
+    #[serde(default)]
+    sid: Option<String>,
 }
 
 fn page(status: u16, code: &'static str, message: impl Into<String>) -> Outcome {
@@ -299,14 +302,15 @@ async fn authorize_inner(
 
     // The signed-in user, if their session is from a tenant this console serves.
     let stored = match session {
-        Some(s) => match app.store.get_session(s, now).await {
+        Some(s) => match app.open_session(s, now).await {
             Ok(found) => found,
             Err(e) => return Outcome::Refused(crate::gateway::store_down(app, "oauth", e)),
         },
         None => None,
     };
+    let held = stored.as_ref().map(|o| (o.id.clone(), o.session.expires));
     // The session's tenant is fedgate's typed fact, never an attribute.
-    let signed_in = stored.and_then(|s| s.tenant.map(|t| (t, s.identity)));
+    let signed_in = stored.and_then(|o| o.session.tenant.map(|t| (t, o.session.identity)));
     let signed_in = signed_in.filter(|(t, _)| {
         reg.tenants.contains(t) && req.tenant.as_ref().is_none_or(|want| want == t)
     });
@@ -454,6 +458,7 @@ async fn authorize_inner(
         tenant: tenant.clone(),
         identity,
         grants: decision.grants.clone(),
+        sid: held.as_ref().map(|(id, _)| id.clone()),
     };
     let bytes = match serde_json::to_vec(&grant) {
         Ok(b) => b,
@@ -475,6 +480,10 @@ async fn authorize_inner(
     );
     app.audit.record(&event);
     app.metrics.login(&tenant, &console.id, "allowed", "ok");
+    if let Some((id, until)) = &held {
+        app.record_reach(id, *until, &console.id, crate::gateway::Reach::Oidc)
+            .await;
+    }
     let sep = if redirect_uri.contains('?') { '&' } else { '?' };
     let mut location = format!("{redirect_uri}{sep}code={code}");
     if let Some(s) = state {

@@ -191,6 +191,10 @@ pub async fn token(
             m.insert("nonce".into(), json!(n));
         }
         m.insert("azp".into(), json!(reg.client_id));
+        // The fedgate session, which a back-channel logout token names.
+        if let Some(sid) = &grant.sid {
+            m.insert("sid".into(), json!(sid));
+        }
         // The tenant's auth_time/AuthnInstant; omitted when it sent none.
         if let Some(t) = grant.identity.auth_time {
             m.insert("auth_time".into(), json!(t.unix_timestamp()));
