@@ -483,6 +483,36 @@ fn profile_findings(c: &crate::config::Console) -> Vec<Finding> {
             "set certificate_file to the console's SAML signing certificate (PEM) and authn_requests_signed = true",
         ));
     }
+    match (p.logout_url_pattern, &c.logout_url) {
+        (Some(pattern), None) if !c.reply_url.is_empty() => f.push(finding(
+            "check.logout_url_missing",
+            "warning",
+            subject(),
+            format!("{} has a single logout URL ({pattern}), and this console has no logout_url: signing out of fedgate or Entra leaves its session open", p.label),
+            &format!("set logout_url (its SSO settings show it; it looks like {pattern})"),
+        )),
+        (Some(pattern), Some(url)) if !crate::consoles::is_loopback_url(url) => {
+            if let Err(e) = crate::consoles::check_url(pattern, url) {
+                f.push(finding(
+                    "check.logout_url_pattern",
+                    "warning",
+                    subject(),
+                    format!("logout_url: {} ({})", e.message, e.code),
+                    &format!("{} signs out at {pattern}", p.label),
+                ));
+            }
+        }
+        _ => {}
+    }
+    if c.logout_url.is_some() && c.certificate_file.is_none() {
+        f.push(finding(
+            "check.logout_unverifiable",
+            "info",
+            subject(),
+            "fedgate cannot check this console's signature: its signed LogoutResponses are reported as not confirmed, and its own LogoutRequests are refused (slo.signature_unverifiable)".into(),
+            "set certificate_file to the console's SAML signing certificate (PEM)",
+        ));
+    }
     if c.authn_requests_signed && !p.sp_initiated {
         f.push(finding(
             "check.authn_requests_never_sent",
@@ -771,7 +801,15 @@ scope = "contoso"
             format!("kind = \"autotask\"\n{oidc}\nredirect_uris = [\"https://x.example/cb\"]");
         assert!(codes_for(&aeb_oidc).contains(&"check.console_no_oidc"));
         // Acronis' identifier is a URN.
+        // …and it has a single logout URL, which fedgate should be told.
         let acronis = "kind = \"acronis\"\nidentifier = \"urn:cyber:protect:saml:8f3e1c\"\nreply_url = \"https://eu2-cloud.acronis.com/api/2/saml/callback\"";
-        assert_eq!(codes_for(acronis), Vec::<&str>::new());
+        assert_eq!(codes_for(acronis), ["check.logout_url_missing"]);
+        let with_logout = format!("{acronis}\nlogout_url = \"https://eu2-cloud.acronis.com/api/2/saml/logout\"\ncertificate_file = \"a.pem\"");
+        assert_eq!(codes_for(&with_logout), Vec::<&str>::new());
+        let elsewhere = format!("{acronis}\nlogout_url = \"https://eu2-cloud.acronis.com/logout\"\ncertificate_file = \"a.pem\"");
+        assert_eq!(codes_for(&elsewhere), ["check.logout_url_pattern"]);
+        let unchecked =
+            format!("{acronis}\nlogout_url = \"https://eu2-cloud.acronis.com/api/2/saml/logout\"");
+        assert_eq!(codes_for(&unchecked), ["check.logout_unverifiable"]);
     }
 }

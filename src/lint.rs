@@ -227,6 +227,7 @@ pub fn lint(bytes: &[u8], o: &Options) -> Vec<Finding> {
             for url in acs {
                 url_checks(&mut out, Some(url), None, o.profile);
             }
+            logout_checks(&mut out, sp, o.profile);
             for kd in xml::children(sp, NS_MD, "KeyDescriptor") {
                 for cert in kd
                     .descendants()
@@ -240,6 +241,55 @@ pub fn lint(bytes: &[u8], o: &Options) -> Vec<Finding> {
         }
     }
     out
+}
+
+/// A console's SingleLogoutService: what to set as its `logout_url`, or
+/// that it has none although its profile says it does.
+fn logout_checks(out: &mut Vec<Finding>, sp: xml::Node, profile: Option<ConsoleKind>) {
+    let slo = xml::children(sp, NS_MD, "SingleLogoutService")
+        .filter(|s| {
+            matches!(
+                s.attribute("Binding"),
+                Some(crate::binding::BINDING_REDIRECT | crate::binding::BINDING_POST)
+            )
+        })
+        .find_map(|s| Some((s.attribute("Location")?, s.attribute("Binding")?)));
+    let pattern = profile.and_then(|k| consoles::profile(k).logout_url_pattern);
+    match (slo, pattern) {
+        (Some((url, binding)), _) => {
+            let binding = if binding == crate::binding::BINDING_POST {
+                "post"
+            } else {
+                "redirect"
+            };
+            out.push(f(
+                "lint.logout_url",
+                "info",
+                format!("SingleLogoutService: {url} ({binding})"),
+                &format!("set logout_url = \"{url}\" and logout_binding = \"{binding}\" for this console, so that signing out of fedgate signs the user out of it"),
+                None,
+            ));
+            if let Some(p) = pattern {
+                if let Err(e) = consoles::check_url(p, url) {
+                    out.push(f(
+                        "lint.logout_url_pattern",
+                        "warning",
+                        format!("logout URL: {} ({})", e.message, e.code),
+                        &format!("the console's single logout URL looks like {p}"),
+                        None,
+                    ));
+                }
+            }
+        }
+        (None, Some(p)) => out.push(f(
+            "lint.logout_url_missing",
+            "warning",
+            format!("the console has a single logout URL ({p}), and this metadata declares no SingleLogoutService"),
+            "set the console's logout_url by hand (its SSO settings show it): without it, signing out of fedgate or Entra leaves the console's session open",
+            None,
+        )),
+        (None, None) => {}
+    }
 }
 
 fn cert_checks(out: &mut Vec<Finding>, c: &TrustedCert, now: OffsetDateTime) {

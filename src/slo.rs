@@ -394,6 +394,43 @@ IssueInstant=\"{now}\" Destination=\"{dest}\" InResponseTo=\"{irt}\"><saml:Issue
     )
 }
 
+const FORMATS: [(&str, &str); 5] = [
+    (
+        "email",
+        "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress",
+    ),
+    (
+        "unspecified",
+        "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified",
+    ),
+    (
+        "persistent",
+        "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent",
+    ),
+    (
+        "transient",
+        "urn:oasis:names:tc:SAML:2.0:nameid-format:transient",
+    ),
+    ("entity", "urn:oasis:names:tc:SAML:2.0:nameid-format:entity"),
+];
+
+/// A NameID Format as a session keeps it: a short name for the usual ones.
+pub fn compact_format(uri: &str) -> String {
+    FORMATS
+        .iter()
+        .find(|(_, u)| *u == uri)
+        .map_or(uri, |(short, _)| short)
+        .to_string()
+}
+
+/// The Format URI a session's [`compact_format`] stands for.
+pub fn expand_format(kept: &str) -> &str {
+    FORMATS
+        .iter()
+        .find(|(short, _)| *short == kept)
+        .map_or(kept, |(_, uri)| uri)
+}
+
 /// The HTTP-Redirect endpoint among a party's SingleLogoutService
 /// endpoints, else its HTTP-POST one: `(binding, location)`.
 pub fn pick_endpoint(endpoints: &[crate::trust::metadata::Endpoint]) -> Option<(&str, &str)> {

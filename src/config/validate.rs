@@ -320,6 +320,38 @@ impl Config {
                         .into(),
                 ));
             }
+            let https_or_loopback = |u: &str| {
+                u.starts_with("https://")
+                    || u.starts_with("http://127.0.0.1")
+                    || u.starts_with("http://localhost")
+                    || u.starts_with("http://[::1]")
+            };
+            if let Some(u) = &c.logout_url {
+                if !https_or_loopback(u) {
+                    return Err(invalid(
+                        format!("consoles[{i}].logout_url"),
+                        "must be https:// (plain http only on loopback): fedgate sends it signed LogoutRequests from the server".into(),
+                    ));
+                }
+                if c.identifier.is_empty() {
+                    return Err(invalid(
+                        format!("consoles[{i}].logout_url"),
+                        "a SAML console's logout needs its identifier (its SAML entity id): its LogoutResponses are issued by it".into(),
+                    ));
+                }
+            }
+            if let Some(u) = c
+                .oidc
+                .as_ref()
+                .and_then(|o| o.backchannel_logout_uri.as_ref())
+            {
+                if !https_or_loopback(u) {
+                    return Err(invalid(
+                        format!("consoles[{i}].oidc.backchannel_logout_uri"),
+                        "must be https:// (plain http only on loopback): fedgate posts logout tokens to it".into(),
+                    ));
+                }
+            }
             match &c.oidc {
                 None if c.identifier.is_empty() || c.reply_url.is_empty() => {
                     return Err(invalid(

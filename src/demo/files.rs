@@ -91,6 +91,7 @@ redirect_uris = ["{acronis_url}/callback"]
 tenants = ["contoso"]
 initiate_login_uri = "{acronis_url}/login"
 post_logout_redirect_uris = ["{acronis_url}/signed-out"]
+backchannel_logout_uri = "{acronis_url}/backchannel-logout"
 
 [[consoles]]
 id = "{COMMVAULT_ID}"
@@ -110,6 +111,7 @@ reply_url = "{api_url}/webconsole"
 certificate_file = "commcell-sp-cert.pem"
 authn_requests_signed = true
 nameid = "email"
+logout_url = "{api_url}/webconsole/logout"
 
 [[rules]]
 id = "commvault-operators-with-mfa"
@@ -117,6 +119,15 @@ tenant = "contoso"
 console = "{COMMCELL_ID}"
 groups = ["{COMMVAULT_OPS_GROUP}"]
 roles = ["BackupOperator"]
+require_mfa = true
+
+[[rules]]
+id = "commvault-operators-see-cyber-protect"
+tenant = "contoso"
+console = "{ACRONIS_ID}"
+groups = ["{COMMVAULT_OPS_GROUP}"]
+roles = ["unit_admin"]
+scope = "contoso/operations"
 require_mfa = true
 
 [[rules]]

@@ -23,6 +23,8 @@ pub async fn serve_mock_entra(
         key: SigningKey::from_pem(ENTRA_KEY, ENTRA_CERT).map_err(err)?,
         sp_entity_id: format!("{public_url}/saml/contoso/metadata"),
         acs_url: format!("{public_url}/saml/contoso/acs"),
+        sp_certs: Vec::new(),
+        logouts: Default::default(),
     });
     axum::serve(listener, entra.router())
         .with_graceful_shutdown(shutdown)
@@ -63,12 +65,149 @@ pub async fn serve_mock_console(
 }
 
 /// The mock tenant's HTTP face.
-pub(super) struct MockEntraHttp {
+pub struct MockEntraHttp {
     /// Where its sign-in endpoints are (its metadata says so).
     pub(super) base: String,
     pub(super) key: SigningKey,
     pub(super) sp_entity_id: String,
     pub(super) acs_url: String,
+    /// fedgate's signing certificates, which its LogoutRequests are checked
+    /// with (none: `fedgate mock entra`, which does not know them, takes
+    /// them unchecked).
+    pub(super) sp_certs: Vec<crate::trust::certs::TrustedCert>,
+    /// The NameIDs of the LogoutRequests fedgate sent, in order.
+    pub logouts: std::sync::Mutex<Vec<String>>,
+}
+
+impl MockEntraHttp {
+    /// fedgate's SingleLogoutService for the tenant (its metadata says so).
+    fn sp_slo_url(&self) -> String {
+        self.acs_url.trim_end_matches("/acs").to_string() + "/slo"
+    }
+
+    fn endpoint(&self) -> String {
+        format!("{}/{TENANT_ID}/saml2", self.base)
+    }
+
+    /// Entra's side of single logout at its one SAML endpoint: fedgate's
+    /// LogoutRequest (HTTP-Redirect, signed in the query) answered with a
+    /// LogoutResponse back to fedgate's SingleLogoutService; or fedgate's
+    /// LogoutResponse to one the tenant sent (a page saying so).
+    fn logout(&self, query: &str) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        let bad = |m: String| (axum::http::StatusCode::BAD_REQUEST, m).into_response();
+        let party = crate::slo::Party {
+            id: "fedgate".into(),
+            entity_id: self.sp_entity_id.clone(),
+            certs: self.sp_certs.clone(),
+        };
+        let incoming = crate::binding::Incoming::Redirect { query };
+        let now = OffsetDateTime::now_utc();
+        let received = if self.sp_certs.is_empty() {
+            // Unchecked: decode only.
+            crate::binding::decode(incoming)
+                .map_err(|e| e.to_string())
+                .and_then(|m| {
+                    let doc = crate::xml::parse(&m.xml).map_err(|e| e.to_string())?;
+                    let root = doc.root_element();
+                    let text = |local: &str| {
+                        root.children()
+                            .find(|c| c.tag_name().name() == local)
+                            .map(|c| crate::xml::trimmed_text(c).into_owned())
+                    };
+                    Ok(crate::slo::Received::Request(crate::slo::LogoutRequest {
+                        from: "fedgate".into(),
+                        id: root.attribute("ID").unwrap_or_default().to_string(),
+                        name_id: text("NameID").unwrap_or_default(),
+                        name_id_format: None,
+                        session_indexes: text("SessionIndex").into_iter().collect(),
+                        relay_state: m.relay_state,
+                        binding: "redirect",
+                    }))
+                })
+        } else {
+            crate::slo::read(
+                incoming,
+                &[party],
+                &self.endpoint(),
+                now,
+                time::Duration::minutes(3),
+            )
+            .map_err(|e| format!("AADSTS750054: {e}"))
+        };
+        match received {
+            Err(e) => bad(e),
+            Ok(crate::slo::Received::Response(r)) => (
+                axum::http::StatusCode::OK,
+                format!("You signed out of your account ({}).\n", r.status),
+            )
+                .into_response(),
+            Ok(crate::slo::Received::Request(r)) => {
+                if let Ok(mut l) = self.logouts.lock() {
+                    l.push(r.name_id.clone());
+                }
+                let id = format!("_l{}", crate::util::random_id().unwrap_or_default());
+                let xml = crate::slo::logout_response(
+                    &id,
+                    &format!("https://sts.windows.net/{TENANT_ID}/"),
+                    &self.sp_slo_url(),
+                    &r.id,
+                    crate::slo::STATUS_SUCCESS,
+                    None,
+                    now,
+                );
+                match crate::binding::redirect_url(
+                    &self.sp_slo_url(),
+                    crate::binding::Kind::Response,
+                    &xml,
+                    r.relay_state.as_deref(),
+                    Some(&self.key),
+                ) {
+                    Ok(url) => (
+                        axum::http::StatusCode::FOUND,
+                        [(axum::http::header::LOCATION, url)],
+                    )
+                        .into_response(),
+                    Err(e) => bad(e.to_string()),
+                }
+            }
+        }
+    }
+
+    /// The tenant signs `user` out (as Entra does when the user signs out
+    /// of My Apps): a signed LogoutRequest with the NameID only, like
+    /// Entra's, redirected to fedgate's SingleLogoutService.
+    fn sign_out(&self, user: &str) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        let id = format!("_l{}", crate::util::random_id().unwrap_or_default());
+        let xml = crate::slo::logout_request(
+            &crate::slo::OutRequest {
+                id: &id,
+                issuer: &format!("https://sts.windows.net/{TENANT_ID}/"),
+                destination: &self.sp_slo_url(),
+                name_id: user,
+                name_id_format: None,
+                session_index: None,
+            },
+            OffsetDateTime::now_utc(),
+        );
+        match crate::binding::redirect_url(
+            &self.sp_slo_url(),
+            crate::binding::Kind::Request,
+            &xml,
+            None,
+            Some(&self.key),
+        ) {
+            Ok(url) => (
+                axum::http::StatusCode::FOUND,
+                [(axum::http::header::LOCATION, url)],
+            )
+                .into_response(),
+            Err(e) => {
+                (axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response()
+            }
+        }
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -78,6 +217,12 @@ struct SsoQuery {
     #[serde(rename = "RelayState")]
     relay_state: Option<String>,
     login_hint: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct SignOutQuery {
+    /// The user's NameID (the UPN, as this tenant sends it).
+    user: String,
 }
 
 #[derive(serde::Deserialize)]
@@ -142,8 +287,23 @@ impl MockEntraHttp {
         /// class the user's sign-in does not match is AADSTS75011.
         async fn sso(
             State(m): State<Arc<MockEntraHttp>>,
-            Query(q): Query<SsoQuery>,
+            axum::extract::RawQuery(raw): axum::extract::RawQuery,
         ) -> axum::response::Response {
+            let raw = raw.unwrap_or_default();
+            // Entra's one SAML endpoint also takes single logout.
+            let is_logout = raw.contains("SAMLResponse=")
+                || crate::binding::decode(crate::binding::Incoming::Redirect { query: &raw })
+                    .is_ok_and(|m| {
+                        m.xml.contains(":LogoutRequest") || m.xml.starts_with("<LogoutRequest")
+                    });
+            if is_logout {
+                return m.logout(&raw);
+            }
+            let Ok(Query(q)) =
+                Query::<SsoQuery>::try_from_uri(&format!("/?{raw}").parse().unwrap_or_default())
+            else {
+                return (axum::http::StatusCode::BAD_REQUEST, "AADSTS750054\n").into_response();
+            };
             let bad = |aadsts: &str| {
                 (axum::http::StatusCode::BAD_REQUEST, format!("{aadsts}\n")).into_response()
             };
@@ -220,6 +380,12 @@ impl MockEntraHttp {
                 }
             }
         }
+        async fn sign_out(
+            State(m): State<Arc<MockEntraHttp>>,
+            Query(q): Query<SignOutQuery>,
+        ) -> axum::response::Response {
+            m.sign_out(&q.user)
+        }
         axum::Router::new()
             .route(
                 &format!("/{TENANT_ID}/federationmetadata/2007-06/federationmetadata.xml"),
@@ -227,6 +393,7 @@ impl MockEntraHttp {
             )
             .route(&format!("/{TENANT_ID}/saml2/idp-initiated"), get(login))
             .route(&format!("/{TENANT_ID}/saml2"), get(sso))
+            .route(&format!("/{TENANT_ID}/saml2/logout"), get(sign_out))
             .with_state(self)
     }
 }

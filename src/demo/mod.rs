@@ -20,7 +20,7 @@ mod scenarios;
 pub use browser::{Browser, Page};
 pub use files::{mock_init, write_files, DemoUrls};
 pub use local_redis::LocalRedis;
-pub use mock_entra::{serve_mock_console, serve_mock_entra};
+pub use mock_entra::{serve_mock_console, serve_mock_entra, MockEntraHttp};
 pub use scenarios::{run, run_redis};
 
 use std::net::SocketAddr;
@@ -28,7 +28,6 @@ use std::sync::Arc;
 
 use time::OffsetDateTime;
 
-use self::mock_entra::MockEntraHttp;
 use crate::config::Config;
 use crate::gateway::App;
 use crate::mock::console::MockConsole;
@@ -88,6 +87,8 @@ pub struct Environment {
     /// The mock tenant's OpenID Connect side (its sign-in sessions, the
     /// prompts it was sent).
     pub entra_oidc: Arc<MockEntraOidc>,
+    /// The mock tenant's SAML side (the LogoutRequests fedgate sent it).
+    pub entra_saml: Arc<MockEntraHttp>,
     pub dir: std::path::PathBuf,
     shutdown: Vec<tokio::sync::oneshot::Sender<()>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -249,6 +250,8 @@ impl Environment {
                 .role_attribute
                 .to_string(),
             outstanding: Default::default(),
+            sessions: Default::default(),
+            logouts: Default::default(),
         });
         let console = Arc::new(MockConsole {
             idp,
@@ -284,6 +287,13 @@ impl Environment {
             key: SigningKey::from_pem(ENTRA_KEY, ENTRA_CERT).map_err(err)?,
             sp_entity_id: tenant_rt.settings.sp_entity_id.clone(),
             acs_url: tenant_rt.settings.acs_url.clone(),
+            sp_certs: app
+                .keys()
+                .published()
+                .iter()
+                .map(|k| k.cert().clone())
+                .collect(),
+            logouts: Default::default(),
         });
         // …and its OpenID Connect side: fedgate's app registration and a
         // service account's, the same users.
@@ -295,7 +305,10 @@ impl Environment {
                 MockClient {
                     client_id: FEDGATE_CLIENT_ID.into(),
                     secret: Some(FEDGATE_CLIENT_SECRET.into()),
-                    redirect_uris: vec![format!("{public_url}/oidc/contoso/callback")],
+                    redirect_uris: vec![
+                        format!("{public_url}/oidc/contoso/callback"),
+                        format!("{public_url}/oidc/contoso/signed-out"),
+                    ],
                     ..MockClient::default()
                 },
                 MockClient {
@@ -311,6 +324,7 @@ impl Environment {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         shutdown.push(tx);
         let served_oidc = entra_oidc.clone();
+        let entra_saml = entra.clone();
         tasks.push(tokio::spawn(async move {
             let router = entra
                 .router()
@@ -377,6 +391,7 @@ impl Environment {
             app,
             entra_key,
             entra_oidc,
+            entra_saml,
             dir,
             shutdown,
             tasks,

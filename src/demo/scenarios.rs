@@ -6,8 +6,8 @@ use time::OffsetDateTime;
 use super::browser::Browser;
 use super::local_redis::LocalRedis;
 use super::{
-    alice, bob, dave, err, Environment, AUTOMATION_CLIENT_ID, AUTOMATION_CLIENT_SECRET,
-    COMMVAULT_ID, CONSOLE_ID, ENTRA_KEY, FEDGATE_API, TENANT_ID,
+    alice, bob, dave, err, Environment, ACRONIS_ID, AUTOMATION_CLIENT_ID, AUTOMATION_CLIENT_SECRET,
+    COMMCELL_ID, COMMVAULT_ID, CONSOLE_ID, ENTRA_KEY, FEDGATE_API, TENANT_ID,
 };
 use crate::trust::signing::JwtSigner;
 
@@ -228,7 +228,68 @@ async fn sp_initiated_rows(env: &Environment, rows: &mut Vec<Row>) -> Result<(),
             .into(),
         got: format!("{} in {hops} hops", signed_in(&v)),
     });
+    // 11. Erin opens the Acronis-style console too (OIDC), then signs out
+    // at fedgate: both consoles are told, then the tenant.
+    let acronis = browser
+        .get(&format!(
+            "{}/login?login_hint=erin@contoso.example",
+            env.acronis_url
+        ))
+        .await?;
+    let page = browser.get(&format!("{}/logout", env.fedgate_url)).await?;
+    // Each mock console says whose sessions fedgate's logout ended.
+    let ended = |url: String| async move {
+        let v: serde_json::Value = reqwest::get(url).await.ok()?.json().await.ok()?;
+        let erin = serde_json::json!("erin@contoso.example");
+        Some(v["logouts"].as_array()?.contains(&erin))
+    };
+    let ended = (
+        ended(format!("{}/webconsole/logouts", env.api_url)).await,
+        ended(format!("{}/logouts", env.acronis_url)).await,
+    );
+    let at_entra = page.hops.iter().any(|h| h.contains("/oauth2/v2.0/logout"));
+    rows.push(Row {
+        scenario: "sign-out → a SAML and an OIDC console, then Entra",
+        expected: format!(
+            "told {ACRONIS_ID} (oidc): confirmed, {COMMCELL_ID} (saml): confirmed; erin's console sessions ended: true, true; Entra signed out"
+        ),
+        got: format!(
+            "told {}; erin's console sessions ended: {}, {}; {}",
+            told_in(&page.body),
+            ended.1.unwrap_or(false),
+            ended.0.unwrap_or(false),
+            if at_entra && acronis.status == 200 {
+                "Entra signed out"
+            } else {
+                "Entra not reached"
+            }
+        ),
+    });
     Ok(())
+}
+
+/// The consoles fedgate's signed-out page lists: `id (via): result`.
+fn told_in(body: &str) -> String {
+    let mut out = Vec::new();
+    for item in body.split("<li data-console=\"").skip(1) {
+        let console = item.split('"').next().unwrap_or_default();
+        let attr = |name: &str| {
+            item.split(&format!("{name}=\""))
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .unwrap_or_default()
+        };
+        out.push(format!(
+            "{console} ({}): {}",
+            attr("data-via"),
+            attr("data-result")
+        ));
+    }
+    if out.is_empty() {
+        "no console".into()
+    } else {
+        out.join(", ")
+    }
 }
 
 /// The link of fedgate's step-up page, if `body` is one.

@@ -117,9 +117,8 @@ pub(super) async fn complete_login(
         Some(tenant),
         right,
         session_identity(&identity, &app.config),
-        expires,
     );
-    let session = match app.new_session(stored).await {
+    let session = match app.new_session(stored, expires).await {
         Ok(cookie) => cookie,
         Err(NewSessionError::Rng) => return refuse(app, event, rng_failed()),
         Err(NewSessionError::Store(e)) => {
@@ -237,9 +236,8 @@ pub(super) async fn complete_login(
 /// map, the overage link, the authentication method
 /// URIs (the `mfa` verdict stays) and how the login's signature was
 /// verified (the login's audit event has it). Everything else (subject,
-/// issuer, NameID format, UPN, mail, name, app roles, MFA, authentication
-/// time, expiry, assertion id, the IdP's session for single logout) is kept
-/// as it was verified. A
+/// issuer, NameID format (by a short name), UPN, mail, name, app roles, MFA, authentication
+/// time, expiry, assertion id) is kept as it was verified. A
 /// configuration reload that names a new group takes effect at the next
 /// sign-in, as sessions end within 8 hours.
 pub(super) fn session_identity(identity: &Identity, config: &crate::config::Config) -> Identity {
@@ -255,6 +253,14 @@ pub(super) fn session_identity(identity: &Identity, config: &crate::config::Conf
     kept.groups_link = None;
     kept.auth_methods.clear();
     kept.verification = Default::default();
+    // Single logout ends every session of the NameID at the tenant, with
+    // or without its SessionIndex (a superset, never fewer): not kept.
+    kept.idp_session = None;
+    // The NameID Format, for a LogoutRequest to the tenant: short.
+    kept.subject_format = kept
+        .subject_format
+        .as_deref()
+        .map(crate::slo::compact_format);
     kept
 }
 
@@ -377,7 +383,6 @@ pub async fn launch(
             Session {
                 tenant: Some(tenant),
                 identity,
-                expires,
                 ..
             },
     }) = stored
@@ -398,7 +403,8 @@ pub async fn launch(
             Refusal::new(404, "tenant.unknown", "the session's tenant is gone"),
         );
     };
-    let held = Some((id.as_str(), expires));
+    // Console records live as long as the identity (the session never longer).
+    let held = Some((id.as_str(), identity.expires_at));
     deliver(app, rt, &identity, console, None, held, true, event, now).await
 }
 
@@ -577,7 +583,9 @@ pub(super) async fn deliver(
     app.metrics
         .login(&rt.config.id, console_id, "allowed", "ok");
     if let Some((id, until)) = session {
-        app.record_reach(id, until, console_id, Reach::Saml).await;
+        let user = (rt.config.id.as_str(), identity.subject.as_str());
+        app.record_reach(user, id, until, console_id, Reach::Saml)
+            .await;
     }
     Outcome::Deliver {
         console: console_id.to_string(),

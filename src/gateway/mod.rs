@@ -11,6 +11,7 @@
 
 mod deliver;
 pub mod login_state;
+pub mod logout;
 mod oidc;
 mod saml;
 pub mod session;
@@ -530,6 +531,7 @@ impl App {
                 self.config.server.public_url,
                 crate::outbound::sso::SSO_PATH
             ),
+            &format!("{}{}", self.config.server.public_url, logout::IDP_SLO_PATH),
             &self
                 .keys()
                 .published()
@@ -542,9 +544,15 @@ impl App {
     /// The SP metadata to upload into a tenant's Entra app.
     pub fn sp_metadata(&self, tenant: &str) -> Option<String> {
         let t = self.tenants.get(tenant)?;
+        let keys = self.keys();
+        let signing: Vec<_> = keys.published().iter().map(|k| k.cert().clone()).collect();
         Some(crate::inbound::saml::sp_metadata::sp_metadata(
             &t.settings.sp_entity_id,
             &t.settings.acs_url,
+            &crate::inbound::saml::sp_metadata::Logout {
+                url: format!("{}/saml/{}/slo", self.config.server.public_url, t.config.id),
+                signing,
+            },
             &t.encryption_certs,
         ))
     }
@@ -627,7 +635,15 @@ pub enum Outcome {
     },
     /// Signed out: the session cookie cleared, then a redirect (a console's
     /// registered post-logout URI) or fedgate's signed-out page.
-    SignedOut { location: Option<String> },
+    /// `told`: what became of each console (the page lists them); `html`:
+    /// an auto-posting form carrying a logout message (HTTP-POST binding).
+    SignedOut {
+        location: Option<String>,
+        told: Vec<logout::Told>,
+        html: Option<String>,
+        /// Clear the browser's session cookie (its session has ended).
+        clear: bool,
+    },
     /// Home-realm discovery: links (href, tenant) to sign in at one tenant,
     /// and the browser binding of the login state the links continue.
     ChooseTenant {

@@ -1,7 +1,8 @@
 //! fedgate sessions as the gateway uses them: a cookie `{id}.{secret}`,
 //! the session stored under its id with the secret's digest, and what
 //! single logout needs to find it again: the user's sessions by tenant and
-//! subject (NameID or `sub`), and which consoles each one reached.
+//! subject (NameID or `sub`), and which consoles each one reached, both in
+//! one bounded set per user.
 //!
 //! The id is not a credential: consoles see it (the SessionIndex of
 //! fedgate's assertions, the `sid` of its ID tokens), and single logout
@@ -15,8 +16,6 @@ use crate::store::{self, Session, StoreError};
 
 /// Where the sessions of `(tenant, subject)` are listed.
 pub const BY_SUBJECT_NS: &str = "slo.subject";
-/// Where a session's console deliveries are recorded: `{id}\0{console}`.
-pub const REACHED_NS: &str = "slo.reached";
 
 /// How a session reached a console: what single logout tells it by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,17 +27,17 @@ pub enum Reach {
 }
 
 impl Reach {
-    fn tag(self) -> &'static [u8] {
+    fn tag(self) -> &'static str {
         match self {
-            Reach::Saml => b"saml",
-            Reach::Oidc => b"oidc",
+            Reach::Saml => "saml",
+            Reach::Oidc => "oidc",
         }
     }
 
-    fn from_tag(tag: &[u8]) -> Option<Reach> {
+    fn from_tag(tag: &str) -> Option<Reach> {
         match tag {
-            b"saml" => Some(Reach::Saml),
-            b"oidc" => Some(Reach::Oidc),
+            "saml" => Some(Reach::Saml),
+            "oidc" => Some(Reach::Oidc),
             _ => None,
         }
     }
@@ -55,10 +54,6 @@ fn subject_key(tenant: &str, subject: &str) -> String {
     format!("{tenant}\u{0}{subject}")
 }
 
-fn reached_key(id: &str, console: &str) -> String {
-    format!("{id}\u{0}{console}")
-}
-
 /// Why a session could not be made.
 #[derive(Debug)]
 pub enum NewSessionError {
@@ -67,13 +62,17 @@ pub enum NewSessionError {
 }
 
 impl App {
-    /// Store `session` and return its cookie. A tenant's session is listed
-    /// under its tenant and subject, for single logout.
-    pub async fn new_session(&self, mut session: Session) -> Result<String, NewSessionError> {
+    /// Store `session` until `expires` and return its cookie. A tenant's
+    /// session is listed under its tenant and subject, for single logout.
+    pub async fn new_session(
+        &self,
+        mut session: Session,
+        expires: OffsetDateTime,
+    ) -> Result<String, NewSessionError> {
         let (cookie, id, validator) = store::new_cookie().ok_or(NewSessionError::Rng)?;
         session.validator = validator;
         self.store
-            .put_session(&id, &session, session.expires)
+            .put_session(&id, &session, expires)
             .await
             .map_err(NewSessionError::Store)?;
         if let Some(tenant) = &session.tenant {
@@ -82,7 +81,7 @@ impl App {
                     BY_SUBJECT_NS,
                     &subject_key(tenant, &session.identity.subject),
                     &id,
-                    session.expires,
+                    expires,
                 )
                 .await
                 .map_err(NewSessionError::Store)?;
@@ -121,8 +120,16 @@ impl App {
             .store
             .members(BY_SUBJECT_NS, &subject_key(tenant, subject), now)
             .await?;
-        let mut found = Vec::new();
+        let mut found: Vec<Opened> = Vec::new();
+        // Members are `{id}` or `{id}>{how}>{console}`: the session ids.
+        let mut ids: Vec<&str> = ids
+            .iter()
+            .map(|m| m.split('>').next().unwrap_or(m))
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
         for id in ids {
+            let id = id.to_string();
             if let Some(session) = self.store.get_session(&id, now).await? {
                 if session.tenant.as_deref() == Some(tenant) && session.identity.subject == subject
                 {
@@ -152,39 +159,65 @@ impl App {
             }))
     }
 
-    /// Record that session `id` reached `console` (kept as long as the
-    /// session). Best effort: a failure is logged and the login goes on
-    /// (the console is then not told at sign-out, and the page says which
-    /// consoles were told).
-    pub async fn record_reach(&self, id: &str, until: OffsetDateTime, console: &str, how: Reach) {
-        let key = reached_key(id, console);
+    /// Record that session `id` (of `subject` at `tenant`) reached
+    /// `console`: a member `{id}>{how}>{console}` of the same set that lists
+    /// the user's sessions (one atomic add, no rewrite of the session, and
+    /// no entry of its own). Best effort: a failure is logged and the login
+    /// goes on (the console is then not told at sign-out, and the
+    /// signed-out page shows only the consoles that were).
+    pub async fn record_reach(
+        &self,
+        user: (&str, &str),
+        id: &str,
+        until: OffsetDateTime,
+        console: &str,
+        how: Reach,
+    ) {
+        let member = format!("{id}>{}>{console}", how.tag());
         if let Err(e) = self
             .store
-            .put_state(REACHED_NS, &key, how.tag(), until)
+            .add_member(BY_SUBJECT_NS, &subject_key(user.0, user.1), &member, until)
             .await
         {
             tracing::warn!(console, error = %e, "could not record a console reached, for single logout");
         }
     }
 
-    /// The consoles session `id` reached, in configuration order.
+    /// The consoles a session reached, in configuration order.
     pub async fn reached(
         &self,
-        id: &str,
+        opened: &Opened,
         now: OffsetDateTime,
     ) -> Result<Vec<(String, Reach)>, StoreError> {
-        let mut out = Vec::new();
-        for c in &self.config.consoles {
-            if let Some(tag) = self
-                .store
-                .peek_state(REACHED_NS, &reached_key(id, &c.id), now)
-                .await?
-            {
-                if let Some(r) = Reach::from_tag(&tag) {
-                    out.push((c.id.clone(), r));
-                }
-            }
-        }
-        Ok(out)
+        let Some(tenant) = opened.session.tenant.as_deref() else {
+            return Ok(Vec::new());
+        };
+        let members = self
+            .store
+            .members(
+                BY_SUBJECT_NS,
+                &subject_key(tenant, &opened.session.identity.subject),
+                now,
+            )
+            .await?;
+        let prefix = format!("{}>", opened.id);
+        let mine: Vec<(Reach, &str)> = members
+            .iter()
+            .filter_map(|m| m.strip_prefix(&prefix))
+            .filter_map(|rest| {
+                let (how, console) = rest.split_once('>')?;
+                Some((Reach::from_tag(how)?, console))
+            })
+            .collect();
+        Ok(self
+            .config
+            .consoles
+            .iter()
+            .filter_map(|c| {
+                mine.iter()
+                    .find(|(_, id)| *id == c.id)
+                    .map(|(how, _)| (c.id.clone(), *how))
+            })
+            .collect())
     }
 }

@@ -262,7 +262,9 @@ async fn answer(
         },
         None => None,
     };
-    let held = stored.as_ref().map(|o| (o.id.clone(), o.session.expires));
+    let held = stored
+        .as_ref()
+        .map(|o| (o.id.clone(), o.session.identity.expires_at));
     // The session's tenant is fedgate's typed fact, never an attribute.
     let signed_in = stored
         .and_then(|o| o.session.tenant.map(|t| (t, o.session.identity)))

@@ -320,6 +320,32 @@ impl App {
             .map_err(JwtSignError::Pool)?
     }
 
+    /// One JWT of type `typ` (a back-channel `logout+jwt`), signed as
+    /// [`App::sign_jwts`] signs.
+    pub(crate) async fn sign_typed_jwt(
+        &self,
+        alg: &str,
+        typ: &'static str,
+        claims: serde_json::Value,
+    ) -> Result<String, JwtSignError> {
+        let (keys, es256) = (self.keys(), self.token_es256.clone());
+        let rs256 = alg == "RS256";
+        self.cpu
+            .continue_with(move || {
+                let signer = if rs256 {
+                    keys.current.jwt.as_ref()
+                } else {
+                    es256.as_deref()
+                };
+                let signer = signer.ok_or(JwtSignError::KeyMissing)?;
+                signer
+                    .sign_jwt_with(&serde_json::json!({"kid": signer.kid, "typ": typ}), &claims)
+                    .map_err(JwtSignError::Sign)
+            })
+            .await
+            .map_err(JwtSignError::Pool)?
+    }
+
     /// fedgate's JWKS for console tokens (`GET /oauth2/jwks`).
     pub fn jwks(&self) -> serde_json::Value {
         let ks = self.keys();

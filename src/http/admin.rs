@@ -366,13 +366,8 @@ pub async fn login(
             StatusCode::FORBIDDEN,
         );
     }
-    let local = Session::new(
-        None,
-        AdminRight::LocalToken,
-        local_admin_identity(now),
-        now + Duration::hours(8),
-    );
-    let session = match app.new_session(local).await {
+    let local = Session::new(None, AdminRight::LocalToken, local_admin_identity(now));
+    let session = match app.new_session(local, now + Duration::hours(8)).await {
         Ok(cookie) => cookie,
         Err(crate::gateway::session::NewSessionError::Rng) => {
             return (StatusCode::INTERNAL_SERVER_ERROR, "rng").into_response();

@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod pages;
 pub mod server;
+pub mod slo;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -39,6 +40,12 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/launch/{console}", get(launch))
         .route("/idp/sso", get(idp_sso_redirect).post(idp_sso_post))
         .route("/idp/sso/realm", get(idp_sso_realm))
+        .route("/idp/slo", get(slo::idp_redirect).post(slo::idp_post))
+        .route(
+            "/saml/{tenant}/slo",
+            get(slo::tenant_redirect).post(slo::tenant_post),
+        )
+        .route("/oidc/{tenant}/signed-out", get(slo::oidc_signed_out))
         .route("/idp/sso/resume", get(idp_sso_resume))
         .route("/oidc/{tenant}/login", get(oidc_login))
         .route("/saml/{tenant}/login", get(saml_login))
@@ -267,21 +274,27 @@ pub(crate) fn render(app: &App, outcome: Outcome) -> Response {
             }
             no_store(with_binding(resp, &binding, secure))
         }
-        Outcome::SignedOut { location } => {
-            let mut resp = match location {
-                Some(l) => {
+        Outcome::SignedOut {
+            location,
+            told,
+            html,
+            clear,
+        } => {
+            let mut resp = match (location, html) {
+                (Some(l), _) => {
                     let mut r = StatusCode::SEE_OTHER.into_response();
                     if let Ok(v) = l.parse() {
                         r.headers_mut().insert(header::LOCATION, v);
                     }
                     r
                 }
-                None => Html(pages::signed_out()).into_response(),
+                (None, Some(form)) => Html(form).into_response(),
+                (None, None) => Html(pages::signed_out(&told)).into_response(),
             };
             let secure = if secure { "; Secure" } else { "" };
-            let clear =
+            let cookie =
                 format!("{SESSION_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax{secure}");
-            if let Ok(v) = clear.parse() {
+            if let Some(v) = clear.then(|| cookie.parse().ok()).flatten() {
                 resp.headers_mut().append(header::SET_COOKIE, v);
             }
             no_store(resp)

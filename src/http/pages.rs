@@ -142,11 +142,36 @@ pub fn step_up(message: &str, location: &str) -> String {
 }
 
 /// After signing out of fedgate.
-pub fn signed_out() -> String {
+pub fn signed_out(told: &[crate::gateway::logout::Told]) -> String {
+    let (reached, missed): (Vec<_>, Vec<_>) = told.iter().partition(|t| t.reached());
+    let item = |t: &&crate::gateway::logout::Told| {
+        let detail = if t.detail.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", esc(&t.detail))
+        };
+        format!(
+            "<li data-console=\"{}\" data-via=\"{}\" data-result=\"{}\">{}{detail}</li>",
+            esc(&t.console),
+            esc(&t.via),
+            esc(&t.result),
+            esc(&t.name)
+        )
+    };
+    let mut body = String::new();
+    if !reached.is_empty() {
+        body.push_str("<p>Signed out of these consoles too:</p><ul class=\"told\">");
+        body.extend(reached.iter().map(item));
+        body.push_str("</ul>");
+    }
+    if !missed.is_empty() {
+        body.push_str("<p><strong>These consoles could not be told</strong>: they keep their own session until it ends, so sign out of each of them yourself (on a shared machine, close the browser too).</p><ul class=\"missed\">");
+        body.extend(missed.iter().map(item));
+        body.push_str("</ul>");
+    }
     format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>Signed out</title><style>{STYLE}</style></head><body>\
-<h1>Signed out of fedgate</h1><p>Your fedgate session has ended: the next console you open signs you in again.</p>\
-<p>The backup consoles you opened keep their own sessions (fedgate does not sign you out of them yet): sign out of each console, and of your organisation's account if this is a shared machine.</p></body></html>"
+<h1>Signed out of fedgate</h1><p>Your fedgate session has ended: the next console you open signs you in again.</p>{body}</body></html>"
     )
 }
 

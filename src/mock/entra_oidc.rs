@@ -56,6 +56,9 @@ pub struct MockEntraOidc {
     pub prompts: Mutex<Vec<String>>,
     /// Whether ID tokens carry `auth_time` (an optional claim in Entra).
     pub auth_time_claim: std::sync::atomic::AtomicBool,
+    /// The `logout_hint`s (or `-`) of the sign-outs at its
+    /// `end_session_endpoint`, in order.
+    pub signed_out: Mutex<Vec<String>>,
 }
 
 /// The authentication contexts the mock tenant has a Conditional Access
@@ -93,6 +96,7 @@ impl MockEntraOidc {
             sessions: Mutex::new(HashMap::new()),
             prompts: Mutex::new(Vec::new()),
             auth_time_claim: std::sync::atomic::AtomicBool::new(true),
+            signed_out: Mutex::new(Vec::new()),
         }
     }
 
@@ -201,6 +205,7 @@ pub fn router(m: Arc<MockEntraOidc>) -> Router {
         .route("/{tid}/discovery/v2.0/keys", get(keys))
         .route("/{tid}/oauth2/v2.0/authorize", get(authorize))
         .route("/{tid}/oauth2/v2.0/token", post(token))
+        .route("/{tid}/oauth2/v2.0/logout", get(end_session))
         .with_state(m)
 }
 
@@ -224,6 +229,7 @@ async fn discovery(State(m): State<Arc<MockEntraOidc>>, Path(tid): Path<String>)
         "authorization_endpoint": format!("{b}/oauth2/v2.0/authorize"),
         "token_endpoint": format!("{b}/oauth2/v2.0/token"),
         "jwks_uri": format!("{b}/discovery/v2.0/keys"),
+        "end_session_endpoint": format!("{b}/oauth2/v2.0/logout"),
         "userinfo_endpoint": "https://graph.microsoft.com/oidc/userinfo",
         "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
         "response_modes_supported": ["query", "fragment", "form_post"],
@@ -271,6 +277,56 @@ fn aad_error(status: StatusCode, error: &str, desc: &str) -> Response {
         Json(json!({"error": error, "error_description": desc})),
     )
         .into_response()
+}
+
+#[derive(Deserialize)]
+struct EndSessionQuery {
+    post_logout_redirect_uri: Option<String>,
+    state: Option<String>,
+    client_id: Option<String>,
+    logout_hint: Option<String>,
+}
+
+/// Entra's `end_session_endpoint`: the tenant's own session ends; back to
+/// `post_logout_redirect_uri` (with `state`) only when the app named by
+/// `client_id` registered it as a redirect URI, as Entra requires.
+async fn end_session(
+    State(m): State<Arc<MockEntraOidc>>,
+    Path(tid): Path<String>,
+    Query(q): Query<EndSessionQuery>,
+) -> Response {
+    if let Some(r) = not_this_tenant(&m, &tid) {
+        return r;
+    }
+    if let Ok(mut s) = m.sessions.lock() {
+        match &q.logout_hint {
+            Some(h) => {
+                s.remove(h);
+            }
+            None => s.clear(),
+        }
+    }
+    if let Ok(mut l) = m.signed_out.lock() {
+        l.push(q.logout_hint.clone().unwrap_or_else(|| "-".into()));
+    }
+    let registered = q
+        .client_id
+        .as_deref()
+        .and_then(|c| m.client(c))
+        .zip(q.post_logout_redirect_uri.as_ref())
+        .filter(|(c, uri)| c.redirect_uris.contains(uri))
+        .map(|(_, uri)| uri.clone());
+    match registered {
+        Some(uri) => {
+            let sep = if uri.contains('?') { '&' } else { '?' };
+            let to = match q.state {
+                Some(s) => format!("{uri}{sep}state={}", crate::util::urlencode(&s)),
+                None => uri,
+            };
+            redirect(to)
+        }
+        None => (StatusCode::OK, "You signed out of your account.\n").into_response(),
+    }
 }
 
 fn redirect(to: String) -> Response {

@@ -5,7 +5,10 @@
 //!   PKCE and nonce, client secret, and that crate's own ID-token verifier:
 //!   signature against fedgate's JWKS, issuer, audience, expiry, nonce). It
 //!   answers with who signed in and the role assignments (role + customer
-//!   tenant/unit) it read from the ID token;
+//!   tenant/unit) it read from the ID token. It keeps a session per `sid`
+//!   of the ID token, and ends it on fedgate's back-channel logout token
+//!   (OpenID Connect Back-Channel Logout 1.0, verified with `jsonwebtoken`
+//!   against fedgate's JWKS: `typ`, issuer, audience, the event, no nonce);
 //! - a **Commvault-style REST API** that accepts only fedgate's console JWTs
 //!   (verified with `jsonwebtoken` against fedgate's JWKS: issuer, audience,
 //!   expiry) and lists the backup jobs of the companies in the token's
@@ -39,6 +42,10 @@ pub struct MockOidcConsole {
     pub client_id: String,
     pub client_secret: String,
     pending: Mutex<HashMap<String, (String, String)>>,
+    /// Live sessions: the ID token's `sid` → user.
+    sessions: Mutex<HashMap<String, String>>,
+    /// The users whose sessions fedgate's logout tokens ended, in order.
+    logouts: Mutex<Vec<String>>,
 }
 
 impl MockOidcConsole {
@@ -49,7 +56,14 @@ impl MockOidcConsole {
             client_id,
             client_secret,
             pending: Mutex::new(HashMap::new()),
+            sessions: Mutex::new(HashMap::new()),
+            logouts: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Its back-channel logout URI (fedgate's `backchannel_logout_uri`).
+    pub fn backchannel_logout_uri(&self) -> String {
+        format!("{}/backchannel-logout", self.base)
     }
 
     pub fn redirect_uri(&self) -> String {
@@ -61,6 +75,11 @@ pub fn oidc_router(c: Arc<MockOidcConsole>) -> Router {
     Router::new()
         .route("/login", get(login))
         .route("/callback", get(callback))
+        .route(
+            "/backchannel-logout",
+            axum::routing::post(backchannel_logout),
+        )
+        .route("/logouts", get(logouts))
         .with_state(c)
 }
 
@@ -235,6 +254,10 @@ async fn callback(
         })
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default();
+    let user = claims.email().map(|e| e.as_str().to_string());
+    if let (Some(sid), Ok(mut s)) = (extra["sid"].as_str(), c.sessions.lock()) {
+        s.insert(sid.to_string(), user.clone().unwrap_or_default());
+    }
     Json(json!({
         "ok": true,
         "user": claims.email().map(|e| e.as_str().to_string()),
@@ -245,6 +268,85 @@ async fn callback(
         "alg": id_token.signing_alg().ok().map(|a| format!("{a:?}")),
     }))
     .into_response()
+}
+
+#[derive(Deserialize)]
+struct LogoutForm {
+    logout_token: String,
+}
+
+/// `POST /backchannel-logout`: fedgate's logout token ends the session its
+/// `sid` names. 200 when it did, 400 for a token this console refuses
+/// (Back-Channel Logout §2.8).
+async fn backchannel_logout(
+    State(c): State<Arc<MockOidcConsole>>,
+    axum::extract::Form(form): axum::extract::Form<LogoutForm>,
+) -> Response {
+    let refuse = |m: String| fail(StatusCode::BAD_REQUEST, "invalid_request", m);
+    let meta = match discover(&c).await {
+        Ok(m) => m,
+        Err(e) => return fail(StatusCode::BAD_GATEWAY, "discovery_failed", e),
+    };
+    let jwks: jsonwebtoken::jwk::JwkSet = match async {
+        http()
+            .get(meta.jwks_uri().url().as_str())
+            .send()
+            .await?
+            .json()
+            .await
+    }
+    .await
+    {
+        Ok(j) => j,
+        Err(e) => return fail(StatusCode::BAD_GATEWAY, "jwks_failed", e),
+    };
+    let token = form.logout_token.as_str();
+    let header = match jsonwebtoken::decode_header(token) {
+        Ok(h) => h,
+        Err(e) => return refuse(e.to_string()),
+    };
+    if header.typ.as_deref() != Some("logout+jwt") {
+        return refuse(format!("typ {:?} is not logout+jwt", header.typ));
+    }
+    let Some(key) = header
+        .kid
+        .as_deref()
+        .and_then(|k| jwks.find(k))
+        .and_then(|j| jsonwebtoken::DecodingKey::from_jwk(j).ok())
+    else {
+        return refuse("unknown kid".into());
+    };
+    let mut v = jsonwebtoken::Validation::new(header.alg);
+    v.set_issuer(&[&c.issuer]);
+    v.set_audience(&[&c.client_id]);
+    v.set_required_spec_claims(&["iss", "aud", "exp", "iat"]);
+    let claims = match jsonwebtoken::decode::<serde_json::Value>(token, &key, &v) {
+        Ok(d) => d.claims,
+        Err(e) => return refuse(e.to_string()),
+    };
+    if claims["events"]
+        .get("http://schemas.openid.net/event/backchannel-logout")
+        .is_none()
+        || claims.get("nonce").is_some()
+        || claims["jti"].as_str().is_none()
+    {
+        return refuse("not a logout token (event, jti, no nonce)".into());
+    }
+    let Some(sid) = claims["sid"].as_str() else {
+        return refuse("no sid".into());
+    };
+    let ended = c.sessions.lock().ok().and_then(|mut s| s.remove(sid));
+    if let (Some(user), Ok(mut l)) = (ended, c.logouts.lock()) {
+        l.push(user);
+    }
+    (StatusCode::OK, [(header::CACHE_CONTROL, "no-store")]).into_response()
+}
+
+/// `GET /logouts`: whose sessions fedgate ended, and how many are live.
+async fn logouts(State(c): State<Arc<MockOidcConsole>>) -> Response {
+    let ended = c.logouts.lock().map(|l| l.clone()).unwrap_or_default();
+    let live = c.sessions.lock().map(|s| s.len()).unwrap_or(0);
+    Json(json!({"logouts": ended, "live": live})).into_response()
 }
 
 /// The Commvault-style REST API.

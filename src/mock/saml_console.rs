@@ -3,7 +3,10 @@
 //! (HTTP-Redirect binding, RSA-SHA256 over the query, as Commvault signs
 //! them), verifies the Response posted back with fedgate's IdP metadata,
 //! and accepts it only as the answer to a request it sent and has not seen
-//! answered (InResponseTo), once. For the demo and the tests.
+//! answered (InResponseTo), once. It keeps a session per SessionIndex, and
+//! ends it when fedgate's signed LogoutRequest arrives at
+//! `/webconsole/logout` (answering with its own signed LogoutResponse).
+//! For the demo and the tests.
 
 use std::collections::HashSet;
 use std::io::Write;
@@ -34,6 +37,17 @@ pub struct MockSpConsole {
     pub role_attribute: String,
     /// Requests sent and not yet answered.
     pub outstanding: Mutex<HashSet<String>>,
+    /// Live sessions: SessionIndex → user.
+    pub sessions: Mutex<std::collections::HashMap<String, String>>,
+    /// The users whose sessions fedgate's LogoutRequests ended, in order.
+    pub logouts: Mutex<Vec<String>>,
+}
+
+impl MockSpConsole {
+    /// Its SingleLogoutService (fedgate's `logout_url` for it).
+    pub fn logout_url(&self) -> String {
+        format!("{}/logout", self.settings.sp_entity_id)
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -55,6 +69,8 @@ pub fn router(console: Arc<MockSpConsole>) -> Router {
     Router::new()
         .route("/webconsole/login", get(login))
         .route("/webconsole", axum::routing::post(acs))
+        .route("/webconsole/logout", get(logout))
+        .route("/webconsole/logouts", get(logouts))
         .with_state(console)
 }
 
@@ -145,6 +161,9 @@ async fn acs(State(c): State<Arc<MockSpConsole>>, Form(form): Form<AcsForm>) -> 
             ),
         );
     }
+    if let (Some(index), Ok(mut s)) = (id.idp_session.clone(), c.sessions.lock()) {
+        s.insert(index, id.subject.clone());
+    }
     let roles = id
         .attributes
         .get(&c.role_attribute)
@@ -155,4 +174,90 @@ async fn acs(State(c): State<Arc<MockSpConsole>>, Form(form): Form<AcsForm>) -> 
         "relay_state": form.relay_state}),
     )
     .into_response()
+}
+
+/// `GET /webconsole/logout`: fedgate's LogoutRequest (HTTP-Redirect,
+/// signed): the sessions it names end, and a signed LogoutResponse goes
+/// back to fedgate's SingleLogoutService.
+async fn logout(
+    State(c): State<Arc<MockSpConsole>>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Response {
+    let now = time::OffsetDateTime::now_utc();
+    let Some(idp) = c.idp.current() else {
+        return fail(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "idp_metadata_unavailable",
+            String::new(),
+        );
+    };
+    let party = crate::slo::Party {
+        id: "fedgate".into(),
+        entity_id: idp.entity_id.clone(),
+        certs: idp.signing_certs.clone(),
+    };
+    let query = query.unwrap_or_default();
+    let received = crate::slo::read(
+        crate::binding::Incoming::Redirect { query: &query },
+        &[party],
+        &c.logout_url(),
+        now,
+        time::Duration::minutes(3),
+    );
+    let req = match received {
+        Ok(crate::slo::Received::Request(r)) => r,
+        Ok(crate::slo::Received::Response(_)) => {
+            return fail(
+                StatusCode::BAD_REQUEST,
+                "unexpected",
+                "a LogoutResponse".into(),
+            )
+        }
+        Err(e) => return fail(StatusCode::FORBIDDEN, e.code(), e.to_string()),
+    };
+    let ended: Vec<String> = match c.sessions.lock() {
+        Ok(mut s) => req
+            .session_indexes
+            .iter()
+            .filter_map(|i| s.remove(i))
+            .filter(|user| *user == req.name_id)
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    let status = if ended.is_empty() {
+        crate::slo::STATUS_RESPONDER
+    } else {
+        crate::slo::STATUS_SUCCESS
+    };
+    if let Ok(mut l) = c.logouts.lock() {
+        l.extend(ended);
+    }
+    let slo_url = c.sso_url.replace("/idp/sso", "/idp/slo");
+    let id = format!("_cv{}", crate::util::random_id().unwrap_or_default());
+    let xml = crate::slo::logout_response(
+        &id,
+        &c.settings.sp_entity_id,
+        &slo_url,
+        &req.id,
+        status,
+        None,
+        now,
+    );
+    match crate::binding::redirect_url(
+        &slo_url,
+        crate::binding::Kind::Response,
+        &xml,
+        req.relay_state.as_deref(),
+        Some(&c.key),
+    ) {
+        Ok(url) => (StatusCode::FOUND, [(axum::http::header::LOCATION, url)]).into_response(),
+        Err(e) => fail(StatusCode::INTERNAL_SERVER_ERROR, "encode", e.to_string()),
+    }
+}
+
+/// `GET /webconsole/logouts`: whose sessions fedgate ended, and how many are live.
+async fn logouts(State(c): State<Arc<MockSpConsole>>) -> Response {
+    let ended = c.logouts.lock().map(|l| l.clone()).unwrap_or_default();
+    let live = c.sessions.lock().map(|s| s.len()).unwrap_or(0);
+    Json(json!({"logouts": ended, "live": live})).into_response()
 }

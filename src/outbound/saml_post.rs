@@ -375,6 +375,7 @@ pub fn post_form(
 pub fn idp_metadata(
     entity_id: &str,
     sso_url: &str,
+    slo_url: &str,
     certs: &[&crate::trust::certs::TrustedCert],
 ) -> String {
     let mut kds = String::new();
@@ -387,6 +388,8 @@ pub fn idp_metadata(
     format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<md:EntityDescriptor xmlns:md=\"urn:oasis:names:tc:SAML:2.0:metadata\" xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\" entityID=\"{eid}\">\
 <md:IDPSSODescriptor WantAuthnRequestsSigned=\"false\" protocolSupportEnumeration=\"urn:oasis:names:tc:SAML:2.0:protocol\">{kds}\
+<md:SingleLogoutService Binding=\"urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect\" Location=\"{slo}\"/>\
+<md:SingleLogoutService Binding=\"urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST\" Location=\"{slo}\"/>\
 <md:NameIDFormat>urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress</md:NameIDFormat>\
 <md:NameIDFormat>urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified</md:NameIDFormat>\
 <md:NameIDFormat>urn:oasis:names:tc:SAML:2.0:nameid-format:persistent</md:NameIDFormat>\
@@ -395,6 +398,7 @@ pub fn idp_metadata(
 </md:IDPSSODescriptor></md:EntityDescriptor>\n",
         eid = esc(entity_id),
         sso = esc(sso_url),
+        slo = esc(slo_url),
     )
 }
 

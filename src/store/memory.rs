@@ -304,12 +304,14 @@ impl Store for MemoryStore {
             let mut sets = self.sets.lock().map_err(poisoned)?;
             let mut members = sets.remove(&k, now).unwrap_or_default();
             let (live, exp) = (expiry(now), expiry(expires));
-            members.retain(|(m, e)| *e > live && &**m != member);
+            let superseded = member.split_once('>').map(|(x, _)| x);
+            members.retain(|(m, e)| *e > live && &**m != member && Some(&**m) != superseded);
             members.push((member.into(), exp));
             if members.len() > super::MAX_MEMBERS {
                 members.sort_by_key(|(_, e)| std::cmp::Reverse(*e));
                 members.truncate(super::MAX_MEMBERS);
             }
+            members.shrink_to_fit();
             let last = members.iter().map(|(_, e)| *e).max().unwrap_or(exp);
             let until =
                 OffsetDateTime::from_unix_timestamp_nanos(i128::from(last)).unwrap_or(expires);
@@ -395,6 +397,14 @@ mod tests {
             ["b"]
         );
         assert!(store.members("n", "other", t0).await.unwrap().is_empty());
+        // `a>…` replaces `a`.
+        store
+            .add_member("n", "k", "a>saml>c", t0 + Duration::minutes(2))
+            .await
+            .unwrap();
+        let mut m = store.members("n", "k", t0).await.unwrap();
+        m.sort();
+        assert_eq!(m, ["a>saml>c", "b"]);
         for i in 0..crate::store::MAX_MEMBERS + 5 {
             let until = t0 + Duration::minutes(10 + i as i64);
             store

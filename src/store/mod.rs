@@ -48,32 +48,23 @@ pub struct Session {
     pub tenant: Option<String>,
     pub admin: AdminRight,
     pub identity: Identity,
-    /// The SHA-256 (hex) of the secret half of the cookie: the session is
+    /// The secret half of the cookie, hashed ([`new_cookie`]): the session is
     /// stored under its id (the cookie's first half, which single logout
     /// can find and consoles see as the SessionIndex or `sid`), and only
     /// the cookie's holder has the secret.
     pub validator: String,
-    /// When the session ends.
-    #[serde(with = "time::serde::rfc3339")]
-    pub expires: OffsetDateTime,
 }
 
 impl Session {
-    /// A session of `tenant` for `identity`, until `expires`; its
-    /// validator is set when it is stored ([`new_cookie`]).
-    pub fn new(
-        tenant: Option<&str>,
-        admin: AdminRight,
-        identity: Identity,
-        expires: OffsetDateTime,
-    ) -> Session {
+    /// A session of `tenant` for `identity`; its validator is set when it
+    /// is stored ([`new_cookie`]).
+    pub fn new(tenant: Option<&str>, admin: AdminRight, identity: Identity) -> Session {
         Session {
             format: SESSION_FORMAT,
             tenant: tenant.map(str::to_string),
             admin,
             identity,
             validator: String::new(),
-            expires,
         }
     }
 
@@ -104,10 +95,11 @@ impl Session {
     }
 }
 
+/// The first 128 bits of the secret's SHA-256, in hex: finding a secret
+/// that matches takes 2¹²⁸ work, and the secret itself is 128 random bits.
 fn validator_of(secret: &str) -> String {
-    crate::util::hex(
-        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, secret.as_bytes()).as_ref(),
-    )
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, secret.as_bytes());
+    crate::util::hex(&d.as_ref()[..16])
 }
 
 /// A new session cookie `{id}.{secret}`: its id (the store key) and the
@@ -213,7 +205,9 @@ pub trait Store: Send + Sync {
     /// Add `member` to the set under `(ns, key)`, to be kept until
     /// `expires` (each member has its own expiry). A set holds at most
     /// [`MAX_MEMBERS`]: past that, the members that expire first are
-    /// dropped. Single logout finds a user's sessions this way.
+    /// dropped. A member `{x}>{…}` replaces a member `{x}` (a session
+    /// listed with a console it reached needs no plain entry too). Single
+    /// logout finds a user's sessions this way.
     fn add_member<'a>(
         &'a self,
         ns: &'a str,
@@ -234,10 +228,10 @@ pub trait Store: Send + Sync {
     fn ready(&self) -> StoreFuture<'_, ()>;
 }
 
-/// The most members a set keeps ([`Store::add_member`]): a user signed in
-/// in more browsers than this at once has the oldest ones left out of
-/// single logout (they still expire).
-pub const MAX_MEMBERS: usize = 32;
+/// The most members a set keeps ([`Store::add_member`]): a user's sessions
+/// and the consoles each reached; past this, the members that expire first
+/// are left out of single logout (the sessions still expire).
+pub const MAX_MEMBERS: usize = 64;
 
 /// The store the configuration names (`[store]`). Reads `password_file`.
 /// Makes no connection: a Redis that is down at startup makes fedgate
@@ -307,16 +301,12 @@ mod tests {
         .unwrap()
     }
 
-    fn exp() -> OffsetDateTime {
-        OffsetDateTime::from_unix_timestamp(1_900_000_000).unwrap()
-    }
-
     #[test]
     fn a_cookie_opens_only_its_own_session() {
         let (cookie, id, validator) = new_cookie().unwrap();
         let (cid, secret) = split_cookie(&cookie).unwrap();
         assert_eq!(cid, id);
-        let mut s = Session::new(None, AdminRight::No, identity(), exp());
+        let mut s = Session::new(None, AdminRight::No, identity());
         assert!(!s.opens_with(secret), "no validator, no session");
         s.validator = validator;
         assert!(s.opens_with(secret));
@@ -329,7 +319,7 @@ mod tests {
 
     #[test]
     fn a_session_round_trips_with_its_typed_facts() {
-        let s = Session::new(Some("contoso"), AdminRight::Rule, identity(), exp());
+        let s = Session::new(Some("contoso"), AdminRight::Rule, identity());
         let back = Session::decode(&s.encode().unwrap()).unwrap();
         assert_eq!(back.tenant.as_deref(), Some("contoso"));
         assert_eq!(back.admin, AdminRight::Rule);
@@ -342,13 +332,8 @@ mod tests {
         let old = serde_json::to_vec(&identity()).unwrap();
         assert!(Session::decode(&old).is_none());
         // Another version, or a smuggled extra field: none either.
-        let mut v = serde_json::to_value(Session::new(
-            None,
-            AdminRight::LocalToken,
-            identity(),
-            exp(),
-        ))
-        .unwrap();
+        let mut v =
+            serde_json::to_value(Session::new(None, AdminRight::LocalToken, identity())).unwrap();
         v["format"] = 1.into();
         assert!(Session::decode(&serde_json::to_vec(&v).unwrap()).is_none());
         v["format"] = SESSION_FORMAT.into();

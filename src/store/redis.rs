@@ -249,6 +249,8 @@ impl RedisStore {
 /// [`Store::add_member`] in Redis: a sorted set scored by each member's
 /// expiry (Unix milliseconds).
 const ADD_MEMBER: &str = r"
+local cut = string.find(ARGV[2], '>', 1, true)
+if cut then redis.call('ZREM', KEYS[1], string.sub(ARGV[2], 1, cut - 1)) end
 redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
 local n = redis.call('ZCARD', KEYS[1])

@@ -132,6 +132,26 @@ async fn metadata_health_and_readiness() {
     let idp = get("/idp/metadata").await.unwrap().text().await.unwrap();
     let parsed = fedgate::trust::metadata::IdpMetadata::parse(idp.as_bytes()).unwrap();
     assert_eq!(parsed.signing_certs.len(), 1);
+    // Single logout: both bindings, at both faces; the SP side names the
+    // certificate fedgate signs its logout messages to the tenant with.
+    let slo = format!("{}/idp/slo", env.fedgate_url);
+    assert_eq!(
+        parsed
+            .slo_endpoints
+            .iter()
+            .map(|e| (e.binding.as_str(), e.location.as_str()))
+            .collect::<Vec<_>>(),
+        [
+            (fedgate::binding::BINDING_REDIRECT, slo.as_str()),
+            (fedgate::binding::BINDING_POST, slo.as_str())
+        ]
+    );
+    assert!(sp.contains(&format!(
+        "<md:SingleLogoutService Binding=\"{}\" Location=\"{}/saml/contoso/slo\"/>",
+        fedgate::binding::BINDING_REDIRECT,
+        env.fedgate_url
+    )));
+    assert!(sp.contains("<md:KeyDescriptor use=\"signing\">"));
     assert_eq!(get("/healthz").await.unwrap().status(), 200);
     assert_eq!(get("/readyz").await.unwrap().status(), 200);
     assert_eq!(get("/saml/nope/metadata").await.unwrap().status(), 404);

@@ -196,7 +196,9 @@ fn the_real_entra_metadata_signature_is_checked_against_a_trust_anchor() {
 #[test]
 fn console_sp_metadata_and_reply_urls_against_the_autotask_profile() {
     let d = dir();
-    let sp = |id: &str, acs: &str| fedgate::inbound::saml::sp_metadata::sp_metadata(id, acs, &[]);
+    let sp = |id: &str, acs: &str| {
+        fedgate::inbound::saml::sp_metadata::sp_metadata(id, acs, &Default::default(), &[])
+    };
     let check = |id: &str, acs: &str| {
         let f = write(&d, "sp.xml", &sp(id, acs));
         lint(&[&f, "--as", "sp", "--profile", "autotask"])
@@ -325,4 +327,54 @@ async fn metadata_from_a_url() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stdout).contains("lint.fetch_failed"));
     task.abort();
+}
+
+/// A console profile with a single logout URL (Acronis): its SP metadata's
+/// SingleLogoutService is what to set as `logout_url`; metadata without
+/// one is a warning (the console's session would outlive a sign-out).
+#[test]
+fn a_consoles_single_logout_service_is_found_or_its_absence_warned() {
+    let d = dir();
+    let id = "urn:cyber:protect:saml:8f3e1c";
+    let acs = "https://eu2-cloud.acronis.com/api/2/saml/callback";
+    let sp = |logout: &str| {
+        let l = fedgate::inbound::saml::sp_metadata::Logout {
+            url: logout.to_string(),
+            signing: Vec::new(),
+        };
+        fedgate::inbound::saml::sp_metadata::sp_metadata(id, acs, &l, &[])
+    };
+    let run = |name: &str, body: &str| {
+        let f = write(&d, name, body);
+        lint(&[&f, "--as", "sp", "--profile", "acronis"]).1
+    };
+    let none = run("none.xml", &sp(""));
+    assert!(
+        codes(&none).contains(&"warning:lint.logout_url_missing".into()),
+        "{none}"
+    );
+    let good = run(
+        "good.xml",
+        &sp("https://eu2-cloud.acronis.com/api/2/saml/logout"),
+    );
+    let found = good["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["code"] == "lint.logout_url")
+        .unwrap_or_else(|| panic!("{good}"));
+    assert_eq!(
+        found["fix"],
+        "set logout_url = \"https://eu2-cloud.acronis.com/api/2/saml/logout\" and logout_binding = \"redirect\" for this console, so that signing out of fedgate signs the user out of it"
+    );
+    assert!(
+        !codes(&good).iter().any(|c| c.starts_with("warning:")),
+        "{good}"
+    );
+    let odd = run("odd.xml", &sp("https://eu2-cloud.acronis.com/logout"));
+    assert!(
+        codes(&odd).contains(&"warning:lint.logout_url_pattern".into()),
+        "{odd}"
+    );
+    let _ = std::fs::remove_dir_all(&d);
 }

@@ -21,6 +21,8 @@ pub mod oidc_state;
 pub mod redis;
 pub mod rotation;
 pub mod saml_fixtures;
+pub mod slo;
+pub mod slo_peer;
 pub mod sso;
 pub mod sso_read;
 pub mod state;

@@ -884,11 +884,22 @@ async fn a_console_signs_the_user_out_of_fedgate_and_gets_its_user_back_at_its_r
         ))
         .await
         .unwrap();
+    // fedgate signs the user out at Entra too (its end_session_endpoint,
+    // back to fedgate), then sends them to the console's URI.
     assert_eq!(
-        out.hops.get(1).map(String::as_str),
+        out.hops.last().map(String::as_str),
         Some(format!("{back}?state=s%201").as_str()),
         "{:?}",
         out.hops
+    );
+    assert!(
+        out.hops[1].contains("/oauth2/v2.0/logout?post_logout_redirect_uri="),
+        "{:?}",
+        out.hops
+    );
+    assert_eq!(
+        env.entra_oidc.signed_out.lock().unwrap().as_slice(),
+        ["carol@contoso.example"]
     );
     // The fedgate session is gone: the next console login goes to Entra again.
     let again = browser.get(&login).await.unwrap();

@@ -186,10 +186,10 @@ async fn a_response_accepted_by_one_instance_is_refused_by_the_other() {
             assert_eq!(v, b"1");
         } else {
             // Every login also keeps a session (sealed, never the identity
-            // in clear), and for single logout lists its id under the user
-            // and records the console it reached.
+            // in clear), and for single logout lists its id, and the
+            // console it reached, under the user.
             assert!(
-                ["session:", "slo.subject:", "slo.reached:"]
+                ["session:", "slo.subject:"]
                     .iter()
                     .any(|p| k.starts_with(&format!("fedgate:v1:{p}"))),
                 "{k}"
@@ -606,7 +606,6 @@ async fn the_redis_store_claims_expire_and_a_password_is_used() {
         Some("contoso"),
         fedgate::store::AdminRight::Rule,
         identity.clone(),
-        now + time::Duration::minutes(5),
     );
     with.put_session("sess-1", &session, now + time::Duration::minutes(5))
         .await
@@ -620,6 +619,37 @@ async fn the_redis_store_claims_expire_and_a_password_is_used() {
     // A session read after its own expiry (by fedgate's clock) is no session.
     let later = now + time::Duration::minutes(6);
     assert!(with.get_session("sess-1", later).await.unwrap().is_none());
+    // The sets single logout finds a user's sessions by: each member until
+    // its own expiry, the latest MAX_MEMBERS kept.
+    let (near, far) = (
+        now + time::Duration::minutes(1),
+        now + time::Duration::minutes(9),
+    );
+    with.add_member("slo.subject", "t\0alice", "s1", near)
+        .await
+        .unwrap();
+    with.add_member("slo.subject", "t\0alice", "s2", far)
+        .await
+        .unwrap();
+    let mut m = with.members("slo.subject", "t\0alice", now).await.unwrap();
+    m.sort();
+    assert_eq!(m, ["s1", "s2"]);
+    let after_near = now + time::Duration::minutes(2);
+    assert_eq!(
+        with.members("slo.subject", "t\0alice", after_near)
+            .await
+            .unwrap(),
+        ["s2"]
+    );
+    for i in 0..fedgate::store::MAX_MEMBERS + 3 {
+        let until = far + time::Duration::seconds(i as i64);
+        with.add_member("slo.subject", "t\0many", &format!("m{i}"), until)
+            .await
+            .unwrap();
+    }
+    let m = with.members("slo.subject", "t\0many", now).await.unwrap();
+    assert_eq!(m.len(), fedgate::store::MAX_MEMBERS);
+    assert!(!m.contains(&"m0".to_string()));
 }
 
 /// An OIDC login started on A (state, PKCE verifier and nonce kept in Redis)

@@ -5,9 +5,9 @@
 
 use fedgate::demo::{parse_form, Browser, Environment, Page};
 
-const SP: &str = "https://commcell.contoso.example/webconsole";
+pub(super) const SP: &str = "https://commcell.contoso.example/webconsole";
 const ACS: &str = "https://commcell.contoso.example/webconsole";
-const CONSOLE: &str = "commvault-saml";
+pub(super) const CONSOLE: &str = "commvault-saml";
 
 /// A Commvault-style SAML console that signs its AuthnRequests with the
 /// key behind `idp_next_cert.pem`, and a rule for the engineering group
@@ -17,7 +17,7 @@ fn console_toml() -> String {
 }
 
 /// [`console_toml`] with more keys for the console.
-fn console_toml_with(keys: &str) -> String {
+pub(super) fn console_toml_with(keys: &str) -> String {
     format!(
         r#"
 [[consoles]]
@@ -44,13 +44,13 @@ roles = ["BackupOperator"]
 
 /// The console SP's settings for python3-saml: its key is the one
 /// fedgate has the certificate of, unless `key` names another fixture pair.
-struct Sp {
-    settings: serde_json::Value,
-    dir: super::TempDir,
+pub(super) struct Sp {
+    pub(super) settings: serde_json::Value,
+    pub(super) dir: super::TempDir,
 }
 
 impl Sp {
-    fn new(env: &Environment) -> Sp {
+    pub(super) fn new(env: &Environment) -> Sp {
         let read = |p: &str| std::fs::read_to_string(super::fixture(p)).unwrap();
         let settings = serde_json::json!({
             "sp_entity_id": SP,
@@ -70,12 +70,12 @@ impl Sp {
         }
     }
 
-    fn set(mut self, key: &str, value: serde_json::Value) -> Sp {
+    pub(super) fn set(mut self, key: &str, value: serde_json::Value) -> Sp {
         self.settings[key] = value;
         self
     }
 
-    fn run(&self, args: &[&str]) -> (bool, serde_json::Value) {
+    pub(super) fn run(&self, args: &[&str]) -> (bool, serde_json::Value) {
         let path = self.dir.join("settings.json");
         std::fs::write(&path, self.settings.to_string()).unwrap();
         let out = super::python()
@@ -96,7 +96,7 @@ impl Sp {
     }
 
     /// An AuthnRequest: (the URL to send the browser to, the request ID).
-    fn login(&self, extra: &[&str]) -> (String, String) {
+    pub(super) fn login(&self, extra: &[&str]) -> (String, String) {
         let mut args = vec!["login"];
         args.extend_from_slice(extra);
         let (ok, v) = self.run(&args);
@@ -108,7 +108,7 @@ impl Sp {
     }
 
     /// What the console makes of fedgate's answer page (the form it posts).
-    fn acs(&self, page: &Page, request_id: &str) -> (bool, serde_json::Value) {
+    pub(super) fn acs(&self, page: &Page, request_id: &str) -> (bool, serde_json::Value) {
         let (action, fields) = parse_form(&page.body)
             .unwrap_or_else(|| panic!("no form on {}: {}", page.url, page.body));
         assert_eq!(action, ACS, "answers go to the registered reply URL only");

@@ -4,8 +4,8 @@
 //! the cookie) and write an audit event. A console's
 //! `post_logout_redirect_uri` is followed only when the console named by
 //! `client_id` registered it exactly; otherwise fedgate shows its own
-//! signed-out page and redirects nowhere. Consoles keep their own
-//! sessions: single logout to them is not built yet, and the page says so.
+//! signed-out page and redirects nowhere. The other consoles the session
+//! reached, and the tenant, are told as `gateway::logout` tells them.
 
 use super::*;
 
@@ -55,32 +55,17 @@ pub async fn end_session(
             );
         }
     };
-    let stored = match session {
+    let opened = match session {
         Some(s) => match app.open_session(s, now).await {
-            Ok(found) => found.map(|f| (f.id, f.session)),
+            Ok(found) => found,
             Err(e) => return Outcome::Refused(crate::gateway::store_down(app, "logout", e)),
         },
         None => None,
     };
-    if let Some((id, s)) = &stored {
-        if let Err(e) = app.store.delete_session(id).await {
-            return Outcome::Refused(crate::gateway::store_down(app, "delete_session", e));
-        }
-        let tenant = s.tenant.as_deref().unwrap_or("-");
-        let mut event =
-            AuditEvent::new(now, tenant, "logout", client_ip).with_identity(&s.identity);
-        event.console = req
-            .client_id
-            .as_deref()
-            .and_then(|c| client_of(app, c))
-            .map(|(c, _)| c.id.clone());
-        event.outcome = "allowed";
-        event.code = "logout".into();
-        event.reason = match &event.console {
-            Some(c) => format!("signed out of fedgate by console {c:?} (RP-initiated logout)"),
-            None => "signed out of fedgate".into(),
-        };
-        app.audit.record(&event);
-    }
-    Outcome::SignedOut { location }
+    let except = req
+        .client_id
+        .as_deref()
+        .and_then(|c| client_of(app, c))
+        .map(|(c, _)| c.id.clone());
+    crate::gateway::logout::user_logout(app, opened, except.as_deref(), location, client_ip).await
 }

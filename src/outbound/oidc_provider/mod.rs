@@ -308,7 +308,9 @@ async fn authorize_inner(
         },
         None => None,
     };
-    let held = stored.as_ref().map(|o| (o.id.clone(), o.session.expires));
+    let held = stored
+        .as_ref()
+        .map(|o| (o.id.clone(), o.session.identity.expires_at));
     // The session's tenant is fedgate's typed fact, never an attribute.
     let signed_in = stored.and_then(|o| o.session.tenant.map(|t| (t, o.session.identity)));
     let signed_in = signed_in.filter(|(t, _)| {
@@ -449,6 +451,7 @@ async fn authorize_inner(
             "the system random number generator failed",
         );
     };
+    let grant_subject = identity.subject.clone();
     let grant = CodeGrant {
         client_id: reg.client_id.clone(),
         redirect_uri: redirect_uri.clone(),
@@ -481,7 +484,8 @@ async fn authorize_inner(
     app.audit.record(&event);
     app.metrics.login(&tenant, &console.id, "allowed", "ok");
     if let Some((id, until)) = &held {
-        app.record_reach(id, *until, &console.id, crate::gateway::Reach::Oidc)
+        let user = (tenant.as_str(), grant_subject.as_str());
+        app.record_reach(user, id, *until, &console.id, crate::gateway::Reach::Oidc)
             .await;
     }
     let sep = if redirect_uri.contains('?') { '&' } else { '?' };
