@@ -31,7 +31,7 @@ signature on the LogoutRequests and LogoutResponses it receives}.
 
 `login` prints {"url": the redirect (HTTP-Redirect), or "saml_request" and
 "relay_state" (HTTP-POST, --post), "id": the request's ID}. `acs` prints
-{"ok": true, "nameid", "attributes", "in_response_to", "relay_state"} and
+{"ok": true, "nameid", "attributes", "authn_contexts", "relay_state"} and
 exits 0, or {"ok": false, "errors", "reason"} and exits 1. python3-saml's
 strict mode checks the signature with the IdP certificate, the issuer,
 audience, Destination and Recipient (against the ACS URL), InResponseTo
