@@ -149,6 +149,14 @@ impl Environment {
         Self::start_saml_only_with("").await
     }
 
+    /// [`Environment::start_saml_only_with`], with `FEDGATE_*` overrides.
+    pub async fn start_saml_only_with_overrides(
+        extra_toml: &str,
+        overrides: &[(String, String)],
+    ) -> Result<Environment, String> {
+        Self::start_full(extra_toml, None, None, false, overrides).await
+    }
+
     /// [`Environment::start_saml_only`] with more configuration appended.
     pub async fn start_saml_only_with(extra_toml: &str) -> Result<Environment, String> {
         Self::start_full(extra_toml, None, None, false, &[]).await
@@ -252,6 +260,7 @@ impl Environment {
             outstanding: Default::default(),
             sessions: Default::default(),
             logouts: Default::default(),
+            last_posted: Default::default(),
         });
         let console = Arc::new(MockConsole {
             idp,

@@ -41,6 +41,8 @@ pub struct MockSpConsole {
     pub sessions: Mutex<std::collections::HashMap<String, String>>,
     /// The users whose sessions fedgate's LogoutRequests ended, in order.
     pub logouts: Mutex<Vec<String>>,
+    /// The last LogoutRequest fedgate POSTed (HTTP-POST binding), as sent.
+    pub last_posted: Mutex<Option<String>>,
 }
 
 impl MockSpConsole {
@@ -69,7 +71,7 @@ pub fn router(console: Arc<MockSpConsole>) -> Router {
     Router::new()
         .route("/webconsole/login", get(login))
         .route("/webconsole", axum::routing::post(acs))
-        .route("/webconsole/logout", get(logout))
+        .route("/webconsole/logout", get(logout).post(logout_post))
         .route("/webconsole/logouts", get(logouts))
         .with_state(console)
 }
@@ -176,13 +178,50 @@ async fn acs(State(c): State<Arc<MockSpConsole>>, Form(form): Form<AcsForm>) -> 
     .into_response()
 }
 
+#[derive(serde::Deserialize)]
+struct LogoutForm {
+    #[serde(rename = "SAMLRequest")]
+    saml_request: String,
+    #[serde(rename = "RelayState")]
+    relay_state: Option<String>,
+}
+
 /// `GET /webconsole/logout`: fedgate's LogoutRequest (HTTP-Redirect,
 /// signed): the sessions it names end, and a signed LogoutResponse goes
-/// back to fedgate's SingleLogoutService.
+/// back to fedgate's SingleLogoutService (a redirect).
 async fn logout(
     State(c): State<Arc<MockSpConsole>>,
     axum::extract::RawQuery(query): axum::extract::RawQuery,
 ) -> Response {
+    let query = query.unwrap_or_default();
+    end_sessions(&c, crate::binding::Incoming::Redirect { query: &query })
+}
+
+/// `POST /webconsole/logout`: the same by HTTP-POST (the request signed
+/// inside), answered with an auto-posting form carrying the LogoutResponse
+/// (signed inside).
+async fn logout_post(
+    State(c): State<Arc<MockSpConsole>>,
+    Form(form): Form<LogoutForm>,
+) -> Response {
+    if let (Ok(mut l), Ok(xml)) = (
+        c.last_posted.lock(),
+        crate::xml::base64_decode(&form.saml_request)
+            .map(|b| String::from_utf8_lossy(&b).into_owned()),
+    ) {
+        *l = Some(xml);
+    }
+    end_sessions(
+        &c,
+        crate::binding::Incoming::Post {
+            saml_request: Some(&form.saml_request),
+            saml_response: None,
+            relay_state: form.relay_state.as_deref(),
+        },
+    )
+}
+
+fn end_sessions(c: &MockSpConsole, incoming: crate::binding::Incoming) -> Response {
     let now = time::OffsetDateTime::now_utc();
     let Some(idp) = c.idp.current() else {
         return fail(
@@ -196,9 +235,9 @@ async fn logout(
         entity_id: idp.entity_id.clone(),
         certs: idp.signing_certs.clone(),
     };
-    let query = query.unwrap_or_default();
+    let post = matches!(incoming, crate::binding::Incoming::Post { .. });
     let received = crate::slo::read(
-        crate::binding::Incoming::Redirect { query: &query },
+        incoming,
         &[party],
         &c.logout_url(),
         now,
@@ -243,6 +282,19 @@ async fn logout(
         None,
         now,
     );
+    if post {
+        return match crate::xml::dsig::sign_enveloped(&xml, &id, &c.key) {
+            Ok(signed) => axum::response::Html(crate::binding::post_form(
+                &slo_url,
+                crate::binding::Kind::Response,
+                &signed,
+                req.relay_state.as_deref(),
+                "Signed out",
+            ))
+            .into_response(),
+            Err(e) => fail(StatusCode::INTERNAL_SERVER_ERROR, "sign", e.to_string()),
+        };
+    }
     match crate::binding::redirect_url(
         &slo_url,
         crate::binding::Kind::Response,
@@ -259,5 +311,6 @@ async fn logout(
 async fn logouts(State(c): State<Arc<MockSpConsole>>) -> Response {
     let ended = c.logouts.lock().map(|l| l.clone()).unwrap_or_default();
     let live = c.sessions.lock().map(|s| s.len()).unwrap_or(0);
-    Json(json!({"logouts": ended, "live": live})).into_response()
+    let posted = c.last_posted.lock().ok().and_then(|p| p.clone());
+    Json(json!({"logouts": ended, "live": live, "last_posted": posted})).into_response()
 }

@@ -289,3 +289,104 @@ roles = ["viewer"]
     task_b.abort();
     env.stop().await;
 }
+
+/// Whether `xmlsec1 --verify` accepts `xml` with fedgate's demo signing
+/// certificate (IDs of logout messages registered).
+fn xmlsec1_verifies(xml: &str) -> bool {
+    let dir = super::TempDir::new("slo-xmlsec1");
+    let file = dir.join("msg.xml");
+    std::fs::write(&file, xml).unwrap();
+    std::process::Command::new("xmlsec1")
+        .arg("--verify")
+        .arg("--pubkey-cert-pem")
+        .arg(super::data("fedgate_rsa_cert.pem"))
+        .args([
+            "--id-attr:ID",
+            "urn:oasis:names:tc:SAML:2.0:protocol:LogoutRequest",
+        ])
+        .arg(&file)
+        .output()
+        .expect("xmlsec1 (scripts/install-test-deps)")
+        .status
+        .success()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_http_post_binding_both_ways() {
+    // The CommCell console takes its LogoutRequest by HTTP-POST.
+    let probe = Environment::start_saml_only().await.unwrap();
+    let index = probe
+        .app
+        .config
+        .consoles
+        .iter()
+        .position(|c| c.id == demo::COMMCELL_ID)
+        .unwrap();
+    probe.stop().await;
+    let overrides = [(
+        format!("FEDGATE_CONSOLES__{index}__LOGOUT_BINDING"),
+        "post".to_string(),
+    )];
+    let env = Environment::start_saml_only_with_overrides("", &overrides)
+        .await
+        .unwrap();
+    assert_eq!(
+        env.app.config.consoles[index].logout_binding,
+        fedgate::config::LogoutBinding::Post
+    );
+    let browser = Browser::new();
+    erin_at_commcell(&env, &browser).await;
+
+    // Entra's LogoutRequest by HTTP-POST, signed inside (enveloped).
+    let id = "_entra_post_1";
+    let xml = fedgate::slo::logout_request(
+        &fedgate::slo::OutRequest {
+            id,
+            issuer: &format!("https://sts.windows.net/{}/", demo::TENANT_ID),
+            destination: &format!("{}/saml/contoso/slo", env.fedgate_url),
+            name_id: "erin@contoso.example",
+            name_id_format: None,
+            session_index: None,
+        },
+        time::OffsetDateTime::now_utc(),
+    );
+    let signed = fedgate::xml::dsig::sign_enveloped(&xml, id, &env.entra_key).unwrap();
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&signed);
+    let out = browser
+        .post_form(
+            &format!("{}/saml/contoso/slo", env.fedgate_url),
+            &[("SAMLRequest".into(), b64)],
+        )
+        .await
+        .unwrap();
+    assert!(
+        out.body
+            .contains("urn:oasis:names:tc:SAML:2.0:status:Success"),
+        "{} {:?}",
+        out.body,
+        out.hops
+    );
+    // fedgate POSTed its LogoutRequest to the console (signed inside, as
+    // xmlsec1 confirms), and took the console's LogoutResponse from the
+    // form it answered with.
+    let v = console_logouts(format!("{}/webconsole/logouts", env.api_url)).await;
+    assert_eq!(
+        v["logouts"],
+        serde_json::json!(["erin@contoso.example"]),
+        "{v}"
+    );
+    let posted = v["last_posted"].as_str().expect("a POSTed LogoutRequest");
+    assert!(posted.contains("<ds:Signature"), "{posted}");
+    assert!(xmlsec1_verifies(posted), "{posted}");
+    assert!(!xmlsec1_verifies(&posted.replace("erin@", "mallory@")));
+    let events = audit_logouts(&env);
+    assert!(
+        events[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("commcell-demo (confirmed)"),
+        "{events:?}"
+    );
+    env.stop().await;
+}
