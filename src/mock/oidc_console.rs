@@ -265,6 +265,7 @@ async fn callback(
         "roles": extra["roles"],
         "role_assignments": extra["role_assignments"],
         "auth_time": extra["auth_time"],
+        "sid": extra["sid"],
         "alg": id_token.signing_alg().ok().map(|a| format!("{a:?}")),
     }))
     .into_response()

@@ -932,3 +932,112 @@ async fn a_console_signs_the_user_out_of_fedgate_and_gets_its_user_back_at_its_r
     assert!(resp.text().await.unwrap().contains("Signed out of fedgate"));
     env.stop().await;
 }
+
+/// OpenID Connect Back-Channel Logout: at `/logout`, fedgate POSTs the
+/// Acronis-style console a logout token naming the `sid` of the ID token it
+/// issued; **PyJWT** verifies it against fedgate's JWKS (signature, issuer,
+/// audience, `typ`, the event, no nonce).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_logout_an_oidc_console_gets_a_back_channel_logout_token_pyjwt_verifies() {
+    // A receiver on loopback that keeps what it is posted.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let receiver = format!("http://{}/bc", listener.local_addr().unwrap());
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(4);
+    let app = axum::Router::new().route(
+        "/bc",
+        axum::routing::post(move |body: String| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send(body).await;
+                "ok"
+            }
+        }),
+    );
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let probe = Environment::start().await.unwrap();
+    let index = probe
+        .app
+        .config
+        .consoles
+        .iter()
+        .position(|c| c.id == fedgate::demo::ACRONIS_ID)
+        .unwrap();
+    probe.stop().await;
+    let overrides = [(
+        format!("FEDGATE_CONSOLES__{index}__OIDC__BACKCHANNEL_LOGOUT_URI"),
+        receiver.clone(),
+    )];
+    let env = Environment::start_with_overrides("", &overrides)
+        .await
+        .unwrap();
+    let browser = Browser::new();
+    let page = browser
+        .get(&format!(
+            "{}/login?login_hint=carol@contoso.example",
+            env.acronis_url
+        ))
+        .await
+        .unwrap();
+    assert_eq!(page.status, 200, "{}", page.body);
+    let signed_in: serde_json::Value = serde_json::from_str(&page.body).unwrap();
+    let sid = signed_in["sid"]
+        .as_str()
+        .expect("the ID token's sid")
+        .to_string();
+    let out = browser
+        .get(&format!("{}/logout", env.fedgate_url))
+        .await
+        .unwrap();
+    assert!(
+        out.body.contains(&format!(
+            "data-console=\"{}\" data-via=\"oidc\" data-result=\"confirmed\"",
+            fedgate::demo::ACRONIS_ID
+        )),
+        "{}",
+        out.body
+    );
+    let body = rx.recv().await.unwrap();
+    let token = body.strip_prefix("logout_token=").unwrap().to_string();
+    let jwks = reqwest::get(format!("{}/oauth2/jwks", env.fedgate_url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let dir = super::TempDir::new("backchannel");
+    std::fs::write(dir.join("jwks.json"), &jwks).unwrap();
+    let script = r#"
+import json, sys, jwt
+token, jwks_file, issuer, audience = sys.argv[1:5]
+header = jwt.get_unverified_header(token)
+keys = {k["kid"]: k for k in json.load(open(jwks_file))["keys"]}
+key = jwt.PyJWK(keys[header["kid"]]).key
+claims = jwt.decode(token, key, algorithms=["ES256", "RS256"], audience=audience, issuer=issuer,
+                    options={"require": ["iss", "aud", "iat", "exp", "jti"]})
+print(json.dumps({"typ": header.get("typ"), "claims": claims}))
+"#;
+    let out = super::python()
+        .args(["-c", script, &token])
+        .arg(dir.join("jwks.json"))
+        .args([&env.fedgate_url, fedgate::demo::ACRONIS_ID])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "PyJWT refused the logout token: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["typ"], "logout+jwt");
+    assert!(v["claims"]["events"]
+        .get("http://schemas.openid.net/event/backchannel-logout")
+        .is_some());
+    assert!(v["claims"].get("nonce").is_none());
+    // Its sid is the one of the ID token the console got at sign-in.
+    assert_eq!(v["claims"]["sid"], sid.as_str());
+    assert_eq!(v["claims"]["aud"], fedgate::demo::ACRONIS_ID);
+    server.abort();
+    env.stop().await;
+}
