@@ -340,13 +340,16 @@ fn sig_alg_uri(alg: SigAlg) -> &'static str {
     }
 }
 
-/// The HTTP-POST binding's self-posting form carrying `xml` to `action`.
+/// The HTTP-POST binding's self-posting form carrying `xml` to `action`:
+/// the page's `title`, and where its button says it goes (`to`, without
+/// JavaScript).
 pub fn post_form(
     action: &str,
     kind: Kind,
     xml: &str,
     relay_state: Option<&str>,
     title: &str,
+    to: &str,
 ) -> String {
     let esc = crate::xml::escape;
     let b64 = base64::engine::general_purpose::STANDARD.encode(xml);
@@ -362,9 +365,10 @@ pub fn post_form(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>{title}</title></head>\
 <body onload=\"document.forms[0].submit()\"><form method=\"post\" action=\"{action}\">\
 <input type=\"hidden\" name=\"{param}\" value=\"{b64}\">{relay}\
-<noscript><p>JavaScript is off: press the button to continue.</p></noscript>\
-<button type=\"submit\">Continue</button></form></body></html>",
+<noscript><p>JavaScript is off: press the button to continue to {to}.</p></noscript>\
+<button type=\"submit\">Continue to {to}</button></form></body></html>",
         title = esc(title),
+        to = esc(to),
         action = esc(action),
         param = kind.param(),
     )

@@ -298,6 +298,27 @@ impl App {
         alg: &str,
         claims: Vec<serde_json::Value>,
     ) -> Result<Vec<String>, JwtSignError> {
+        self.sign_jwts_typed(alg, "JWT", claims).await
+    }
+
+    /// One JWT of type `typ` (a back-channel `logout+jwt`), signed as
+    /// [`App::sign_jwts`] signs.
+    pub(crate) async fn sign_typed_jwt(
+        &self,
+        alg: &str,
+        typ: &'static str,
+        claims: serde_json::Value,
+    ) -> Result<String, JwtSignError> {
+        let mut signed = self.sign_jwts_typed(alg, typ, vec![claims]).await?;
+        signed.pop().ok_or(JwtSignError::KeyMissing)
+    }
+
+    async fn sign_jwts_typed(
+        &self,
+        alg: &str,
+        typ: &'static str,
+        claims: Vec<serde_json::Value>,
+    ) -> Result<Vec<String>, JwtSignError> {
         let (keys, es256) = (self.keys(), self.token_es256.clone());
         let rs256 = alg == "RS256";
         if (rs256 && keys.current.jwt.is_none()) || (!rs256 && es256.is_none()) {
@@ -311,36 +332,11 @@ impl App {
                     es256.as_deref()
                 };
                 let signer = signer.ok_or(JwtSignError::KeyMissing)?;
+                let header = serde_json::json!({"kid": signer.kid, "typ": typ});
                 claims
                     .iter()
-                    .map(|c| signer.sign_jwt(c).map_err(JwtSignError::Sign))
+                    .map(|c| signer.sign_jwt_with(&header, c).map_err(JwtSignError::Sign))
                     .collect()
-            })
-            .await
-            .map_err(JwtSignError::Pool)?
-    }
-
-    /// One JWT of type `typ` (a back-channel `logout+jwt`), signed as
-    /// [`App::sign_jwts`] signs.
-    pub(crate) async fn sign_typed_jwt(
-        &self,
-        alg: &str,
-        typ: &'static str,
-        claims: serde_json::Value,
-    ) -> Result<String, JwtSignError> {
-        let (keys, es256) = (self.keys(), self.token_es256.clone());
-        let rs256 = alg == "RS256";
-        self.cpu
-            .continue_with(move || {
-                let signer = if rs256 {
-                    keys.current.jwt.as_ref()
-                } else {
-                    es256.as_deref()
-                };
-                let signer = signer.ok_or(JwtSignError::KeyMissing)?;
-                signer
-                    .sign_jwt_with(&serde_json::json!({"kid": signer.kid, "typ": typ}), &claims)
-                    .map_err(JwtSignError::Sign)
             })
             .await
             .map_err(JwtSignError::Pool)?

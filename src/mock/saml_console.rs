@@ -290,6 +290,7 @@ fn end_sessions(c: &MockSpConsole, incoming: crate::binding::Incoming) -> Respon
                 &signed,
                 req.relay_state.as_deref(),
                 "Signed out",
+                "fedgate",
             ))
             .into_response(),
             Err(e) => fail(StatusCode::INTERNAL_SERVER_ERROR, "sign", e.to_string()),

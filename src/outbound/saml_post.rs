@@ -351,23 +351,13 @@ pub fn post_form(
     relay_state: Option<&str>,
     console_name: &str,
 ) -> String {
-    let b64 = base64::engine::general_purpose::STANDARD.encode(response_xml);
-    let relay = relay_state
-        .map(|r| {
-            format!(
-                "<input type=\"hidden\" name=\"RelayState\" value=\"{}\">",
-                esc(r)
-            )
-        })
-        .unwrap_or_default();
-    format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Signing in to {name}</title></head>\
-<body onload=\"document.forms[0].submit()\"><form method=\"post\" action=\"{action}\">\
-<input type=\"hidden\" name=\"SAMLResponse\" value=\"{b64}\">{relay}\
-<noscript><p>JavaScript is off: press the button to continue to {name}.</p></noscript>\
-<button type=\"submit\">Continue to {name}</button></form></body></html>",
-        name = esc(console_name),
-        action = esc(reply_url),
+    crate::binding::post_form(
+        reply_url,
+        crate::binding::Kind::Response,
+        response_xml,
+        relay_state,
+        &format!("Signing in to {console_name}"),
+        console_name,
     )
 }
 

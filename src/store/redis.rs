@@ -476,9 +476,6 @@ impl Store for RedisStore {
         })
     }
 
-    /// A real write: `SET` of a probe key with a 5-second TTL, so a Redis
-    /// that answers `PING` but refuses writes (OOM at `maxmemory`, a
-    /// read-only replica) is not ready.
     fn add_member<'a>(
         &'a self,
         ns: &'a str,
@@ -532,6 +529,9 @@ impl Store for RedisStore {
         })
     }
 
+    /// A real write: `SET` of a probe key with a 5-second TTL, so a Redis
+    /// that answers `PING` but refuses writes (OOM at `maxmemory`, a
+    /// read-only replica) is not ready.
     fn ready(&self) -> StoreFuture<'_, ()> {
         Box::pin(async move {
             self.set_px("ready", READY_PROBE_KEY.to_string(), b"1".to_vec(), 5000)

@@ -100,6 +100,7 @@ pub(super) async fn encode(
                             &x,
                             relay_state.as_deref(),
                             "Signing out",
+                            "finish signing out",
                         );
                         Outgoing::Post(location.clone(), form)
                     })
