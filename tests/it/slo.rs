@@ -390,3 +390,127 @@ async fn the_http_post_binding_both_ways() {
     );
     env.stop().await;
 }
+
+/// python3-saml's own logout vectors (the corpus): its unsigned
+/// LogoutRequests are refused whatever else they hold (fedgate ends
+/// sessions only on a signed one), its LogoutResponses are read with their
+/// status, by both bindings, and a response without a status is malformed.
+#[test]
+fn python3_samls_logout_vectors() {
+    use base64::Engine;
+    use fedgate::binding::Incoming;
+    use fedgate::slo::{read, Party, Received};
+    let dir = "python3-saml/tests/data";
+    let text =
+        |rel: &str| std::fs::read_to_string(super::corpus_path(&format!("{dir}/{rel}"))).unwrap();
+    let b64 = |xml: &str| base64::engine::general_purpose::STANDARD.encode(xml);
+    let party = [Party {
+        id: "idp".into(),
+        entity_id: "http://idp.example.com/".into(),
+        certs: Vec::new(),
+    }];
+    let endpoint = "http://stuff.com/endpoints/endpoints/sls.php";
+    let now = fedgate::timefmt::parse("2013-12-10T04:40:00Z").unwrap();
+    let skew = time::Duration::minutes(3);
+    let post = |field: &str, value: &str| {
+        let (req, resp) = match field {
+            "SAMLRequest" => (Some(value), None),
+            _ => (None, Some(value)),
+        };
+        read(
+            Incoming::Post {
+                saml_request: req,
+                saml_response: resp,
+                relay_state: None,
+            },
+            &party,
+            endpoint,
+            now,
+            skew,
+        )
+    };
+    for rel in [
+        "logout_requests/logout_request.xml",
+        "logout_requests/logout_request_with_sessionindex.xml",
+    ] {
+        let e = post("SAMLRequest", &b64(&text(rel))).unwrap_err();
+        assert_eq!(
+            fedgate::identity::ErrorCode::code(&e),
+            "slo.request_unsigned",
+            "{rel}"
+        );
+    }
+    // From an issuer this endpoint does not serve: refused before anything else.
+    let e = post(
+        "SAMLRequest",
+        &b64(&text("logout_requests/invalids/no_nameId.xml")),
+    )
+    .unwrap_err();
+    assert_eq!(fedgate::identity::ErrorCode::code(&e), "slo.issuer_unknown");
+    // The HTTP-Redirect binding (DEFLATEd, as python3-saml sends it).
+    let deflated = text("logout_requests/logout_request_deflated.xml.base64");
+    let query = format!("SAMLRequest={}", fedgate::util::urlencode(deflated.trim()));
+    let e = read(
+        Incoming::Redirect { query: &query },
+        &party,
+        endpoint,
+        now,
+        skew,
+    )
+    .unwrap_err();
+    assert_eq!(
+        fedgate::identity::ErrorCode::code(&e),
+        "slo.request_unsigned"
+    );
+
+    let Received::Response(r) = post(
+        "SAMLResponse",
+        &b64(&text("logout_responses/logout_response.xml")),
+    )
+    .unwrap() else {
+        panic!("a LogoutResponse")
+    };
+    assert!(r.success() && !r.signed);
+    assert_eq!(
+        r.in_response_to,
+        "ONELOGIN_21584ccdfaca36a145ae990442dcd96bfe60151e"
+    );
+    let deflated = text("logout_responses/logout_response_deflated.xml.base64");
+    let query = format!("SAMLResponse={}", fedgate::util::urlencode(deflated.trim()));
+    assert!(matches!(
+        read(
+            Incoming::Redirect { query: &query },
+            &party,
+            endpoint,
+            now,
+            skew
+        ),
+        Ok(Received::Response(_))
+    ));
+    // python3-saml's invalid responses come DEFLATEd (HTTP-Redirect).
+    let redirect = |rel: &str| {
+        let query = format!(
+            "SAMLResponse={}",
+            fedgate::util::urlencode(text(rel).trim())
+        );
+        read(
+            Incoming::Redirect { query: &query },
+            &party,
+            endpoint,
+            now,
+            skew,
+        )
+    };
+    let Received::Response(r) =
+        redirect("logout_responses/invalids/status_code_responder.xml.base64").unwrap()
+    else {
+        panic!("a LogoutResponse")
+    };
+    assert!(!r.success());
+    assert_eq!(r.status, fedgate::slo::STATUS_RESPONDER);
+    let e = redirect("logout_responses/invalids/no_status.xml.base64").unwrap_err();
+    assert_eq!(
+        fedgate::identity::ErrorCode::code(&e),
+        "slo.message_invalid"
+    );
+}
