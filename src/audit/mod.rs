@@ -3,6 +3,8 @@
 //! granted or the denial code, the assertion id, the client address, the
 //! outcome. Never the raw assertion or token.
 
+pub mod chain;
+
 use std::io::Write;
 use std::path::Path;
 use std::sync::Mutex;
@@ -93,7 +95,10 @@ impl AuditEvent {
 /// Where events go: the log (target `audit`) always, and a JSON-lines file
 /// when configured.
 pub struct AuditLog {
-    file: Option<Mutex<std::fs::File>>,
+    /// The file, and where its hash chain stands ([`chain`]).
+    file: Option<Mutex<(std::fs::File, chain::Head)>>,
+    /// Events written since the last checkpoint.
+    unanchored: std::sync::atomic::AtomicU64,
     /// The last decisions, for the admin page.
     recent: Mutex<std::collections::VecDeque<serde_json::Value>>,
     /// (second, written in it, suppressed since the last written one) for
@@ -116,18 +121,27 @@ const UNKNOWN_PER_SECOND: u32 = 10;
 const RECENT: usize = 50;
 
 impl AuditLog {
+    /// Open (or create) the audit file; an existing file's chain goes on
+    /// from its last line. A last line cut off (a crash mid-write) is ended
+    /// with a newline and left as it is: `fedgate audit verify` reports it.
     pub fn new(path: Option<&Path>) -> std::io::Result<Self> {
         let file = match path {
-            Some(p) => Some(Mutex::new(
-                std::fs::OpenOptions::new()
+            Some(p) => {
+                let (head, cut) = chain_head(p)?;
+                let mut f = std::fs::OpenOptions::new()
                     .create(true)
                     .append(true)
-                    .open(p)?,
-            )),
+                    .open(p)?;
+                if cut {
+                    f.write_all(b"\n")?;
+                }
+                Some(Mutex::new((f, head)))
+            }
             None => None,
         };
         Ok(AuditLog {
             file,
+            unanchored: std::sync::atomic::AtomicU64::new(0),
             recent: Mutex::new(std::collections::VecDeque::with_capacity(RECENT)),
             unknown: Mutex::new((0, 0, 0)),
         })
@@ -187,14 +201,93 @@ impl AuditLog {
             r.push_front(v);
         }
         if let Some(f) = &self.file {
-            if let Ok(mut f) = f.lock() {
-                // One write per line, so concurrent events never interleave.
-                if let Err(e) = f.write_all(format!("{line}\n").as_bytes()) {
-                    tracing::error!(target: "audit", "audit file write failed: {e}");
+            if let Ok(mut guard) = f.lock() {
+                let (file, head) = &mut *guard;
+                // Chained and written under one lock: lines never interleave
+                // and each names the one before it.
+                let mut next = head.clone();
+                let chained = next.chain(event).unwrap_or(line);
+                match file.write_all(format!("{chained}\n").as_bytes()) {
+                    Ok(()) => {
+                        *head = next;
+                        self.unanchored
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    Err(e) => tracing::error!(target: "audit", "audit file write failed: {e}"),
                 }
             }
         }
     }
+
+    /// Write a checkpoint signed with `key` (fedgate's current SAML signing
+    /// key) if events were written since the last one, or when `always`
+    /// (shutdown). Returns whether one was written.
+    pub fn checkpoint(
+        &self,
+        key: &crate::trust::signing::SigningKey,
+        now: OffsetDateTime,
+        always: bool,
+    ) -> bool {
+        let Some(f) = &self.file else {
+            return false;
+        };
+        if !always && self.unanchored.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+            return false;
+        }
+        let Ok(mut guard) = f.lock() else {
+            return false;
+        };
+        let (file, head) = &mut *guard;
+        let mut next = head.clone();
+        let line = match next.checkpoint(key, &crate::timefmt::format(now)) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(target: "audit", "audit checkpoint failed: {e}");
+                return false;
+            }
+        };
+        match file
+            .write_all(format!("{line}\n").as_bytes())
+            .and_then(|()| file.sync_data())
+        {
+            Ok(()) => {
+                *head = next;
+                self.unanchored
+                    .store(0, std::sync::atomic::Ordering::Relaxed);
+                true
+            }
+            Err(e) => {
+                tracing::error!(target: "audit", "audit checkpoint write failed: {e}");
+                false
+            }
+        }
+    }
+}
+
+/// Where an existing audit file's chain stands, read from its end (at most
+/// the last 1 MiB), and whether its last line is cut off.
+fn chain_head(path: &Path) -> std::io::Result<(chain::Head, bool)> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok((chain::Head::default(), false))
+        }
+        Err(e) => return Err(e),
+    };
+    let len = f.metadata()?.len();
+    let from = len.saturating_sub(1 << 20);
+    f.seek(SeekFrom::Start(from))?;
+    let mut bytes = Vec::new();
+    f.take(1 << 20).read_to_end(&mut bytes)?;
+    let tail = String::from_utf8_lossy(&bytes).into_owned();
+    let cut = !tail.is_empty() && !tail.ends_with('\n');
+    let complete = match tail.rfind('\n') {
+        Some(i) if cut => &tail[..=i],
+        _ => tail.as_str(),
+    };
+    // A file of events from before the chain (no seq) starts a new one.
+    Ok((chain::Head::after(complete).unwrap_or_default(), cut))
 }
 
 #[cfg(test)]

@@ -263,3 +263,58 @@ pub(super) fn drill_rotate(args: &DrillArgs) -> Result<(), Failure> {
         Err(Failure::Quiet)
     }
 }
+
+/// `fedgate audit verify`.
+pub(super) fn audit_verify(
+    files: &[std::path::PathBuf],
+    certs: &[std::path::PathBuf],
+    json: bool,
+) -> Result<(), Failure> {
+    use crate::audit::chain;
+    let mut trusted = Vec::new();
+    for c in certs {
+        let pem = String::from_utf8(read_file(c)?)
+            .map_err(|_| Failure::usage(format!("{}: not PEM text", c.display())))?;
+        let found = crate::trust::certs::TrustedCert::from_pem_bundle(&pem)
+            .map_err(|e| Failure::usage(format!("{}: {e}", c.display())))?;
+        trusted.extend(found);
+    }
+    let mut texts = Vec::new();
+    for f in files {
+        let bytes = read_file(f)?;
+        texts.push((
+            f.display().to_string(),
+            String::from_utf8_lossy(&bytes).into_owned(),
+        ));
+    }
+    let report = chain::verify(&texts, &trusted);
+    if json {
+        print_json(&serde_json::to_value(&report).unwrap_or_default())?;
+    } else {
+        println!(
+            "{} lines: {} events, {} checkpoints",
+            report.lines, report.events, report.checkpoints
+        );
+        match report.anchored_through {
+            Some(seq) => println!("anchored by a valid checkpoint through seq {seq}"),
+            None => println!("no valid checkpoint: nothing is anchored"),
+        }
+        if report.unanchored > 0 {
+            println!(
+                "unanchored: {} event(s) after the last checkpoint (chained, not signed yet)",
+                report.unanchored
+            );
+        }
+        for p in &report.problems {
+            println!("{}:{}: {}: {}", p.file, p.line, p.kind, p.message);
+        }
+        if report.ok() {
+            println!("ok: the chain holds");
+        }
+    }
+    if report.ok() {
+        Ok(())
+    } else {
+        Err(Failure::Quiet)
+    }
+}

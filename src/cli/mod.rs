@@ -75,6 +75,9 @@ pub enum Command {
     /// Lint a metadata document, reply URL or identifier.
     #[command(subcommand)]
     Lint(LintCmd),
+    /// The audit trail: check its hash chain and signed checkpoints.
+    #[command(subcommand)]
+    Audit(AuditCmd),
     /// Check a configuration: expiring credentials, unreachable metadata, consoles nobody reaches.
     Check {
         /// The configuration file to check (FEDGATE_* variables apply, as for serve).
@@ -386,6 +389,26 @@ pub enum MetadataCmd {
     },
 }
 
+#[derive(Subcommand, Debug)]
+pub enum AuditCmd {
+    /// Check audit files (in order: a rotated file first) for altered,
+    /// missing or reordered lines, forged checkpoints and a truncated tail;
+    /// exit 1 on any. Lines after the last checkpoint are reported as
+    /// unanchored (chained, not signed yet).
+    Verify {
+        /// The audit files of one chain, oldest first.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// fedgate's signing certificate(s) (PEM; current and former: each
+        /// checkpoint names its key by thumbprint). Repeatable.
+        #[arg(long = "cert", required = true)]
+        certs: Vec<PathBuf>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 /// Run the CLI; returns the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
     crate::trust::install_crypto_provider();
@@ -407,6 +430,9 @@ pub fn run(cli: Cli) -> ExitCode {
         }
         Command::Keys(cmd) => admin::keys(cmd),
         Command::Lint(LintCmd::Metadata(args)) => admin::lint_metadata(&args),
+        Command::Audit(AuditCmd::Verify { files, certs, json }) => {
+            admin::audit_verify(&files, &certs, json)
+        }
         Command::Check {
             config,
             offline,

@@ -45,6 +45,8 @@ pub(super) fn serve(path: &Path) -> Result<(), Failure> {
         app.spawn_refresh();
         app.spawn_key_reload();
         app.spawn_expiry_warnings();
+        app.spawn_audit_checkpoints();
+        let at_exit = app.clone();
         let result = match tls {
             Some(tls) => {
                 let listener = std::net::TcpListener::bind(listen).map_err(|e| cannot_listen(listen, e))?;
@@ -62,6 +64,8 @@ pub(super) fn serve(path: &Path) -> Result<(), Failure> {
                 crate::http::serve(app, listener, shutdown_signal()).await
             }
         };
+        // In-flight requests are done: anchor what they wrote.
+        at_exit.checkpoint_audit(true);
         result.map_err(|e| Failure::Start {
             code: "start.server_error",
             message: format!("server error: {e}"),

@@ -235,8 +235,18 @@ pub struct Signing {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Audit {
-    /// JSON-lines file every decision is appended to (besides the log).
+    /// JSON-lines file every decision is appended to (besides the log),
+    /// hash-chained, with signed checkpoints (docs/audit.md).
     pub file: Option<PathBuf>,
+    /// How often a checkpoint signed with fedgate's signing key is written
+    /// (when events were written since the last one); one is also written
+    /// at shutdown. 0: only at shutdown. Default 300.
+    #[serde(default = "default_checkpoint_secs")]
+    pub checkpoint_secs: u64,
+}
+
+fn default_checkpoint_secs() -> u64 {
+    300
 }
 
 /// Where sessions, login state and the replay cache live.

@@ -530,13 +530,31 @@ pub async fn run(keep: bool) -> Result<bool, String> {
     oidc_rows(&env, &graph, &mut rows).await?;
     let _ = graph_stop.send(());
 
-    let all_ok = print_rows(&rows);
+    let mut all_ok = print_rows(&rows);
+    // The audit file, anchored by a signed checkpoint, then verified as an
+    // auditor would (`fedgate audit verify`).
+    env.app.checkpoint_audit(true);
     let audit = std::fs::read_to_string(env.dir.join("audit.jsonl")).unwrap_or_default();
+    let certs: Vec<_> = env
+        .app
+        .keys()
+        .published()
+        .iter()
+        .map(|k| k.cert().clone())
+        .collect();
+    let report = crate::audit::chain::verify(&[("audit.jsonl".into(), audit.clone())], &certs);
     println!(
-        "audit: {} decisions recorded as JSON lines; the first:",
-        audit.lines().count()
+        "audit: {} decisions recorded as hash-chained JSON lines, {} signed checkpoint(s); verified: {}",
+        report.events,
+        report.checkpoints,
+        if report.ok() && report.unanchored == 0 {
+            "the chain holds, every line anchored".to_string()
+        } else {
+            format!("NO ({:?})", report.problems)
+        }
     );
-    println!("  {}", audit.lines().next().unwrap_or("(none)"));
+    all_ok &= report.ok() && report.unanchored == 0;
+    println!("  the first: {}", audit.lines().next().unwrap_or("(none)"));
     if keep {
         println!("\n--keep: everything stays up. Click through in a browser:");
         println!("  {}/{TENANT_ID}/saml2/idp-initiated?user=alice&console={CONSOLE_ID}   (an engineer: reaches the console)", env.entra_url);

@@ -488,6 +488,30 @@ impl App {
         })
     }
 
+    /// A signed checkpoint in the audit file (if events were written since
+    /// the last one, or `always`): see [`crate::audit::chain`].
+    pub fn checkpoint_audit(&self, always: bool) -> bool {
+        let keys = self.keys();
+        self.audit
+            .checkpoint(&keys.current.saml, self.now(), always)
+    }
+
+    /// A checkpoint every `audit.checkpoint_secs` (none when 0).
+    pub fn spawn_audit_checkpoints(self: &Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
+        let every = self.config.audit.checkpoint_secs;
+        if every == 0 || self.config.audit.file.is_none() {
+            return None;
+        }
+        let app = Arc::downgrade(self);
+        Some(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(every)).await;
+                let Some(a) = app.upgrade() else { return };
+                a.checkpoint_audit(false);
+            }
+        }))
+    }
+
     /// The warnings of [`App::spawn_expiry_warnings`], once; returns how many.
     pub fn warn_expiries(&self) -> usize {
         let now = self.now();

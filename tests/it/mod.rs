@@ -1,4 +1,5 @@
 pub mod admin;
+pub mod audit_chain;
 pub mod busy;
 pub mod c14n;
 pub mod claims;
