@@ -99,6 +99,11 @@ pub struct AuditLog {
     file: Option<Mutex<(std::fs::File, chain::Head)>>,
     /// Events written since the last checkpoint.
     unanchored: std::sync::atomic::AtomicU64,
+    /// Writes (events and checkpoints) that failed, and whether the last
+    /// one did (`/readyz` with `audit.required`).
+    write_failures: std::sync::atomic::AtomicU64,
+    failing: std::sync::atomic::AtomicBool,
+    checkpoints: std::sync::atomic::AtomicU64,
     /// The last decisions, for the admin page.
     recent: Mutex<std::collections::VecDeque<serde_json::Value>>,
     /// (second, written in it, suppressed since the last written one) for
@@ -142,6 +147,9 @@ impl AuditLog {
         Ok(AuditLog {
             file,
             unanchored: std::sync::atomic::AtomicU64::new(0),
+            write_failures: std::sync::atomic::AtomicU64::new(0),
+            failing: std::sync::atomic::AtomicBool::new(false),
+            checkpoints: std::sync::atomic::AtomicU64::new(0),
             recent: Mutex::new(std::collections::VecDeque::with_capacity(RECENT)),
             unknown: Mutex::new((0, 0, 0)),
         })
@@ -212,8 +220,12 @@ impl AuditLog {
                         *head = next;
                         self.unanchored
                             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        self.wrote(true);
                     }
-                    Err(e) => tracing::error!(target: "audit", "audit file write failed: {e}"),
+                    Err(e) => {
+                        self.wrote(false);
+                        tracing::error!(target: "audit", "audit file write failed: {e}")
+                    }
                 }
             }
         }
@@ -254,13 +266,56 @@ impl AuditLog {
                 *head = next;
                 self.unanchored
                     .store(0, std::sync::atomic::Ordering::Relaxed);
+                self.checkpoints
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.wrote(true);
                 true
             }
             Err(e) => {
+                self.wrote(false);
                 tracing::error!(target: "audit", "audit checkpoint write failed: {e}");
                 false
             }
         }
+    }
+
+    fn wrote(&self, ok: bool) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.failing.store(!ok, Relaxed);
+        if !ok {
+            self.write_failures.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Whether the last write to the audit file failed.
+    pub fn failing(&self) -> bool {
+        self.failing.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The audit file's metrics, in the Prometheus text format.
+    pub fn render_metrics(&self) -> String {
+        use std::sync::atomic::Ordering::Relaxed;
+        if self.file.is_none() {
+            return String::new();
+        }
+        format!(
+            "# HELP fedgate_audit_write_failures_total Audit file writes (events, checkpoints) that failed.\n\
+# TYPE fedgate_audit_write_failures_total counter\n\
+fedgate_audit_write_failures_total {}\n\
+# HELP fedgate_audit_failing Whether the last audit file write failed.\n\
+# TYPE fedgate_audit_failing gauge\n\
+fedgate_audit_failing {}\n\
+# HELP fedgate_audit_checkpoints_total Signed checkpoints written to the audit file.\n\
+# TYPE fedgate_audit_checkpoints_total counter\n\
+fedgate_audit_checkpoints_total {}\n\
+# HELP fedgate_audit_unanchored_events Events written since the last checkpoint.\n\
+# TYPE fedgate_audit_unanchored_events gauge\n\
+fedgate_audit_unanchored_events {}\n",
+            self.write_failures.load(Relaxed),
+            u8::from(self.failing()),
+            self.checkpoints.load(Relaxed),
+            self.unanchored.load(Relaxed),
+        )
     }
 }
 
@@ -275,7 +330,12 @@ fn chain_head(path: &Path) -> std::io::Result<(chain::Head, bool)> {
         }
         Err(e) => return Err(e),
     };
-    let len = f.metadata()?.len();
+    let meta = f.metadata()?;
+    if !meta.is_file() {
+        // A pipe or a device (a test's /dev/full): nothing to go on from.
+        return Ok((chain::Head::default(), false));
+    }
+    let len = meta.len();
     let from = len.saturating_sub(1 << 20);
     f.seek(SeekFrom::Start(from))?;
     let mut bytes = Vec::new();

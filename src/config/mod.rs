@@ -243,6 +243,11 @@ pub struct Audit {
     /// at shutdown. 0: only at shutdown. Default 300.
     #[serde(default = "default_checkpoint_secs")]
     pub checkpoint_secs: u64,
+    /// No audit, no access: while the last write to the audit file failed,
+    /// `/readyz` says not ready (a load balancer stops sending logins).
+    /// Default false (a failed write is logged and counted).
+    #[serde(default)]
+    pub required: bool,
 }
 
 fn default_checkpoint_secs() -> u64 {

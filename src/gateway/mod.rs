@@ -810,6 +810,13 @@ impl App {
     /// time: the others wait for it, at most `READY_TIMEOUT`, and share
     /// its answer). Counted in the metrics.
     pub async fn readiness(&self) -> Result<(), String> {
+        // No audit, no access (audit.required): a failing audit file makes
+        // fedgate not ready until a write succeeds again.
+        if self.config.audit.required && self.audit.failing() {
+            return Err(
+                "the audit file cannot be written (audit.required = true): see fedgate_audit_write_failures_total".into(),
+            );
+        }
         let mut last = self.readiness.lock().await;
         if let Some((_, r)) = last.as_ref().filter(|(at, _)| at.elapsed() < READY_CACHE) {
             return r.clone();

@@ -688,7 +688,10 @@ async fn readyz(State(app): State<Arc<App>>) -> Response {
 async fn metrics(State(app): State<Arc<App>>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        app.metrics.render() + &app.trust_metrics() + &app.cpu.render_metrics(),
+        app.metrics.render()
+            + &app.trust_metrics()
+            + &app.cpu.render_metrics()
+            + &app.audit.render_metrics(),
     )
         .into_response()
 }

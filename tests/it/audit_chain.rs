@@ -162,3 +162,38 @@ fn fedgate_audit_verify_exits_1_on_tampering_and_0_on_an_intact_file() {
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("bad.jsonl:6: altered"), "{stdout}");
 }
+
+/// No audit, no access: with `audit.required`, a failing audit file makes
+/// `/readyz` answer 503 (and the failure is counted); without it, fedgate
+/// stays ready and counts it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_audit_file_makes_fedgate_not_ready_when_audit_is_required() {
+    for required in [true, false] {
+        let overrides = [
+            ("FEDGATE_AUDIT__FILE".to_string(), "/dev/full".to_string()),
+            ("FEDGATE_AUDIT__REQUIRED".to_string(), required.to_string()),
+        ];
+        let env = fedgate::demo::Environment::start_with_overrides("", &overrides)
+            .await
+            .unwrap();
+        let readyz = || async {
+            reqwest::get(format!("{}/readyz", env.fedgate_url))
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        };
+        assert_eq!(readyz().await, 200, "nothing written yet");
+        // A decision to audit: bob is refused.
+        let (status, _) = env.login(&fedgate::demo::bob(), None).await.unwrap();
+        assert_eq!(status, 403);
+        assert_eq!(readyz().await, if required { 503 } else { 200 });
+        let metrics = super::metrics_text(&env).await;
+        assert!(
+            metrics.contains("fedgate_audit_write_failures_total 1\n")
+                && metrics.contains("fedgate_audit_failing 1\n"),
+            "{metrics}"
+        );
+        env.stop().await;
+    }
+}
