@@ -99,6 +99,9 @@ pub struct AuditLog {
     file: Option<Mutex<(std::fs::File, chain::Head)>>,
     /// Events written since the last checkpoint.
     unanchored: std::sync::atomic::AtomicU64,
+    /// The file's path, and the UTC day it was opened or last rotated.
+    path: Option<std::path::PathBuf>,
+    day: Mutex<time::Date>,
     /// Writes (events and checkpoints) that failed, and whether the last
     /// one did (`/readyz` with `audit.required`).
     write_failures: std::sync::atomic::AtomicU64,
@@ -146,6 +149,8 @@ impl AuditLog {
         };
         Ok(AuditLog {
             file,
+            path: path.map(Path::to_path_buf),
+            day: Mutex::new(OffsetDateTime::now_utc().date()),
             unanchored: std::sync::atomic::AtomicU64::new(0),
             write_failures: std::sync::atomic::AtomicU64::new(0),
             failing: std::sync::atomic::AtomicBool::new(false),
@@ -275,6 +280,72 @@ impl AuditLog {
                 self.wrote(false);
                 tracing::error!(target: "audit", "audit checkpoint write failed: {e}");
                 false
+            }
+        }
+    }
+
+    /// Rotate the file when it has grown to `max_bytes` (0: never by size)
+    /// or, with `daily`, when the UTC day has changed since it was opened:
+    /// a signed checkpoint closes it, it is renamed `{file}.{UTC time}`,
+    /// and the chain goes on in a new file (its first line names the
+    /// checkpoint's hash: `fedgate audit verify OLD NEW` checks both).
+    /// Returns the rotated file's new name.
+    pub fn rotate_if_due(
+        &self,
+        key: &crate::trust::signing::SigningKey,
+        now: OffsetDateTime,
+        max_bytes: u64,
+        daily: bool,
+    ) -> Option<std::path::PathBuf> {
+        let (Some(f), Some(path)) = (&self.file, &self.path) else {
+            return None;
+        };
+        let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        let new_day = self.day.lock().map(|d| *d != now.date()).unwrap_or(false);
+        if size == 0 || !((max_bytes > 0 && size >= max_bytes) || (daily && new_day)) {
+            return None;
+        }
+        self.checkpoint(key, now, true);
+        let Ok(mut guard) = f.lock() else {
+            return None;
+        };
+        let stamp = now
+            .format(time::macros::format_description!(
+                "[year][month][day]T[hour][minute][second]Z"
+            ))
+            .unwrap_or_default();
+        // Never over an earlier rotated file (two rotations in one second).
+        let mut rotated = path.clone();
+        for n in 0u32.. {
+            let mut name = path.as_os_str().to_owned();
+            name.push(match n {
+                0 => format!(".{stamp}"),
+                n => format!(".{stamp}.{n}"),
+            });
+            rotated = std::path::PathBuf::from(name);
+            if !rotated.exists() || n > 1000 {
+                break;
+            }
+        }
+        let reopened = std::fs::rename(path, &rotated).and_then(|()| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+        });
+        match reopened {
+            Ok(new) => {
+                guard.0 = new;
+                if let Ok(mut d) = self.day.lock() {
+                    *d = now.date();
+                }
+                tracing::info!(target: "audit", file = %rotated.display(), "audit file rotated");
+                Some(rotated)
+            }
+            Err(e) => {
+                self.wrote(false);
+                tracing::error!(target: "audit", "audit file rotation failed: {e}");
+                None
             }
         }
     }

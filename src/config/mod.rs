@@ -248,6 +248,14 @@ pub struct Audit {
     /// Default false (a failed write is logged and counted).
     #[serde(default)]
     pub required: bool,
+    /// Rotate the file once it has this many bytes (0: never by size), at
+    /// the next checkpoint: the old one is renamed `{file}.{UTC time}`,
+    /// and the chain goes on. Default 0.
+    #[serde(default)]
+    pub rotate_bytes: u64,
+    /// Rotate the file when the UTC day changes (at the next checkpoint).
+    #[serde(default)]
+    pub rotate_daily: bool,
 }
 
 fn default_checkpoint_secs() -> u64 {

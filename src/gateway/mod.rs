@@ -507,7 +507,19 @@ impl App {
             loop {
                 tokio::time::sleep(std::time::Duration::from_secs(every)).await;
                 let Some(a) = app.upgrade() else { return };
-                a.checkpoint_audit(false);
+                let keys = a.keys();
+                let audit = &a.config.audit;
+                if a.audit
+                    .rotate_if_due(
+                        &keys.current.saml,
+                        a.now(),
+                        audit.rotate_bytes,
+                        audit.rotate_daily,
+                    )
+                    .is_none()
+                {
+                    a.checkpoint_audit(false);
+                }
             }
         }))
     }

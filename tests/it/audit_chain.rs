@@ -197,3 +197,42 @@ async fn a_failing_audit_file_makes_fedgate_not_ready_when_audit_is_required() {
         env.stop().await;
     }
 }
+
+/// Rotation by size or day closes the file with a checkpoint and goes on
+/// in a new one: both files together verify as one chain.
+#[test]
+fn a_rotated_file_and_its_successor_verify_as_one_chain() {
+    let dir = super::TempDir::new("audit-rotate");
+    let path = dir.join("audit.jsonl");
+    let (rsa, cert, _) = key("rsa");
+    let log = AuditLog::new(Some(&path)).unwrap();
+    let now = OffsetDateTime::now_utc();
+    for i in 0..3 {
+        log.record(&event(i));
+    }
+    assert!(log.rotate_if_due(&rsa, now, 0, false).is_none(), "not due");
+    assert!(
+        log.rotate_if_due(&rsa, now, 0, true).is_none(),
+        "the same day"
+    );
+    let rotated = log
+        .rotate_if_due(&rsa, now, 1, false)
+        .expect("over the size: rotated");
+    for i in 3..5 {
+        log.record(&event(i));
+    }
+    let next_day = now + time::Duration::days(1);
+    let second = log
+        .rotate_if_due(&rsa, next_day, 0, true)
+        .expect("a new UTC day: rotated");
+    log.record(&event(5));
+    assert!(log.checkpoint(&rsa, next_day, false));
+    let read = |p: &std::path::Path| (p.display().to_string(), std::fs::read_to_string(p).unwrap());
+    let files = [read(&rotated), read(&second), read(&path)];
+    let r = chain::verify(&files, std::slice::from_ref(&cert));
+    assert!(r.ok(), "{r:?}");
+    assert_eq!((r.events, r.checkpoints, r.unanchored), (6, 3, 0));
+    // Out of order, the files do not chain.
+    let r = chain::verify(&[files[1].clone(), files[0].clone()], &[cert]);
+    assert_eq!(r.problems[0].kind, "reordered", "{r:?}");
+}
