@@ -155,5 +155,33 @@ fn hostile_benches(c: &mut Criterion) {
 const HOSTILE_MAX_IDS: usize = saml::limits::MAX_IDS - 1;
 const HOSTILE_MAX_PREFIXES: usize = saml::limits::MAX_PREFIX_LIST_ENTRIES;
 
-criterion_group!(benches, saml_benches, jwt_benches, hostile_benches);
+/// What an audit event costs to write: chained, and with `audit.fsync =
+/// "event"` an fsync each (the disk under `target/`).
+fn audit_benches(c: &mut Criterion) {
+    let mut g = c.benchmark_group("audit");
+    let dir = std::env::temp_dir().join(format!("fedgate-bench-audit-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    let mut event =
+        fedgate::audit::AuditEvent::new(time::OffsetDateTime::now_utc(), "contoso", "saml", None);
+    event.outcome = "allowed";
+    event.code = "ok".into();
+    event.reason = "granted by engineering-backup-operators".into();
+    for (name, each) in [("record_chained", false), ("record_fsync_each", true)] {
+        let path = dir.join(format!("{name}.jsonl"));
+        let _ = std::fs::remove_file(&path);
+        let log = fedgate::audit::AuditLog::new(Some(&path)).unwrap();
+        log.sync_each_event(each);
+        g.bench_function(name, |b| b.iter(|| log.record(&event)));
+    }
+    g.finish();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+criterion_group!(
+    benches,
+    saml_benches,
+    jwt_benches,
+    hostile_benches,
+    audit_benches
+);
 criterion_main!(benches);

@@ -99,6 +99,10 @@ pub struct AuditLog {
     file: Option<Mutex<(std::fs::File, chain::Head)>>,
     /// Events written since the last checkpoint.
     unanchored: std::sync::atomic::AtomicU64,
+    /// `fsync` after every event line (`audit.fsync = "event"`).
+    sync_each: std::sync::atomic::AtomicBool,
+    /// Written since the last fsync.
+    dirty: std::sync::atomic::AtomicBool,
     /// The file's path, and the UTC day it was opened or last rotated.
     path: Option<std::path::PathBuf>,
     day: Mutex<time::Date>,
@@ -149,6 +153,8 @@ impl AuditLog {
         };
         Ok(AuditLog {
             file,
+            sync_each: std::sync::atomic::AtomicBool::new(false),
+            dirty: std::sync::atomic::AtomicBool::new(false),
             path: path.map(Path::to_path_buf),
             day: Mutex::new(OffsetDateTime::now_utc().date()),
             unanchored: std::sync::atomic::AtomicU64::new(0),
@@ -220,9 +226,15 @@ impl AuditLog {
                 // and each names the one before it.
                 let mut next = head.clone();
                 let chained = next.chain(event).unwrap_or(line);
-                match file.write_all(format!("{chained}\n").as_bytes()) {
+                let each = self.sync_each.load(std::sync::atomic::Ordering::Relaxed);
+                let written = file
+                    .write_all(format!("{chained}\n").as_bytes())
+                    .and_then(|()| if each { file.sync_data() } else { Ok(()) });
+                match written {
                     Ok(()) => {
                         *head = next;
+                        self.dirty
+                            .store(!each, std::sync::atomic::Ordering::Relaxed);
                         self.unanchored
                             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         self.wrote(true);
@@ -280,6 +292,26 @@ impl AuditLog {
                 self.wrote(false);
                 tracing::error!(target: "audit", "audit checkpoint write failed: {e}");
                 false
+            }
+        }
+    }
+
+    /// `fsync` every event line before `record` returns (`true`), or only
+    /// at checkpoints and [`AuditLog::sync`] (`false`, the default).
+    pub fn sync_each_event(&self, each: bool) {
+        self.sync_each
+            .store(each, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// `fsync` what was written (`audit.fsync = "second"`'s tick).
+    pub fn sync(&self) {
+        if !self.dirty.swap(false, std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        if let Some(Ok(guard)) = self.file.as_ref().map(|f| f.lock()) {
+            if let Err(e) = guard.0.sync_data() {
+                self.wrote(false);
+                tracing::error!(target: "audit", "audit file fsync failed: {e}");
             }
         }
     }

@@ -46,6 +46,7 @@ pub(super) fn serve(path: &Path) -> Result<(), Failure> {
         app.spawn_key_reload();
         app.spawn_expiry_warnings();
         app.spawn_audit_checkpoints();
+        app.spawn_audit_sync();
         let at_exit = app.clone();
         let result = match tls {
             Some(tls) => {

@@ -256,6 +256,22 @@ pub struct Audit {
     /// Rotate the file when the UTC day changes (at the next checkpoint).
     #[serde(default)]
     pub rotate_daily: bool,
+    /// When writes reach the disk: `event` (an fsync per event, before the
+    /// login goes on), `second` (one a second when something was written;
+    /// the default), `checkpoint` (only at checkpoints). docs/audit.md has
+    /// the cost of each.
+    #[serde(default)]
+    pub fsync: AuditSync,
+}
+
+/// `audit.fsync`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditSync {
+    Event,
+    #[default]
+    Second,
+    Checkpoint,
 }
 
 fn default_checkpoint_secs() -> u64 {

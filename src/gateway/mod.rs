@@ -181,6 +181,7 @@ impl App {
                 .unwrap_or(std::path::Path::new("-"));
             StartError::Audit(format!("{} (audit.file): {e}", path.display()))
         })?;
+        audit.sync_each_event(config.audit.fsync == crate::config::AuditSync::Event);
         let token_es256 = match &config.signing.token_key_file {
             Some(p) => Some(
                 crate::trust::signing::JwtSigner::from_pem(&read(p)?)
@@ -494,6 +495,23 @@ impl App {
         let keys = self.keys();
         self.audit
             .checkpoint(&keys.current.saml, self.now(), always)
+    }
+
+    /// `audit.fsync = "second"`: an fsync of the audit file every second.
+    pub fn spawn_audit_sync(self: &Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
+        if self.config.audit.fsync != crate::config::AuditSync::Second
+            || self.config.audit.file.is_none()
+        {
+            return None;
+        }
+        let app = Arc::downgrade(self);
+        Some(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                let Some(a) = app.upgrade() else { return };
+                a.audit.sync();
+            }
+        }))
     }
 
     /// A checkpoint every `audit.checkpoint_secs` (none when 0).

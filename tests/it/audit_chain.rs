@@ -236,3 +236,25 @@ fn a_rotated_file_and_its_successor_verify_as_one_chain() {
     let r = chain::verify(&[files[1].clone(), files[0].clone()], &[cert]);
     assert_eq!(r.problems[0].kind, "reordered", "{r:?}");
 }
+
+/// `audit.fsync` is read as documented (`event`, `second` by default,
+/// `checkpoint`; anything else refused). Its cost is measured by the
+/// `audit/*` benches, not here.
+#[test]
+fn the_fsync_setting_is_read() {
+    let dir = super::TempDir::new("audit-fsync");
+    let base = |extra: &str| {
+        let text = format!(
+            "[server]\npublic_url = \"https://fedgate.example.com\"\n[signing]\nkey_file = \"k.pem\"\ncert_file = \"c.pem\"\n[audit]\nfile = \"a.jsonl\"\n{extra}\n"
+        );
+        fedgate::config::Config::from_str(&text, "t.toml", &[], dir.path())
+            .map(|c| c.audit.fsync)
+            .map_err(|e| e.to_string())
+    };
+    assert_eq!(base(""), Ok(fedgate::config::AuditSync::Second));
+    assert_eq!(
+        base("fsync = \"event\""),
+        Ok(fedgate::config::AuditSync::Event)
+    );
+    assert!(base("fsync = \"never\"").is_err());
+}
