@@ -716,7 +716,9 @@ fn serve_runs_answers_and_stops_on_sigterm() {
         dir.join("fedgate.toml"),
         format!(
             "[server]\nlisten = \"127.0.0.1:1\"\npublic_url = \"http://127.0.0.1:{port}\"\n[signing]\nkey_file = \"{data}/fedgate_rsa_key.pem\"\ncert_file = \"{data}/fedgate_rsa_cert.pem\"\n\
-[[tenants]]\nid = \"contoso\"\nentra_tenant_id = \"{tid}\"\ndomains = [\"contoso.example\"]\nmetadata_file = \"md.xml\"\n"
+[audit]\nfile = \"{audit}\"\n\
+[[tenants]]\nid = \"contoso\"\nentra_tenant_id = \"{tid}\"\ndomains = [\"contoso.example\"]\nmetadata_file = \"md.xml\"\n",
+            audit = dir.join("audit.jsonl").display()
         ),
     )
     .unwrap();
@@ -751,6 +753,19 @@ fn serve_runs_answers_and_stops_on_sigterm() {
         body.contains(&format!("http://127.0.0.1:{port}/saml/contoso/acs")),
         "{body}"
     );
+    // A decision to audit: a SAMLResponse that is not one.
+    {
+        use std::io::Read;
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.write_all(b"POST /saml/contoso/acs HTTP/1.0\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 16\r\n\r\nSAMLResponse=AAA")
+            .unwrap();
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).unwrap();
+        assert!(
+            answer.starts_with("HTTP/1.0 400") || answer.starts_with("HTTP/1.1 400"),
+            "{answer}"
+        );
+    }
     // SIGTERM: a graceful stop, exit 0.
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -758,6 +773,18 @@ fn serve_runs_answers_and_stops_on_sigterm() {
         .unwrap();
     let status = child.wait().unwrap();
     assert!(status.success(), "fedgate serve exited with {status}");
+    // …and the audit file ends anchored: a checkpoint written at shutdown.
+    let verify = Command::new(env!("CARGO_BIN_EXE_fedgate"))
+        .args(["audit", "verify"])
+        .arg(dir.join("audit.jsonl"))
+        .args(["--cert", &format!("{data}/fedgate_rsa_cert.pem"), "--json"])
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&verify.stdout).unwrap();
+    assert_eq!(verify.status.code(), Some(0), "{report}");
+    assert_eq!(report["events"], 1, "{report}");
+    assert_eq!(report["checkpoints"], 1, "{report}");
+    assert_eq!(report["unanchored"], 0, "{report}");
     std::fs::remove_dir_all(&dir).ok();
 }
 
