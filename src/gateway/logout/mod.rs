@@ -457,14 +457,10 @@ async fn upstream(
             },
             now,
         );
-        let pending = Pending {
-            tenant: rt.config.id.clone(),
-            told,
-            finish,
+        let pending = match keep(app, &id, rt, told, finish, now).await {
+            Ok(p) => p,
+            Err(r) => return Outcome::Refused(r),
         };
-        if let Err(r) = keep(app, &id, &pending, now).await {
-            return Outcome::Refused(r);
-        }
         let post = binding == binding::BINDING_POST;
         return match encode(app, location, Kind::Request, xml, id, None, post).await {
             Ok(out) => signed_out(out, pending.told),
@@ -485,14 +481,10 @@ async fn upstream(
     let (Some(end_session), Some(login)) = (end_session, rt.login.as_ref()) else {
         return finish_with(app, finish, told, now).await;
     };
-    let pending = Pending {
-        tenant: rt.config.id.clone(),
-        told,
-        finish,
+    let pending = match keep(app, &id, rt, told, finish, now).await {
+        Ok(p) => p,
+        Err(r) => return Outcome::Refused(r),
     };
-    if let Err(r) = keep(app, &id, &pending, now).await {
-        return Outcome::Refused(r);
-    }
     let back = endpoint(app, &format!("/oidc/{}/signed-out", rt.config.id));
     let sep = if end_session.contains('?') { '&' } else { '?' };
     let mut location = format!(
@@ -512,13 +504,27 @@ async fn upstream(
     }
 }
 
-async fn keep(app: &App, id: &str, pending: &Pending, now: OffsetDateTime) -> Result<(), Refusal> {
-    let bytes = serde_json::to_vec(pending)
+/// Keep a logout waiting for `rt`'s answer under `id`.
+async fn keep(
+    app: &App,
+    id: &str,
+    rt: &TenantRuntime,
+    told: Vec<Told>,
+    finish: Finish,
+    now: OffsetDateTime,
+) -> Result<Pending, Refusal> {
+    let pending = Pending {
+        tenant: rt.config.id.clone(),
+        told,
+        finish,
+    };
+    let bytes = serde_json::to_vec(&pending)
         .map_err(|e| Refusal::new(500, "internal.encode_failed", e.to_string()))?;
     app.store
         .put_state(PENDING_NS, id, &bytes, now + PENDING_TTL)
         .await
-        .map_err(|e| store_down(app, "logout", e))
+        .map_err(|e| store_down(app, "logout", e))?;
+    Ok(pending)
 }
 
 /// The tenant answered the logout fedgate sent it (`key`: the request id
