@@ -4,6 +4,7 @@
 //! outcome. Never the raw assertion or token.
 
 pub mod chain;
+pub mod query;
 
 use std::io::Write;
 use std::path::Path;

@@ -318,3 +318,57 @@ pub(super) fn audit_verify(
         Err(Failure::Quiet)
     }
 }
+
+/// `fedgate audit query`.
+pub(super) fn audit_query(a: &super::AuditQueryArgs) -> Result<(), Failure> {
+    use crate::audit::query::{self, Filter, Format};
+    let time = |t: &Option<String>, flag: &str| -> Result<Option<OffsetDateTime>, Failure> {
+        t.as_deref()
+            .map(|s| {
+                crate::timefmt::parse(s).ok_or_else(|| {
+                    Failure::usage(format!("{flag} {s:?} is not an RFC 3339 timestamp"))
+                })
+            })
+            .transpose()
+    };
+    let filter = Filter {
+        console: a.console.clone(),
+        tenant: a.tenant.clone(),
+        user: a.user.clone(),
+        outcome: a.outcome.clone(),
+        code: a.code.clone(),
+        since: time(&a.since, "--since")?,
+        until: time(&a.until, "--until")?,
+    };
+    let mut inputs: Vec<Box<dyn std::io::BufRead>> = Vec::new();
+    for f in &a.files {
+        let file =
+            std::fs::File::open(f).map_err(|e| Failure::usage(format!("{}: {e}", f.display())))?;
+        inputs.push(Box::new(std::io::BufReader::with_capacity(1 << 16, file)));
+    }
+    let format = match (a.json, a.csv) {
+        (true, _) => Format::Json,
+        (_, true) => Format::Csv,
+        _ => Format::Text,
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let counts = query::run(&mut inputs, &filter, format, &mut out)
+        .map_err(|e| Failure::usage(format!("reading the audit files: {e}")))?;
+    use std::io::Write;
+    out.flush().map_err(|e| Failure::usage(e.to_string()))?;
+    eprintln!(
+        "{} of {} lines matched{}",
+        counts.matched,
+        counts.lines,
+        if counts.unreadable > 0 {
+            format!(
+                "; {} lines are not JSON (skipped: run fedgate audit verify)",
+                counts.unreadable
+            )
+        } else {
+            String::new()
+        }
+    );
+    Ok(())
+}

@@ -407,6 +407,43 @@ pub enum AuditCmd {
         #[arg(long)]
         json: bool,
     },
+    /// The events that match (all given filters), streamed over the files:
+    /// who reached a console when, every denial, one user's trail.
+    Query(AuditQueryArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct AuditQueryArgs {
+    /// Audit files, read one after the other (a rotated file first).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Only this console (its id).
+    #[arg(long)]
+    pub console: Option<String>,
+    /// Only this tenant (its id).
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// Only this user: UPN (any case), subject or object id.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Only `allowed` or `denied` (or another outcome: `step_up`, …).
+    #[arg(long)]
+    pub outcome: Option<String>,
+    /// Only this code (`policy.no_rule_matched`, `logout`, …).
+    #[arg(long)]
+    pub code: Option<String>,
+    /// From this time on (RFC 3339, inclusive).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Before this time (RFC 3339, exclusive).
+    #[arg(long)]
+    pub until: Option<String>,
+    /// The matching lines as JSON lines.
+    #[arg(long, conflicts_with = "csv")]
+    pub json: bool,
+    /// CSV with a header (time, outcome, code, tenant, console, user, roles, reason).
+    #[arg(long)]
+    pub csv: bool,
 }
 
 /// Run the CLI; returns the process exit code.
@@ -433,6 +470,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Audit(AuditCmd::Verify { files, certs, json }) => {
             admin::audit_verify(&files, &certs, json)
         }
+        Command::Audit(AuditCmd::Query(args)) => admin::audit_query(&args),
         Command::Check {
             config,
             offline,

@@ -1,5 +1,6 @@
 pub mod admin;
 pub mod audit_chain;
+pub mod audit_query;
 pub mod busy;
 pub mod c14n;
 pub mod claims;
