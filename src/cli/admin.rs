@@ -99,34 +99,38 @@ pub(super) fn keys(cmd: KeysCmd) -> Result<(), Failure> {
     Ok(())
 }
 
+/// A document from an https (or loopback http) URL, else a file (or `-`).
+fn fetch_or_read(source: &str) -> Result<Vec<u8>, Failure> {
+    if !(source.starts_with("https://")
+        || source.starts_with("http://127.0.0.1")
+        || source.starts_with("http://localhost"))
+    {
+        return read_input(source);
+    }
+    let http = crate::trust::oidc::http_client().map_err(Failure::usage)?;
+    runtime()?
+        .block_on(async {
+            let r = http.get(source).send().await.map_err(|e| e.to_string())?;
+            if !r.status().is_success() {
+                return Err(format!("HTTP {} (redirects are not followed)", r.status()));
+            }
+            r.bytes()
+                .await
+                .map(|b| b.to_vec())
+                .map_err(|e| e.to_string())
+        })
+        .map_err(|e| Failure::Usage {
+            code: Some("lint.fetch_failed"),
+            message: format!("{source}: {e}"),
+        })
+}
+
 pub(super) fn lint_metadata(a: &LintArgs) -> Result<(), Failure> {
     use crate::consoles::ConsoleKind;
     let now = parse_now(a.now.as_deref())?;
     let bytes = match a.source.as_deref() {
         None => Vec::new(),
-        Some(url)
-            if url.starts_with("https://")
-                || url.starts_with("http://127.0.0.1")
-                || url.starts_with("http://localhost") =>
-        {
-            let http = crate::trust::oidc::http_client().map_err(Failure::usage)?;
-            runtime()?
-                .block_on(async {
-                    let r = http.get(url).send().await.map_err(|e| e.to_string())?;
-                    if !r.status().is_success() {
-                        return Err(format!("HTTP {} (redirects are not followed)", r.status()));
-                    }
-                    r.bytes()
-                        .await
-                        .map(|b| b.to_vec())
-                        .map_err(|e| e.to_string())
-                })
-                .map_err(|e| Failure::Usage {
-                    code: Some("lint.fetch_failed"),
-                    message: format!("{url}: {e}"),
-                })?
-        }
-        Some(other) => read_input(other)?,
+        Some(source) => fetch_or_read(source)?,
     };
     if bytes.is_empty() && a.reply_url.is_none() && a.identifier.is_none() {
         return Err(Failure::usage(
@@ -268,10 +272,17 @@ pub(super) fn drill_rotate(args: &DrillArgs) -> Result<(), Failure> {
 pub(super) fn audit_verify(
     files: &[std::path::PathBuf],
     certs: &[std::path::PathBuf],
+    metadata: Option<&str>,
     json: bool,
 ) -> Result<(), Failure> {
     use crate::audit::chain;
     let mut trusted = Vec::new();
+    if let Some(m) = metadata {
+        let bytes = fetch_or_read(m)?;
+        let md = crate::trust::metadata::IdpMetadata::parse(&bytes)
+            .map_err(|e| Failure::usage(format!("--metadata {m}: {e}")))?;
+        trusted.extend(md.signing_certs);
+    }
     for c in certs {
         let pem = String::from_utf8(read_file(c)?)
             .map_err(|_| Failure::usage(format!("{}: not PEM text", c.display())))?;

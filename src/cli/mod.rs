@@ -401,8 +401,13 @@ pub enum AuditCmd {
         files: Vec<PathBuf>,
         /// fedgate's signing certificate(s) (PEM; current and former: each
         /// checkpoint names its key by thumbprint). Repeatable.
-        #[arg(long = "cert", required = true)]
+        #[arg(long = "cert", required_unless_present = "metadata")]
         certs: Vec<PathBuf>,
+        /// fedgate's published keys: its IdP metadata, a file or its URL
+        /// (`{public_url}/idp/metadata`: the current and next keys; give
+        /// retired ones with --cert).
+        #[arg(long)]
+        metadata: Option<String>,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -467,9 +472,12 @@ pub fn run(cli: Cli) -> ExitCode {
         }
         Command::Keys(cmd) => admin::keys(cmd),
         Command::Lint(LintCmd::Metadata(args)) => admin::lint_metadata(&args),
-        Command::Audit(AuditCmd::Verify { files, certs, json }) => {
-            admin::audit_verify(&files, &certs, json)
-        }
+        Command::Audit(AuditCmd::Verify {
+            files,
+            certs,
+            metadata,
+            json,
+        }) => admin::audit_verify(&files, &certs, metadata.as_deref(), json),
         Command::Audit(AuditCmd::Query(args)) => admin::audit_query(&args),
         Command::Check {
             config,

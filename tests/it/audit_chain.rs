@@ -154,6 +154,31 @@ fn fedgate_audit_verify_exits_1_on_tampering_and_0_on_an_intact_file() {
     assert_eq!(ok.status.code(), Some(0), "{stdout}");
     assert!(stdout.contains("unanchored: 2 event(s)"), "{stdout}");
     assert!(stdout.contains("ok: the chain holds"), "{stdout}");
+    // fedgate's published keys instead: its IdP metadata (both keys here).
+    let md = dir.join("idp-metadata.xml");
+    std::fs::write(
+        &md,
+        fedgate::outbound::saml_post::idp_metadata(
+            "https://fedgate.example.com/idp/metadata",
+            "https://fedgate.example.com/idp/sso",
+            "https://fedgate.example.com/idp/slo",
+            &[&key("rsa").1, &key("ec").1],
+        ),
+    )
+    .unwrap();
+    let by_metadata = Command::new(env!("CARGO_BIN_EXE_fedgate"))
+        .args(["audit", "verify"])
+        .arg(&path)
+        .arg("--metadata")
+        .arg(&md)
+        .output()
+        .unwrap();
+    assert_eq!(
+        by_metadata.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&by_metadata.stdout)
+    );
     let text = std::fs::read_to_string(&path).unwrap();
     let bad = dir.join("bad.jsonl");
     std::fs::write(&bad, text.replacen("login 4", "login 0", 1)).unwrap();
