@@ -73,11 +73,12 @@ impl Head {
 
     /// `value` (a JSON object) as the next line: `seq` and `prev` appended.
     pub fn chain(&mut self, value: &impl Serialize) -> Option<String> {
-        let mut text = serde_json::to_string(value).ok()?;
-        if !text.ends_with('}') {
-            return None;
-        }
-        text.pop();
+        self.chain_text(&serde_json::to_string(value).ok()?)
+    }
+
+    /// [`Head::chain`] for an object already serialised (`json`).
+    pub fn chain_text(&mut self, json: &str) -> Option<String> {
+        let text = json.strip_suffix('}')?;
         let sep = if text.ends_with('{') { "" } else { "," };
         let line = format!(
             "{text}{sep}\"seq\":{},\"prev\":\"{}\"}}",

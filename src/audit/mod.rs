@@ -226,7 +226,7 @@ impl AuditLog {
                 // Chained and written under one lock: lines never interleave
                 // and each names the one before it.
                 let mut next = head.clone();
-                let chained = next.chain(event).unwrap_or(line);
+                let chained = next.chain_text(&line).unwrap_or(line);
                 let each = self.sync_each.load(std::sync::atomic::Ordering::Relaxed);
                 let written = file
                     .write_all(format!("{chained}\n").as_bytes())

@@ -69,16 +69,16 @@ struct Pending {
 }
 
 /// The tenant as the party that signs its logout messages.
-fn tenant_party(rt: &TenantRuntime) -> Option<(Party, crate::trust::metadata::IdpMetadata)> {
+fn tenant_party(
+    rt: &TenantRuntime,
+) -> Option<(Party, std::sync::Arc<crate::trust::metadata::IdpMetadata>)> {
     let md = rt.idp.as_ref()?.current()?;
-    Some((
-        Party {
-            id: rt.config.id.clone(),
-            entity_id: md.entity_id.clone(),
-            certs: md.signing_certs.clone(),
-        },
-        (*md).clone(),
-    ))
+    let party = Party {
+        id: rt.config.id.clone(),
+        entity_id: md.entity_id.clone(),
+        certs: md.signing_certs.clone(),
+    };
+    Some((party, md))
 }
 
 /// One audit event for a logout.
@@ -438,7 +438,7 @@ async fn upstream(
         return Outcome::Refused(super::rng_failed());
     };
     if identity.source == Source::Saml {
-        let md = tenant_party(rt).map(|(_, md)| md);
+        let md = rt.idp.as_ref().and_then(|t| t.current());
         let Some((binding, location)) = md
             .as_ref()
             .and_then(|m| slo::pick_endpoint(&m.slo_endpoints))

@@ -52,20 +52,22 @@ pub(super) fn endpoint(app: &App, path: &str) -> String {
 
 /// The consoles as parties that sign logout messages.
 pub(super) fn console_parties(app: &App) -> Vec<Party> {
-    app.sso_consoles
-        .iter()
-        .map(|c| Party {
-            id: c.id.clone(),
-            entity_id: c.identifier.clone(),
-            certs: c.certs.clone(),
-        })
-        .collect()
+    app.sso_consoles.iter().map(party_of).collect()
+}
+
+fn party_of(c: &crate::outbound::sso::RequestingConsole) -> Party {
+    Party {
+        id: c.id.clone(),
+        entity_id: c.identifier.clone(),
+        certs: c.certs.clone(),
+    }
 }
 
 fn console_party(app: &App, id: &str) -> Vec<Party> {
-    console_parties(app)
-        .into_iter()
-        .filter(|p| p.id == id)
+    app.sso_consoles
+        .iter()
+        .filter(|c| c.id == id)
+        .map(party_of)
         .collect()
 }
 
