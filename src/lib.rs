@@ -39,6 +39,7 @@ pub mod mock;
 pub mod net;
 pub mod outbound;
 pub mod policy;
+pub mod review;
 pub mod slo;
 pub mod store;
 pub mod timefmt;

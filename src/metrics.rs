@@ -22,11 +22,10 @@ pub const UNKNOWN: &str = "unknown";
 #[derive(Default)]
 pub struct Metrics {
     inner: Mutex<Inner>,
-    /// The configured tenant ids: the only `tenant` label values (besides
-    /// `-` and [`UNKNOWN`]).
-    tenants: HashSet<String>,
-    /// The configured console ids: the only `console` label values.
-    consoles: HashSet<String>,
+    /// The configured tenant ids (the only `tenant` label values besides
+    /// `-` and [`UNKNOWN`]) and console ids (the only `console` values):
+    /// every configuration fedgate ran with since it started.
+    known: std::sync::RwLock<(HashSet<String>, HashSet<String>)>,
     /// The HTTP server's connections (src/http/server.rs).
     pub connections: ConnectionMetrics,
 }
@@ -51,8 +50,8 @@ fn label(s: &str) -> String {
 }
 
 /// `id` if it is one of `known` (or `-`, "none"), else [`UNKNOWN`].
-fn bounded(known: &HashSet<String>, id: &str) -> String {
-    if id == "-" || known.contains(id) {
+fn bounded(known: Option<&HashSet<String>>, id: &str) -> String {
+    if id == "-" || known.is_some_and(|k| k.contains(id)) {
         id.to_string()
     } else {
         UNKNOWN.to_string()
@@ -68,20 +67,37 @@ impl Metrics {
         Metrics {
             inner: Mutex::default(),
             connections: ConnectionMetrics::default(),
-            tenants: tenants.into_iter().map(str::to_string).collect(),
-            consoles: consoles.into_iter().map(str::to_string).collect(),
+            known: std::sync::RwLock::new((
+                tenants.into_iter().map(str::to_string).collect(),
+                consoles.into_iter().map(str::to_string).collect(),
+            )),
+        }
+    }
+
+    /// Admit the ids of a (reloaded) configuration as label values.
+    pub fn admit<'a>(
+        &self,
+        tenants: impl IntoIterator<Item = &'a str>,
+        consoles: impl IntoIterator<Item = &'a str>,
+    ) {
+        if let Ok(mut k) = self.known.write() {
+            k.0.extend(tenants.into_iter().map(str::to_string));
+            k.1.extend(consoles.into_iter().map(str::to_string));
         }
     }
 
     /// Count a login decision. `tenant` and `console` may be anything a
     /// client sent: unconfigured ones are counted as [`UNKNOWN`].
     pub fn login(&self, tenant: &str, console: &str, outcome: &'static str, code: &'static str) {
+        let guard = self.known.read().ok();
+        let known = guard.as_deref();
         let key = (
-            bounded(&self.tenants, tenant),
-            bounded(&self.consoles, console),
+            bounded(known.map(|k| &k.0), tenant),
+            bounded(known.map(|k| &k.1), console),
             outcome,
             code,
         );
+        drop(guard);
         if let Ok(mut m) = self.inner.lock() {
             *m.logins.entry(key).or_default() += 1;
         }

@@ -17,6 +17,8 @@ use crate::identity::{Grant, GroupsSource, Identity};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct AuditEvent {
+    /// The event schema ([`SCHEMA`]; docs/audit.md).
+    pub schema: u8,
     #[serde(with = "time::serde::rfc3339")]
     pub time: OffsetDateTime,
     /// `allowed` or `denied`.
@@ -32,6 +34,15 @@ pub struct AuditEvent {
     pub object_id: Option<String>,
     pub upn: Option<String>,
     pub groups: Vec<String>,
+    /// App roles the evidence carried (schema 2).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub app_roles: Vec<String>,
+    /// `user` or `service_account` (schema 2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<crate::identity::PrincipalKind>,
+    /// The application id of a token (`appid`/`azp`; schema 2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub app_id: Option<String>,
     pub groups_overage: bool,
     /// Where `groups` came from: `idp` (the signed assertion or token) or
     /// `graph` (an overage resolved through Microsoft Graph). fedgate's own
@@ -47,12 +58,51 @@ pub struct AuditEvent {
     pub client: Option<String>,
     /// How the evidence arrived (`saml`, `jwt_v2`, …).
     pub via: String,
+    /// The configuration version the decision was made under (its first
+    /// 12 hex digits: `fedgate config history`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config: Option<String>,
+    /// For `config.applied` and `config.reload_refused`: what changed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub change: Option<Box<ConfigChange>>,
 }
+
+/// A configuration applied (at start or by a reload) or refused.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConfigChange {
+    /// The version (full hex SHA-256 of the file's bytes).
+    pub version: String,
+    /// The version in force before (none at a first start).
+    pub previous: Option<String>,
+    /// `start` or `reload`.
+    pub source: String,
+    pub file: String,
+    /// The file's modification time and owner when it was read.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub modified: Option<OffsetDateTime>,
+    pub owner_uid: Option<u32>,
+    /// `FEDGATE_*` variables overriding keys (names only).
+    pub env: Vec<String>,
+    /// Lines added and removed against `previous`, and the unified diff,
+    /// cut at [`DIFF_MAX`] bytes (`diff_truncated`).
+    pub added: usize,
+    pub removed: usize,
+    pub diff: String,
+    pub diff_truncated: bool,
+}
+
+/// The version of the event schema (docs/audit.md "The event schema"):
+/// 2 added `schema`, `config`, `change`, `app_roles`, `kind`, `app_id`.
+pub const SCHEMA: u8 = 2;
+
+/// The most of a configuration diff one audit event carries.
+pub const DIFF_MAX: usize = 16 * 1024;
 
 impl AuditEvent {
     /// An event skeleton for a request from `client` to `tenant`.
     pub fn new(now: OffsetDateTime, tenant: &str, via: &str, client: Option<String>) -> Self {
         AuditEvent {
+            schema: SCHEMA,
             time: now,
             outcome: "denied",
             code: String::new(),
@@ -64,6 +114,9 @@ impl AuditEvent {
             object_id: None,
             upn: None,
             groups: Vec::new(),
+            app_roles: Vec::new(),
+            kind: None,
+            app_id: None,
             groups_overage: false,
             groups_source: GroupsSource::Idp,
             groups_resolved_by: None,
@@ -73,6 +126,8 @@ impl AuditEvent {
             mfa: None,
             client,
             via: via.to_string(),
+            config: None,
+            change: None,
         }
     }
 
@@ -83,6 +138,9 @@ impl AuditEvent {
         self.object_id = id.object_id.clone();
         self.upn = id.upn.clone();
         self.groups = id.groups.clone();
+        self.app_roles = id.roles.clone();
+        self.kind = Some(id.kind);
+        self.app_id = id.app_id.clone();
         self.groups_overage = id.groups_overage;
         self.groups_source = id.groups_source;
         self.groups_resolved_by =
@@ -117,6 +175,54 @@ pub struct AuditLog {
     /// (second, written in it, suppressed since the last written one) for
     /// unknown-tenant/console events.
     unknown: Mutex<(i64, u32, u64)>,
+}
+
+/// The files of an audit trail, oldest first: `path`'s rotated files
+/// (`{path}.{YYYYMMDDTHHMMSSZ}[.N]`), then `path` itself when it exists.
+pub fn trail_files(path: &Path) -> Vec<std::path::PathBuf> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let Some(name) = path.file_name().map(|n| n.to_string_lossy().to_string()) else {
+        return Vec::new();
+    };
+    let prefix = format!("{name}.");
+    let mut rotated: Vec<(String, std::path::PathBuf)> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter_map(|e| {
+                    let n = e.file_name().to_string_lossy().to_string();
+                    let stamp = n.strip_prefix(&prefix)?;
+                    let head = stamp.get(..16)?;
+                    let is_stamp = head.len() == 16
+                        && head.as_bytes()[8] == b'T'
+                        && head.as_bytes()[15] == b'Z'
+                        && head[..8]
+                            .bytes()
+                            .chain(head[9..15].bytes())
+                            .all(|b| b.is_ascii_digit());
+                    is_stamp.then(|| (stamp.to_string(), e.path()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    // Stamps sort by time; `.N` after the same second's first file.
+    rotated.sort_by(|a, b| {
+        let split = |s: &str| -> (String, u32) {
+            let (t, n) = s.split_at(16.min(s.len()));
+            (
+                t.to_string(),
+                n.trim_start_matches('.').parse().unwrap_or(0),
+            )
+        };
+        split(&a.0).cmp(&split(&b.0))
+    });
+    let mut out: Vec<std::path::PathBuf> = rotated.into_iter().map(|(_, p)| p).collect();
+    if path.exists() {
+        out.push(path.to_path_buf());
+    }
+    out
 }
 
 /// Longest tenant or console id kept from a request (configured ids are
@@ -176,6 +282,13 @@ impl AuditLog {
     }
 
     pub fn record(&self, event: &AuditEvent) {
+        self.record_under(event, None)
+    }
+
+    /// [`AuditLog::record`], naming `config` (a configuration version) as
+    /// the one the decision was made under, unless the event names one.
+    pub fn record_under(&self, event: &AuditEvent, config: Option<&str>) {
+        let config = config.filter(|_| event.config.is_none());
         let noted;
         let mut event = event;
         if matches!(
@@ -206,15 +319,28 @@ impl AuditLog {
                 event = &noted;
             }
         }
-        let line = serde_json::to_string(event).unwrap_or_else(|e| {
+        let mut line = serde_json::to_string(event).unwrap_or_else(|e| {
             format!(
                 "{{\"outcome\":\"{}\",\"error\":\"audit serialization: {e}\"}}",
                 event.outcome
             )
         });
+        // The version is hex (nothing to escape): appended as the object's
+        // last member, without a copy of the event.
+        if let Some(v) = config.filter(|v| v.bytes().all(|b| b.is_ascii_hexdigit())) {
+            if line.ends_with('}') {
+                line.pop();
+                line.push_str(",\"config\":\"");
+                line.push_str(v);
+                line.push_str("\"}");
+            }
+        }
         tracing::info!(target: "audit", outcome = event.outcome, code = %event.code, tenant = %event.tenant,
             console = event.console.as_deref().unwrap_or("-"), subject = event.subject.as_deref().unwrap_or("-"), "decision");
-        if let (Ok(mut r), Ok(v)) = (self.recent.lock(), serde_json::to_value(event)) {
+        if let (Ok(mut r), Ok(mut v)) = (self.recent.lock(), serde_json::to_value(event)) {
+            if let (Some(c), Some(map)) = (config, v.as_object_mut()) {
+                map.insert("config".into(), c.into());
+            }
             if r.len() == RECENT {
                 r.pop_back();
             }

@@ -18,8 +18,10 @@ use crate::inbound::saml;
 use crate::trust::metadata::IdpMetadata;
 
 mod admin;
+mod config;
 mod explain;
 mod inspect;
+mod review;
 mod serve;
 
 #[derive(Parser, Debug)]
@@ -78,6 +80,12 @@ pub enum Command {
     /// The audit trail: check its hash chain and signed checkpoints.
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// The configurations fedgate has run with: history, diff, restore.
+    #[command(subcommand)]
+    Config(ConfigCmd),
+    /// Access reviews: who could reach a console on a date, and what changed between two.
+    #[command(subcommand)]
+    Access(AccessCmd),
     /// Check a configuration: expiring credentials, unreachable metadata, consoles nobody reaches.
     Check {
         /// The configuration file to check (FEDGATE_* variables apply, as for serve).
@@ -389,6 +397,88 @@ pub enum MetadataCmd {
     },
 }
 
+/// Where the configuration history is: the configuration file's
+/// `server.state_dir` (or `--state-dir`).
+#[derive(Args, Debug, Clone)]
+pub struct HistoryArgs {
+    /// The configuration file (its `server.state_dir` holds the history; `restore` writes it).
+    #[arg(long, env = "FEDGATE_CONFIG")]
+    pub config: PathBuf,
+    /// The state directory, when not the configuration's `server.state_dir`.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigCmd {
+    /// Every configuration applied (at start or by a reload), oldest first.
+    History {
+        #[command(flatten)]
+        at: HistoryArgs,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A unified diff between two versions (a version prefix, or `file`
+    /// for the configuration file as it is now).
+    Diff {
+        /// The older version (at least 6 hex digits), or `file`.
+        a: String,
+        /// The newer version, or `file`.
+        b: String,
+        #[command(flatten)]
+        at: HistoryArgs,
+    },
+    /// Write a stored version back as the configuration file (checked
+    /// first); the next reload (SIGHUP) applies it.
+    Restore {
+        /// The version to restore (at least 6 hex digits).
+        version: String,
+        #[command(flatten)]
+        at: HistoryArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AccessCmd {
+    /// Who could reach a console at a date: the rules then in force, the
+    /// users seen with their groups (audit trail), and optionally the
+    /// groups' current members (Microsoft Graph). Or, with --diff, what
+    /// changed between two dates.
+    Review(ReviewArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ReviewArgs {
+    /// The console to review (its id); every console when omitted.
+    #[arg(long)]
+    pub console: Option<String>,
+    /// The date reviewed (YYYY-MM-DD, the end of that day UTC, or RFC 3339).
+    #[arg(long, conflicts_with = "diff", required_unless_present = "diff")]
+    pub at: Option<String>,
+    /// Two dates: the rules added and removed, and the users who gained or lost access.
+    #[arg(long, num_args = 2, value_names = ["D1", "D2"])]
+    pub diff: Vec<String>,
+    #[command(flatten)]
+    pub history: HistoryArgs,
+    /// The audit files to read (oldest first); default: `audit.file` and its rotated files.
+    #[arg(long = "audit", value_name = "FILE")]
+    pub audit: Vec<PathBuf>,
+    /// Also list each rule's groups' current members through Microsoft
+    /// Graph (tenants with `[tenants.graph]`), marked as current, not as of the date.
+    #[arg(long)]
+    pub graph: bool,
+    /// Output CSV (one row per rule and user).
+    #[arg(long, conflicts_with = "html")]
+    pub csv: bool,
+    /// Output a printable HTML page.
+    #[arg(long)]
+    pub html: bool,
+    /// One JSON object.
+    #[arg(long, conflicts_with_all = ["csv", "html"])]
+    pub json: bool,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum AuditCmd {
     /// Check audit files (in order: a rotated file first) for altered,
@@ -479,6 +569,8 @@ pub fn run(cli: Cli) -> ExitCode {
             json,
         }) => admin::audit_verify(&files, &certs, metadata.as_deref(), json),
         Command::Audit(AuditCmd::Query(args)) => admin::audit_query(&args),
+        Command::Config(cmd) => config::run(cmd),
+        Command::Access(AccessCmd::Review(args)) => review::run(&args),
         Command::Check {
             config,
             offline,
@@ -578,10 +670,14 @@ pub(super) fn parse_now(now: Option<&str>) -> Result<OffsetDateTime, Failure> {
 pub(super) fn load_config(
     path: &Path,
 ) -> Result<crate::config::Config, crate::config::ConfigError> {
-    let env: Vec<(String, String)> = std::env::vars()
+    crate::config::Config::load(path, &fedgate_env())
+}
+
+/// The `FEDGATE_*` variables of the environment.
+pub(super) fn fedgate_env() -> Vec<(String, String)> {
+    std::env::vars()
         .filter(|(k, _)| k.starts_with("FEDGATE_"))
-        .collect();
-    crate::config::Config::load(path, &env)
+        .collect()
 }
 
 pub(super) fn print_json<T: serde::Serialize>(value: &T) -> Result<(), Failure> {

@@ -8,7 +8,23 @@ use super::{init_logging, read_file, runtime, shutdown_signal, Failure, MockCmd}
 
 pub(super) fn serve(path: &Path) -> Result<(), Failure> {
     init_logging();
-    let config = super::load_config(path).map_err(Failure::start)?;
+    // The text is read once: what is stored in the history is exactly what
+    // was applied.
+    let env = super::fedgate_env();
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Failure::start(crate::config::ConfigError::Read {
+            file: file.clone(),
+            reason: e.to_string(),
+        })
+    })?;
+    let base = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let config =
+        crate::config::Config::from_str(&text, &file, &env, base).map_err(Failure::start)?;
+    let version = crate::config::history::version_of(&text);
     let listen = config.server.listen;
     // TLS files first: a server that says "listening" and then dies on a
     // key that does not match its certificate helps nobody.
@@ -22,8 +38,8 @@ pub(super) fn serve(path: &Path) -> Result<(), Failure> {
     let store = crate::store::from_config(&config.store).map_err(Failure::start)?;
     let store_kind = config.store.kind.clone();
     let app = crate::gateway::App::new(config, store, Box::new(OffsetDateTime::now_utc))
-        .map_err(Failure::start)?;
-    let app = std::sync::Arc::new(app);
+        .map_err(Failure::start)?
+        .with_version(Some(version));
     runtime()?.block_on(async move {
         // Say at once whether the store answers; never refuse to start for it:
         // /readyz stays not-ready until it does, and fedgate reconnects alone.
@@ -42,12 +58,22 @@ pub(super) fn serve(path: &Path) -> Result<(), Failure> {
                 ),
             });
         }
-        app.spawn_refresh();
-        app.spawn_key_reload();
-        app.spawn_expiry_warnings();
-        app.spawn_audit_checkpoints();
-        app.spawn_audit_sync();
-        let at_exit = app.clone();
+        // Stored and audited before the first request is served under it.
+        crate::gateway::reload::record(
+            &app,
+            path,
+            &text,
+            crate::gateway::reload::env_names(&env),
+            "start",
+        )
+        .map_err(|e| Failure::Start {
+            code: "start.config_history",
+            message: format!("the configuration history cannot be written: {e}"),
+        })?;
+        let app = std::sync::Arc::new(app);
+        let live = std::sync::Arc::new(crate::gateway::Live::from_file(app, path, env, text));
+        live.spawn_upkeep();
+        let at_exit = live.clone();
         let result = match tls {
             Some(tls) => {
                 let listener = std::net::TcpListener::bind(listen).map_err(|e| cannot_listen(listen, e))?;
@@ -55,18 +81,16 @@ pub(super) fn serve(path: &Path) -> Result<(), Failure> {
                     certificate = %tls.leaf.thumbprint_sha256,
                     "fedgate listening on https://{listen}"
                 );
-                crate::http::serve_tls(app, listener, &tls, shutdown_signal()).await
+                crate::http::serve_live(live, listener, Some(&tls), shutdown_signal()).await
             }
             None => {
-                let listener = tokio::net::TcpListener::bind(listen)
-                    .await
-                    .map_err(|e| cannot_listen(listen, e))?;
+                let listener = std::net::TcpListener::bind(listen).map_err(|e| cannot_listen(listen, e))?;
                 tracing::info!("fedgate listening on http://{listen} (loopback, plain HTTP)");
-                crate::http::serve(app, listener, shutdown_signal()).await
+                crate::http::serve_live(live, listener, None, shutdown_signal()).await
             }
         };
         // In-flight requests are done: anchor what they wrote.
-        at_exit.checkpoint_audit(true);
+        at_exit.app().checkpoint_audit(true);
         result.map_err(|e| Failure::Start {
             code: "start.server_error",
             message: format!("server error: {e}"),

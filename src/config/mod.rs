@@ -834,6 +834,8 @@ impl Config {
     }
 }
 
+pub mod diff;
+pub mod history;
 mod validate;
 
 impl Config {

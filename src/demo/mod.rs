@@ -218,8 +218,21 @@ impl Environment {
         )?;
         let config = Config::load(&config_path, overrides).map_err(err)?;
         let store = crate::store::from_config(&config.store).map_err(err)?;
-        let app =
-            Arc::new(App::new(config, store, Box::new(OffsetDateTime::now_utc)).map_err(err)?);
+        // Versioned and recorded as `fedgate serve` does: the demo's
+        // decisions name their configuration, and its access review reads
+        // the rules from the history.
+        let text = std::fs::read_to_string(&config_path).map_err(err)?;
+        let app = App::new(config, store, Box::new(OffsetDateTime::now_utc))
+            .map_err(err)?
+            .with_version(Some(crate::config::history::version_of(&text)));
+        crate::gateway::reload::record(
+            &app,
+            &config_path,
+            &text,
+            crate::gateway::reload::env_names(overrides),
+            "start",
+        )?;
+        let app = Arc::new(app);
 
         let mut shutdown = Vec::new();
         let mut tasks = Vec::new();

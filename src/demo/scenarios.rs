@@ -554,7 +554,14 @@ pub async fn run(keep: bool) -> Result<bool, String> {
         }
     );
     all_ok &= report.ok() && report.unanchored == 0;
-    println!("  the first: {}", audit.lines().next().unwrap_or("(none)"));
+    // The first decision (the line before it is the configuration applied,
+    // with its whole text as the diff).
+    let first = audit
+        .lines()
+        .find(|l| !l.contains("\"via\":\"config\""))
+        .unwrap_or("(none)");
+    println!("  the first decision: {first}");
+    all_ok &= print_access_review(&env);
     if keep {
         println!("\n--keep: everything stays up. Click through in a browser:");
         println!("  {}/{TENANT_ID}/saml2/idp-initiated?user=alice&console={CONSOLE_ID}   (an engineer: reaches the console)", env.entra_url);
@@ -586,4 +593,59 @@ pub async fn run(keep: bool) -> Result<bool, String> {
     }
     env.stop().await;
     Ok(all_ok)
+}
+
+/// The access review an auditor would ask for: who could reach the demo's
+/// SAML console now, from the configuration history and the audit file the
+/// demo just wrote (`fedgate access review --console … --at …`). True when
+/// it shows alice (an engineer who signed in) and not bob (no mapped group).
+fn print_access_review(env: &super::Environment) -> bool {
+    let state = env
+        .app
+        .config
+        .server
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| env.dir.join("state"));
+    let hist = crate::config::history::History::new(&state);
+    let now = OffsetDateTime::now_utc();
+    let files = crate::audit::trail_files(&env.dir.join("audit.jsonl"));
+    match crate::review::review(&hist, &files, Some(CONSOLE_ID), now, now) {
+        Ok(r) => {
+            println!(
+                "\naccess review of console {CONSOLE_ID} at {} (fedgate access review --console {CONSOLE_ID} --at …): configuration {}",
+                crate::timefmt::format(now),
+                crate::config::history::short(&r.version.version)
+            );
+            for rule in &r.rules {
+                let who: Vec<String> = r
+                    .access
+                    .iter()
+                    .filter(|a| a.rule == rule.id)
+                    .map(|a| format!("{} ({})", a.upn.as_deref().unwrap_or(&a.subject), a.matched))
+                    .collect();
+                println!(
+                    "  rule {}: {} -> [{}]: {}",
+                    rule.id,
+                    crate::review::grants_via(rule),
+                    rule.roles.join(", "),
+                    if who.is_empty() {
+                        "nobody seen".to_string()
+                    } else {
+                        who.join(", ")
+                    }
+                );
+            }
+            let has = |u: &str| {
+                r.access
+                    .iter()
+                    .any(|a| a.upn.as_deref().is_some_and(|x| x.starts_with(u)))
+            };
+            has("alice@") && !has("bob@")
+        }
+        Err(e) => {
+            println!("access review: {e}");
+            false
+        }
+    }
 }

@@ -131,7 +131,7 @@ pub(super) async fn complete_login(
         event.outcome = "allowed";
         event.code = "ok".into();
         event.reason = "signed in to the admin page by the [admin] rule".into();
-        app.audit.record(&event);
+        app.record_audit(&event);
         return Outcome::Redirect {
             location: format!("{}/admin", app.config.server.public_url),
             session: Some(session),
@@ -141,7 +141,7 @@ pub(super) async fn complete_login(
         event.outcome = "allowed";
         event.code = "ok".into();
         event.reason = "signed in; resuming the console's SAML AuthnRequest".into();
-        app.audit.record(&event);
+        app.record_audit(&event);
         app.metrics.login(tenant, "-", "signed_in", "ok");
         return Outcome::Redirect {
             location,
@@ -152,7 +152,7 @@ pub(super) async fn complete_login(
         event.outcome = "allowed";
         event.code = "ok".into();
         event.reason = "signed in; resuming the console's OpenID Connect request".into();
-        app.audit.record(&event);
+        app.record_audit(&event);
         app.metrics.login(tenant, "-", "signed_in", "ok");
         return Outcome::Redirect {
             location: format!(
@@ -218,7 +218,7 @@ pub(super) async fn complete_login(
             event.outcome = "allowed";
             event.code = "ok".into();
             event.reason = format!("{} consoles available: launcher shown", allowed.len());
-            app.audit.record(&event);
+            app.record_audit(&event);
             app.metrics.login(tenant, "-", "launcher", "ok");
             Outcome::Launcher {
                 session,
@@ -341,7 +341,7 @@ pub(super) async fn step_up(
         "{}; signing in again at the tenant (step-up)",
         denial.message
     );
-    app.audit.record(&event);
+    app.record_audit(&event);
     app.metrics
         .login(tenant, &console.id, "step_up", denial.code);
     Outcome::StepUp {
@@ -522,7 +522,7 @@ pub(super) async fn deliver(
         event.code = "ok".into();
         event.roles_granted = decision.grants.clone();
         event.reason = "sent to the console's login (OpenID Connect)".into();
-        app.audit.record(&event);
+        app.record_audit(&event);
         app.metrics
             .login(&rt.config.id, console_id, "allowed", "ok");
         return Outcome::Redirect {
@@ -579,7 +579,7 @@ pub(super) async fn deliver(
         ),
         None => format!("granted by {}", event.rules_matched.join(", ")),
     };
-    app.audit.record(&event);
+    app.record_audit(&event);
     app.metrics
         .login(&rt.config.id, console_id, "allowed", "ok");
     if let Some((id, until)) = session {

@@ -13,6 +13,7 @@ mod deliver;
 pub mod login_state;
 pub mod logout;
 mod oidc;
+pub mod reload;
 mod saml;
 pub mod session;
 mod sso;
@@ -26,6 +27,7 @@ pub use deliver::launch;
 pub use deliver::{curable, step_up_message, Need};
 pub use login_state::LoginStart;
 pub use oidc::{oidc_callback, oidc_login, oidc_login_with};
+pub use reload::Live;
 pub use saml::{saml_acs, saml_login, saml_login_with};
 pub use session::{Opened, Reach};
 pub use sso::{idp_sso, realm as sso_realm, resume as sso_resume, SsoRequest};
@@ -47,28 +49,37 @@ use crate::metrics::Metrics;
 use crate::outbound::saml_post;
 use crate::store::Store;
 
+/// The last readiness probe: when it ran and what it answered.
+pub type Probe = (std::time::Instant, Result<(), String>);
+
 /// Everything a running fedgate needs.
 pub struct App {
     pub config: Config,
-    pub tenants: HashMap<String, TenantRuntime>,
+    /// The configuration's version (see [`crate::config::history`]), named
+    /// by every audit event decided under it; `None` for an App built from
+    /// a configuration that was never a file (tests, the demo's helpers).
+    pub config_version: Option<String>,
+    /// Shared with the next configuration when its tenant's settings did
+    /// not change (a reload keeps its trust caches).
+    pub tenants: HashMap<String, Arc<TenantRuntime>>,
     /// fedgate's signing keys towards the consoles (current, next, previous),
     /// reloaded from `signing.key_dir` without a restart.
-    keys: std::sync::RwLock<Arc<crate::trust::keys::KeySet>>,
+    keys: Arc<std::sync::RwLock<Arc<crate::trust::keys::KeySet>>>,
     /// Console-token key for ES256 (`signing.token_key_file`); RS256 tokens
     /// use the current signing key.
     pub token_es256: Option<Arc<crate::trust::signing::JwtSigner>>,
     pub idp_entity_id: String,
     pub store: Arc<dyn Store>,
-    pub audit: AuditLog,
-    pub metrics: Metrics,
+    pub audit: Arc<AuditLog>,
+    pub metrics: Arc<Metrics>,
     /// Tries of the local admin token: 5 a minute per client, 4096 clients.
-    pub admin_throttle: crate::net::Throttle,
+    pub admin_throttle: Arc<crate::net::Throttle>,
     /// Where signature verification and signing run (`server.cpu_threads`,
     /// `server.cpu_queue`): off the I/O threads, with admission control.
-    pub cpu: crate::cpu::CpuPool,
+    pub cpu: Arc<crate::cpu::CpuPool>,
     /// Login starts per client (`server.login_starts_per_minute`), 16,384
     /// clients remembered: unauthenticated requests that store login state.
-    pub login_throttle: crate::net::Throttle,
+    pub login_throttle: Arc<crate::net::Throttle>,
     /// Login starts per tenant (`{tenant}`) and OpenID provider client
     /// (`console:{id}`) within the lifetime of login state.
     pub pending_budget: login_state::PendingBudget,
@@ -77,11 +88,22 @@ pub struct App {
     /// The consoles' encryption certificates, by console id.
     pub console_encryption: HashMap<String, crate::trust::certs::TrustedCert>,
     /// The last readiness probe of the store and when it ran (`/readyz`).
-    pub readiness: tokio::sync::Mutex<Option<(std::time::Instant, Result<(), String>)>>,
-    clock: Box<dyn Fn() -> OffsetDateTime + Send + Sync>,
+    pub readiness: Arc<tokio::sync::Mutex<Option<Probe>>>,
+    clock: Arc<dyn Fn() -> OffsetDateTime + Send + Sync>,
 }
 
 impl App {
+    /// Write `event` to the audit trail, naming this App's configuration
+    /// version.
+    pub fn record_audit(&self, event: &AuditEvent) {
+        self.audit.record_under(
+            event,
+            self.config_version
+                .as_deref()
+                .map(crate::config::history::short),
+        );
+    }
+
     /// Whether RS256 console tokens can be signed (an RSA current key).
     pub fn has_rs256(&self) -> bool {
         self.keys().current.jwt.is_some()
@@ -366,7 +388,7 @@ fn refuse(app: &App, mut event: AuditEvent, r: Refusal) -> Outcome {
     event.outcome = "denied";
     event.code = r.code.to_string();
     event.reason = r.message.clone();
-    app.audit.record(&event);
+    app.record_audit(&event);
     app.metrics.login(
         &event.tenant,
         event.console.as_deref().unwrap_or("-"),

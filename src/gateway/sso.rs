@@ -675,7 +675,7 @@ async fn status_answer(
     event.outcome = "denied";
     event.code = code.into();
     event.reason = format!("{message}: answered with the SAML status {status}");
-    app.audit.record(&event);
+    app.record_audit(&event);
     let tenant = event.tenant.clone();
     app.metrics.login(&tenant, &console.id, "denied", code);
     Outcome::Deliver {

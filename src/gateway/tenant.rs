@@ -31,7 +31,7 @@ pub struct TenantRuntime {
 }
 
 impl TenantRuntime {
-    pub(super) fn load(
+    pub fn load(
         t: &crate::config::Tenant,
         public: &str,
         state_dir: Option<&std::path::Path>,

@@ -24,7 +24,7 @@ pub async fn token_exchange(
         event.outcome = "denied";
         event.code = e.code.to_string();
         event.reason = e.error_description.clone();
-        app.audit.record(&event);
+        app.record_audit(&event);
         app.metrics.login(
             &event.tenant,
             event.console.as_deref().unwrap_or("-"),
@@ -240,7 +240,7 @@ pub async fn token_exchange(
         (expires - now).whole_seconds(),
         event.rules_matched.join(", ")
     );
-    app.audit.record(&event);
+    app.record_audit(&event);
     app.metrics
         .login(&rt.config.id, console_id, "allowed", "ok");
     Ok(tok::Issued {

@@ -177,44 +177,13 @@ impl App {
         Ok(true)
     }
 
-    /// Reload `signing.key_dir` on SIGHUP and every 30 seconds.
-    ///
-    /// The SIGHUP handler is installed before this returns (so a reload sent
-    /// while the server is still starting is not the default action, which
-    /// ends the process), and also when there is no key directory: then a
-    /// SIGHUP (`systemctl reload`) is logged as having nothing to reload.
-    /// Call it from within the runtime.
+    /// Reload `signing.key_dir` every 30 seconds (SIGHUP reloads it too:
+    /// [`crate::gateway::Live::spawn_upkeep`]). Call it from within the runtime.
     pub fn spawn_key_reload(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let has_dir = self.config.signing.key_dir.is_some();
         let app = Arc::downgrade(self);
-        #[cfg(unix)]
-        let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-            Ok(h) => Some(h),
-            Err(e) => {
-                tracing::warn!(error = %e, "no SIGHUP handler: keys reload every 30 s only");
-                None
-            }
-        };
         tokio::spawn(async move {
             loop {
-                #[cfg(unix)]
-                {
-                    let sleep = tokio::time::sleep(std::time::Duration::from_secs(30));
-                    match hup.as_mut() {
-                        Some(h) => {
-                            tokio::select! {
-                                _ = h.recv() => if has_dir {
-                                    tracing::info!("SIGHUP: reloading the signing keys");
-                                } else {
-                                    tracing::info!("SIGHUP: nothing to reload (no signing.key_dir; other settings need a restart)");
-                                },
-                                _ = sleep => {}
-                            }
-                        }
-                        None => sleep.await,
-                    }
-                }
-                #[cfg(not(unix))]
                 tokio::time::sleep(std::time::Duration::from_secs(30)).await;
                 let Some(app) = app.upgrade() else { return };
                 if !has_dir {

@@ -338,7 +338,7 @@ pub async fn login(
         event.code = "admin.throttled".into();
         event.reason =
             format!("too many local admin token tries from this client; retry in {retry_after} s");
-        app.audit.record(&event);
+        app.record_audit(&event);
         // The audit event is the record (itself written at most 10 a second).
         tracing::debug!(client = %peer.ip(), retry_after, "local admin token tries throttled");
         let mut resp = login_page(
@@ -359,7 +359,7 @@ pub async fn login(
         event.outcome = "denied";
         event.code = "admin.token_invalid".into();
         event.reason = "wrong or missing local admin token".into();
-        app.audit.record(&event);
+        app.record_audit(&event);
         return login_page(
             &app,
             Some("That is not the admin token (admin.token_invalid)."),
@@ -384,7 +384,7 @@ pub async fn login(
     event.code = "ok".into();
     event.reason = "admin signed in with the local token".into();
     event.subject = Some("local admin".into());
-    app.audit.record(&event);
+    app.record_audit(&event);
     let mut resp = secure((StatusCode::SEE_OTHER, [(header::LOCATION, "/admin")]).into_response());
     if let Ok(v) = format!(
         "{SESSION_COOKIE}={session}; Path=/; HttpOnly; SameSite=Lax{}",

@@ -18,7 +18,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
 
-use crate::gateway::{self, App, Outcome};
+use crate::gateway::{self, App, Live, Outcome};
 
 /// The HTTP-POST binding's form.
 #[derive(Debug, Deserialize)]
@@ -115,7 +115,20 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    server::run(app, listener, None, shutdown).await
+    server::run(Arc::new(Live::fixed(app)), listener, None, shutdown).await
+}
+
+/// Serve the App `live` holds (swapped by configuration reloads), over TLS
+/// when `tls` is given, until `shutdown` resolves, then drain.
+pub async fn serve_live(
+    live: Arc<Live>,
+    listener: std::net::TcpListener,
+    tls: Option<&crate::trust::tls::TlsCredentials>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    listener.set_nonblocking(true)?;
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    server::run(live, listener, tls.map(|t| t.config.clone()), shutdown).await
 }
 
 /// Serve HTTPS (rustls on aws-lc-rs) until `shutdown` resolves, then drain.
@@ -127,7 +140,13 @@ pub async fn serve_tls(
 ) -> std::io::Result<()> {
     listener.set_nonblocking(true)?;
     let listener = tokio::net::TcpListener::from_std(listener)?;
-    server::run(app, listener, Some(tls.config.clone()), shutdown).await
+    server::run(
+        Arc::new(Live::fixed(app)),
+        listener,
+        Some(tls.config.clone()),
+        shutdown,
+    )
+    .await
 }
 
 async fn acs(

@@ -41,8 +41,9 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tower::ServiceExt;
 
-use crate::gateway::App;
+use crate::gateway::{App, Live};
 use crate::metrics::ConnectionTimeout;
+use crate::metrics::Metrics;
 
 /// The largest request body fedgate reads: axum's default body limit, which
 /// the form extractors applied before fedgate had its own server. A SAML
@@ -192,14 +193,50 @@ fn parse_open_files_limit(limits: &str) -> Option<u64> {
         .ok()
 }
 
-/// Serve `app` on `listener` (over TLS with `tls`) until `shutdown`
-/// resolves, then drain as `server.shutdown_grace_secs` says.
+/// The router of the App in force: made again after a configuration
+/// reload swapped the App, by the first request that sees the new one.
+/// A request runs under one App from start to end.
+pub struct Routes {
+    live: Arc<Live>,
+    made: std::sync::RwLock<(Arc<App>, Router)>,
+}
+
+impl Routes {
+    fn new(live: Arc<Live>) -> Routes {
+        let app = live.app();
+        let router = super::router(app.clone());
+        Routes {
+            live,
+            made: std::sync::RwLock::new((app, router)),
+        }
+    }
+
+    fn current(&self) -> Router {
+        let app = self.live.app();
+        if let Ok(made) = self.made.read() {
+            if Arc::ptr_eq(&made.0, &app) {
+                return made.1.clone();
+            }
+        }
+        let router = super::router(app.clone());
+        if let Ok(mut made) = self.made.write() {
+            *made = (app, router.clone());
+        }
+        router
+    }
+}
+
+/// Serve the App `live` holds on `listener` (over TLS with `tls`) until
+/// `shutdown` resolves, then drain as `server.shutdown_grace_secs` says.
+/// `[server]` is read once, here: a reload cannot change it.
 pub async fn run(
-    app: Arc<App>,
+    live: Arc<Live>,
     listener: TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let app = live.app();
+    let metrics = app.metrics.clone();
     let mut limits = Limits::from_config(&app.config.server);
     let configured = limits.max_connections;
     let nofile = open_files_soft_limit();
@@ -218,7 +255,8 @@ pub async fn run(
     );
     let limits = Arc::new(limits);
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
-    let router = super::router(app.clone());
+    drop(app);
+    let routes = Arc::new(Routes::new(live));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
     tokio::pin!(shutdown);
@@ -238,27 +276,27 @@ pub async fn run(
                         continue;
                     }
                 };
-                let metrics = &app.metrics.connections;
-                if metrics.open() >= limits.max_connections {
+                let connections = &metrics.connections;
+                if connections.open() >= limits.max_connections {
                     // Accepted and closed at once: the client learns now, and
                     // the backlog does not fill.
-                    metrics.refused();
+                    connections.refused();
                     tracing::debug!(%peer, "connection refused: server.max_connections open");
                     drop(stream);
                     continue;
                 }
                 let Ok(slot) = per_client.try_open(peer.ip()) else {
-                    metrics.refused_per_client();
+                    connections.refused_per_client();
                     tracing::debug!(%peer, "connection refused: server.max_connections_per_client open from this client");
                     drop(stream);
                     continue;
                 };
-                let open = Open::new(app.clone(), slot);
+                let open = Open::new(metrics.clone(), slot);
                 tasks.spawn(connection(
                     stream,
                     peer,
                     acceptor.clone(),
-                    router.clone(),
+                    routes.clone(),
                     limits.clone(),
                     stop_rx.clone(),
                     open,
@@ -287,21 +325,24 @@ pub async fn run(
 /// One open connection, counted in `fedgate_connections_open` (and in its
 /// client's count) while it lives.
 struct Open {
-    app: Arc<App>,
+    metrics: Arc<Metrics>,
     /// Held for its Drop, which gives the client's slot back.
     _slot: Option<ClientSlot>,
 }
 
 impl Open {
-    fn new(app: Arc<App>, slot: Option<ClientSlot>) -> Open {
-        app.metrics.connections.opened();
-        Open { app, _slot: slot }
+    fn new(metrics: Arc<Metrics>, slot: Option<ClientSlot>) -> Open {
+        metrics.connections.opened();
+        Open {
+            metrics,
+            _slot: slot,
+        }
     }
 }
 
 impl Drop for Open {
     fn drop(&mut self) {
-        self.app.metrics.connections.closed();
+        self.metrics.connections.closed();
     }
 }
 
@@ -309,7 +350,7 @@ async fn connection(
     stream: TcpStream,
     peer: SocketAddr,
     acceptor: Option<tokio_rustls::TlsAcceptor>,
-    router: Router,
+    router: Arc<Routes>,
     limits: Arc<Limits>,
     mut stop: watch::Receiver<bool>,
     open: Open,
@@ -326,8 +367,7 @@ async fn connection(
         Ok(Ok(tls)) => http(TokioIo::new(tls), peer, router, &limits, stop, &open).await,
         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
         Err(_) => {
-            open.app
-                .metrics
+            open.metrics
                 .connections
                 .timed_out(ConnectionTimeout::TlsHandshake);
             tracing::debug!(%peer, "TLS handshake timeout");
@@ -338,20 +378,24 @@ async fn connection(
 async fn http<I>(
     io: I,
     peer: SocketAddr,
-    router: Router,
+    router: Arc<Routes>,
     limits: &Limits,
     mut stop: watch::Receiver<bool>,
     open: &Open,
 ) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    let app = open.app.clone();
+    let metrics = open.metrics.clone();
     let (body_timeout, bodies) = (limits.body_timeout, limits.bodies.clone());
     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
         let router = router.clone();
-        let app = app.clone();
+        let metrics = metrics.clone();
         let bodies = bodies.clone();
-        async move { Ok::<_, Infallible>(request(req, peer, router, body_timeout, &bodies, &app).await) }
+        async move {
+            Ok::<_, Infallible>(
+                request(req, peer, router.current(), body_timeout, &bodies, &metrics).await,
+            )
+        }
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
@@ -373,8 +417,7 @@ async fn http<I>(
     };
     if let Err(e) = result {
         if e.is_timeout() {
-            open.app
-                .metrics
+            open.metrics
                 .connections
                 .timed_out(ConnectionTimeout::Header);
             tracing::debug!(%peer, "header timeout");
@@ -391,7 +434,7 @@ async fn request(
     router: Router,
     body_timeout: Duration,
     bodies: &Arc<tokio::sync::Semaphore>,
-    app: &App,
+    metrics: &Metrics,
 ) -> Response {
     let (mut parts, body) = req.into_parts();
     let json = parts.uri.path().starts_with("/oauth2/");
@@ -413,7 +456,7 @@ async fn request(
         Ok(Ok(bytes)) => bytes,
         Ok(Err(BodyError::TooLarge)) => return too_large(json, limit),
         Ok(Err(BodyError::OverBudget)) => {
-            app.metrics.connections.refused_body_budget();
+            metrics.connections.refused_body_budget();
             tracing::debug!(%peer, "request body refused: server.max_body_bytes_in_flight held");
             let mut resp = refusal(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -437,7 +480,7 @@ async fn request(
             );
         }
         Err(_) => {
-            app.metrics.connections.timed_out(ConnectionTimeout::Body);
+            metrics.connections.timed_out(ConnectionTimeout::Body);
             return refusal(
                 StatusCode::REQUEST_TIMEOUT,
                 "http.body_timeout",

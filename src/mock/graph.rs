@@ -20,6 +20,8 @@ pub struct MockGraph {
     pub client_secret: String,
     /// Group ids by user object id.
     pub memberships: HashMap<String, Vec<String>>,
+    /// User principal names by object id (`transitiveMembers`).
+    pub upns: HashMap<String, String>,
     /// Groups per page.
     pub page_size: usize,
     /// Answer 503 to group queries (a Graph outage).
@@ -36,6 +38,7 @@ pub fn router(g: Arc<MockGraph>) -> Router {
             "/v1.0/users/{oid}/transitiveMemberOf/microsoft.graph.group",
             get(groups),
         )
+        .route("/v1.0/groups/{gid}/transitiveMembers", get(members))
         .with_state(g)
 }
 
@@ -94,10 +97,68 @@ async fn groups(
     Json(body).into_response()
 }
 
+/// The users whose (transitive) groups include `gid`, by object id order,
+/// paged like the group listing.
+async fn members(
+    State(g): State<Arc<MockGraph>>,
+    Path(gid): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    g.requests.fetch_add(1, Ordering::SeqCst);
+    if headers.get("authorization").and_then(|v| v.to_str().ok())
+        != Some(&format!("Bearer {TOKEN}"))
+    {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    if g.down {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
+    let mut all: Vec<&String> = g
+        .memberships
+        .iter()
+        .filter(|(_, groups)| groups.contains(&gid))
+        .map(|(oid, _)| oid)
+        .collect();
+    all.sort();
+    let skip: usize = q
+        .get("$skiptoken")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let page: Vec<_> = all
+        .iter()
+        .skip(skip)
+        .take(g.page_size)
+        .map(|oid| {
+            let upn = g.upns.get(*oid);
+            json!({"@odata.type": "#microsoft.graph.user", "id": oid, "userPrincipalName": upn, "displayName": upn})
+        })
+        .collect();
+    let mut body = json!({"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#directoryObjects(id,userPrincipalName,displayName)", "value": page});
+    if skip + g.page_size < all.len() {
+        body["@odata.nextLink"] = json!(format!(
+            "{}/v1.0/groups/{gid}/transitiveMembers?$select=id,userPrincipalName,displayName&$top=999&$skiptoken={}",
+            g.base,
+            skip + g.page_size
+        ));
+    }
+    Json(body).into_response()
+}
+
 /// Serve a mock Graph on a free loopback port (`graph-app` / `graph-secret`):
 /// its base URL, the mock (to count requests), and a sender that stops it.
 pub async fn serve_loopback(
     memberships: HashMap<String, Vec<String>>,
+    page_size: usize,
+    down: bool,
+) -> std::io::Result<(String, Arc<MockGraph>, tokio::sync::oneshot::Sender<()>)> {
+    serve_loopback_with(memberships, HashMap::new(), page_size, down).await
+}
+
+/// [`serve_loopback`], with the users' principal names.
+pub async fn serve_loopback_with(
+    memberships: HashMap<String, Vec<String>>,
+    upns: HashMap<String, String>,
     page_size: usize,
     down: bool,
 ) -> std::io::Result<(String, Arc<MockGraph>, tokio::sync::oneshot::Sender<()>)> {
@@ -108,6 +169,7 @@ pub async fn serve_loopback(
         client_id: "graph-app".into(),
         client_secret: "graph-secret".into(),
         memberships,
+        upns,
         page_size,
         down,
         requests: AtomicUsize::new(0),

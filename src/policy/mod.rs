@@ -117,6 +117,48 @@ enum Why {
     Overage,
 }
 
+/// What of `rule` these claims match, if anything: a group (by id, or by
+/// name when the tenant emits names), an app role, or (service accounts)
+/// the application id. Only membership: MFA and authentication age are the
+/// login's, checked by [`decide`]. Access reviews ask this of the groups a
+/// user had at their last sign-in.
+pub fn membership(
+    rule: &Rule,
+    kind: PrincipalKind,
+    groups: &[String],
+    roles: &[String],
+    app_id: Option<&str>,
+) -> Option<String> {
+    if !rule.principals.admits(kind) {
+        return None;
+    }
+    let service = kind == PrincipalKind::ServiceAccount;
+    let mut hit = None;
+    if let Some(g) = rule.groups.iter().find(|g| groups.contains(g)) {
+        hit = Some(format!("member of group {g}"));
+    }
+    if hit.is_none() {
+        if let Some(n) = rule
+            .group_names
+            .iter()
+            .find(|n| groups.iter().any(|g| g.eq_ignore_ascii_case(n)))
+        {
+            hit = Some(format!("member of group named {n:?}"));
+        }
+    }
+    if hit.is_none() {
+        if let Some(r) = rule.app_roles.iter().find(|r| roles.contains(r)) {
+            hit = Some(format!("has app role {r}"));
+        }
+    }
+    if hit.is_none() && service {
+        if let Some(a) = rule.app_ids.iter().find(|a| app_id == Some(a.as_str())) {
+            hit = Some(format!("service account {a}"));
+        }
+    }
+    hit
+}
+
 fn evaluate(identity: &Identity, rule: &Rule, now: OffsetDateTime) -> Why {
     let service = identity.kind == PrincipalKind::ServiceAccount;
     if !rule.principals.admits(identity.kind) {
@@ -130,33 +172,13 @@ fn evaluate(identity: &Identity, rule: &Rule, now: OffsetDateTime) -> Why {
             }
         ));
     }
-    let mut hit = None;
-    if let Some(g) = rule.groups.iter().find(|g| identity.groups.contains(g)) {
-        hit = Some(format!("member of group {g}"));
-    }
-    if hit.is_none() {
-        if let Some(n) = rule
-            .group_names
-            .iter()
-            .find(|n| identity.groups.iter().any(|g| g.eq_ignore_ascii_case(n)))
-        {
-            hit = Some(format!("member of group named {n:?}"));
-        }
-    }
-    if hit.is_none() {
-        if let Some(r) = rule.app_roles.iter().find(|r| identity.roles.contains(r)) {
-            hit = Some(format!("has app role {r}"));
-        }
-    }
-    if hit.is_none() && service {
-        if let Some(a) = rule
-            .app_ids
-            .iter()
-            .find(|a| identity.app_id.as_deref() == Some(a.as_str()))
-        {
-            hit = Some(format!("service account {a}"));
-        }
-    }
+    let hit = membership(
+        rule,
+        identity.kind,
+        &identity.groups,
+        &identity.roles,
+        identity.app_id.as_deref(),
+    );
     let Some(hit) = hit else {
         let uses_groups = !rule.groups.is_empty() || !rule.group_names.is_empty();
         if identity.groups_overage && uses_groups {

@@ -69,8 +69,8 @@ struct TokenResponse {
 }
 
 #[derive(Deserialize)]
-struct Page {
-    value: Vec<Member>,
+struct Page<T> {
+    value: Vec<T>,
     #[serde(rename = "@odata.nextLink")]
     next: Option<String>,
 }
@@ -78,6 +78,23 @@ struct Page {
 #[derive(Deserialize)]
 struct Member {
     id: String,
+}
+
+/// A member of a group, as Graph lists it (`transitiveMembers`).
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq, Eq)]
+pub struct DirectoryObject {
+    pub id: String,
+    /// `#microsoft.graph.user`, `#microsoft.graph.servicePrincipal`, …
+    #[serde(rename = "@odata.type", default)]
+    pub kind: String,
+    #[serde(rename = "userPrincipalName", default)]
+    pub upn: Option<String>,
+    #[serde(rename = "displayName", default)]
+    pub display_name: Option<String>,
+}
+
+fn object_id_ok(id: &str) -> bool {
+    !id.is_empty() && id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
 }
 
 /// How long resolved groups are reused for the same user.
@@ -154,11 +171,7 @@ impl GraphClient {
 
     /// The user's transitive group ids.
     pub async fn transitive_groups(&self, object_id: &str) -> Result<Vec<String>, GraphError> {
-        if !object_id
-            .bytes()
-            .all(|b| b.is_ascii_hexdigit() || b == b'-')
-            || object_id.is_empty()
-        {
+        if !object_id_ok(object_id) {
             return Err(GraphError::Invalid(format!(
                 "{object_id:?} is not an object id"
             )));
@@ -170,12 +183,48 @@ impl GraphClient {
                 }
             }
         }
-        let token = self.access_token().await?;
-        let mut url = format!(
+        let url = format!(
             "{}/users/{object_id}/transitiveMemberOf/microsoft.graph.group?$select=id&$top=999",
             self.base_url
         );
-        let mut groups = Vec::new();
+        let groups: Vec<String> = self
+            .paged::<Member>(url)
+            .await?
+            .into_iter()
+            .map(|m| m.id)
+            .collect();
+        if let Ok(mut c) = self.cache.lock() {
+            c.insert(
+                object_id.to_string(),
+                (groups.clone(), Instant::now() + CACHE_FOR),
+            );
+        }
+        Ok(groups)
+    }
+
+    /// A group's transitive members (users, service principals, devices),
+    /// for access reviews: `GET /groups/{id}/transitiveMembers`, paged.
+    pub async fn group_members(&self, group_id: &str) -> Result<Vec<DirectoryObject>, GraphError> {
+        if !object_id_ok(group_id) {
+            return Err(GraphError::Invalid(format!(
+                "{group_id:?} is not an object id"
+            )));
+        }
+        let url = format!(
+            "{}/groups/{group_id}/transitiveMembers?$select=id,userPrincipalName,displayName&$top=999",
+            self.base_url
+        );
+        self.paged(url).await
+    }
+
+    /// Every page of a listing, following `@odata.nextLink` on Graph only,
+    /// at most [`MAX_PAGES`].
+    async fn paged<T: serde::de::DeserializeOwned>(
+        &self,
+        mut url: String,
+    ) -> Result<Vec<T>, GraphError> {
+        let token = self.access_token().await?;
+        let mut out = Vec::new();
         for _ in 0..MAX_PAGES {
             let resp = self
                 .http
@@ -187,21 +236,13 @@ impl GraphClient {
             if !resp.status().is_success() {
                 return Err(GraphError::Request(format!("HTTP {}", resp.status())));
             }
-            let page: Page = resp
+            let page: Page<T> = resp
                 .json()
                 .await
                 .map_err(|e| GraphError::Invalid(e.to_string()))?;
-            groups.extend(page.value.into_iter().map(|m| m.id));
+            out.extend(page.value);
             match page.next {
-                None => {
-                    if let Ok(mut c) = self.cache.lock() {
-                        c.insert(
-                            object_id.to_string(),
-                            (groups.clone(), Instant::now() + CACHE_FOR),
-                        );
-                    }
-                    return Ok(groups);
-                }
+                None => return Ok(out),
                 // Follow paging only on Graph itself: a link elsewhere would
                 // send the bearer token to a stranger.
                 Some(next) if next.starts_with(&format!("{}/", self.base_url)) => url = next,
@@ -213,8 +254,6 @@ impl GraphClient {
                 }
             }
         }
-        Err(GraphError::Invalid(format!(
-            "more than {MAX_PAGES} pages of groups"
-        )))
+        Err(GraphError::Invalid(format!("more than {MAX_PAGES} pages")))
     }
 }

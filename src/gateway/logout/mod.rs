@@ -112,7 +112,7 @@ fn audit(
     } else {
         format!("signed out of fedgate {by}; consoles: {}", list.join(", "))
     };
-    app.audit.record(&event);
+    app.record_audit(&event);
     app.metrics.login(tenant, "-", "logout", "logout");
 }
 

@@ -403,7 +403,7 @@ async fn authorize_inner(
                 event.outcome = "step_up";
                 event.code = code.to_string();
                 event.reason = format!("{message}; signing in again at the tenant (step-up)");
-                app.audit.record(&event);
+                app.record_audit(&event);
                 app.metrics.login(&tenant, &console.id, "step_up", code);
                 Outcome::StepUp {
                     location,
@@ -419,7 +419,7 @@ async fn authorize_inner(
         event.outcome = "denied";
         event.code = code.to_string();
         event.reason = message.clone();
-        app.audit.record(&event);
+        app.record_audit(&event);
         app.metrics.login(&tenant, &console.id, "denied", code);
         return error_redirect(
             &redirect_uri,
@@ -435,7 +435,7 @@ async fn authorize_inner(
         event.outcome = "denied";
         event.code = e.code().to_string();
         event.reason = e.to_string();
-        app.audit.record(&event);
+        app.record_audit(&event);
         app.metrics.login(&tenant, &console.id, "denied", e.code());
         return error_redirect(
             &redirect_uri,
@@ -481,7 +481,7 @@ async fn authorize_inner(
         "authorization code issued; granted by {}",
         event.rules_matched.join(", ")
     );
-    app.audit.record(&event);
+    app.record_audit(&event);
     app.metrics.login(&tenant, &console.id, "allowed", "ok");
     if let Some((id, until)) = &held {
         let user = (tenant.as_str(), grant_subject.as_str());

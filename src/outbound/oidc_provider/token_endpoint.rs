@@ -246,7 +246,7 @@ pub async fn token(
     event.code = "ok".into();
     event.roles_granted = grant.grants.clone();
     event.reason = "authorization code redeemed: ID token issued".into();
-    app.audit.record(&event);
+    app.record_audit(&event);
     Ok(json!({
         "access_token": access_token,
         "token_type": "Bearer",
