@@ -121,13 +121,14 @@ fn align(a: &[&str], b: &[&str]) -> Vec<(Op, usize, usize)> {
                 ops.push((Op::Same, prefix + i, prefix + j));
                 i += 1;
                 j += 1;
-            } else if j < bm.len() && (i == am.len() || lcs[i * w + j + 1] >= lcs[(i + 1) * w + j])
+            } else if i < am.len() && (j == bm.len() || lcs[(i + 1) * w + j] >= lcs[i * w + j + 1])
             {
-                ops.push((Op::Added, prefix + i, prefix + j));
-                j += 1;
-            } else {
+                // Removals first on a tie, as `diff -u` shows them.
                 ops.push((Op::Removed, prefix + i, prefix + j));
                 i += 1;
+            } else {
+                ops.push((Op::Added, prefix + i, prefix + j));
+                j += 1;
             }
         }
     } else {
@@ -164,7 +165,7 @@ mod tests {
     #[test]
     fn far_apart_changes_make_two_hunks_and_additions_at_the_end() {
         let old: String = (1..=20).map(|i| format!("{i}\n")).collect();
-        let new = old.replace("2\n", "two\n").replace("19\n", "") + "21\n";
+        let new = old.replace("\n2\n", "\ntwo\n").replace("19\n", "") + "21\n";
         let d = unified(&old, &new, "a", "b");
         assert_eq!(d.text.matches("@@ -").count(), 2, "{}", d.text);
         assert_eq!((d.added, d.removed), (2, 2));

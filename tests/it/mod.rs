@@ -5,6 +5,7 @@ pub mod busy;
 pub mod c14n;
 pub mod claims;
 pub mod cli;
+pub mod config_history;
 pub mod conn;
 pub mod corpus;
 pub mod decrypt;
