@@ -47,6 +47,7 @@ pub(super) fn serve(path: &Path) -> Result<(), Failure> {
         app.spawn_expiry_warnings();
         app.spawn_audit_checkpoints();
         app.spawn_audit_sync();
+        app.spawn_audit_sinks();
         let at_exit = app.clone();
         let result = match tls {
             Some(tls) => {
@@ -67,6 +68,8 @@ pub(super) fn serve(path: &Path) -> Result<(), Failure> {
         };
         // In-flight requests are done: anchor what they wrote.
         at_exit.checkpoint_audit(true);
+        // …and give the sinks a moment to ship it.
+        at_exit.audit.sinks().flush(std::time::Duration::from_secs(5)).await;
         result.map_err(|e| Failure::Start {
             code: "start.server_error",
             message: format!("server error: {e}"),

@@ -220,6 +220,7 @@ impl Environment {
         let store = crate::store::from_config(&config.store).map_err(err)?;
         let app =
             Arc::new(App::new(config, store, Box::new(OffsetDateTime::now_utc)).map_err(err)?);
+        app.spawn_audit_sinks();
 
         let mut shutdown = Vec::new();
         let mut tasks = Vec::new();

@@ -92,6 +92,8 @@ pub enum StartError {
     Signing(String),
     #[error("audit file: {0}")]
     Audit(String),
+    #[error("audit sink: {0}")]
+    AuditSink(String),
     #[error("{0}")]
     ConsoleCertificate(String),
 }
@@ -102,6 +104,7 @@ impl ErrorCode for StartError {
             StartError::Metadata { .. } => "start.metadata_invalid",
             StartError::Signing(_) => "start.signing_key",
             StartError::Audit(_) => "start.audit_file",
+            StartError::AuditSink(_) => "start.audit_sink",
             StartError::ConsoleCertificate(_) => "start.console_certificate",
         }
     }
@@ -173,7 +176,7 @@ impl App {
                 )));
             }
         }
-        let audit = AuditLog::new(config.audit.file.as_deref()).map_err(|e| {
+        let mut audit = AuditLog::new(config.audit.file.as_deref()).map_err(|e| {
             let path = config
                 .audit
                 .file
@@ -182,6 +185,10 @@ impl App {
             StartError::Audit(format!("{} (audit.file): {e}", path.display()))
         })?;
         audit.sync_each_event(config.audit.fsync == crate::config::AuditSync::Event);
+        audit.set_sinks(
+            crate::audit::sink::Sinks::from_config(&config.audit.sinks)
+                .map_err(|e| StartError::AuditSink(e.to_string()))?,
+        );
         let token_es256 = match &config.signing.token_key_file {
             Some(p) => Some(
                 crate::trust::signing::JwtSigner::from_pem(&read(p)?)
@@ -495,6 +502,11 @@ impl App {
         let keys = self.keys();
         self.audit
             .checkpoint(&keys.current.saml, self.now(), always)
+    }
+
+    /// The tasks that ship audit lines to `audit.sinks` (once).
+    pub fn spawn_audit_sinks(&self) -> Vec<tokio::task::JoinHandle<()>> {
+        self.audit.sinks().spawn()
     }
 
     /// `audit.fsync = "second"`: an fsync of the audit file every second.
@@ -846,6 +858,9 @@ impl App {
             return Err(
                 "the audit file cannot be written (audit.required = true): see fedgate_audit_write_failures_total".into(),
             );
+        }
+        if let Some(e) = self.audit.sinks().refusing() {
+            return Err(e);
         }
         let mut last = self.readiness.lock().await;
         if let Some((_, r)) = last.as_ref().filter(|(at, _)| at.elapsed() < READY_CACHE) {
