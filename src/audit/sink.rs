@@ -218,25 +218,7 @@ impl Shared {
             self.dropped.fetch_add(1, Relaxed);
             return;
         }
-        if q.dropped > 0 {
-            let notice = serde_json::json!({
-                "notice": "audit.sink_dropped",
-                "time": crate::timefmt::format(now),
-                "sink": self.label,
-                "dropped": q.dropped,
-                "first_seq": q.first_seq,
-                "last_seq": q.last_seq,
-                "reason": format!("{} audit line(s) were not sent to this sink: its buffer of {} was full", q.dropped, self.capacity),
-            });
-            q.items.push_back(Item {
-                text: Arc::from(notice.to_string()),
-                kind: LineKind::Notice,
-                time: now,
-            });
-            q.dropped = 0;
-            q.first_seq = None;
-            q.last_seq = None;
-        }
+        self.push_notice(&mut q, now);
         q.items.push_back(Item {
             text: text.clone(),
             kind,
@@ -244,6 +226,31 @@ impl Shared {
         });
         drop(q);
         self.wake.notify_one();
+    }
+
+    /// The notice of the lines dropped since the buffer last took one, in
+    /// the place they would have had (nothing when none were).
+    fn push_notice(&self, q: &mut Queue, now: OffsetDateTime) {
+        if q.dropped == 0 {
+            return;
+        }
+        let notice = serde_json::json!({
+            "notice": "audit.sink_dropped",
+            "time": crate::timefmt::format(now),
+            "sink": self.label,
+            "dropped": q.dropped,
+            "first_seq": q.first_seq,
+            "last_seq": q.last_seq,
+            "reason": format!("{} audit line(s) were not sent to this sink: its buffer of {} was full", q.dropped, self.capacity),
+        });
+        q.items.push_back(Item {
+            text: Arc::from(notice.to_string()),
+            kind: LineKind::Notice,
+            time: now,
+        });
+        q.dropped = 0;
+        q.first_seq = None;
+        q.last_seq = None;
     }
 
     fn len(&self) -> usize {
@@ -262,11 +269,15 @@ impl Shared {
             .unwrap_or_default()
     }
 
-    /// The `n` lines from the front are done with.
+    /// The `n` lines from the front are done with; the buffer has room
+    /// again, so a notice of lines dropped meanwhile goes next.
     fn pop(&self, n: usize) {
         if let Ok(mut q) = self.queue.lock() {
             let n = n.min(q.items.len());
             q.items.drain(..n);
+            if q.items.len() < self.capacity {
+                self.push_notice(&mut q, OffsetDateTime::now_utc());
+            }
         }
     }
 
@@ -956,6 +967,7 @@ mod tests {
         assert!(sinks.refusing().is_none());
         sinks.offer("{\"seq\":6}", LineKind::Allowed, Some(6));
         let q = sinks.sinks[0].front(10);
+        assert_eq!(q.len(), 2, "the notice, then the line");
         let notice: serde_json::Value = serde_json::from_str(&q[0].text).unwrap();
         assert_eq!(notice["notice"], "audit.sink_dropped");
         assert_eq!(
