@@ -775,8 +775,8 @@ impl Syslog {
             };
             match tokio::time::timeout(self.timeout, conn.send(bytes.as_bytes())).await {
                 Ok(Ok(())) => {
-                    shared.pop(items.len());
                     shared.sent.fetch_add(items.len() as u64, Relaxed);
+                    shared.pop(items.len());
                     shared.set_up(true);
                     self.backoff.reset();
                 }
@@ -842,8 +842,8 @@ impl Webhook {
                 }
                 match self.post(&items).await {
                     Posted::Ok => {
-                        shared.pop(items.len());
                         shared.sent.fetch_add(items.len() as u64, Relaxed);
+                        shared.pop(items.len());
                         shared.set_up(true);
                         self.backoff.reset();
                         if shared.len() < self.batch {
@@ -851,8 +851,8 @@ impl Webhook {
                         }
                     }
                     Posted::Refused(status) => {
-                        shared.pop(items.len());
                         shared.rejected.fetch_add(items.len() as u64, Relaxed);
+                        shared.pop(items.len());
                         shared.set_up(true);
                         tracing::error!(target: "audit", sink = %shared.label, status, lines = items.len(),
                             "audit webhook refused a batch (a 4xx is not retried): its lines are dropped for this sink (fedgate_audit_sink_rejected_total)");

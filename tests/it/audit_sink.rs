@@ -426,6 +426,8 @@ async fn syslog_over_tls_without_the_ca_is_not_trusted_and_sends_nothing() {
 struct Hook {
     url: String,
     down: Arc<AtomicBool>,
+    /// Answer 400 (a batch the receiver will never take).
+    refuse: Arc<AtomicBool>,
     requests: Arc<AtomicUsize>,
     lines: Arc<Mutex<Vec<String>>>,
     auth: Arc<Mutex<Vec<Option<String>>>>,
@@ -437,12 +439,19 @@ impl Hook {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/audit", listener.local_addr().unwrap());
         let down = Arc::new(AtomicBool::new(down));
+        let refuse = Arc::new(AtomicBool::new(false));
         let requests = Arc::new(AtomicUsize::new(0));
         let lines = Arc::new(Mutex::new(Vec::new()));
         let auth = Arc::new(Mutex::new(Vec::new()));
-        let (d, r, l, a) = (down.clone(), requests.clone(), lines.clone(), auth.clone());
+        let (d, f, r, l, a) = (
+            down.clone(),
+            refuse.clone(),
+            requests.clone(),
+            lines.clone(),
+            auth.clone(),
+        );
         let handler = move |headers: axum::http::HeaderMap, body: String| {
-            let (d, r, l, a) = (d.clone(), r.clone(), l.clone(), a.clone());
+            let (d, f, r, l, a) = (d.clone(), f.clone(), r.clone(), l.clone(), a.clone());
             async move {
                 let n = r.fetch_add(1, Ordering::SeqCst);
                 a.lock().unwrap().push(
@@ -457,6 +466,9 @@ impl Hook {
                 );
                 if n < fail_first || d.load(Ordering::SeqCst) {
                     return axum::http::StatusCode::SERVICE_UNAVAILABLE;
+                }
+                if f.load(Ordering::SeqCst) {
+                    return axum::http::StatusCode::BAD_REQUEST;
                 }
                 let batch: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
                 let texts = elements(&body);
@@ -477,6 +489,7 @@ impl Hook {
         Hook {
             url,
             down,
+            refuse,
             requests,
             lines,
             auth,
@@ -656,6 +669,37 @@ async fn a_full_buffer_with_on_full_refuse_makes_fedgate_not_ready_until_the_sin
     }
     assert!(ready, "ready again once the sink takes lines");
     assert!(eventually(10, || hook.lines().len() >= 3).await);
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_the_webhook_refuses_with_a_4xx_is_dropped_not_retried_and_counted() {
+    let hook = Hook::start(0, false).await;
+    hook.refuse.store(true, Ordering::SeqCst);
+    let env = Environment::start_with(&hook_toml(&hook, ""))
+        .await
+        .unwrap();
+    decisions(&env, 2).await;
+    let written = file_lines(&env).len() as u64;
+    let sinks = env.app.audit.sinks();
+    assert_eq!(sinks.flush(Duration::from_secs(5)).await, 0, "nothing left");
+    assert_eq!(
+        metric(&env, "fedgate_audit_sink_rejected_total", "hook", "webhook").await,
+        written
+    );
+    assert_eq!(
+        metric(&env, "fedgate_audit_sink_retries_total", "hook", "webhook").await,
+        0,
+        "a 400 is never retried"
+    );
+    let asked = hook.requests.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(hook.requests.load(Ordering::SeqCst), asked);
+    // The next lines go on as usual.
+    hook.refuse.store(false, Ordering::SeqCst);
+    decisions(&env, 1).await;
+    assert_eq!(sinks.flush(Duration::from_secs(5)).await, 0);
+    assert_eq!(hook.lines(), file_lines(&env)[written as usize..]);
     env.stop().await;
 }
 
