@@ -5,6 +5,7 @@
 
 pub mod chain;
 pub mod query;
+pub mod sink;
 
 use std::io::Write;
 use std::path::Path;
@@ -175,6 +176,8 @@ pub struct AuditLog {
     /// (second, written in it, suppressed since the last written one) for
     /// unknown-tenant/console events.
     unknown: Mutex<(i64, u32, u64)>,
+    /// Where else every line goes (`audit.sinks`): [`sink`].
+    sinks: sink::Sinks,
 }
 
 /// The files of an audit trail, oldest first: `path`'s rotated files
@@ -270,7 +273,18 @@ impl AuditLog {
             checkpoints: std::sync::atomic::AtomicU64::new(0),
             recent: Mutex::new(std::collections::VecDeque::with_capacity(RECENT)),
             unknown: Mutex::new((0, 0, 0)),
+            sinks: sink::Sinks::default(),
         })
+    }
+
+    /// Ship every line written from now on to `sinks` too.
+    pub fn set_sinks(&mut self, sinks: sink::Sinks) {
+        self.sinks = sinks;
+    }
+
+    /// The sinks (`audit.sinks`).
+    pub fn sinks(&self) -> &sink::Sinks {
+        &self.sinks
     }
 
     /// The last decisions, newest first.
@@ -346,6 +360,13 @@ impl AuditLog {
             }
             r.push_front(v);
         }
+        let sink_kind = match event.outcome {
+            "allowed" => sink::LineKind::Allowed,
+            _ => sink::LineKind::Denied,
+        };
+        if self.file.is_none() {
+            self.sinks.offer(&line, sink_kind, None);
+        }
         if let Some(f) = &self.file {
             if let Ok(mut guard) = f.lock() {
                 let (file, head) = &mut *guard;
@@ -359,6 +380,7 @@ impl AuditLog {
                     .and_then(|()| if each { file.sync_data() } else { Ok(()) });
                 match written {
                     Ok(()) => {
+                        self.sinks.offer(&chained, sink_kind, Some(next.seq));
                         *head = next;
                         self.dirty
                             .store(!each, std::sync::atomic::Ordering::Relaxed);
@@ -407,6 +429,8 @@ impl AuditLog {
             .and_then(|()| file.sync_data())
         {
             Ok(()) => {
+                self.sinks
+                    .offer(&line, sink::LineKind::Checkpoint, Some(next.seq));
                 *head = next;
                 self.unanchored
                     .store(0, std::sync::atomic::Ordering::Relaxed);
@@ -526,9 +550,9 @@ impl AuditLog {
     pub fn render_metrics(&self) -> String {
         use std::sync::atomic::Ordering::Relaxed;
         if self.file.is_none() {
-            return String::new();
+            return self.sinks.render_metrics();
         }
-        format!(
+        self.sinks.render_metrics() + &format!(
             "# HELP fedgate_audit_write_failures_total Audit file writes (events, checkpoints) that failed.\n\
 # TYPE fedgate_audit_write_failures_total counter\n\
 fedgate_audit_write_failures_total {}\n\

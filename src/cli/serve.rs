@@ -73,6 +73,7 @@ pub(super) fn serve(path: &Path) -> Result<(), Failure> {
         let app = std::sync::Arc::new(app);
         let live = std::sync::Arc::new(crate::gateway::Live::from_file(app, path, env, text));
         live.spawn_upkeep();
+        live.app().spawn_audit_sinks();
         let at_exit = live.clone();
         let result = match tls {
             Some(tls) => {
@@ -91,6 +92,8 @@ pub(super) fn serve(path: &Path) -> Result<(), Failure> {
         };
         // In-flight requests are done: anchor what they wrote.
         at_exit.app().checkpoint_audit(true);
+        // …and give the sinks a moment to ship it.
+        at_exit.app().audit.sinks().flush(std::time::Duration::from_secs(5)).await;
         result.map_err(|e| Failure::Start {
             code: "start.server_error",
             message: format!("server error: {e}"),

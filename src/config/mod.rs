@@ -262,6 +262,96 @@ pub struct Audit {
     /// the cost of each.
     #[serde(default)]
     pub fsync: AuditSync,
+    /// Where else every audit line goes: syslog (RFC 5424 over TCP or TLS)
+    /// or an HTTPS webhook, each with a bounded buffer (docs/audit.md,
+    /// "Shipping events off the box").
+    #[serde(default)]
+    pub sinks: Vec<AuditSink>,
+}
+
+/// One `[[audit.sinks]]`: a copy of the audit stream shipped off the box.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSink {
+    /// `syslog` or `webhook`.
+    pub kind: AuditSinkKind,
+    /// The metric label (letters, digits, `-`, `_`); default its index.
+    pub name: Option<String>,
+    /// syslog: `tcp://host:port` or `tls://host:port`; webhook:
+    /// `https://…` (plain `http://` only to loopback).
+    pub url: String,
+    /// Lines held while the sink is slow or down. Default 10000.
+    #[serde(default = "default_sink_buffer")]
+    pub buffer_events: usize,
+    /// When the buffer is full: `drop` (new lines are dropped for this
+    /// sink and counted; a notice says how many once it takes lines again)
+    /// or `refuse` (the same, and `/readyz` answers 503 while it is full).
+    #[serde(default)]
+    pub on_full: AuditSinkOnFull,
+    /// PEM CA certificate(s) to trust (tls://, https://) instead of the
+    /// system's roots.
+    pub ca_file: Option<PathBuf>,
+    /// webhook: a file holding a bearer token (sent as `Authorization`).
+    pub token_file: Option<PathBuf>,
+    /// syslog facility: `authpriv` (the default), `auth`, `local0`…`local7`.
+    #[serde(default = "default_sink_facility")]
+    pub facility: String,
+    /// Bound on connecting and on each write or request, in milliseconds.
+    /// Default 5000.
+    #[serde(default = "default_sink_timeout")]
+    pub timeout_ms: u64,
+    /// webhook: at most this many events a request. Default 100.
+    #[serde(default = "default_sink_batch")]
+    pub batch_events: usize,
+    /// webhook: how long the first line of a batch waits for more, in
+    /// milliseconds. Default 1000.
+    #[serde(default = "default_sink_batch_ms")]
+    pub batch_ms: u64,
+    /// The longest wait between retries (exponential backoff with jitter
+    /// from 100 ms up to this), in milliseconds. Default 30000.
+    #[serde(default = "default_sink_retry_max")]
+    pub retry_max_ms: u64,
+}
+
+/// `audit.sinks[].kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditSinkKind {
+    Syslog,
+    Webhook,
+}
+
+/// `audit.sinks[].on_full`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditSinkOnFull {
+    #[default]
+    Drop,
+    Refuse,
+}
+
+fn default_sink_buffer() -> usize {
+    10_000
+}
+
+fn default_sink_facility() -> String {
+    "authpriv".into()
+}
+
+fn default_sink_timeout() -> u64 {
+    5_000
+}
+
+fn default_sink_batch() -> usize {
+    100
+}
+
+fn default_sink_batch_ms() -> u64 {
+    1_000
+}
+
+fn default_sink_retry_max() -> u64 {
+    30_000
 }
 
 /// `audit.fsync`.
@@ -811,6 +901,11 @@ impl Config {
                 fix(p);
             }
             if let Some(p) = c.encryption_certificate_file.as_mut() {
+                fix(p);
+            }
+        }
+        for s in &mut self.audit.sinks {
+            for p in [&mut s.ca_file, &mut s.token_file].into_iter().flatten() {
                 fix(p);
             }
         }

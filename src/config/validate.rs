@@ -184,6 +184,7 @@ impl Config {
                 "0 would refuse every login: use a positive number".into(),
             ));
         }
+        self.validate_sinks(file)?;
         for (key, date) in self.secret_expiry_dates() {
             if parse_date(&date).is_none() {
                 return Err(invalid(key, format!("{date:?} is not a date (YYYY-MM-DD)")));
@@ -411,6 +412,95 @@ impl Config {
                 format!("rules[{i}] ({})", p.rule),
                 format!("{}: {}", p.code, p.message),
             ));
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// `[[audit.sinks]]`: each refusal starts with its stable code
+    /// (`audit.sink_*`).
+    fn validate_sinks(&self, file: &str) -> Result<(), ConfigError> {
+        use crate::audit::sink;
+        let invalid = |i: usize, key: &str, code: &str, reason: String| ConfigError::Invalid {
+            file: file.to_string(),
+            key: format!("audit.sinks[{i}].{key}"),
+            reason: format!("{code}: {reason}"),
+        };
+        let mut labels = HashSet::new();
+        for (i, s) in self.audit.sinks.iter().enumerate() {
+            let label = s.name.clone().unwrap_or_else(|| i.to_string());
+            if s.name.as_deref().is_some_and(|n| !valid_id(n)) {
+                return Err(invalid(
+                    i,
+                    "name",
+                    "audit.sink_name",
+                    "use letters, digits, '-' and '_' only (it is a metric label)".into(),
+                ));
+            }
+            if !labels.insert(label.clone()) {
+                return Err(invalid(
+                    i,
+                    "name",
+                    "audit.sink_name",
+                    format!("two sinks are named {label:?} (a sink without a name is named by its index)"),
+                ));
+            }
+            let target =
+                sink::target(s.kind, &s.url).map_err(|r| invalid(i, "url", "audit.sink_url", r))?;
+            if !(1..=1_000_000).contains(&s.buffer_events) {
+                return Err(invalid(
+                    i,
+                    "buffer_events",
+                    "audit.sink_buffer",
+                    format!("{} is out of range (1 to 1000000)", s.buffer_events),
+                ));
+            }
+            let syslog = s.kind == AuditSinkKind::Syslog;
+            if syslog && sink::facility(&s.facility).is_none() {
+                return Err(invalid(
+                    i,
+                    "facility",
+                    "audit.sink_facility",
+                    format!("{:?} is not a syslog facility: use authpriv, auth, daemon, user or local0 to local7", s.facility),
+                ));
+            }
+            if syslog && s.token_file.is_some() {
+                return Err(invalid(
+                    i,
+                    "token_file",
+                    "audit.sink_token_file",
+                    "a bearer token is for a webhook: syslog has none".into(),
+                ));
+            }
+            let plain = matches!(target, sink::Target::Tcp { .. }) || s.url.starts_with("http://");
+            if plain && s.ca_file.is_some() {
+                return Err(invalid(
+                    i,
+                    "ca_file",
+                    "audit.sink_ca_file",
+                    "the url is not TLS (tls://, https://): the CA would never be used".into(),
+                ));
+            }
+            for (key, value, range) in [
+                ("timeout_ms", s.timeout_ms, 10..=600_000),
+                ("batch_events", s.batch_events as u64, 1..=10_000),
+                ("batch_ms", s.batch_ms, 0..=60_000),
+                ("retry_max_ms", s.retry_max_ms, 100..=3_600_000),
+            ] {
+                if !range.contains(&value) {
+                    return Err(invalid(
+                        i,
+                        key,
+                        "audit.sink_range",
+                        format!(
+                            "{value} is out of range ({} to {})",
+                            range.start(),
+                            range.end()
+                        ),
+                    ));
+                }
+            }
         }
         Ok(())
     }

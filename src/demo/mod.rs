@@ -233,6 +233,7 @@ impl Environment {
             "start",
         )?;
         let app = Arc::new(app);
+        app.spawn_audit_sinks();
 
         let mut shutdown = Vec::new();
         let mut tasks = Vec::new();

@@ -343,6 +343,9 @@ impl App {
                 "the audit file cannot be written (audit.required = true): see fedgate_audit_write_failures_total".into(),
             );
         }
+        if let Some(e) = self.audit.sinks().refusing() {
+            return Err(e);
+        }
         let mut last = self.readiness.lock().await;
         if let Some((_, r)) = last.as_ref().filter(|(at, _)| at.elapsed() < READY_CACHE) {
             return r.clone();

@@ -28,6 +28,8 @@ pub enum StartError {
     Signing(String),
     #[error("audit file: {0}")]
     Audit(String),
+    #[error("audit sink: {0}")]
+    AuditSink(String),
     #[error("{0}")]
     ConsoleCertificate(String),
 }
@@ -38,6 +40,7 @@ impl ErrorCode for StartError {
             StartError::Metadata { .. } => "start.metadata_invalid",
             StartError::Signing(_) => "start.signing_key",
             StartError::Audit(_) => "start.audit_file",
+            StartError::AuditSink(_) => "start.audit_sink",
             StartError::ConsoleCertificate(_) => "start.console_certificate",
         }
     }
@@ -91,7 +94,7 @@ impl App {
                 ))
             }
         };
-        let audit = AuditLog::new(config.audit.file.as_deref()).map_err(|e| {
+        let mut audit = AuditLog::new(config.audit.file.as_deref()).map_err(|e| {
             let path = config
                 .audit
                 .file
@@ -100,6 +103,10 @@ impl App {
             StartError::Audit(format!("{} (audit.file): {e}", path.display()))
         })?;
         audit.sync_each_event(config.audit.fsync == crate::config::AuditSync::Event);
+        audit.set_sinks(
+            crate::audit::sink::Sinks::from_config(&config.audit.sinks)
+                .map_err(|e| StartError::AuditSink(e.to_string()))?,
+        );
         let token_es256 = match &config.signing.token_key_file {
             Some(p) => Some(
                 crate::trust::signing::JwtSigner::from_pem(&read(p)?)

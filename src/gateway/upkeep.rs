@@ -218,6 +218,12 @@ impl App {
             .checkpoint(&keys.current.saml, self.now(), always)
     }
 
+    /// The tasks that ship audit lines to `audit.sinks` (once: the sinks
+    /// outlive configuration reloads, as the audit file does).
+    pub fn spawn_audit_sinks(&self) -> Vec<tokio::task::JoinHandle<()>> {
+        self.audit.sinks().spawn()
+    }
+
     /// `audit.fsync = "second"`: an fsync of the audit file every second.
     pub fn spawn_audit_sync(self: &Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
         if self.config.audit.fsync != crate::config::AuditSync::Second

@@ -1,6 +1,7 @@
 pub mod admin;
 pub mod audit_chain;
 pub mod audit_query;
+pub mod audit_sink;
 pub mod busy;
 pub mod c14n;
 pub mod claims;
