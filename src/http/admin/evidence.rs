@@ -271,8 +271,6 @@ impl Chart {
         const LEFT: u64 = 36;
         const TOP: u64 = 8;
         const PLOT: u64 = 100;
-        const BAR: u64 = 6;
-        const GROUP: u64 = 2 * BAR + 4;
         let (Some((&first, _)), Some(last)) = (self.days.first_key_value(), self.latest) else {
             return context! { consoles => Vec::<minijinja::Value>::new(), outside => self.outside, no_console => self.no_console };
         };
@@ -283,6 +281,12 @@ impl Chart {
             }
             axis.push(next);
         }
+        // A day's two bars and a gap: wide for a few days, at least 8
+        // pixels for a year (the SVG then scales down to the page).
+        let group = (360 / axis.len() as u64).clamp(8, 40);
+        let bar = (group - 2) / 2;
+        // Wide enough for the first and the last day's labels.
+        let width = (LEFT + 2 + axis.len() as u64 * group + 8).max(LEFT + 160);
         let mut charts = Vec::new();
         for i in 0..=self.consoles.len() {
             let at = |d: &Date| {
@@ -313,7 +317,7 @@ impl Chart {
                     }
                     let h = (count * PLOT / max).max(1);
                     bars.push(context! {
-                        x => LEFT + 2 + n as u64 * GROUP + k as u64 * BAR, y => TOP + PLOT - h, w => BAR, h => h,
+                        x => LEFT + 2 + n as u64 * group + k as u64 * bar, y => TOP + PLOT - h, w => bar, h => h,
                         allowed => k == 0, n => count, day => d.to_string(),
                     });
                 }
@@ -330,7 +334,7 @@ impl Chart {
                 allowed => total[0], denied => total[1],
                 first => first.to_string(), last => last.to_string(),
                 left => LEFT, top => TOP, base => TOP + PLOT,
-                width => LEFT + 2 + axis.len() as u64 * GROUP + 8, height => TOP + PLOT + 18,
+                width => width, height => TOP + PLOT + 18,
             });
         }
         context! { consoles => charts, outside => self.outside, no_console => self.no_console }
