@@ -694,6 +694,39 @@ mod tests {
     }
 
     #[test]
+    fn the_csv_goes_out_in_bounded_chunks_and_stops_when_the_client_goes() {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(QUEUE);
+        let writer = std::thread::spawn(move || {
+            let mut out = Chunks {
+                tx,
+                buf: Vec::new(),
+            };
+            let line = [b'x'; 1000];
+            for _ in 0..200 {
+                out.write_all(&line)?;
+            }
+            out.flush()
+        });
+        let mut sizes = Vec::new();
+        while let Some(chunk) = rx.blocking_recv() {
+            sizes.push(chunk.unwrap().len());
+        }
+        writer.join().unwrap().unwrap();
+        assert_eq!(sizes.iter().sum::<usize>(), 200_000);
+        assert!(sizes.len() >= 3, "{sizes:?}");
+        assert!(sizes.iter().all(|s| *s < CHUNK + 1000), "{sizes:?}");
+
+        let (tx, rx) = tokio::sync::mpsc::channel(QUEUE);
+        drop(rx);
+        let mut out = Chunks {
+            tx,
+            buf: Vec::new(),
+        };
+        let gone = out.write_all(&vec![b'x'; CHUNK]).unwrap_err();
+        assert_eq!(gone.kind(), std::io::ErrorKind::BrokenPipe);
+    }
+
+    #[test]
     fn the_csv_link_carries_the_filters_encoded() {
         let q: HashMap<String, String> = [
             ("user".to_string(), "a b&c=d@x".to_string()),
