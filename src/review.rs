@@ -488,7 +488,7 @@ fn row(out: &mut String, head: &[String], tail: &[String]) {
     let cells: Vec<String> = head
         .iter()
         .chain(tail)
-        .map(|c| crate::util::csv_field(c).into_owned())
+        .map(|c| crate::audit::query::csv_cell(c).into_owned())
         .collect();
     out.push_str(&cells.join(","));
     out.push('\n');
@@ -569,7 +569,7 @@ pub fn diff(
 impl ReviewDiff {
     pub fn to_csv(&self) -> String {
         let mut out = String::from("change,console,tenant,what\n");
-        let r = |c: &str, x: &str| format!("{c},,,{}\n", crate::util::csv_field(x));
+        let r = |c: &str, x: &str| format!("{c},,,{}\n", crate::audit::query::csv_cell(x));
         for id in &self.rules_added {
             out.push_str(&r("rule_added", id));
         }
@@ -581,7 +581,7 @@ impl ReviewDiff {
         }
         for (kind, list) in [("access_gained", &self.gained), ("access_lost", &self.lost)] {
             for (c, t, u) in list {
-                let cells = [kind, c, t, u].map(|x| crate::util::csv_field(x).into_owned());
+                let cells = [kind, c, t, u].map(|x| crate::audit::query::csv_cell(x).into_owned());
                 out.push_str(&cells.join(","));
                 out.push('\n');
             }

@@ -63,24 +63,6 @@ pub fn form_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// One CSV field (RFC 4180): quoted when it holds a comma, quote or line
-/// break; and a field a spreadsheet would run as a formula (starting with
-/// `=`, `+`, `-`, `@`, tab or CR: tenants control UPNs and group names)
-/// gets a leading `'`.
-pub fn csv_field(field: &str) -> std::borrow::Cow<'_, str> {
-    let formula = field.starts_with(['=', '+', '-', '@', '\t', '\r']);
-    let field: std::borrow::Cow<'_, str> = if formula {
-        format!("'{field}").into()
-    } else {
-        field.into()
-    };
-    if field.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", field.replace('"', "\"\"")).into()
-    } else {
-        field
-    }
-}
-
 /// At most `max` characters of `s` (an ellipsis marks a cut): for values a
 /// client sends that end up in messages, the audit trail or logs (an unknown
 /// tenant in a URL, a token exchange's `audience`).
@@ -88,22 +70,6 @@ pub fn clip(s: &str, max: usize) -> String {
     match s.char_indices().nth(max) {
         Some((end, _)) => format!("{}…", &s[..end]),
         None => s.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod csv_tests {
-    #[test]
-    fn quoted_and_formula_safe() {
-        assert_eq!(super::csv_field("plain"), "plain");
-        assert_eq!(super::csv_field("a,b"), "\"a,b\"");
-        assert_eq!(super::csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(
-            super::csv_field("=HYPERLINK(\"x\")"),
-            "\"'=HYPERLINK(\"\"x\"\")\""
-        );
-        assert_eq!(super::csv_field("-1+1"), "'-1+1");
-        assert_eq!(super::csv_field("@SUM(A1)"), "'@SUM(A1)");
     }
 }
 

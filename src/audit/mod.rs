@@ -180,54 +180,6 @@ pub struct AuditLog {
     sinks: sink::Sinks,
 }
 
-/// The files of an audit trail, oldest first: `path`'s rotated files
-/// (`{path}.{YYYYMMDDTHHMMSSZ}[.N]`), then `path` itself when it exists.
-pub fn trail_files(path: &Path) -> Vec<std::path::PathBuf> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let Some(name) = path.file_name().map(|n| n.to_string_lossy().to_string()) else {
-        return Vec::new();
-    };
-    let prefix = format!("{name}.");
-    let mut rotated: Vec<(String, std::path::PathBuf)> = std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.filter_map(|e| e.ok())
-                .filter_map(|e| {
-                    let n = e.file_name().to_string_lossy().to_string();
-                    let stamp = n.strip_prefix(&prefix)?;
-                    let head = stamp.get(..16)?;
-                    let is_stamp = head.len() == 16
-                        && head.as_bytes()[8] == b'T'
-                        && head.as_bytes()[15] == b'Z'
-                        && head[..8]
-                            .bytes()
-                            .chain(head[9..15].bytes())
-                            .all(|b| b.is_ascii_digit());
-                    is_stamp.then(|| (stamp.to_string(), e.path()))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    // Stamps sort by time; `.N` after the same second's first file.
-    rotated.sort_by(|a, b| {
-        let split = |s: &str| -> (String, u32) {
-            let (t, n) = s.split_at(16.min(s.len()));
-            (
-                t.to_string(),
-                n.trim_start_matches('.').parse().unwrap_or(0),
-            )
-        };
-        split(&a.0).cmp(&split(&b.0))
-    });
-    let mut out: Vec<std::path::PathBuf> = rotated.into_iter().map(|(_, p)| p).collect();
-    if path.exists() {
-        out.push(path.to_path_buf());
-    }
-    out
-}
-
 /// Longest tenant or console id kept from a request (configured ids are
 /// shorter; anything longer came from a client).
 pub const CLIP: usize = 64;

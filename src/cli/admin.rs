@@ -336,8 +336,10 @@ pub(super) fn audit_query(a: &super::AuditQueryArgs) -> Result<(), Failure> {
     let time = |t: &Option<String>, flag: &str| -> Result<Option<OffsetDateTime>, Failure> {
         t.as_deref()
             .map(|s| {
-                crate::timefmt::parse(s).ok_or_else(|| {
-                    Failure::usage(format!("{flag} {s:?} is not an RFC 3339 timestamp"))
+                crate::audit::query::parse_time(s).ok_or_else(|| {
+                    Failure::usage(format!(
+                        "{flag} {s:?} is neither a day (YYYY-MM-DD) nor an RFC 3339 timestamp"
+                    ))
                 })
             })
             .transpose()

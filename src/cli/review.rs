@@ -40,7 +40,8 @@ pub(super) fn run(a: &ReviewArgs) -> Result<(), Failure> {
     let files: Vec<PathBuf> =
         if a.audit.is_empty() {
             match current.as_ref().and_then(|c| c.audit.file.as_deref()) {
-                Some(f) => crate::audit::trail_files(f),
+                Some(f) => crate::audit::query::chain_files(f)
+                    .map_err(|e| Failure::usage(format!("{}: {e}", f.display())))?,
                 None => return Err(Failure::usage(
                     "the configuration has no audit.file: give the audit files with --audit FILE…"
                         .into(),

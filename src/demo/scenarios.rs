@@ -609,7 +609,7 @@ fn print_access_review(env: &super::Environment) -> bool {
         .unwrap_or_else(|| env.dir.join("state"));
     let hist = crate::config::history::History::new(&state);
     let now = OffsetDateTime::now_utc();
-    let files = crate::audit::trail_files(&env.dir.join("audit.jsonl"));
+    let files = crate::audit::query::chain_files(&env.dir.join("audit.jsonl")).unwrap_or_default();
     match crate::review::review(&hist, &files, Some(CONSOLE_ID), now, now) {
         Ok(r) => {
             println!(

@@ -1,7 +1,9 @@
 //! The admin page (`/admin`): a dashboard of tenants, consoles and the last
 //! decisions; a "test" tab that decodes, verifies and explains a pasted
 //! SAMLResponse, token or metadata document; a launcher for the consoles the
-//! signed-in admin may reach.
+//! signed-in admin may reach; the Evidence tab (`evidence`): the audit
+//! trail filtered as `fedgate audit query` filters it, as a table, a CSV
+//! download and a chart of logins per console per day.
 //!
 //! - Access: a fedgate session whose Identity is an admin (`[admin]`:
 //!   a user of `tenant` with one of `groups` or `app_roles`, signed in by
@@ -33,6 +35,9 @@ use crate::identity::{ErrorCode, Identity};
 use crate::store::{AdminRight, Session};
 use crate::util::random_id;
 
+mod evidence;
+pub use evidence::{evidence, evidence_csv};
+
 const SESSION_COOKIE: &str = "fedgate_session";
 const CSRF_COOKIE: &str = "fedgate_csrf";
 
@@ -40,8 +45,9 @@ const LAYOUT: &str = r#"<!doctype html><html lang="en"><head><meta charset="utf-
 <style>body{font-family:system-ui,sans-serif;margin:0;color:#222}header{background:#1f3a5f;color:#fff;padding:.6em 1.2em}header a{color:#fff;margin-right:1em}
 main{max-width:70em;margin:1em auto;padding:0 1em}table{border-collapse:collapse;width:100%;margin:.5em 0 1.5em}th,td{border-bottom:1px solid #ddd;padding:.3em .5em;text-align:left;font-size:.92em;vertical-align:top}
 .ok{color:#176b2c}.warn{color:#9a5b00}.err{color:#a11}code{background:#f3f3f3;padding:.1em .3em}textarea{width:100%;height:12em;font-family:monospace}
-pre{background:#f6f6f6;padding:.6em;overflow:auto;max-height:30em}form.inline{display:inline}</style></head><body>
-<header><strong>fedgate</strong> &nbsp; {% if admin %}<a href="/admin">Dashboard</a><a href="/admin/test">Test</a>
+pre{background:#f6f6f6;padding:.6em;overflow:auto;max-height:30em}form.inline{display:inline}
+form.filters label{display:inline-block;margin:0 .8em .4em 0}.pair{display:flex;flex-wrap:wrap;gap:1.5em;align-items:flex-start}table.counts{width:auto}</style></head><body>
+<header><strong>fedgate</strong> &nbsp; {% if admin %}<a href="/admin">Dashboard</a><a href="/admin/test">Test</a><a href="/admin/evidence">Evidence</a>
 <form class="inline" method="post" action="/admin/logout"><input type="hidden" name="csrf" value="{{ csrf }}"><button>Sign out ({{ admin }})</button></form>{% endif %}</header>
 <main>{% block body %}{% endblock %}</main></body></html>"#;
 
@@ -89,6 +95,7 @@ fn env() -> Environment<'static> {
         ("login.html", LOGIN),
         ("dashboard.html", DASHBOARD),
         ("test.html", TEST),
+        ("evidence.html", evidence::PAGE),
     ] {
         if let Err(err) = e.add_template(name, src) {
             tracing::error!(template = name, error = %err, "admin template does not compile");

@@ -69,6 +69,8 @@ pub fn router(app: Arc<App>) -> Router {
             "/admin/test",
             get(admin::test_page).post(admin::test_submit),
         )
+        .route("/admin/evidence", get(admin::evidence))
+        .route("/admin/evidence.csv", get(admin::evidence_csv))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

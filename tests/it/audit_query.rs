@@ -16,7 +16,7 @@ fn at(t: &str) -> time::OffsetDateTime {
 /// | 3 | 11:00 | alice | cloud   | allowed | ok                      |
 /// | 4 | 12:00 | carol | cloud   | denied  | policy.mfa_required     |
 /// | 5 | 13:00 | alice | -       | allowed | logout                  |
-fn fixture(dir: &super::TempDir) -> std::path::PathBuf {
+pub fn fixture(dir: &super::TempDir) -> std::path::PathBuf {
     let path = dir.join("audit.jsonl");
     let log = AuditLog::new(Some(&path)).unwrap();
     let ev = |t: &str,

@@ -13,6 +13,7 @@ pub mod decrypt;
 pub mod decrypt_shapes;
 pub mod deploy;
 pub mod domains;
+pub mod evidence;
 pub mod example_config;
 pub mod hostile;
 pub mod http;
