@@ -644,11 +644,15 @@ async fn a_dead_webhook_with_on_full_drop_stays_bounded_and_a_notice_names_the_g
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_buffer_with_on_full_refuse_makes_fedgate_not_ready_until_the_sink_is_back() {
     let hook = Hook::start(0, true).await;
-    let env = Environment::start_with(&hook_toml(&hook, "buffer_events = 2\non_full = \"refuse\""))
+    let env = Environment::start_with(&hook_toml(&hook, "buffer_events = 3\non_full = \"refuse\""))
         .await
         .unwrap();
     decisions(&env, 1).await;
-    assert_eq!(readyz(&env).await, 200, "one line buffered: not full");
+    assert_eq!(
+        readyz(&env).await,
+        200,
+        "the configuration applied at start and one decision buffered: not full"
+    );
     decisions(&env, 2).await;
     assert_eq!(readyz(&env).await, 503, "full: no audit, no access");
     let body = reqwest::get(format!("{}/readyz", env.fedgate_url))

@@ -782,7 +782,8 @@ fn serve_runs_answers_and_stops_on_sigterm() {
         .unwrap();
     let report: serde_json::Value = serde_json::from_slice(&verify.stdout).unwrap();
     assert_eq!(verify.status.code(), Some(0), "{report}");
-    assert_eq!(report["events"], 1, "{report}");
+    // The configuration applied at start, and the decision.
+    assert_eq!(report["events"], 2, "{report}");
     assert_eq!(report["checkpoints"], 1, "{report}");
     assert_eq!(report["unanchored"], 0, "{report}");
     std::fs::remove_dir_all(&dir).ok();

@@ -1,3 +1,4 @@
+pub mod access_review;
 pub mod admin;
 pub mod audit_chain;
 pub mod audit_query;
