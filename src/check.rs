@@ -248,17 +248,15 @@ pub fn preflight(config: &Config, now: OffsetDateTime) -> Vec<Finding> {
             ));
         }
     }
-    let saves_state = config
-        .tenants
-        .iter()
-        .any(|t| t.metadata_url.is_some() || t.oidc.is_some());
-    if let (true, Some(dir)) = (saves_state, &config.server.state_dir) {
+    // Every start stores its configuration there (the history), so an
+    // unwritable state directory stops fedgate serve.
+    if let Some(dir) = &config.server.state_dir {
         if let Err(e) = probe_writable(dir) {
             f.push(finding(
                 "check.state_dir_unwritable",
-                "warning",
+                "error",
                 "state directory".into(),
-                format!("{e}: last-known-good metadata and JWKS could not be saved, so a restart during an IdP outage would start without them"),
+                format!("{e}: fedgate serve would refuse to start (start.config_history: every configuration applied is stored there), and last-known-good metadata and JWKS could not be saved"),
                 "give the user fedgate runs as write access to server.state_dir (systemd: StateDirectory=fedgate)",
             ));
         }
