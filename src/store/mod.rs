@@ -9,6 +9,7 @@
 
 pub mod memory;
 pub mod redis;
+mod wire;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -33,7 +34,7 @@ pub enum AdminRight {
 
 /// The version of the stored session format; a stored value of any other
 /// shape or version is no session (the user signs in again).
-pub const SESSION_FORMAT: u32 = 3;
+pub const SESSION_FORMAT: u32 = 4;
 
 /// What a session cookie stands for: the verified Identity (with only what
 /// the IdP sent in its attribute map), and fedgate's own facts about it in
@@ -79,19 +80,18 @@ impl Session {
             .is_ok()
     }
 
-    /// The stored form (JSON).
+    /// The stored form: a JSON array in the format's field order
+    /// ([`wire`]), about half the size of the same fields with their names.
     pub fn encode(&self) -> Result<Vec<u8>, StoreError> {
-        serde_json::to_vec(self)
-            .map_err(|e| StoreError::Unavailable(format!("session encoding: {e}")))
+        wire::encode(self).map_err(|e| StoreError::Unavailable(format!("session encoding: {e}")))
     }
 
     /// A stored session, or `None` for anything else: an older format (a
-    /// bare Identity, whose attribute map once held fedgate's markers), a
-    /// newer one, or garbage. Fail closed: the user signs in again.
+    /// JSON object with field names, or a bare Identity, whose attribute
+    /// map once held fedgate's markers), a newer one, or garbage. Fail
+    /// closed: the user signs in again.
     pub fn decode(bytes: &[u8]) -> Option<Session> {
-        serde_json::from_slice::<Session>(bytes)
-            .ok()
-            .filter(|s| s.format == SESSION_FORMAT)
+        wire::decode(bytes)
     }
 }
 
@@ -326,19 +326,94 @@ mod tests {
     }
 
     /// A session stored by an older fedgate (a bare Identity, whose
-    /// attribute map held the markers) is no session: sign in again.
+    /// attribute map held the markers; format 3, a JSON object with field
+    /// names) is no session: sign in again.
     #[test]
     fn an_old_format_session_fails_closed() {
         let old = serde_json::to_vec(&identity()).unwrap();
         assert!(Session::decode(&old).is_none());
-        // Another version, or a smuggled extra field: none either.
         let mut v =
             serde_json::to_value(Session::new(None, AdminRight::LocalToken, identity())).unwrap();
-        v["format"] = 1.into();
+        v["format"] = 3.into();
         assert!(Session::decode(&serde_json::to_vec(&v).unwrap()).is_none());
         v["format"] = SESSION_FORMAT.into();
-        v["extra"] = true.into();
-        assert!(Session::decode(&serde_json::to_vec(&v).unwrap()).is_none());
+        assert!(
+            Session::decode(&serde_json::to_vec(&v).unwrap()).is_none(),
+            "named fields"
+        );
+        // The array form of another version, one field more or less: none.
+        let good = Session::new(None, AdminRight::LocalToken, identity())
+            .encode()
+            .unwrap();
+        let arr: serde_json::Value = serde_json::from_slice(&good).unwrap();
+        assert!(Session::decode(&serde_json::to_vec(&arr).unwrap()).is_some());
+        let mut other = arr.clone();
+        other[0] = 3.into();
+        assert!(Session::decode(&serde_json::to_vec(&other).unwrap()).is_none());
+        for (outer, inner) in [(true, false), (false, true)] {
+            let mut longer = arr.clone();
+            if outer {
+                longer.as_array_mut().unwrap().push(true.into());
+            }
+            if inner {
+                longer[4].as_array_mut().unwrap().push(true.into());
+            }
+            assert!(Session::decode(&serde_json::to_vec(&longer).unwrap()).is_none());
+            let mut shorter = arr.clone();
+            if outer {
+                shorter.as_array_mut().unwrap().pop();
+            }
+            if inner {
+                shorter[4].as_array_mut().unwrap().pop();
+            }
+            assert!(Session::decode(&serde_json::to_vec(&shorter).unwrap()).is_none());
+        }
         assert!(Session::decode(b"garbage").is_none());
+    }
+
+    /// Every field of the identity survives the stored form, each in its
+    /// place (two fields of one type swapped would show here).
+    #[test]
+    fn the_stored_form_keeps_every_field() {
+        let mut full = serde_json::to_value(identity()).unwrap();
+        let set = |v: &mut serde_json::Value, k: &str, x: serde_json::Value| v[k] = x;
+        for (k, x) in [
+            ("subject_format", "email".into()),
+            ("upn", "upn@f".into()),
+            ("email", "mail@f".into()),
+            ("display_name", "Mallory".into()),
+            ("groups", serde_json::json!(["g1", "g2"])),
+            ("groups_overage", true.into()),
+            ("groups_link", "https://graph/link".into()),
+            ("groups_source", "graph".into()),
+            ("roles", serde_json::json!(["r1"])),
+            ("auth_methods", serde_json::json!(["pwd", "mfa"])),
+            ("auth_time", "2029-12-31T23:00:00Z".into()),
+            ("app_id", "app".into()),
+            ("token_id", "_a1".into()),
+            ("idp_session", "_s1".into()),
+            ("kind", "service_account".into()),
+            ("source", "jwt_v2".into()),
+        ] {
+            set(&mut full, k, x);
+        }
+        full["verification"] = serde_json::json!({"signed": ["assertion"], "algorithm": "rs256",
+            "key": "k", "in_response_to": "_r", "decrypted": true});
+        let populated: Identity = serde_json::from_value(full.clone()).unwrap();
+        let mut s = Session::new(Some("fabrikam"), AdminRight::Rule, populated);
+        s.validator = "v".repeat(32);
+        let back = Session::decode(&s.encode().unwrap()).unwrap();
+        assert_eq!(serde_json::to_value(&back.identity).unwrap(), full);
+        assert_eq!(back.validator, s.validator);
+        assert_eq!(back.tenant.as_deref(), Some("fabrikam"));
+        assert_eq!(back.admin, AdminRight::Rule);
+        // Nothing recorded about the verification: stored as null, read
+        // back as the same empty record.
+        let plain = Session::new(None, AdminRight::No, identity());
+        let back = Session::decode(&plain.encode().unwrap()).unwrap();
+        assert_eq!(
+            serde_json::to_value(&back.identity).unwrap(),
+            serde_json::to_value(identity()).unwrap()
+        );
     }
 }
