@@ -41,6 +41,11 @@ struct Inner {
     store_ready: Option<bool>,
     /// Readiness probes made of the store (at most one a second).
     store_probes: u64,
+    /// Configuration reloads by result and code (SIGHUP).
+    reloads: BTreeMap<(&'static str, &'static str), u64>,
+    /// The version in force (its short hash) and whether the last reload
+    /// was applied (or unchanged) rather than refused.
+    config: Option<(String, bool)>,
 }
 
 fn label(s: &str) -> String {
@@ -136,9 +141,52 @@ impl Metrics {
         self.inner.lock().map_or(0, |m| m.store_probes)
     }
 
+    /// The configuration version now in force (at start and after each
+    /// reload applied).
+    pub fn config_version(&self, short: &str) {
+        if let Ok(mut m) = self.inner.lock() {
+            m.config = Some((short.to_string(), true));
+        }
+    }
+
+    /// A reload's result: `applied`, `unchanged` (code `ok`), or `refused`
+    /// with its code; a refused one leaves the version in force.
+    pub fn config_reload(&self, result: &'static str, code: &'static str) {
+        if let Ok(mut m) = self.inner.lock() {
+            *m.reloads.entry((result, code)).or_default() += 1;
+            if let Some((_, ok)) = &mut m.config {
+                *ok = result != "refused";
+            }
+        }
+    }
+
     pub fn render(&self) -> String {
         let mut out = String::new();
         let Ok(m) = self.inner.lock() else { return out };
+        if let Some((version, ok)) = &m.config {
+            out.push_str("# HELP fedgate_config_info The configuration version in force (the first 12 hex digits of its SHA-256; fedgate config history).\n");
+            out.push_str("# TYPE fedgate_config_info gauge\n");
+            let _ = writeln!(
+                out,
+                "fedgate_config_info{{version=\"{}\"}} 1",
+                label(version)
+            );
+            out.push_str("# HELP fedgate_config_last_reload_successful Whether the last configuration reload was applied (1) or refused (0: the version in force keeps serving).\n");
+            out.push_str("# TYPE fedgate_config_last_reload_successful gauge\n");
+            let _ = writeln!(
+                out,
+                "fedgate_config_last_reload_successful {}",
+                u8::from(*ok)
+            );
+        }
+        out.push_str("# HELP fedgate_config_reloads_total Configuration reloads (SIGHUP) by result and code.\n");
+        out.push_str("# TYPE fedgate_config_reloads_total counter\n");
+        for ((result, code), n) in &m.reloads {
+            let _ = writeln!(
+                out,
+                "fedgate_config_reloads_total{{result=\"{result}\",code=\"{code}\"}} {n}"
+            );
+        }
         out.push_str(
             "# HELP fedgate_logins_total Login decisions by tenant, console, outcome and code.\n",
         );

@@ -169,16 +169,23 @@ impl Live {
         }
         let result = self.try_reload(&old).await;
         match &result {
-            Ok(Reloaded::Applied { version, previous }) => tracing::info!(
-                version = history::short(version),
-                previous = previous.as_deref().map(history::short).unwrap_or("-"),
-                "configuration reloaded: the new version is in force"
-            ),
-            Ok(Reloaded::Unchanged { version }) => tracing::info!(
-                version = history::short(version),
-                "configuration unchanged; the files it names were read again"
-            ),
+            Ok(Reloaded::Applied { version, previous }) => {
+                old.metrics.config_reload("applied", "ok");
+                tracing::info!(
+                    version = history::short(version),
+                    previous = previous.as_deref().map(history::short).unwrap_or("-"),
+                    "configuration reloaded: the new version is in force"
+                )
+            }
+            Ok(Reloaded::Unchanged { version }) => {
+                old.metrics.config_reload("unchanged", "ok");
+                tracing::info!(
+                    version = history::short(version),
+                    "configuration unchanged; the files it names were read again"
+                )
+            }
             Err(r) => {
+                old.metrics.config_reload("refused", r.code);
                 tracing::warn!(
                     code = r.code,
                     "configuration reload refused, the version in force keeps serving: {}",
@@ -345,6 +352,7 @@ pub fn record(
     };
     hist.append(&entry)
         .map_err(|e| format!("{}/history.jsonl: {e}", hist.dir().display()))?;
+    app.metrics.config_version(history::short(&version));
     let mut event = AuditEvent::new(app.now(), "-", "config", None);
     event.outcome = "changed";
     event.code = "config.applied".into();

@@ -65,6 +65,35 @@ fn decide(port: u16) {
     assert!(answer.contains(" 400 "), "{answer}");
 }
 
+/// `/metrics`, the lines about the configuration.
+fn config_metrics(port: u16) -> String {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(answer.contains(" 200 "), "{answer}");
+    answer
+        .lines()
+        .filter(|l| l.starts_with("fedgate_config_"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `/metrics` once it has every one of `lines` (the counter of a reload
+/// moves just after its audit event is written).
+fn metrics_with(port: u16, lines: &[String]) -> String {
+    let mut m = String::new();
+    for _ in 0..50 {
+        m = config_metrics(port);
+        if lines.iter().all(|l| m.lines().any(|x| x == l)) {
+            return m;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("no {lines:?} in {m}");
+}
+
 fn hup(child: &std::process::Child) {
     let ok = Command::new("kill")
         .args(["-HUP", &child.id().to_string()])
@@ -145,6 +174,13 @@ fn reload_applies_valid_configs_keeps_the_old_on_a_broken_one_and_restores() {
     assert_eq!(applied[0]["change"]["previous"], Value::Null);
     let denied = wait_for(&dir, "login", 1);
     assert_eq!(denied[0]["config"], short(&v1), "{denied:?}");
+    assert_eq!(
+        config_metrics(port),
+        format!(
+            "fedgate_config_info{{version=\"{}\"}} 1\nfedgate_config_last_reload_successful 1",
+            short(&v1)
+        )
+    );
 
     // An edited rule, then SIGHUP: the new version is in force.
     let v2_text = config_text(port, "\"Administrator\"", "");
@@ -168,6 +204,13 @@ fn reload_applies_valid_configs_keeps_the_old_on_a_broken_one_and_restores() {
     decide(port);
     let denied = wait_for(&dir, "login", 2);
     assert_eq!(denied[1]["config"], short(&v2));
+    metrics_with(
+        port,
+        &[
+            format!("fedgate_config_info{{version=\"{}\"}} 1", short(&v2)),
+            "fedgate_config_reloads_total{result=\"applied\",code=\"ok\"} 1".into(),
+        ],
+    );
 
     // A file that does not validate: refused, logged with why, audited; the
     // version in force keeps serving.
@@ -192,6 +235,15 @@ fn reload_applies_valid_configs_keeps_the_old_on_a_broken_one_and_restores() {
         denied[2]["config"],
         short(&v2),
         "the old version keeps serving"
+    );
+    // …and the metrics say so, for an alert.
+    metrics_with(
+        port,
+        &[
+            "fedgate_config_last_reload_successful 0".into(),
+            "fedgate_config_reloads_total{result=\"refused\",code=\"config.invalid\"} 1".into(),
+            format!("fedgate_config_info{{version=\"{}\"}} 1", short(&v2)),
+        ],
     );
 
     // A file that changes what only a restart applies: refused too.
@@ -236,6 +288,16 @@ fn reload_applies_valid_configs_keeps_the_old_on_a_broken_one_and_restores() {
     assert_eq!(std::fs::read_to_string(&cfg).unwrap(), v1_text);
     hup(&child);
     wait_for(&dir, "config.applied", 3);
+    metrics_with(
+        port,
+        &[
+            format!("fedgate_config_info{{version=\"{}\"}} 1", short(&v1)),
+            "fedgate_config_last_reload_successful 1".into(),
+            "fedgate_config_reloads_total{result=\"applied\",code=\"ok\"} 2".into(),
+            "fedgate_config_reloads_total{result=\"refused\",code=\"config.restart_required\"} 1"
+                .into(),
+        ],
+    );
     let h = history(&cfg);
     assert_eq!(h.len(), 3, "{h:?}");
     assert_eq!(
