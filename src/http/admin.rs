@@ -60,6 +60,7 @@ const LOGIN: &str = r#"{% extends "layout.html" %}{% block body %}<h1>Sign in to
 {% endblock %}"#;
 
 const DASHBOARD: &str = r#"{% extends "layout.html" %}{% block body %}<h1>Dashboard</h1>
+<p>Configuration {% if config %}<code>{{ config }}</code> in force (<code>fedgate config history</code> lists every version applied){% else %}not versioned (not started from a file){% endif %}.</p>
 <h2>Tenants</h2><table><tr><th>tenant</th><th>sign-in</th><th>metadata</th><th>signing certificates (days left)</th></tr>
 {% for t in tenants %}<tr><td>{{ t.id }}<br><small>{{ t.entra_tenant_id }}</small></td><td>{{ t.signin }}</td><td>{{ t.metadata }}</td>
 <td>{% for c in t.certs %}<code>{{ c.thumb }}</code> <span class="{{ c.class }}">{{ c.days }} d</span><br>{% endfor %}</td></tr>{% endfor %}</table>
@@ -303,6 +304,7 @@ pub async fn dashboard(State(app): State<Arc<App>>, headers: HeaderMap) -> Respo
         "dashboard.html",
         context! {
             title => "dashboard", admin => who(id), csrf => csrf_of(&session),
+            config => app.config_version.as_deref().map(crate::config::history::short),
             tenants => tenants, consoles => consoles, launch => launch, expiries => expiries, decisions => decisions,
         },
     )

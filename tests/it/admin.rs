@@ -89,6 +89,16 @@ async fn the_admin_page_needs_a_login_and_a_csrf_token_and_explains_a_response()
     ] {
         assert!(dash.body.contains(s), "dashboard lacks {s}");
     }
+    // The configuration version in force, as the audit events name it.
+    let version = env.app.config_version.clone().unwrap();
+    assert!(
+        dash.body.contains(&format!(
+            "Configuration <code>{}</code> in force",
+            &version[..12]
+        )),
+        "{}",
+        dash.body
+    );
     assert!(
         !dash.body.contains("PRIVATE KEY") && !dash.body.contains("demo-only"),
         "a secret is rendered"
