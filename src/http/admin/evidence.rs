@@ -441,61 +441,99 @@ fn configured_consoles(app: &App) -> Vec<String> {
     app.config.consoles.iter().map(|c| c.id.clone()).collect()
 }
 
+/// What both evidence handlers start from: the admin's session and the
+/// filters asked for, so that every refusal is the same page.
+struct Asked {
+    session: String,
+    signed_in: crate::store::Session,
+    params: Params,
+}
+
+impl Asked {
+    /// The signed-in admin's request, its filter and the audit file; or
+    /// the page that says why not (the login page, a bad filter, no file).
+    async fn read(
+        app: &App,
+        headers: &HeaderMap,
+        q: &HashMap<String, String>,
+    ) -> Result<(Asked, Filter, std::path::PathBuf), Response> {
+        let Some((session, signed_in)) = super::admin_session(app, headers).await else {
+            return Err(super::login_page(app, None, StatusCode::UNAUTHORIZED));
+        };
+        let asked = Asked {
+            session,
+            signed_in,
+            params: Params::from(q),
+        };
+        let filter = match asked.params.filter() {
+            Ok(f) => f,
+            Err(e) => return Err(asked.fail(app, StatusCode::BAD_REQUEST, e.code(), e)),
+        };
+        let Some(file) = app.config.audit.file.clone() else {
+            return Err(asked.fail(
+                app,
+                StatusCode::NOT_FOUND,
+                "admin.evidence_no_audit_file",
+                "no audit.file is configured: fedgate writes its decisions to the log only",
+            ));
+        };
+        Ok((asked, filter, file))
+    }
+
+    fn page(
+        &self,
+        app: &App,
+        status: StatusCode,
+        error: Option<minijinja::Value>,
+        found: Option<Collected>,
+    ) -> Response {
+        page(
+            app,
+            &self.session,
+            &self.signed_in.identity,
+            &self.params,
+            status,
+            error,
+            found,
+        )
+    }
+
+    fn fail(
+        &self,
+        app: &App,
+        status: StatusCode,
+        code: &str,
+        message: impl std::fmt::Display,
+    ) -> Response {
+        self.page(app, status, Some(problem(code, message)), None)
+    }
+
+    /// The audit files could not be read (`what` failed).
+    fn unreadable(&self, app: &App, what: &str, e: impl std::fmt::Display) -> Response {
+        self.fail(
+            app,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "admin.evidence_unreadable",
+            format!("{what} the audit files: {e}"),
+        )
+    }
+}
+
 /// `GET /admin/evidence?console=…&tenant=…&user=…&outcome=…&code=…&since=…&until=…`.
 pub async fn evidence(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let Some((session, signed_in)) = super::admin_session(&app, &headers).await else {
-        return super::login_page(&app, None, StatusCode::UNAUTHORIZED);
-    };
-    let id = &signed_in.identity;
-    let params = Params::from(&q);
-    let fail = |status, code: &str, message: String| {
-        page(
-            &app,
-            &session,
-            id,
-            &params,
-            status,
-            Some(problem(code, message)),
-            None,
-        )
-    };
-    let filter = match params.filter() {
-        Ok(f) => f,
-        Err(e) => return fail(StatusCode::BAD_REQUEST, e.code(), e.to_string()),
-    };
-    let Some(file) = app.config.audit.file.clone() else {
-        return fail(
-            StatusCode::NOT_FOUND,
-            "admin.evidence_no_audit_file",
-            "no audit.file is configured: fedgate writes its decisions to the log only".into(),
-        );
+    let (asked, filter, file) = match Asked::read(&app, &headers, &q).await {
+        Ok(a) => a,
+        Err(page) => return page,
     };
     let consoles = configured_consoles(&app);
-    let read = tokio::task::spawn_blocking(move || collect(&file, &filter, consoles)).await;
-    match read {
-        Ok(Ok(found)) => page(
-            &app,
-            &session,
-            id,
-            &params,
-            StatusCode::OK,
-            None,
-            Some(found),
-        ),
-        Ok(Err(e)) => fail(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "admin.evidence_unreadable",
-            format!("reading the audit files: {e}"),
-        ),
-        Err(e) => fail(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "admin.evidence_unreadable",
-            format!("reading the audit files: {e}"),
-        ),
+    match tokio::task::spawn_blocking(move || collect(&file, &filter, consoles)).await {
+        Ok(Ok(found)) => asked.page(&app, StatusCode::OK, None, Some(found)),
+        Ok(Err(e)) => asked.unreadable(&app, "reading", e),
+        Err(e) => asked.unreadable(&app, "reading", e),
     }
 }
 
@@ -540,51 +578,16 @@ pub async fn evidence_csv(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let Some((session, signed_in)) = super::admin_session(&app, &headers).await else {
-        return super::login_page(&app, None, StatusCode::UNAUTHORIZED);
-    };
-    let id = &signed_in.identity;
-    let params = Params::from(&q);
-    let fail = |status, code: &str, message: String| {
-        page(
-            &app,
-            &session,
-            id,
-            &params,
-            status,
-            Some(problem(code, message)),
-            None,
-        )
-    };
-    let filter = match params.filter() {
-        Ok(f) => f,
-        Err(e) => return fail(StatusCode::BAD_REQUEST, e.code(), e.to_string()),
-    };
-    let Some(file) = app.config.audit.file.clone() else {
-        return fail(
-            StatusCode::NOT_FOUND,
-            "admin.evidence_no_audit_file",
-            "no audit.file is configured: fedgate writes its decisions to the log only".into(),
-        );
+    let (asked, filter, file) = match Asked::read(&app, &headers, &q).await {
+        Ok(a) => a,
+        Err(page) => return page,
     };
     // Opened before the answer starts, so that a failure is a page, not a
     // cut download.
     let opened = match tokio::task::spawn_blocking(move || query::open_chain(&file)).await {
         Ok(Ok(o)) => o,
-        Ok(Err(e)) => {
-            return fail(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "admin.evidence_unreadable",
-                format!("opening the audit files: {e}"),
-            )
-        }
-        Err(e) => {
-            return fail(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "admin.evidence_unreadable",
-                format!("opening the audit files: {e}"),
-            )
-        }
+        Ok(Err(e)) => return asked.unreadable(&app, "opening", e),
+        Err(e) => return asked.unreadable(&app, "opening", e),
     };
     let (tx, rx) = tokio::sync::mpsc::channel(QUEUE);
     tokio::task::spawn_blocking(move || {
