@@ -60,41 +60,70 @@ async fn token(
     Json(json!({"token_type": "Bearer", "expires_in": 3599, "access_token": TOKEN})).into_response()
 }
 
+/// Graph's answer to a request without the token, or while "down".
+fn refused(g: &MockGraph, headers: &HeaderMap) -> Option<Response> {
+    g.requests.fetch_add(1, Ordering::SeqCst);
+    if headers.get("authorization").and_then(|v| v.to_str().ok())
+        != Some(&format!("Bearer {TOKEN}"))
+    {
+        return Some(StatusCode::UNAUTHORIZED.into_response());
+    }
+    g.down
+        .then(|| StatusCode::SERVICE_UNAVAILABLE.into_response())
+}
+
+/// One page of `all` from `$skiptoken`, as Graph pages: `@odata.nextLink`
+/// (`next(skip)`) while more are left.
+fn paged(
+    g: &MockGraph,
+    q: &HashMap<String, String>,
+    context: &str,
+    all: Vec<serde_json::Value>,
+    next: impl Fn(usize) -> String,
+) -> Response {
+    let skip: usize = q
+        .get("$skiptoken")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let more = skip + g.page_size < all.len();
+    let page: Vec<_> = all.into_iter().skip(skip).take(g.page_size).collect();
+    let mut body = json!({"@odata.context": context, "value": page});
+    if more {
+        body["@odata.nextLink"] = json!(next(skip + g.page_size));
+    }
+    Json(body).into_response()
+}
+
 async fn groups(
     State(g): State<Arc<MockGraph>>,
     Path(oid): Path<String>,
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    g.requests.fetch_add(1, Ordering::SeqCst);
-    if headers.get("authorization").and_then(|v| v.to_str().ok())
-        != Some(&format!("Bearer {TOKEN}"))
-    {
-        return StatusCode::UNAUTHORIZED.into_response();
+    if let Some(r) = refused(&g, &headers) {
+        return r;
     }
-    if g.down {
-        return StatusCode::SERVICE_UNAVAILABLE.into_response();
-    }
-    let all = g.memberships.get(&oid).cloned().unwrap_or_default();
-    let skip: usize = q
-        .get("$skiptoken")
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let page: Vec<_> = all
-        .iter()
-        .skip(skip)
-        .take(g.page_size)
-        .map(|id| json!({"@odata.type": "#microsoft.graph.group", "id": id}))
-        .collect();
-    let mut body = json!({"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#directoryObjects", "value": page});
-    if skip + g.page_size < all.len() {
-        body["@odata.nextLink"] = json!(format!(
-            "{}/v1.0/users/{oid}/transitiveMemberOf/microsoft.graph.group?$select=id&$top=999&$skiptoken={}",
-            g.base,
-            skip + g.page_size
-        ));
-    }
-    Json(body).into_response()
+    let all = g
+        .memberships
+        .get(&oid)
+        .map(|ids| {
+            ids.iter()
+                .map(|id| json!({"@odata.type": "#microsoft.graph.group", "id": id}))
+                .collect()
+        })
+        .unwrap_or_default();
+    paged(
+        &g,
+        &q,
+        "https://graph.microsoft.com/v1.0/$metadata#directoryObjects",
+        all,
+        |skip| {
+            format!(
+                "{}/v1.0/users/{oid}/transitiveMemberOf/microsoft.graph.group?$select=id&$top=999&$skiptoken={skip}",
+                g.base
+            )
+        },
+    )
 }
 
 /// The users whose (transitive) groups include `gid`, by object id order,
@@ -105,44 +134,35 @@ async fn members(
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    g.requests.fetch_add(1, Ordering::SeqCst);
-    if headers.get("authorization").and_then(|v| v.to_str().ok())
-        != Some(&format!("Bearer {TOKEN}"))
-    {
-        return StatusCode::UNAUTHORIZED.into_response();
+    if let Some(r) = refused(&g, &headers) {
+        return r;
     }
-    if g.down {
-        return StatusCode::SERVICE_UNAVAILABLE.into_response();
-    }
-    let mut all: Vec<&String> = g
+    let mut oids: Vec<&String> = g
         .memberships
         .iter()
         .filter(|(_, groups)| groups.contains(&gid))
         .map(|(oid, _)| oid)
         .collect();
-    all.sort();
-    let skip: usize = q
-        .get("$skiptoken")
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let page: Vec<_> = all
-        .iter()
-        .skip(skip)
-        .take(g.page_size)
+    oids.sort();
+    let all = oids
+        .into_iter()
         .map(|oid| {
-            let upn = g.upns.get(*oid);
+            let upn = g.upns.get(oid);
             json!({"@odata.type": "#microsoft.graph.user", "id": oid, "userPrincipalName": upn, "displayName": upn})
         })
         .collect();
-    let mut body = json!({"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#directoryObjects(id,userPrincipalName,displayName)", "value": page});
-    if skip + g.page_size < all.len() {
-        body["@odata.nextLink"] = json!(format!(
-            "{}/v1.0/groups/{gid}/transitiveMembers?$select=id,userPrincipalName,displayName&$top=999&$skiptoken={}",
-            g.base,
-            skip + g.page_size
-        ));
-    }
-    Json(body).into_response()
+    paged(
+        &g,
+        &q,
+        "https://graph.microsoft.com/v1.0/$metadata#directoryObjects(id,userPrincipalName,displayName)",
+        all,
+        |skip| {
+            format!(
+                "{}/v1.0/groups/{gid}/transitiveMembers?$select=id,userPrincipalName,displayName&$top=999&$skiptoken={skip}",
+                g.base
+            )
+        },
+    )
 }
 
 /// Serve a mock Graph on a free loopback port (`graph-app` / `graph-secret`):
