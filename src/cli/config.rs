@@ -1,7 +1,7 @@
 //! `fedgate config history|diff|restore`: the configurations fedgate has
 //! run with ([`crate::config::history`]).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::config::history::{self, History};
 
@@ -24,11 +24,7 @@ pub(super) fn state_dir(at: &HistoryArgs) -> PathBuf {
     if let Some(d) = &at.state_dir {
         return d.clone();
     }
-    let base = at
-        .config
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let base = crate::config::base_dir(&at.config);
     let from_env = std::env::var("FEDGATE_SERVER__STATE_DIR").ok();
     let from_file = std::fs::read_to_string(&at.config)
         .ok()
@@ -145,11 +141,7 @@ fn restore(at: &HistoryArgs, which: &str) -> Result<(), Failure> {
     let text = hist.text(&v).map_err(Failure::rejected)?;
     // Checked as a reload would check it: a version that no longer
     // validates (a file it names is gone) is not written back.
-    let base = at
-        .config
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let base = crate::config::base_dir(&at.config);
     crate::config::Config::from_str(
         &text,
         &format!("version {}", history::short(&v)),

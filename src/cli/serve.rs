@@ -11,19 +11,7 @@ pub(super) fn serve(path: &Path) -> Result<(), Failure> {
     // The text is read once: what is stored in the history is exactly what
     // was applied.
     let env = super::fedgate_env();
-    let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Failure::start(crate::config::ConfigError::Read {
-            file: file.clone(),
-            reason: e.to_string(),
-        })
-    })?;
-    let base = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let config =
-        crate::config::Config::from_str(&text, &file, &env, base).map_err(Failure::start)?;
+    let (config, text) = crate::config::Config::read(path, &env).map_err(Failure::start)?;
     let version = crate::config::history::version_of(&text);
     let listen = config.server.listen;
     // TLS files first: a server that says "listening" and then dies on a

@@ -700,20 +700,30 @@ impl Tenant {
     }
 }
 
+/// The directory a configuration file's relative paths resolve against:
+/// its own (`fedgate.toml` alone has the parent "": ".").
+pub fn base_dir(path: &Path) -> &Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
 impl Config {
     /// Read, apply `FEDGATE_*` overrides from `env`, deserialize and validate.
     pub fn load(path: &Path, env: &[(String, String)]) -> Result<Config, ConfigError> {
+        Self::read(path, env).map(|(config, _)| config)
+    }
+
+    /// [`Config::load`], with the text it was made from (read once: what
+    /// the history stores is exactly what was applied).
+    pub fn read(path: &Path, env: &[(String, String)]) -> Result<(Config, String), ConfigError> {
         let file = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
             file: file.clone(),
             reason: e.to_string(),
         })?;
-        // `fedgate.toml` alone has the parent "": its paths resolve against ".".
-        let base = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        Self::from_str(&text, &file, env, base)
+        let config = Self::from_str(&text, &file, env, base_dir(path))?;
+        Ok((config, text))
     }
 
     /// Parse `text` (named `file` in errors); relative paths resolve against `base`.

@@ -209,16 +209,7 @@ impl Live {
             });
         };
         let file = source.path.display().to_string();
-        let text = std::fs::read_to_string(&source.path).map_err(|e| Refused {
-            code: "config.unreadable",
-            message: format!("{file}: {e}"),
-        })?;
-        let base = source
-            .path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let config = Config::from_str(&text, &file, &source.env, base).map_err(|e| Refused {
+        let (config, text) = Config::read(&source.path, &source.env).map_err(|e| Refused {
             code: e.code(),
             message: e.to_string(),
         })?;
