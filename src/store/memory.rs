@@ -19,6 +19,7 @@ use std::sync::Mutex;
 
 use time::OffsetDateTime;
 
+use super::slab::{Slab, Slot};
 use super::{Session, Store, StoreError, StoreFuture};
 
 /// The default cap on each kind of entry (`store.memory_max_entries`).
@@ -71,48 +72,45 @@ impl<V> Expiring<V> {
         }
     }
 
-    /// Drop every entry expired at `now`: only the front of the index is
-    /// looked at.
-    fn purge(&mut self, now: OffsetDateTime) {
+    /// Drop every entry expired at `now`, handing each value to `gone`:
+    /// only the front of the index is looked at.
+    fn purge(&mut self, now: OffsetDateTime, mut gone: impl FnMut(V)) {
         let now = expiry(now);
         while let Some((exp, _)) = self.order.first() {
             if *exp > now {
                 break;
             }
             if let Some((_, k)) = self.order.pop_first() {
-                self.map.remove(&k);
+                if let Some((v, _)) = self.map.remove(&k) {
+                    gone(v);
+                }
             }
         }
     }
 
-    /// Whether one more entry would fit at `now`.
-    fn has_room(&mut self, now: OffsetDateTime) -> bool {
-        self.purge(now);
-        self.map.len() < self.cap
+    /// `store.full` unless `k` may be written: the map is below its cap,
+    /// or `k` is already there (a key present may always be replaced).
+    /// Call after [`Self::purge`].
+    fn room_for(&self, k: &Key) -> Result<(), StoreError> {
+        if self.map.len() < self.cap || self.map.contains_key(k) {
+            return Ok(());
+        }
+        Err(StoreError::Full(format!(
+            "the memory store holds its maximum of {} entries of this kind (store.memory_max_entries)",
+            self.cap
+        )))
     }
 
-    /// Keep `v` under `k` until `exp`; `store.full` when at the cap (a key
-    /// already present may always be replaced).
-    fn insert(
-        &mut self,
-        k: Key,
-        v: V,
-        exp: OffsetDateTime,
-        now: OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        self.purge(now);
+    /// Keep `v` under `k` until `exp`, returning the value it replaced.
+    /// Call after [`Self::room_for`].
+    fn put(&mut self, k: Key, v: V, exp: OffsetDateTime) -> Option<V> {
         let exp = expiry(exp);
-        if !self.map.contains_key(&k) && self.map.len() >= self.cap {
-            return Err(StoreError::Full(format!(
-                "the memory store holds its maximum of {} entries of this kind (store.memory_max_entries)",
-                self.cap
-            )));
-        }
-        if let Some((_, old)) = self.map.insert(k, (v, exp)) {
-            self.order.remove(&(old, k));
-        }
+        let old = self.map.insert(k, (v, exp)).map(|(old, old_exp)| {
+            self.order.remove(&(old_exp, k));
+            old
+        });
         self.order.insert((exp, k));
-        Ok(())
+        old
     }
 
     /// The live value under `k`.
@@ -124,15 +122,104 @@ impl<V> Expiring<V> {
             .map(|(v, _)| v)
     }
 
-    /// Remove `k`, returning its value if it was alive.
-    fn remove(&mut self, k: &Key, now: OffsetDateTime) -> Option<V> {
+    /// Remove `k`: its value, and whether it was still alive at `now`.
+    fn take(&mut self, k: &Key, now: OffsetDateTime) -> Option<(V, bool)> {
         let (v, exp) = self.map.remove(k)?;
         self.order.remove(&(exp, *k));
-        (exp > expiry(now)).then_some(v)
+        Some((v, exp > expiry(now)))
     }
 
     fn len(&self) -> usize {
         self.map.len()
+    }
+}
+
+/// An [`Expiring`] map of values that are their own (claims, sets).
+impl<V> Expiring<V> {
+    /// Whether one more entry would fit at `now`.
+    fn has_room(&mut self, now: OffsetDateTime) -> bool {
+        self.purge(now, drop);
+        self.map.len() < self.cap
+    }
+
+    /// Keep `v` under `k` until `exp`; `store.full` when at the cap.
+    fn insert(
+        &mut self,
+        k: Key,
+        v: V,
+        exp: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.purge(now, drop);
+        self.room_for(&k)?;
+        self.put(k, v, exp);
+        Ok(())
+    }
+
+    /// Remove `k`, returning its value if it was alive.
+    fn remove(&mut self, k: &Key, now: OffsetDateTime) -> Option<V> {
+        self.take(k, now).and_then(|(v, alive)| alive.then_some(v))
+    }
+}
+
+/// An [`Expiring`] map whose values are bytes in a [`Slab`] (sessions and
+/// login state): every slot is freed when its entry is replaced, taken or
+/// expired.
+struct Bytes {
+    entries: Expiring<Slot>,
+    slab: Slab,
+}
+
+impl Bytes {
+    fn new(cap: usize) -> Self {
+        Bytes {
+            entries: Expiring::new(cap),
+            slab: Slab::default(),
+        }
+    }
+
+    fn purge(&mut self, now: OffsetDateTime) {
+        let slab = &mut self.slab;
+        self.entries.purge(now, |slot| slab.free(slot));
+    }
+
+    fn has_room(&mut self, now: OffsetDateTime) -> bool {
+        self.purge(now);
+        self.entries.len() < self.entries.cap
+    }
+
+    /// Keep a copy of `bytes` under `k` until `exp`; `store.full` (and
+    /// nothing written) when at the cap.
+    fn insert(
+        &mut self,
+        k: Key,
+        bytes: &[u8],
+        exp: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.purge(now);
+        self.entries.room_for(&k)?;
+        let slot = self.slab.put(bytes);
+        if let Some(old) = self.entries.put(k, slot, exp) {
+            self.slab.free(old);
+        }
+        Ok(())
+    }
+
+    fn get(&self, k: &Key, now: OffsetDateTime) -> Option<&[u8]> {
+        self.entries.get(k, now).map(|slot| self.slab.get(*slot))
+    }
+
+    /// Remove `k`, returning its bytes if it was alive.
+    fn remove(&mut self, k: &Key, now: OffsetDateTime) -> Option<Vec<u8>> {
+        let (slot, alive) = self.entries.take(k, now)?;
+        let bytes = alive.then(|| self.slab.get(slot).to_vec());
+        self.slab.free(slot);
+        bytes
+    }
+
+    fn len(&self) -> usize {
+        self.entries.len()
     }
 }
 
@@ -143,8 +230,8 @@ type Members = Vec<(Box<str>, Expiry)>;
 pub struct MemoryStore {
     claims: Mutex<Expiring<()>>,
     /// Sessions in their stored form ([`Session::encode`]).
-    sessions: Mutex<Expiring<Box<[u8]>>>,
-    states: Mutex<Expiring<Box<[u8]>>>,
+    sessions: Mutex<Bytes>,
+    states: Mutex<Bytes>,
     /// Sets ([`Store::add_member`]): each member with its own expiry.
     sets: Mutex<Expiring<Members>>,
     /// The clock for writes the trait gives no `now` to (sessions, state).
@@ -166,8 +253,8 @@ impl MemoryStore {
     pub fn with_capacity(cap: usize) -> Self {
         MemoryStore {
             claims: Mutex::new(Expiring::new(cap)),
-            sessions: Mutex::new(Expiring::new(cap)),
-            states: Mutex::new(Expiring::new(cap)),
+            sessions: Mutex::new(Bytes::new(cap)),
+            states: Mutex::new(Bytes::new(cap)),
             sets: Mutex::new(Expiring::new(cap)),
             clock: OffsetDateTime::now_utc,
         }
@@ -207,7 +294,7 @@ impl Store for MemoryStore {
         Box::pin(async move {
             let k = digest_key(ns, key);
             let mut c = self.claims.lock().map_err(poisoned)?;
-            c.purge(now);
+            c.purge(now, drop);
             if c.get(&k, now).is_some() {
                 return Ok(false);
             }
@@ -224,9 +311,9 @@ impl Store for MemoryStore {
     ) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             let now = (self.clock)();
-            let stored = session.encode()?.into_boxed_slice();
+            let stored = session.encode()?;
             let mut s = self.sessions.lock().map_err(poisoned)?;
-            s.insert(digest_key("session", id), stored, expires, now)
+            s.insert(digest_key("session", id), &stored, expires, now)
         })
     }
 
@@ -238,7 +325,7 @@ impl Store for MemoryStore {
         Box::pin(async move {
             let stored = {
                 let s = self.sessions.lock().map_err(poisoned)?;
-                s.get(&digest_key("session", id), now).cloned()
+                s.get(&digest_key("session", id), now).map(<[u8]>::to_vec)
             };
             // Decoded outside the lock; a stored form this build cannot read
             // is no session.
@@ -265,7 +352,7 @@ impl Store for MemoryStore {
         Box::pin(async move {
             let now = (self.clock)();
             let mut s = self.states.lock().map_err(poisoned)?;
-            s.insert(digest_key(ns, key), value.into(), expires, now)
+            s.insert(digest_key(ns, key), value, expires, now)
         })
     }
 
@@ -289,7 +376,7 @@ impl Store for MemoryStore {
     ) -> StoreFuture<'a, Option<Vec<u8>>> {
         Box::pin(async move {
             let mut s = self.states.lock().map_err(poisoned)?;
-            Ok(s.remove(&digest_key(ns, key), now).map(Vec::from))
+            Ok(s.remove(&digest_key(ns, key), now))
         })
     }
 
@@ -474,16 +561,16 @@ mod tests {
             m.insert(k(name), (), now + Duration::seconds(secs), now)
                 .unwrap();
         }
-        m.purge(now + Duration::seconds(10));
+        m.purge(now + Duration::seconds(10), drop);
         assert!(m.get(&k("a"), now).is_none());
         assert_eq!(m.len(), 2);
-        m.purge(now + Duration::seconds(25));
+        m.purge(now + Duration::seconds(25), drop);
         assert_eq!(m.len(), 1);
         assert!(m.get(&k("c"), now).is_some());
         // Replacing a key moves it in the index (the old expiry is gone).
         m.insert(k("c"), (), now + Duration::seconds(100), now)
             .unwrap();
-        m.purge(now + Duration::seconds(50));
+        m.purge(now + Duration::seconds(50), drop);
         assert_eq!(m.len(), 1);
         assert_eq!(m.order.len(), 1);
         // A removed key leaves nothing behind in the index.

@@ -9,6 +9,7 @@
 
 pub mod memory;
 pub mod redis;
+mod slab;
 mod wire;
 
 use std::future::Future;
