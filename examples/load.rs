@@ -63,6 +63,8 @@ struct Args {
     attack: bool,
     slow_connections: usize,
     flood_rate: f64,
+    /// Hostile SAMLResponses a second (0: none).
+    hostile_rate: f64,
     /// Run this `fedgate` binary as its own process (`serve` with the
     /// demo's configuration) and load it instead of the in-process one, so
     /// its RSS and CPU are its own.
@@ -116,8 +118,8 @@ fn main() -> Result<(), Error> {
         },
         if args.attack {
             format!(
-                ", under attack ({} slow connections, {:.0} login starts/s, 10 hostile responses/s)",
-                args.slow_connections, args.flood_rate
+                ", under attack ({} slow connections, {:.0} login starts/s, {:.0} hostile responses/s)",
+                args.slow_connections, args.flood_rate, args.hostile_rate
             )
         } else {
             String::new()
@@ -234,6 +236,7 @@ fn parse_args() -> Result<Args, Error> {
         attack: false,
         slow_connections: 2_000,
         flood_rate: 1_000.0,
+        hostile_rate: 10.0,
         binary: None,
     };
     let mut args = std::env::args().skip(1);
@@ -249,12 +252,13 @@ fn parse_args() -> Result<Args, Error> {
             "--rate" => a.rate = value("--rate")? as f64,
             "--slow-connections" => a.slow_connections = value("--slow-connections")?,
             "--flood-rate" => a.flood_rate = value("--flood-rate")? as f64,
+            "--hostile-rate" => a.hostile_rate = value("--hostile-rate")? as f64,
             "--attack" => a.attack = true,
             "--binary" => a.binary = Some(args.next().ok_or("--binary needs a path")?),
             other => {
                 return Err(format!(
                     "unknown argument {other} (--logins N, --concurrency C, --rate R, --attack, \
-                     --slow-connections S, --flood-rate F)"
+                     --slow-connections S, --flood-rate F, --hostile-rate H)"
                 )
                 .into())
             }
@@ -673,19 +677,22 @@ mod attack {
         let base = base.to_string();
         let addr = base.trim_start_matches("http://").to_string();
 
-        // 10 hostile responses a second, alternating the two shapes, each on
-        // a new connection as a stranger would send them.
+        // `hostile_rate` hostile responses a second (10 by default),
+        // alternating the shapes, each on a new connection as a stranger
+        // would send them.
         let hostile = {
             let (stop, url) = (stop.clone(), format!("{base}/saml/contoso/acs"));
+            let rate = args.hostile_rate;
             tokio::spawn(async move {
                 let client = reqwest::Client::builder()
                     .local_address(HOSTILE)
                     .build()
                     .unwrap_or_default();
-                let mut tick = tokio::time::interval(Duration::from_millis(100));
+                let period = Duration::from_secs_f64(1.0 / rate.max(0.01));
+                let mut tick = tokio::time::interval(period);
                 let mut sent = Vec::new();
                 let mut i = 0usize;
-                while !stop.load(Ordering::Relaxed) {
+                while rate > 0.0 && !stop.load(Ordering::Relaxed) {
                     tick.tick().await;
                     let body = bodies[i % bodies.len()].clone();
                     i += 1;
