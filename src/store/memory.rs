@@ -6,11 +6,13 @@
 //! amortised O(log n) per write, never a scan of the map under the lock.
 //! Keys are 128 bits of the SHA-256 of namespace and key (never the key a
 //! client sent), expiries Unix nanoseconds, and sessions are kept in their
-//! stored form (a JSON array, `wire`), one allocation each: about 890 bytes
-//! per login for its session, its replay claim and its single-logout set
-//! together (docs/performance.md). Each map has a hard cap
-//! (`store.memory_max_entries`): at the cap a new
-//! entry is refused with `store.full` (fail closed: a replay claim is never
+//! stored form (a JSON array, `wire`). Sessions' and login states' bytes
+//! live in a [`Slab`], not in one heap allocation each, so they never pin
+//! pages of the general heap that requests come and go in: about 1.1 KB of
+//! RSS per login for its session, its replay claim and its single-logout
+//! set together, against 1.5 KB with an allocation per session
+//! (docs/performance.md). Each map has a hard cap
+//! (`store.memory_max_entries`): at the cap a new entry is refused with `store.full` (fail closed: a replay claim is never
 //! evicted to make room, that would let an assertion be used twice), and
 //! `/readyz` says not ready.
 
@@ -576,6 +578,88 @@ mod tests {
         // A removed key leaves nothing behind in the index.
         assert!(m.remove(&k("c"), now).is_some());
         assert_eq!((m.len(), m.order.len()), (0, 0));
+    }
+
+    /// The clock of [`sessions_give_their_memory_back_as_they_expire`].
+    static MOVABLE: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(1_800_000_000);
+
+    fn movable() -> OffsetDateTime {
+        let t = MOVABLE.load(std::sync::atomic::Ordering::Relaxed);
+        OffsetDateTime::from_unix_timestamp(t).unwrap()
+    }
+
+    #[tokio::test]
+    async fn sessions_give_their_memory_back_as_they_expire() {
+        let store = MemoryStore::with_clock(10_000, movable);
+        let t0 = movable();
+        let identity: crate::identity::Identity = serde_json::from_value(serde_json::json!({
+            "subject": "alice@contoso.example", "issuer": "https://sts.windows.net/c/",
+            "tenant_id": "c", "object_id": "o", "kind": "user", "source": "saml",
+            "upn": null, "email": null, "display_name": null,
+            "groups": ["0a1b2c3d-0000-4000-8000-000000000001", "0a1b2c3d-0000-4000-8000-000000000002"],
+            "groups_overage": false, "roles": [], "auth_methods": [], "mfa": true,
+            "auth_time": null, "expires_at": "2030-01-01T00:00:00Z", "token_id": null,
+            "verification": {"signed": [], "algorithm": "", "key": ""}, "attributes": {},
+        }))
+        .unwrap();
+        let session = Session::new(Some("contoso"), crate::store::AdminRight::No, identity);
+        for i in 0..2_000 {
+            let until = t0 + Duration::minutes(if i % 2 == 0 { 10 } else { 20 });
+            store
+                .put_session(&format!("s{i}"), &session, until)
+                .await
+                .unwrap();
+        }
+        let reserved = || store.sessions.lock().unwrap().slab.reserved();
+        let full = reserved();
+        let len = session.encode().unwrap().len();
+        assert!(
+            full >= 2_000 * len,
+            "{full} bytes for 2,000 sessions of {len}"
+        );
+        assert!(full < 2_000 * (len + 64) + 64 * 1024, "{full} bytes: dense");
+        let back = store.get_session("s7", t0).await.unwrap().unwrap();
+        assert_eq!(back.identity.groups, session.identity.groups);
+        // Half expired: their slots are free and taken again first; the
+        // chunks stay while the other half lives among them.
+        MOVABLE.store(
+            t0.unix_timestamp() + 15 * 60,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        for i in 0..1_000 {
+            let until = movable() + Duration::minutes(30);
+            store
+                .put_session(&format!("n{i}"), &session, until)
+                .await
+                .unwrap();
+        }
+        assert_eq!(
+            reserved(),
+            full,
+            "1,000 new sessions in the 1,000 freed slots"
+        );
+        assert!(store.get_session("s0", movable()).await.unwrap().is_none());
+        assert!(store.get_session("s1", movable()).await.unwrap().is_some());
+        // All expired: the next write purges them and the chunks go back.
+        MOVABLE.store(
+            t0.unix_timestamp() + 60 * 60,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        store
+            .put_session("last", &session, movable() + Duration::minutes(1))
+            .await
+            .unwrap();
+        assert_eq!(store.counts().1, 1);
+        assert!(
+            reserved() <= 64 * 1024,
+            "{} bytes kept for one session",
+            reserved()
+        );
+        assert!(store
+            .get_session("last", movable())
+            .await
+            .unwrap()
+            .is_some());
     }
 
     fn fixed() -> OffsetDateTime {
