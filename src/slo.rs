@@ -171,7 +171,7 @@ pub fn read(
     skew: Duration,
 ) -> Result<Received, SloError> {
     let message = binding::decode(incoming)?;
-    let doc = xml::parse(&message.xml).map_err(|e| SloError::Malformed(e.to_string()))?;
+    let doc = xml::parse_message(&message.xml).map_err(|e| SloError::Malformed(e.to_string()))?;
     let root = doc.root_element();
     let want = match message.kind {
         Kind::Request => "LogoutRequest",

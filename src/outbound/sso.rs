@@ -280,7 +280,7 @@ pub fn read(
     let (xml_text, query_signature, binding) =
         (message.xml, message.query_signature, message.binding);
     let relay_state = message.relay_state;
-    let doc = xml::parse(&xml_text).map_err(|e| SsoError::Malformed(e.to_string()))?;
+    let doc = xml::parse_message(&xml_text).map_err(|e| SsoError::Malformed(e.to_string()))?;
     let root = doc.root_element();
     if !xml::is(&root, NS_SAMLP, "AuthnRequest") {
         return Err(SsoError::Malformed(format!(

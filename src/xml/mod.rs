@@ -27,8 +27,15 @@ pub const NS_XENC: &str = "http://www.w3.org/2001/04/xmlenc#";
 
 /// How deep elements may nest. SAML responses and metadata stay under 20.
 pub const MAX_DEPTH: usize = 64;
-/// How many nodes a document may hold (a 512 KiB response holds far fewer).
+/// How many nodes a document may hold (metadata and other documents).
 pub const MAX_NODES: u32 = 200_000;
+/// How many nodes a SAML protocol message may hold ([`parse_message`]).
+/// Entra's responses hold a few hundred (150 group ids are about 450
+/// nodes); the most a response within the per-document limits can need
+/// (256 Attributes, 2,048 AttributeValues, each with its text and the white
+/// space around it) is under 7,000. A hostile message is cut off here,
+/// before its tree costs more than that: a 512 KiB body can hold 50,000.
+pub const MAX_MESSAGE_NODES: u32 = 16_384;
 
 /// Why a document was refused before anything was read from it.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -44,6 +51,10 @@ pub enum XmlError {
     /// Elements nest deeper than [`MAX_DEPTH`].
     #[error("elements nest deeper than {MAX_DEPTH} levels")]
     TooDeep,
+    /// The document holds more nodes than allowed ([`MAX_NODES`], or
+    /// [`MAX_MESSAGE_NODES`] for a SAML message).
+    #[error("the document holds more than {0} XML nodes (MAX_MESSAGE_NODES for a SAML message, MAX_NODES otherwise)")]
+    TooManyNodes(usize),
 }
 
 /// Decode bytes as UTF-8 (a leading byte-order mark is dropped).
@@ -70,6 +81,12 @@ pub fn utf8_owned(mut bytes: Vec<u8>) -> Result<String, XmlError> {
 /// ```
 pub fn parse(input: &str) -> Result<Document<'_>, XmlError> {
     Document::parse(input, MAX_NODES as usize, MAX_DEPTH)
+}
+
+/// [`parse`] for a SAML protocol message (a Response, an AuthnRequest, a
+/// logout message): at most [`MAX_MESSAGE_NODES`] nodes.
+pub fn parse_message(input: &str) -> Result<Document<'_>, XmlError> {
+    Document::parse(input, MAX_MESSAGE_NODES as usize, MAX_DEPTH)
 }
 
 /// The whole text content of an element: every descendant text node, in

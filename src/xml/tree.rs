@@ -125,7 +125,8 @@ struct Binding<'i> {
 impl<'input> Document<'input> {
     /// Parse `text`. Refused: a DOCTYPE ([`XmlError::Doctype`]), nesting
     /// deeper than `max_depth` elements ([`XmlError::TooDeep`]), more than
-    /// `max_nodes` nodes or anything not well-formed ([`XmlError::Malformed`]).
+    /// `max_nodes` nodes ([`XmlError::TooManyNodes`], as soon as the count
+    /// is passed) or anything not well-formed ([`XmlError::Malformed`]).
     pub fn parse(
         text: &'input str,
         max_nodes: usize,
@@ -137,7 +138,7 @@ impl<'input> Document<'input> {
             pos: 0,
             doc: Document {
                 text,
-                nodes: Vec::with_capacity(text.len() / 32 + 4),
+                nodes: Vec::with_capacity((text.len() / 32 + 4).min(max_nodes)),
                 attrs: Vec::with_capacity(text.len() / 128 + 4),
                 bindings: Vec::with_capacity(8),
             },
@@ -904,7 +905,7 @@ impl<'i> Parser<'i> {
     fn push_node(&mut self, kind: Kind<'i>, range: Range<usize>) -> Res<u32> {
         let id = self.doc.nodes.len();
         if id >= self.max_nodes {
-            return self.err(format_args!("more than {} nodes", self.max_nodes));
+            return Err(XmlError::TooManyNodes(self.max_nodes));
         }
         let id = id as u32;
         super::work::add(1);
@@ -1644,10 +1645,10 @@ mod tests {
         let many = format!("<r>{}</r>", "<a/>".repeat(20));
         // 22 nodes: the document node, r and 20 a.
         assert!(Document::parse(&many, 22, 64).is_ok());
-        assert!(matches!(
-            Document::parse(&many, 20, 64),
-            Err(XmlError::Malformed(_))
-        ));
+        assert_eq!(
+            Document::parse(&many, 21, 64).err(),
+            Some(XmlError::TooManyNodes(21))
+        );
         let decls: String = (0..=MAX_BINDINGS_IN_SCOPE)
             .map(|i| format!(" xmlns:p{i}=\"urn:{i}\""))
             .collect();

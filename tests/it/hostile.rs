@@ -135,10 +135,24 @@ fn the_issues_40k_id_response_is_refused_in_linear_work() {
     assert!(big.len() <= saml::DEFAULT_MAX_BYTES, "{} bytes", big.len());
     let (code, steps) = s.code_and_steps(&big);
     assert_eq!(code, "saml.limit_exceeded");
+    let err = s.verify(&big).unwrap_err();
+    assert!(err.to_string().contains("MAX_MESSAGE_NODES"), "{err}");
+    // Cut off by the parser at the node cap: half the elements (still over
+    // it) cost the same, and the work is a few steps per node allowed.
     let (_, half) = s.code_and_steps(&shapes::ids_response(20_204));
-    assert_linear("IDs (refused)", half, steps);
-    // Parse and scan: a small constant per element, whatever the count.
-    assert!(steps < 20 * 40_408, "{steps} steps for 40,408 elements");
+    assert_eq!(half, steps);
+    let cap = u64::from(fedgate::xml::MAX_MESSAGE_NODES);
+    assert!(steps <= 5 * cap, "{steps} steps for a cap of {cap} nodes");
+    // Under the cap, the ID scan refuses it, in linear work.
+    let (code, under) = s.code_and_steps(&shapes::ids_response(8_000));
+    assert_eq!(code, "saml.limit_exceeded");
+    let (_, quarter) = s.code_and_steps(&shapes::ids_response(4_000));
+    assert_linear("IDs (refused)", quarter, under);
+    assert!(s
+        .verify(&shapes::ids_response(8_000))
+        .unwrap_err()
+        .to_string()
+        .contains("MAX_IDS"));
 }
 
 // --- InclusiveNamespaces PrefixList --------------------------------------
@@ -266,6 +280,12 @@ fn attributes_and_values_up_to_the_limits_verify_and_one_more_is_refused() {
     assert_eq!(
         count(&xml, "<AttributeValue>"),
         limits::MAX_ATTRIBUTE_VALUES
+    );
+    // The largest response the limits allow stays well under the node cap.
+    let nodes = fedgate::xml::parse(&xml).unwrap().descendants().count();
+    assert!(
+        nodes < fedgate::xml::MAX_MESSAGE_NODES as usize / 2,
+        "{nodes} nodes"
     );
     let identity = s.verify(&s.sign(&xml, &id)).unwrap();
     assert_eq!(identity.groups.len(), 150);

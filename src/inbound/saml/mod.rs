@@ -207,6 +207,7 @@ impl ErrorCode for SamlError {
             SamlError::TooLarge(..) => "saml.too_large",
             SamlError::Base64(_) => "saml.base64_invalid",
             SamlError::Xml(XmlError::Doctype) => "saml.doctype_forbidden",
+            SamlError::Xml(XmlError::TooManyNodes(_)) => "saml.limit_exceeded",
             SamlError::Xml(_) => "saml.xml_malformed",
             SamlError::NotAResponse(_) => "saml.not_a_response",
             SamlError::VersionUnsupported(_) => "saml.version_unsupported",
@@ -285,7 +286,7 @@ pub fn verify(
     now: OffsetDateTime,
 ) -> Result<Identity, SamlError> {
     let text = decode_input(input, settings.max_bytes)?;
-    let doc = xml::parse(&text)?;
+    let doc = xml::parse_message(&text)?;
     verify_document(&doc, idp, settings, now)
 }
 
@@ -319,7 +320,7 @@ pub fn verify_with_window(
     now: OffsetDateTime,
 ) -> Result<Verified, SamlError> {
     let text = decode_input(input, settings.max_bytes)?;
-    let doc = xml::parse(&text)?;
+    let doc = xml::parse_message(&text)?;
     verify_parsed(&doc, idp, settings, now)
 }
 
@@ -470,7 +471,7 @@ fn verify_encrypted(
         return Err(SamlError::TooLarge(plain.len(), settings.max_bytes));
     }
     let text = String::from_utf8(plain).map_err(|_| failed())?;
-    let inner = xml::parse(&text).map_err(|_| failed())?;
+    let inner = xml::parse_message(&text).map_err(|_| failed())?;
     let inner_scan = scan_document(&inner)?;
     if inner_scan.encrypted {
         return Err(SamlError::Malformed(
