@@ -83,6 +83,54 @@ async fn refusals_carry_their_code_status_and_hint() {
         .unwrap();
     assert_eq!(resp.status(), 400);
     assert_eq!(code_in(&resp.text().await.unwrap()), "saml.form_invalid");
+    // A valid response twice in one form, or in a body that does not say
+    // it is a form: which would be meant? Refused, before any verification.
+    let valid = env.entra_response(&demo::alice(), None).unwrap();
+    for (content_type, body) in [
+        (
+            "application/x-www-form-urlencoded",
+            format!(
+                "SAMLResponse={v}&SAMLResponse={v}",
+                v = fedgate::util::urlencode(&valid)
+            ),
+        ),
+        (
+            "text/plain",
+            format!("SAMLResponse={}", fedgate::util::urlencode(&valid)),
+        ),
+        (
+            "application/x-www-form-urlencoded",
+            "SAMLResponse=%zz".into(),
+        ),
+    ] {
+        let resp = reqwest::Client::new()
+            .post(format!("{}/saml/contoso/acs", env.fedgate_url))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400, "{content_type}");
+        assert_eq!(code_in(&resp.text().await.unwrap()), "saml.form_invalid");
+    }
+    // The same response once, with a charset parameter: a login.
+    let resp = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(format!("{}/saml/contoso/acs", env.fedgate_url))
+        .header(
+            "content-type",
+            "Application/X-WWW-Form-Urlencoded; charset=UTF-8",
+        )
+        .body(format!(
+            "SAMLResponse={}&RelayState={CONSOLE_ID}",
+            fedgate::util::urlencode(&valid)
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
     // Unknown console in RelayState.
     let r = env.entra_response(&demo::alice(), None).unwrap();
     let (status, body) = env.post_to_fedgate(&r, Some("nope")).await.unwrap();
