@@ -6,8 +6,8 @@
 //! amortised O(log n) per write, never a scan of the map under the lock.
 //! Keys are 128 bits of the SHA-256 of namespace and key (never the key a
 //! client sent), expiries Unix nanoseconds, and sessions are kept in their
-//! stored form (a JSON array, `wire`). Sessions' and login states' bytes
-//! live in a [`Slab`], not in one heap allocation each, so they never pin
+//! stored form (a JSON array, `wire`). Sessions', login states' and sets'
+//! bytes live in a [`Slab`], not in one heap allocation each, so they never pin
 //! pages of the general heap that requests come and go in: about 1.1 KB of
 //! RSS per login for its session, its replay claim and its single-logout
 //! set together, against 1.5 KB with an allocation per session
@@ -136,7 +136,7 @@ impl<V> Expiring<V> {
     }
 }
 
-/// An [`Expiring`] map of values that are their own (claims, sets).
+/// An [`Expiring`] map of values that are their own (the replay claims).
 impl<V> Expiring<V> {
     /// Whether one more entry would fit at `now`.
     fn has_room(&mut self, now: OffsetDateTime) -> bool {
@@ -157,15 +157,10 @@ impl<V> Expiring<V> {
         self.put(k, v, exp);
         Ok(())
     }
-
-    /// Remove `k`, returning its value if it was alive.
-    fn remove(&mut self, k: &Key, now: OffsetDateTime) -> Option<V> {
-        self.take(k, now).and_then(|(v, alive)| alive.then_some(v))
-    }
 }
 
-/// An [`Expiring`] map whose values are bytes in a [`Slab`] (sessions and
-/// login state): every slot is freed when its entry is replaced, taken or
+/// An [`Expiring`] map whose values are bytes in a [`Slab`] (sessions,
+/// login state and sets): every slot is freed when its entry is replaced, taken or
 /// expired.
 struct Bytes {
     entries: Expiring<Slot>,
@@ -225,8 +220,35 @@ impl Bytes {
     }
 }
 
-/// A set's members, each with its expiry.
-type Members = Vec<(Box<str>, Expiry)>;
+/// A set's members ([`Store::add_member`]) in their stored form, in the
+/// slab like sessions: each member as its expiry (8 bytes), its length
+/// (4 bytes, both little-endian) and its bytes.
+fn encode_members(members: &[(&str, Expiry)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(members.iter().map(|(m, _)| 12 + m.len()).sum());
+    for (m, e) in members {
+        out.extend_from_slice(&e.to_le_bytes());
+        out.extend_from_slice(&(m.len() as u32).to_le_bytes());
+        out.extend_from_slice(m.as_bytes());
+    }
+    out
+}
+
+/// The members [`encode_members`] wrote (it is the only writer: anything
+/// else ends the list).
+fn decode_members(mut b: &[u8]) -> Vec<(&str, Expiry)> {
+    let mut out = Vec::new();
+    while b.len() >= 12 {
+        let (head, rest) = b.split_at(12);
+        let e = Expiry::from_le_bytes(head[..8].try_into().unwrap_or_default());
+        let n = u32::from_le_bytes(head[8..].try_into().unwrap_or_default()) as usize;
+        let Some(m) = rest.get(..n).and_then(|m| std::str::from_utf8(m).ok()) else {
+            break;
+        };
+        out.push((m, e));
+        b = &rest[n..];
+    }
+    out
+}
 
 /// The in-memory store.
 pub struct MemoryStore {
@@ -234,8 +256,9 @@ pub struct MemoryStore {
     /// Sessions in their stored form ([`Session::encode`]).
     sessions: Mutex<Bytes>,
     states: Mutex<Bytes>,
-    /// Sets ([`Store::add_member`]): each member with its own expiry.
-    sets: Mutex<Expiring<Members>>,
+    /// Sets ([`Store::add_member`]): each member with its own expiry
+    /// ([`encode_members`]).
+    sets: Mutex<Bytes>,
     /// The clock for writes the trait gives no `now` to (sessions, state).
     clock: fn() -> OffsetDateTime,
 }
@@ -257,7 +280,7 @@ impl MemoryStore {
             claims: Mutex::new(Expiring::new(cap)),
             sessions: Mutex::new(Bytes::new(cap)),
             states: Mutex::new(Bytes::new(cap)),
-            sets: Mutex::new(Expiring::new(cap)),
+            sets: Mutex::new(Bytes::new(cap)),
             clock: OffsetDateTime::now_utc,
         }
     }
@@ -393,20 +416,22 @@ impl Store for MemoryStore {
             let now = (self.clock)();
             let k = digest_key(ns, key);
             let mut sets = self.sets.lock().map_err(poisoned)?;
-            let mut members = sets.remove(&k, now).unwrap_or_default();
+            let stored = sets.remove(&k, now).unwrap_or_default();
             let (live, exp) = (expiry(now), expiry(expires));
             let superseded = member.split_once('>').map(|(x, _)| x);
-            members.retain(|(m, e)| *e > live && &**m != member && Some(&**m) != superseded);
-            members.push((member.into(), exp));
+            let mut members: Vec<(&str, Expiry)> = decode_members(&stored)
+                .into_iter()
+                .filter(|(m, e)| *e > live && *m != member && Some(*m) != superseded)
+                .collect();
+            members.push((member, exp));
             if members.len() > super::MAX_MEMBERS {
                 members.sort_by_key(|(_, e)| std::cmp::Reverse(*e));
                 members.truncate(super::MAX_MEMBERS);
             }
-            members.shrink_to_fit();
             let last = members.iter().map(|(_, e)| *e).max().unwrap_or(exp);
             let until =
                 OffsetDateTime::from_unix_timestamp_nanos(i128::from(last)).unwrap_or(expires);
-            sets.insert(k, members, until, now)
+            sets.insert(k, &encode_members(&members), until, now)
         })
     }
 
@@ -421,8 +446,9 @@ impl Store for MemoryStore {
             let live = expiry(now);
             Ok(sets
                 .get(&digest_key(ns, key), now)
-                .map(|m| {
-                    m.iter()
+                .map(|b| {
+                    decode_members(b)
+                        .into_iter()
                         .filter(|(_, e)| *e > live)
                         .map(|(m, _)| m.to_string())
                         .collect()
@@ -576,7 +602,7 @@ mod tests {
         assert_eq!(m.len(), 1);
         assert_eq!(m.order.len(), 1);
         // A removed key leaves nothing behind in the index.
-        assert!(m.remove(&k("c"), now).is_some());
+        assert!(m.take(&k("c"), now).is_some());
         assert_eq!((m.len(), m.order.len()), (0, 0));
     }
 
