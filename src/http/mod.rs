@@ -738,6 +738,7 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
         app.metrics.render()
             + &app.trust_metrics()
             + &app.cpu.render_metrics()
+            + &app.store.render_metrics()
             + &app.audit.render_metrics(),
     )
         .into_response()

@@ -457,6 +457,44 @@ impl Store for MemoryStore {
         })
     }
 
+    fn render_metrics(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::from(
+            "# HELP fedgate_store_entries Entries the memory store holds, by kind (expired ones not yet purged included): at fedgate_store_max_entries new ones are refused (store.full).\n\
+             # TYPE fedgate_store_entries gauge\n",
+        );
+        let mut cap = 0;
+        let mut slab = 0;
+        if let Ok(c) = self.claims.lock() {
+            let _ = writeln!(
+                out,
+                "fedgate_store_entries{{kind=\"replay_claims\"}} {}",
+                c.len()
+            );
+            cap = c.cap;
+        }
+        for (kind, m) in [
+            ("sessions", &self.sessions),
+            ("login_states", &self.states),
+            ("logout_sets", &self.sets),
+        ] {
+            if let Ok(m) = m.lock() {
+                let _ = writeln!(out, "fedgate_store_entries{{kind=\"{kind}\"}} {}", m.len());
+                slab += m.slab.reserved();
+            }
+        }
+        let _ = write!(
+            out,
+            "# HELP fedgate_store_max_entries The memory store's cap on each kind (store.memory_max_entries).\n\
+             # TYPE fedgate_store_max_entries gauge\n\
+             fedgate_store_max_entries {cap}\n\
+             # HELP fedgate_store_slab_bytes Bytes the memory store holds in its slabs for sessions, login states and sets (what is reserved, used or not).\n\
+             # TYPE fedgate_store_slab_bytes gauge\n\
+             fedgate_store_slab_bytes {slab}\n"
+        );
+        out
+    }
+
     /// Ready while every kind has room for one more entry.
     fn ready(&self) -> StoreFuture<'_, ()> {
         Box::pin(async move {
@@ -690,6 +728,32 @@ mod tests {
 
     fn fixed() -> OffsetDateTime {
         OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap()
+    }
+
+    #[tokio::test]
+    async fn metrics_count_each_kind_against_the_cap_and_the_slab_bytes() {
+        let s = MemoryStore::with_clock(1000, fixed);
+        let until = fixed() + Duration::minutes(10);
+        for i in 0..3 {
+            s.put_state("oidc", &format!("st-{i}"), &[7; 100], until)
+                .await
+                .unwrap();
+        }
+        assert!(s.claim_once("saml", "a", until, fixed()).await.unwrap());
+        s.add_member("n", "k", "m", until).await.unwrap();
+        let m = s.render_metrics();
+        for line in [
+            "fedgate_store_entries{kind=\"replay_claims\"} 1\n",
+            "fedgate_store_entries{kind=\"sessions\"} 0\n",
+            "fedgate_store_entries{kind=\"login_states\"} 3\n",
+            "fedgate_store_entries{kind=\"logout_sets\"} 1\n",
+            "fedgate_store_max_entries 1000\n",
+            // One 64 KiB chunk for the states' class (128-byte slots), one
+            // for the set's (64-byte slots).
+            &format!("fedgate_store_slab_bytes {}\n", 2 * 64 * 1024),
+        ] {
+            assert!(m.contains(line), "{line} in\n{m}");
+        }
     }
 
     #[tokio::test]

@@ -227,6 +227,13 @@ pub trait Store: Send + Sync {
 
     /// Whether the store can answer now (`/readyz`).
     fn ready(&self) -> StoreFuture<'_, ()>;
+
+    /// Prometheus lines for what the store holds (the memory store: entries
+    /// by kind against its cap, and its slab's bytes). Redis reports its
+    /// own (`INFO memory`, `dbsize`): nothing here.
+    fn render_metrics(&self) -> String {
+        String::new()
+    }
 }
 
 /// The most members a set keeps ([`Store::add_member`]): a user's sessions

@@ -124,6 +124,7 @@ pub struct Slab {
     classes: Vec<Class>,
     /// Values larger than [`MAX_SLOT`], each its own allocation.
     own: BTreeMap<u32, Box<[u8]>>,
+    own_bytes: usize,
     next_own: u32,
 }
 
@@ -132,6 +133,7 @@ impl Default for Slab {
         Slab {
             classes: slot_sizes().into_iter().map(Class::new).collect(),
             own: BTreeMap::new(),
+            own_bytes: 0,
             next_own: 0,
         }
     }
@@ -157,6 +159,7 @@ impl Slab {
                 let index = self.next_own;
                 self.next_own = self.next_own.wrapping_add(1);
                 self.own.insert(index, bytes.into());
+                self.own_bytes += bytes.len();
                 Slot {
                     class: OWN,
                     index,
@@ -179,21 +182,22 @@ impl Slab {
         match self.classes.get_mut(slot.class as usize) {
             Some(c) => c.free(slot.index),
             None => {
-                self.own.remove(&slot.index);
+                if let Some(b) = self.own.remove(&slot.index) {
+                    self.own_bytes -= b.len();
+                }
             }
         }
     }
 
     /// Bytes held in chunks and large values (what the slab costs, not
-    /// what its values use).
-    #[cfg(test)]
+    /// what its values use): one sum over the classes.
     pub fn reserved(&self) -> usize {
         let chunks: usize = self
             .classes
             .iter()
             .map(|c| c.chunks.len() * c.per_chunk * c.slot)
             .sum();
-        chunks + self.own.values().map(|b| b.len()).sum::<usize>()
+        chunks + self.own_bytes
     }
 }
 

@@ -143,6 +143,21 @@ async fn refusals_carry_their_code_status_and_hint() {
         .await
         .unwrap();
     assert!(metrics.contains("code=\"saml.replayed\"} 1"), "{metrics}");
+    // The memory store's gauges: the two logins above left their sessions.
+    let gauge = |name: &str| -> u64 {
+        let line = metrics
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_default();
+        line.rsplit(' ')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{name}: {metrics}"))
+    };
+    assert!(gauge("fedgate_store_entries{kind=\"sessions\"}") >= 2);
+    assert!(gauge("fedgate_store_entries{kind=\"replay_claims\"}") >= 2);
+    assert_eq!(gauge("fedgate_store_max_entries"), 250_000);
+    assert!(gauge("fedgate_store_slab_bytes") >= 64 * 1024);
     assert!(
         metrics.contains("fedgate_verification_seconds_count"),
         "{metrics}"
