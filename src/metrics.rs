@@ -310,6 +310,7 @@ pub struct ConnectionMetrics {
     refused: atomic::AtomicU64,
     refused_per_client: atomic::AtomicU64,
     refused_body_budget: atomic::AtomicU64,
+    head_too_large: atomic::AtomicU64,
     timeouts: [atomic::AtomicU64; 3],
 }
 
@@ -363,6 +364,11 @@ impl ConnectionMetrics {
         self.refused_body_budget.load(atomic::Ordering::Relaxed)
     }
 
+    /// A request head past `MAX_HEAD_BYTES` (answered 431 and closed).
+    pub fn head_too_large(&self) {
+        self.head_too_large.fetch_add(1, atomic::Ordering::Relaxed);
+    }
+
     pub fn timed_out(&self, kind: ConnectionTimeout) {
         self.timeouts[kind as usize].fetch_add(1, atomic::Ordering::Relaxed);
     }
@@ -395,6 +401,13 @@ impl ConnectionMetrics {
             out,
             "fedgate_requests_refused_body_budget_total {}",
             self.refused_body_budget_total()
+        );
+        out.push_str("# HELP fedgate_requests_head_too_large_total Requests whose head (request line and headers) passed 64 KiB: answered 431 and closed.\n");
+        out.push_str("# TYPE fedgate_requests_head_too_large_total counter\n");
+        let _ = writeln!(
+            out,
+            "fedgate_requests_head_too_large_total {}",
+            self.head_too_large.load(atomic::Ordering::Relaxed)
         );
         out.push_str("# HELP fedgate_connection_timeouts_total Connections closed (or answered 408) on a timeout, by kind.\n");
         out.push_str("# TYPE fedgate_connection_timeouts_total counter\n");

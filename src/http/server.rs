@@ -7,6 +7,7 @@
 //! - the body within `body_timeout_secs` (else 408 `http.body_timeout`), and
 //!   at most [`MAX_BODY_BYTES`] of it, [`MAX_SAML_BODY_BYTES`] on `/saml/…`
 //!   (else 413 `http.body_too_large`);
+//! - the request head at most [`MAX_HEAD_BYTES`] (else 431, from hyper);
 //! - the TLS handshake within `tls_handshake_timeout_secs`;
 //! - at most `max_connections` open at once, clamped below the open-file
 //!   limit: one more is accepted and closed at once, so the listen backlog
@@ -57,6 +58,14 @@ pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 /// real one. A smaller bound means a hostile document is refused before it
 /// is read, and the bytes one request holds while it is parsed are fewer.
 pub const MAX_SAML_BODY_BYTES: usize = 512 * 1024;
+
+/// The largest request head (the request line and headers): past it,
+/// hyper answers 431 and closes. Without it hyper buffers up to its read
+/// buffer's limit, about 400 KB, which a client could hold on each of its
+/// connections for the whole header timeout (256 of them: 100 MB); a
+/// browser's head with every cookie is a few KB, and nginx takes 32 KB by
+/// default.
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 
 /// The body limit of a request to `path`.
 pub fn body_limit(path: &str) -> usize {
@@ -401,6 +410,7 @@ async fn http<I>(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
+        .max_header_size(MAX_HEAD_BYTES)
         .keep_alive(true);
     let conn = builder.serve_connection(io, service);
     tokio::pin!(conn);
@@ -421,6 +431,9 @@ async fn http<I>(
                 .connections
                 .timed_out(ConnectionTimeout::Header);
             tracing::debug!(%peer, "header timeout");
+        } else if e.is_parse_too_large() {
+            open.metrics.connections.head_too_large();
+            tracing::debug!(%peer, "request head too large (431)");
         } else {
             tracing::debug!(%peer, error = %e, "connection ended with an error");
         }

@@ -95,6 +95,39 @@ async fn an_idle_keep_alive_connection_is_closed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_head_past_64_kib_is_431_and_one_of_32_kib_is_served() {
+    let env = start(&[]).await;
+    let head = |cookie_bytes: usize| {
+        format!(
+            "GET /healthz HTTP/1.1\r\nHost: fedgate\r\nCookie: c={}\r\nConnection: close\r\n\r\n",
+            "x".repeat(cookie_bytes)
+        )
+    };
+    let mut s = TcpStream::connect(addr(&env)).await.unwrap();
+    s.write_all(head(32 * 1024).as_bytes()).await.unwrap();
+    let got = read_to_close(&mut s).await;
+    assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+    // Past the cap: refused before the head is complete, and closed.
+    let mut s = TcpStream::connect(addr(&env)).await.unwrap();
+    let _ = s
+        .write_all(head(fedgate::http::server::MAX_HEAD_BYTES + 1024).as_bytes())
+        .await;
+    let got = read_to_close(&mut s).await;
+    assert!(got.starts_with("HTTP/1.1 431"), "{got}");
+    let metrics = reqwest::get(format!("{}/metrics", env.fedgate_url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("fedgate_requests_head_too_large_total 1\n"),
+        "{metrics}"
+    );
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_body_gets_408_and_an_oversize_one_413() {
     let env = start(&[]).await;
     let mut s = TcpStream::connect(addr(&env)).await.unwrap();
