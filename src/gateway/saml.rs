@@ -24,7 +24,7 @@ struct PendingRequest {
 pub async fn saml_acs(
     app: &App,
     tenant: &str,
-    saml_response: &str,
+    saml_response: String,
     relay_state: Option<&str>,
     binding: Option<&str>,
     client: Option<String>,
@@ -109,7 +109,8 @@ pub async fn saml_acs(
         pending = Some((id.to_string(), request.target));
     }
     // On the CPU pool (admission control: refused at once when it is full).
-    let (input, settings) = (saml_response.as_bytes().to_vec(), settings.into_owned());
+    // The posted value moves to the pool (no copy: a body may be 512 KiB).
+    let (input, settings) = (saml_response.into_bytes(), settings.into_owned());
     let verified = app
         .cpu
         .admit(move || saml::verify_with_window(&input, &idp, &settings, now))

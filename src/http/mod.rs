@@ -184,7 +184,10 @@ async fn acs(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    let Some(form) = AcsForm::read(&headers, &body) else {
+    let form = AcsForm::read(&headers, &body);
+    // The decoded form is all that is needed from here on.
+    drop(body);
+    let Some(form) = form else {
         // Not a SAML HTTP-POST binding form: say so with a code, as for any refusal.
         return render(&app, Outcome::Refused(gateway::Refusal::new(
             400,
@@ -195,7 +198,7 @@ async fn acs(
     let outcome = gateway::saml_acs(
         &app,
         &tenant,
-        &form.saml_response,
+        form.saml_response,
         form.relay_state.as_deref(),
         cookie(&headers, BINDING_COOKIE).as_deref(),
         Some(peer.ip().to_string()),

@@ -123,7 +123,7 @@ async fn login(app: &App, key: &SigningKey) -> String {
     let xml = entra::signed_response(&demo::alice(), &login, key).unwrap();
     use base64::Engine;
     let b64 = base64::engine::general_purpose::STANDARD.encode(xml);
-    match fedgate::gateway::saml_acs(app, "contoso", &b64, Some(CONSOLE_ID), None, None).await {
+    match fedgate::gateway::saml_acs(app, "contoso", b64, Some(CONSOLE_ID), None, None).await {
         Outcome::Deliver { .. } => "ok".into(),
         Outcome::Refused(r) => r.code.to_string(),
         other => format!("{other:?}"),
