@@ -114,12 +114,7 @@ async fn a_request_head_past_64_kib_is_431_and_one_of_32_kib_is_served() {
         .await;
     let got = read_to_close(&mut s).await;
     assert!(got.starts_with("HTTP/1.1 431"), "{got}");
-    let metrics = reqwest::get(format!("{}/metrics", env.fedgate_url))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = super::metrics_text(&env).await;
     assert!(
         metrics.contains("fedgate_requests_head_too_large_total 1\n"),
         "{metrics}"

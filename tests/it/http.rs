@@ -114,10 +114,7 @@ async fn refusals_carry_their_code_status_and_hint() {
         assert_eq!(code_in(&resp.text().await.unwrap()), "saml.form_invalid");
     }
     // The same response once, with a charset parameter: a login.
-    let resp = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
+    let resp = super::no_redirects()
         .post(format!("{}/saml/contoso/acs", env.fedgate_url))
         .header(
             "content-type",
@@ -136,12 +133,7 @@ async fn refusals_carry_their_code_status_and_hint() {
     let (status, body) = env.post_to_fedgate(&r, Some("nope")).await.unwrap();
     assert_eq!((status, code_in(&body)), (404, "console.unknown"));
     // Metrics count logins by outcome and code.
-    let metrics = reqwest::get(format!("{}/metrics", env.fedgate_url))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = super::metrics_text(&env).await;
     assert!(metrics.contains("code=\"saml.replayed\"} 1"), "{metrics}");
     // The memory store's gauges: the two logins above left their sessions.
     let gauge = |name: &str| -> u64 {
