@@ -20,41 +20,6 @@ use serde::Deserialize;
 
 use crate::gateway::{self, App, Live, Outcome};
 
-/// The HTTP-POST binding's form.
-#[derive(Debug)]
-pub struct AcsForm {
-    pub saml_response: String,
-    pub relay_state: Option<String>,
-}
-
-impl AcsForm {
-    /// The form of a post to the ACS: `application/x-www-form-urlencoded`
-    /// (parameters allowed), `SAMLResponse` once, `RelayState` at most once,
-    /// other fields ignored. `None` for anything else (fail closed: two
-    /// `SAMLResponse`s, a bad escape, a body that is not UTF-8). Read with
-    /// one pass over the body ([`crate::util::form_fields`]): a generic
-    /// form decoder took 3% of a login's CPU (docs/performance.md).
-    pub fn read(headers: &HeaderMap, body: &[u8]) -> Option<AcsForm> {
-        let form = headers
-            .get(axum::http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .is_some_and(|m| {
-                m.trim()
-                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-            });
-        if !form {
-            return None;
-        }
-        let [response, relay_state] =
-            crate::util::form_fields(body, ["SAMLResponse", "RelayState"])?;
-        Some(AcsForm {
-            saml_response: response?,
-            relay_state,
-        })
-    }
-}
-
 const SESSION_COOKIE: &str = "fedgate_session";
 use crate::gateway::login_state::BINDING_COOKIE;
 
@@ -184,7 +149,10 @@ async fn acs(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    let form = AcsForm::read(&headers, &body);
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let form = crate::binding::PostForm::read(content_type, &body, "SAMLResponse");
     // The decoded form is all that is needed from here on.
     drop(body);
     let Some(form) = form else {
@@ -198,7 +166,7 @@ async fn acs(
     let outcome = gateway::saml_acs(
         &app,
         &tenant,
-        form.saml_response,
+        form.message,
         form.relay_state.as_deref(),
         cookie(&headers, BINDING_COOKIE).as_deref(),
         Some(peer.ip().to_string()),

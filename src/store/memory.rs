@@ -7,14 +7,15 @@
 //! Keys are 128 bits of the SHA-256 of namespace and key (never the key a
 //! client sent), expiries Unix nanoseconds, and sessions are kept in their
 //! stored form (a JSON array, `wire`). Sessions', login states' and sets'
-//! bytes live in a [`Slab`], not in one heap allocation each, so they never pin
-//! pages of the general heap that requests come and go in: about 1.1 KB of
-//! RSS per login for its session, its replay claim and its single-logout
+//! bytes live in a [`Slab`], not in one heap allocation each, so they never
+//! pin pages of the general heap that requests come and go in: about 1.1 KB
+//! of RSS per login for its session, its replay claim and its single-logout
 //! set together, against 1.5 KB with an allocation per session
 //! (docs/performance.md). Each map has a hard cap
-//! (`store.memory_max_entries`): at the cap a new entry is refused with `store.full` (fail closed: a replay claim is never
-//! evicted to make room, that would let an assertion be used twice), and
-//! `/readyz` says not ready.
+//! (`store.memory_max_entries`): at the cap a new entry is refused with
+//! `store.full` (fail closed: a replay claim is never evicted to make room,
+//! that would let an assertion be used twice), and `/readyz` says not
+//! ready.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
@@ -134,17 +135,16 @@ impl<V> Expiring<V> {
     fn len(&self) -> usize {
         self.map.len()
     }
-}
 
-/// An [`Expiring`] map of values that are their own (the replay claims).
-impl<V> Expiring<V> {
-    /// Whether one more entry would fit at `now`.
+    /// Whether one more entry would fit at `now` (values that need no
+    /// freeing: the replay claims).
     fn has_room(&mut self, now: OffsetDateTime) -> bool {
         self.purge(now, drop);
         self.map.len() < self.cap
     }
 
-    /// Keep `v` under `k` until `exp`; `store.full` when at the cap.
+    /// Keep `v` under `k` until `exp`; `store.full` when at the cap
+    /// (values that need no freeing).
     fn insert(
         &mut self,
         k: Key,
@@ -160,8 +160,8 @@ impl<V> Expiring<V> {
 }
 
 /// An [`Expiring`] map whose values are bytes in a [`Slab`] (sessions,
-/// login state and sets): every slot is freed when its entry is replaced, taken or
-/// expired.
+/// login state and sets): every slot is freed when its entry is replaced,
+/// taken or expired.
 struct Bytes {
     entries: Expiring<Slot>,
     slab: Slab,
