@@ -7,7 +7,10 @@
 //! - the body within `body_timeout_secs` (else 408 `http.body_timeout`), and
 //!   at most [`MAX_BODY_BYTES`] of it, [`MAX_SAML_BODY_BYTES`] on `/saml/…`
 //!   (else 413 `http.body_too_large`);
-//! - the request head at most [`MAX_HEAD_BYTES`] (else 431, from hyper);
+//! - the request head at most [`MAX_HEAD_BYTES`] (else 431, from hyper),
+//!   and each connection's read buffer at most as large: a body is read
+//!   through it in pieces, and a kept-alive connection that posted 512 KiB
+//!   keeps 64 KiB of buffer, not hyper's 400 KB;
 //! - the TLS handshake within `tls_handshake_timeout_secs`;
 //! - at most `max_connections` open at once, clamped below the open-file
 //!   limit: one more is accepted and closed at once, so the listen backlog
@@ -64,7 +67,12 @@ pub const MAX_SAML_BODY_BYTES: usize = 512 * 1024;
 /// buffer's limit, about 400 KB, which a client could hold on each of its
 /// connections for the whole header timeout (256 of them: 100 MB); a
 /// browser's head with every cookie is a few KB, and nginx takes 32 KB by
-/// default.
+/// default. It is also the largest a connection's read buffer grows
+/// (hyper's `max_buf_size`): the buffer grows as reads fill it and is kept
+/// while the connection lives, so without the bound every connection that
+/// once posted a large body would hold ~400 KB until it closes
+/// (`scripts/kept_connections.py`: 250 such connections +90 MB, with it
+/// +19 MB).
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 
 /// The body limit of a request to `path`.
@@ -411,6 +419,8 @@ async fn http<I>(
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
         .max_header_size(MAX_HEAD_BYTES)
+        // Also bounds the read buffer a kept-alive connection holds on to.
+        .max_buf_size(MAX_HEAD_BYTES)
         .keep_alive(true);
     let conn = builder.serve_connection(io, service);
     tokio::pin!(conn);
