@@ -13,6 +13,7 @@ mod deliver;
 pub mod login_state;
 pub mod logout;
 mod oidc;
+pub mod oidc_provider;
 pub mod reload;
 mod saml;
 pub mod session;

@@ -423,8 +423,8 @@ async fn token(
         let basic = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(crate::outbound::oidc_provider::basic_credentials);
-        match crate::outbound::oidc_provider::token(&app, &form, basic, client).await {
+            .and_then(crate::gateway::oidc_provider::basic_credentials);
+        match crate::gateway::oidc_provider::token(&app, &form, basic, client).await {
             Ok(v) => axum::Json(v).into_response(),
             Err(e) => token_error(e.status, &e.error_description.clone(), e),
         }
@@ -463,16 +463,16 @@ async fn authorize(
     State(app): State<Arc<App>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    Query(q): Query<crate::outbound::oidc_provider::AuthorizeRequest>,
+    Query(q): Query<crate::gateway::oidc_provider::AuthorizeRequest>,
 ) -> Response {
-    let scope = crate::outbound::oidc_provider::budget_scope(&app, q.client_id.as_deref());
+    let scope = crate::gateway::oidc_provider::budget_scope(&app, q.client_id.as_deref());
     if let Err(r) = gateway::login_start_allowed(&app, peer.ip(), scope.as_deref()) {
         return render(&app, Outcome::Refused(r));
     }
     let session = cookie(&headers, SESSION_COOKIE);
     render(
         &app,
-        crate::outbound::oidc_provider::authorize(
+        crate::gateway::oidc_provider::authorize(
             &app,
             q,
             session.as_deref(),
@@ -497,7 +497,7 @@ async fn authorize_resume(
     let session = cookie(&headers, SESSION_COOKIE);
     render(
         &app,
-        crate::outbound::oidc_provider::resume(
+        crate::gateway::oidc_provider::resume(
             &app,
             &q.k,
             session.as_deref(),
@@ -618,10 +618,10 @@ async fn end_session(
     State(app): State<Arc<App>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    Query(q): Query<crate::outbound::oidc_provider::LogoutRequest>,
+    Query(q): Query<crate::gateway::oidc_provider::LogoutRequest>,
 ) -> Response {
     let session = cookie(&headers, SESSION_COOKIE);
-    let outcome = crate::outbound::oidc_provider::end_session(
+    let outcome = crate::gateway::oidc_provider::end_session(
         &app,
         q,
         session.as_deref(),
@@ -645,7 +645,7 @@ async fn userinfo(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    match crate::outbound::oidc_provider::userinfo(&app, bearer).await {
+    match crate::gateway::oidc_provider::userinfo(&app, bearer).await {
         Ok(v) => no_store(axum::Json(v).into_response()),
         Err(e) if e.status == 401 => {
             let mut resp = (StatusCode::UNAUTHORIZED, axum::Json(&e)).into_response();
@@ -666,7 +666,7 @@ async fn openid_configuration(State(app): State<Arc<App>>) -> Response {
     if app.has_rs256() {
         algs.push("RS256");
     }
-    axum::Json(crate::outbound::oidc_provider::discovery(
+    axum::Json(crate::gateway::oidc_provider::discovery(
         &app.config.server.public_url,
         &algs,
     ))

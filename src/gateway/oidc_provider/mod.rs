@@ -19,6 +19,11 @@
 //!   published at `/oauth2/jwks`.
 //! - Errors before the redirect URI is known to be the client's are shown
 //!   to the user, never redirected (RFC 6749 §4.1.2.1).
+//!
+//! It is a flow of the gateway (it runs policy, keeps its codes and saved
+//! requests in the store, signs users in at the tenant), so it lives in
+//! `gateway/` beside the SAML and token flows; what it hands the console
+//! (the claims of its tokens) comes from `outbound`.
 
 use std::collections::HashMap;
 
