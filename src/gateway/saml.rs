@@ -113,7 +113,7 @@ pub async fn saml_acs(
     let (input, settings) = (saml_response.into_bytes(), settings.into_owned());
     let verified = app
         .cpu
-        .admit(move || saml::verify_with_window(&input, &idp, &settings, now))
+        .admit(move || saml::verify_with_window(input, &idp, &settings, now))
         .await;
     app.metrics
         .verification_seconds(started.elapsed().as_secs_f64());

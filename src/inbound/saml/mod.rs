@@ -147,14 +147,16 @@ pub struct Verified {
 }
 
 /// [`verify`], with the assertion's acceptance window (for the ACS's
-/// replay cache).
+/// replay cache). Takes the posted value by value and lets it go once it
+/// is decoded, so a large response is not held twice while it is parsed.
 pub fn verify_with_window(
-    input: &[u8],
+    input: Vec<u8>,
     idp: &IdpMetadata,
     settings: &SamlSettings,
     now: OffsetDateTime,
 ) -> Result<Verified, SamlError> {
-    let text = decode_input(input, settings.max_bytes)?;
+    let text = decode_input(&input, settings.max_bytes)?;
+    drop(input);
     let doc = xml::parse_message(&text)?;
     verify_parsed(&doc, idp, settings, now)
 }
@@ -695,7 +697,7 @@ mod tests {
                 .unwrap();
         let settings = SamlSettings::new("https://sp/", "https://sp/acs");
         let now = crate::timefmt::parse("2026-03-02T10:01:00Z").unwrap();
-        let v = verify_with_window(signed.as_bytes(), &idp, &settings, now).unwrap();
+        let v = verify_with_window(signed.clone().into_bytes(), &idp, &settings, now).unwrap();
         // The first (checked) confirmation ends at 10:05; the latest at 11:00.
         assert_eq!(
             v.identity.expires_at,
@@ -719,7 +721,7 @@ mod tests {
         assert_ne!(with_conditions, xml);
         let signed =
             crate::xml::dsig::sign_enveloped(&with_conditions, &assertion_id, &key).unwrap();
-        let v = verify_with_window(signed.as_bytes(), &idp, &settings, now).unwrap();
+        let v = verify_with_window(signed.clone().into_bytes(), &idp, &settings, now).unwrap();
         assert_eq!(
             v.acceptable_until,
             crate::timefmt::parse("2026-03-02T12:00:00Z").unwrap()
