@@ -4,6 +4,11 @@ posted a large body and then stayed open (keep-alive), as a client holding
 its `server.max_connections_per_client` would.
 
     scripts/kept_connections.py target/release/fedgate [--connections 250] [--body-kb 500]
+    scripts/kept_connections.py target/release/fedgate --unfinished
+
+With --unfinished, each connection sends only the start of a request head
+and waits, as a slowloris client does between its bytes (fedgate closes
+them at `server.header_timeout_secs`, 10 s; the RSS is read before that).
 
 Prints the process's RSS before, with the connections open, and after they
 close. Run with MIMALLOC_PURGE_DELAY=0 (as dist/fedgate.service sets it) to
@@ -29,6 +34,7 @@ def main():
     ap.add_argument("binary")
     ap.add_argument("--connections", type=int, default=250)
     ap.add_argument("--body-kb", type=int, default=500)
+    ap.add_argument("--unfinished", action="store_true")
     args = ap.parse_args()
     demo = subprocess.Popen(
         [args.binary, "demo", "--keep"],
@@ -46,7 +52,7 @@ def main():
                 break
         if port is None:
             raise SystemExit("the demo did not print fedgate's address")
-        time.sleep(1)
+        time.sleep(5)  # the demo's own logins' memory given back first
         before = rss_mb(demo.pid)
         body = b"SAMLResponse=" + b"A" * (args.body_kb * 1000)
         head = (
@@ -55,6 +61,25 @@ def main():
             b"Content-Length: %d\r\n\r\n" % len(body)
         )
         held, statuses = [], set()
+        if args.unfinished:
+            for i in range(args.connections):
+                # 250 from each loopback address, under the per-client cap.
+                source = (f"127.0.0.{2 + i // 250}", 0)
+                s = socket.create_connection(("127.0.0.1", port), source_address=source)
+                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: a")
+                held.append(s)
+            time.sleep(1)
+            with_held = rss_mb(demo.pid)
+            for s in held:
+                s.close()
+            time.sleep(2)
+            after = rss_mb(demo.pid)
+            print(
+                f"RSS {before:.1f} MB before, {with_held:.1f} MB with {args.connections} "
+                f"connections each holding an unfinished head "
+                f"(+{with_held - before:.1f} MB), {after:.1f} MB after they closed"
+            )
+            return
         for _ in range(args.connections):
             s = socket.create_connection(("127.0.0.1", port))
             s.settimeout(10)

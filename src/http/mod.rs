@@ -3,6 +3,7 @@
 //! it means and what the admin should check.
 
 pub mod admin;
+mod first_head;
 pub mod pages;
 pub mod server;
 pub mod slo;

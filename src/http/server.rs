@@ -3,7 +3,9 @@
 //!
 //! - the request head must arrive within `header_timeout_secs`, which also
 //!   bounds a keep-alive connection waiting for its next request (hyper's
-//!   header timer starts again when a connection goes idle);
+//!   header timer starts again when a connection goes idle); on plain TCP
+//!   the first head is read by fedgate before hyper gets the connection
+//!   (`first_head`), so one that trickles holds ~6 KB, not hyper's ~25 KB;
 //! - the body within `body_timeout_secs` (else 408 `http.body_timeout`), and
 //!   at most [`MAX_BODY_BYTES`] of it, [`MAX_SAML_BODY_BYTES`] on `/saml/…`
 //!   (else 413 `http.body_too_large`);
@@ -45,6 +47,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tower::ServiceExt;
 
+use super::first_head::{self, FirstHead, Prefixed};
 use crate::gateway::{App, Live};
 use crate::metrics::ConnectionTimeout;
 use crate::metrics::Metrics;
@@ -374,7 +377,25 @@ async fn connection(
 ) {
     let _ = stream.set_nodelay(true);
     let Some(acceptor) = acceptor else {
-        return http(TokioIo::new(stream), peer, router, &limits, stop, &open).await;
+        // The first head is read here, so a connection that trickles it
+        // holds no hyper buffers meanwhile (`first_head`).
+        let first = tokio::select! {
+            r = tokio::time::timeout(limits.header_timeout, first_head::read(&stream)) => r,
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        let head = match first {
+            Ok(FirstHead::Ready(head)) => head,
+            Ok(FirstHead::Closed) => return,
+            Err(_) => {
+                open.metrics
+                    .connections
+                    .timed_out(ConnectionTimeout::Header);
+                tracing::debug!(%peer, "header timeout (first request)");
+                return;
+            }
+        };
+        let io = TokioIo::new(Prefixed::new(head, stream));
+        return http(io, peer, router, &limits, stop, &open).await;
     };
     let handshake = tokio::select! {
         r = tokio::time::timeout(limits.tls_handshake_timeout, acceptor.accept(stream)) => r,
