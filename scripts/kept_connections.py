@@ -29,6 +29,25 @@ def rss_mb(pid):
     raise RuntimeError("no VmRSS")
 
 
+def post_and_read_status(s, body_kb):
+    """POST a body_kb KB form to the ACS on s; the status line of the answer."""
+    body = b"SAMLResponse=" + b"A" * (body_kb * 1000)
+    head = (
+        b"POST /saml/contoso/acs HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"Content-Type: application/x-www-form-urlencoded\r\n"
+        b"Content-Length: %d\r\n\r\n" % len(body)
+    )
+    s.settimeout(10)
+    s.sendall(head + body)
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        answer += chunk
+    return answer.split(b"\r\n", 1)[0].decode()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("binary")
@@ -54,43 +73,15 @@ def main():
             raise SystemExit("the demo did not print fedgate's address")
         time.sleep(5)  # the demo's own logins' memory given back first
         before = rss_mb(demo.pid)
-        body = b"SAMLResponse=" + b"A" * (args.body_kb * 1000)
-        head = (
-            b"POST /saml/contoso/acs HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-            b"Content-Type: application/x-www-form-urlencoded\r\n"
-            b"Content-Length: %d\r\n\r\n" % len(body)
-        )
         held, statuses = [], set()
-        if args.unfinished:
-            for i in range(args.connections):
-                # 250 from each loopback address, under the per-client cap.
-                source = (f"127.0.0.{2 + i // 250}", 0)
-                s = socket.create_connection(("127.0.0.1", port), source_address=source)
+        for i in range(args.connections):
+            # 250 from each loopback address, under the per-client cap.
+            source = (f"127.0.0.{2 + i // 250}", 0)
+            s = socket.create_connection(("127.0.0.1", port), source_address=source)
+            if args.unfinished:
                 s.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: a")
-                held.append(s)
-            time.sleep(1)
-            with_held = rss_mb(demo.pid)
-            for s in held:
-                s.close()
-            time.sleep(2)
-            after = rss_mb(demo.pid)
-            print(
-                f"RSS {before:.1f} MB before, {with_held:.1f} MB with {args.connections} "
-                f"connections each holding an unfinished head "
-                f"(+{with_held - before:.1f} MB), {after:.1f} MB after they closed"
-            )
-            return
-        for _ in range(args.connections):
-            s = socket.create_connection(("127.0.0.1", port))
-            s.settimeout(10)
-            s.sendall(head + body)
-            answer = b""
-            while b"\r\n\r\n" not in answer:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                answer += chunk
-            statuses.add(answer.split(b"\r\n", 1)[0].decode())
+            else:
+                statuses.add(post_and_read_status(s, args.body_kb))
             held.append(s)
         time.sleep(1)
         with_held = rss_mb(demo.pid)
@@ -98,11 +89,16 @@ def main():
             s.close()
         time.sleep(2)
         after = rss_mb(demo.pid)
-        print(f"answers: {sorted(statuses)}")
+        if statuses:
+            print(f"answers: {sorted(statuses)}")
+        what = (
+            "each holding an unfinished head"
+            if args.unfinished
+            else f"kept after a {args.body_kb} KB post each"
+        )
         print(
             f"RSS {before:.1f} MB before, {with_held:.1f} MB with {args.connections} "
-            f"connections kept after a {args.body_kb} KB post each "
-            f"(+{with_held - before:.1f} MB), {after:.1f} MB after they closed"
+            f"connections {what} (+{with_held - before:.1f} MB), {after:.1f} MB after they closed"
         )
     finally:
         demo.terminate()

@@ -75,7 +75,7 @@ pub const MAX_SAML_BODY_BYTES: usize = 512 * 1024;
 /// while the connection lives, so without the bound every connection that
 /// once posted a large body would hold ~400 KB until it closes
 /// (`scripts/kept_connections.py`: 250 such connections +90 MB, with it
-/// +19 MB).
+/// +16 to +26 MB).
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 
 /// The body limit of a request to `path`.
